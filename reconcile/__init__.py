@@ -1,0 +1,54 @@
+"""reconcile: keep SMS and voice contact lists safe to message.
+
+The public API is small; the modules behind it are private in spirit.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("reconcile")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+unknown"
+
+from reconcile.changefiles import load_change_files
+from reconcile.clean import CleanOptions, CleanResult, clean_files, reconcile_file
+from reconcile.contacts import ColumnChoice, read_contacts
+from reconcile.errors import (
+    ChangeFileError,
+    ColumnError,
+    EncodingError,
+    InputError,
+    MalformedCSVError,
+    OptionError,
+    OutputError,
+    ReconcileError,
+    UnsupportedFormatError,
+)
+from reconcile.history import Coverage, History, compute_coverage
+from reconcile.verdicts import decide
+
+__all__ = [
+    "ChangeFileError",
+    "CleanOptions",
+    "CleanResult",
+    "ColumnChoice",
+    "ColumnError",
+    "Coverage",
+    "EncodingError",
+    "History",
+    "InputError",
+    "MalformedCSVError",
+    "OptionError",
+    "OutputError",
+    "ReconcileError",
+    "UnsupportedFormatError",
+    "__version__",
+    "clean_files",
+    "compute_coverage",
+    "decide",
+    "load_change_files",
+    "read_contacts",
+    "reconcile_file",
+]

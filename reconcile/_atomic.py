@@ -1,0 +1,78 @@
+"""Atomic output: every file is written to a temporary name beside it, then renamed.
+
+A crash or a full disk leaves either the previous file or nothing, never half a file.
+`OutputBatch` writes several outputs and renames them only once all are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from reconcile.errors import OutputError
+
+__all__ = ["OutputBatch"]
+
+
+class OutputBatch:
+    """Collect outputs as temporary files; `commit` renames them all into place."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+
+    def add(self, target: Path, write: Callable[[Path], None]) -> None:
+        """Write ``target``'s content with ``write(temporary_path)``."""
+        try:
+            handle, name = tempfile.mkstemp(
+                prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+            )
+        except OSError as error:
+            self.discard()
+            raise OutputError(
+                f"{target.parent}: cannot write there ({error.strerror}); "
+                "choose another folder with --out-dir."
+            ) from None
+        os.close(handle)
+        temporary = Path(name)
+        self._pending.append((temporary, target))
+        try:
+            write(temporary)
+            with temporary.open("rb+") as stream:
+                os.fsync(stream.fileno())
+        except OSError as error:
+            self.discard()
+            raise OutputError(f"{target}: cannot be written ({error.strerror}).") from None
+        except BaseException:
+            self.discard()
+            raise
+
+    def add_bytes(self, target: Path, content: bytes) -> None:
+        """Write ``content`` as ``target``."""
+        self.add(target, lambda temporary: temporary.write_bytes(content))
+
+    def commit(self) -> list[Path]:
+        """Rename every temporary file onto its target; return the targets."""
+        done: list[Path] = []
+        try:
+            for temporary, target in self._pending:
+                # mkstemp creates 0600 files; outputs get the user's usual permissions.
+                umask = os.umask(0)
+                os.umask(umask)
+                temporary.chmod(0o666 & ~umask)
+                temporary.replace(target)
+                done.append(target)
+        except OSError as error:
+            self.discard()
+            raise OutputError(f"cannot move outputs into place ({error.strerror}).") from None
+        self._pending.clear()
+        return done
+
+    def discard(self) -> None:
+        """Delete every temporary file not yet renamed."""
+        for temporary, _target in self._pending:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+        self._pending.clear()

@@ -1,0 +1,380 @@
+"""Change files (``--changes`` and ``ledger import``): API JSON pages, bare CSV, folders.
+
+A PATH is one of:
+
+- a JSON records page as the API answers it; its report id is the metadata ``reportId``
+  that the file name contains, else the file's stem;
+- a JSON metadata page (recognized by its ``reportId`` fields): coverage and operators;
+- a CSV ``destination,date,type[,newDestination]`` (a header row is optional);
+- a folder of such files (searched recursively, hidden files skipped).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from reconcile.consent import parse_utc_instants
+from reconcile.errors import ChangeFileError
+from reconcile.history import (
+    EVENT_SCHEMA,
+    EVENT_TYPES,
+    REPORT_SCHEMA,
+    History,
+)
+
+__all__ = ["load_change_files", "parse_metadata_page", "parse_records_page"]
+
+_FILE_SUFFIXES = (".json", ".csv")
+_CSV_COLUMNS = ("destination", "date", "type", "newdestination")
+_DIGITS = r"^[0-9]{7,15}$"
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Every change file named by ``paths``: files as given, folders searched."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                candidate
+                for candidate in path.rglob("*")
+                if candidate.is_file()
+                and candidate.suffix.lower() in _FILE_SUFFIXES
+                and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
+            )
+            if not found:
+                raise ChangeFileError(
+                    f"{path}: the folder holds no change files (.json API pages or .csv)."
+                )
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ChangeFileError(f"{path}: no such change file or folder.")
+    return files
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ChangeFileError(f"{path}: not UTF-8 text, so not an API JSON page.") from None
+    except OSError as error:
+        raise ChangeFileError(f"{path}: cannot read the file ({error.strerror}).") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ChangeFileError(
+            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})."
+        ) from None
+    if not isinstance(document, dict) or not isinstance(document.get("results"), list):
+        raise ChangeFileError(
+            f"{path}: not an API page: expected an object with a \"results\" list."
+        )
+    return document
+
+
+def _is_metadata(document: dict[str, Any]) -> bool:
+    results = document["results"]
+    return bool(results) and isinstance(results[0], dict) and "reportId" in results[0]
+
+
+def _text_field(name: str, records: list[Any], key: str, required: bool) -> list[str | None]:
+    """Pull one string field out of every record, refusing wrong types."""
+    values: list[str | None] = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ChangeFileError(f"{name}: results[{index}] is not an object.")
+        value = record.get(key)
+        if value is None:
+            if required:
+                raise ChangeFileError(f"{name}: results[{index}] has no {key!r}.")
+            values.append(None)
+        elif isinstance(value, str):
+            values.append(value)
+        else:
+            raise ChangeFileError(
+                f"{name}: results[{index}].{key} is {type(value).__name__} {value!r}, "
+                "expected text."
+            )
+    return values
+
+
+def _paging(name: str, document: dict[str, Any]) -> tuple[int | None, int | None]:
+    paging = document.get("paging")
+    if not isinstance(paging, dict):
+        return None, None
+    page, total = paging.get("page"), paging.get("totalPages")
+    if not (isinstance(page, int) and isinstance(total, int)) or page < 0 or total < 0:
+        raise ChangeFileError(f"{name}: \"paging\" needs whole numbers page and totalPages.")
+    return page, total
+
+
+def parse_records_page(name: str, records: list[Any], report_id: str) -> pl.DataFrame:
+    """Validate API record objects into events (without operator names)."""
+    raw = pl.DataFrame(
+        {
+            "destination": _text_field(name, records, "destination", True),
+            "date": _text_field(name, records, "date", True),
+            "type": _text_field(name, records, "type", True),
+            "newDestination": _text_field(name, records, "newDestination", False),
+        },
+        schema=dict.fromkeys(("destination", "date", "type", "newDestination"), pl.String),
+    )
+    return events_from_text(name, raw, report_id, "results[{}]", 0)
+
+
+def events_from_text(
+    name: str, raw: pl.DataFrame, report_id: str, where: str, first_index: int
+) -> pl.DataFrame:
+    """Validate text columns destination, date, type, newDestination into events.
+
+    ``where`` formats a record's index for messages (``results[{}]``, ``line {}``).
+    """
+    frame = raw.with_columns(
+        pl.col("destination").str.strip_chars(),
+        pl.col("type").str.strip_chars().str.to_uppercase(),
+        pl.col("newDestination").str.strip_chars(),
+        occurred_at=parse_utc_instants(raw.get_column("date")),
+    ).with_row_index("index")
+    checks = (
+        (~pl.col("destination").str.contains(_DIGITS).fill_null(False),
+         "destination {destination!r} is not country code and number in digits only"),
+        (pl.col("occurred_at").is_null(), "date {date!r} is not an ISO 8601 date and time"),
+        (~pl.col("type").is_in(list(EVENT_TYPES)).fill_null(False),
+         "type {type!r} is not one of " + ", ".join(EVENT_TYPES)),
+        (pl.col("newDestination").is_not_null()
+         & (pl.col("newDestination") != "")
+         & ~pl.col("newDestination").str.contains(_DIGITS).fill_null(False),
+         "newDestination {newDestination!r} is not digits only"),
+    )
+    for condition, message in checks:
+        bad = frame.filter(condition)
+        if bad.height:
+            row = bad.row(0, named=True)
+            position = where.format(int(row["index"]) + first_index)
+            raise ChangeFileError(f"{name}: {position}: " + message.format(**row) + ".")
+    return frame.select(
+        number=pl.col("destination").cast(pl.UInt64),
+        type=pl.col("type"),
+        occurred_at=pl.col("occurred_at"),
+        new_number=pl.when(pl.col("newDestination") != "")
+        .then(pl.col("newDestination"))
+        .cast(pl.UInt64),
+        report_id=pl.lit(report_id, pl.String),
+        network_id=pl.lit(None, pl.Int64),
+        network_name=pl.lit(None, pl.String),
+    )
+
+
+def parse_metadata_page(name: str, records: list[Any]) -> pl.DataFrame:
+    """Validate API report metadata objects into a report frame (status ``listed``)."""
+    network_ids: list[int | None] = []
+    for index, record in enumerate(records):
+        value = record.get("networkId") if isinstance(record, dict) else None
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ChangeFileError(f"{name}: results[{index}].networkId {value!r} is not a number.")
+        network_ids.append(value)
+    frame = pl.DataFrame(
+        {
+            "report_id": _text_field(name, records, "reportId", True),
+            "network_id": network_ids,
+            "network_name": _text_field(name, records, "networkName", False),
+            **{
+                column: parse_utc_instants(
+                    pl.Series(_text_field(name, records, key, key in ("dateFrom", "dateTo")),
+                              dtype=pl.String)
+                )
+                for column, key in (
+                    ("generated_date", "generatedDate"),
+                    ("date_from", "dateFrom"),
+                    ("date_to", "dateTo"),
+                    ("expiry_date", "expiryDate"),
+                )
+            },
+        },
+        schema_overrides={"network_id": pl.Int64},
+    ).with_row_index("index")
+    bad = frame.filter(
+        pl.col("date_from").is_null()
+        | pl.col("date_to").is_null()
+        | (pl.col("date_from") > pl.col("date_to"))
+    )
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise ChangeFileError(
+            f"{name}: results[{row['index']}] (report {row['report_id']}): dateFrom and dateTo "
+            "must be dates, dateFrom not after dateTo."
+        )
+    return frame.drop("index").with_columns(
+        status=pl.lit("listed"), records=pl.lit(0, pl.Int64), source=pl.lit(name)
+    ).select(list(REPORT_SCHEMA))
+
+
+def _read_csv_changes(path: Path) -> pl.DataFrame:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ChangeFileError(f"{path}: not UTF-8 text.") from None
+    except OSError as error:
+        raise ChangeFileError(f"{path}: cannot read the file ({error.strerror}).") from None
+    first_line = text.split("\n", 1)[0].strip().lower()
+    has_header = "destination" in first_line
+    try:
+        frame = pl.read_csv(
+            text.encode(), has_header=has_header, infer_schema=False, truncate_ragged_lines=False
+        )
+    except pl.exceptions.NoDataError:
+        return pl.DataFrame(schema=dict.fromkeys(("destination", "date", "type", "newDestination"), pl.String))
+    except pl.exceptions.PolarsError as error:
+        raise ChangeFileError(f"{path}: not a readable CSV ({str(error).splitlines()[0]}).") from None
+    if has_header:
+        names = {name.strip().lower(): name for name in frame.columns}
+        missing = [column for column in _CSV_COLUMNS[:3] if column not in names]
+        if missing:
+            raise ChangeFileError(
+                f"{path}: the header lacks {', '.join(missing)}; expected "
+                "destination,date,type[,newDestination]."
+            )
+        frame = frame.select(
+            destination=pl.col(names["destination"]),
+            date=pl.col(names["date"]),
+            type=pl.col(names["type"]),
+            newDestination=pl.col(names["newdestination"])
+            if "newdestination" in names
+            else pl.lit(None, pl.String),
+        )
+    else:
+        if frame.width not in (3, 4):
+            raise ChangeFileError(
+                f"{path}: expected the columns destination,date,type[,newDestination], "
+                f"found {frame.width} columns and no header."
+            )
+        frame.columns = list(("destination", "date", "type", "newDestination")[: frame.width])
+        if frame.width == 3:
+            frame = frame.with_columns(newDestination=pl.lit(None, pl.String))
+    return frame
+
+
+@dataclass
+class _RecordPages:
+    frames: list[pl.DataFrame] = field(default_factory=list)
+    pages: set[int] = field(default_factory=set)
+    total_pages: int | None = None
+    paged: bool = True
+    sources: list[str] = field(default_factory=list)
+
+
+def _report_id_for(path: Path, known_ids: Sequence[str]) -> str:
+    matches = [report_id for report_id in known_ids if report_id and report_id in path.name]
+    return max(matches, key=len) if matches else path.stem
+
+
+def load_change_files(paths: Sequence[Path]) -> History:
+    """Read change files into a History; raise ChangeFileError naming the file at fault."""
+    files = expand_paths(paths)
+    metadata: list[pl.DataFrame] = []
+    record_files: list[tuple[Path, dict[str, Any] | None]] = []
+    for path in files:
+        if path.suffix.lower() == ".json":
+            document = _load_json(path)
+            if _is_metadata(document):
+                metadata.append(parse_metadata_page(str(path), document["results"]))
+            else:
+                record_files.append((path, document))
+        else:
+            record_files.append((path, None))
+    reports = (
+        pl.concat(metadata).unique("report_id", keep="last", maintain_order=True)
+        if metadata
+        else pl.DataFrame(schema=REPORT_SCHEMA)
+    )
+    known_ids = reports.get_column("report_id").to_list()
+    by_report: dict[str, _RecordPages] = {}
+    for path, document in record_files:
+        report_id = _report_id_for(path, known_ids)
+        pages = by_report.setdefault(report_id, _RecordPages())
+        pages.sources.append(str(path))
+        if document is None:
+            raw = _read_csv_changes(path)
+            pages.frames.append(events_from_text(str(path), raw, report_id, "data row {}", 1))
+            pages.paged = False
+            continue
+        page, total = _paging(str(path), document)
+        pages.frames.append(parse_records_page(str(path), document["results"], report_id))
+        if page is None or total is None:
+            pages.paged = False
+        else:
+            if page in pages.pages:
+                raise ChangeFileError(f"{path}: page {page} of report {report_id} is given twice.")
+            pages.pages.add(page)
+            pages.total_pages = total if pages.total_pages is None else max(pages.total_pages, total)
+    return _assemble(reports, by_report, [str(path) for path in files])
+
+
+def _assemble(reports: pl.DataFrame, by_report: dict[str, _RecordPages], sources: list[str]) -> History:
+    warnings: list[str] = []
+    events_parts: list[pl.DataFrame] = []
+    statuses: dict[str, tuple[str, int, str]] = {}
+    for report_id, pages in by_report.items():
+        events = pl.concat(pages.frames) if pages.frames else pl.DataFrame(schema=EVENT_SCHEMA)
+        events_parts.append(events)
+        missing: list[int] = []
+        if pages.paged and pages.total_pages is not None:
+            missing = sorted(set(range(pages.total_pages)) - pages.pages)
+        status = "complete"
+        if missing:
+            status = "incomplete"
+            shown = ", ".join(str(page) for page in missing[:5])
+            warnings.append(
+                f"report {report_id}: record page(s) {shown} of {pages.total_pages} missing; "
+                "its events are used but it does not count as coverage"
+            )
+        statuses[report_id] = (status, events.height, "; ".join(pages.sources))
+    known = set(reports.get_column("report_id").to_list())
+    status_frame = pl.DataFrame(
+        {
+            "report_id": list(statuses),
+            "found_status": [value[0] for value in statuses.values()],
+            "found_records": [value[1] for value in statuses.values()],
+            "found_source": [value[2] for value in statuses.values()],
+        },
+        schema={"report_id": pl.String, "found_status": pl.String,
+                "found_records": pl.Int64, "found_source": pl.String},
+    )
+    reports = (
+        reports.join(status_frame, on="report_id", how="left")
+        .with_columns(
+            status=pl.coalesce("found_status", "status"),
+            records=pl.coalesce("found_records", "records"),
+            source=pl.coalesce("found_source", "source"),
+        )
+        .select(list(REPORT_SCHEMA))
+    )
+    assumed = status_frame.filter(~pl.col("report_id").is_in(list(known))).select(
+        "report_id",
+        network_id=pl.lit(None, pl.Int64),
+        network_name=pl.lit(None, pl.String),
+        generated_date=pl.lit(None, EVENT_SCHEMA["occurred_at"]),
+        date_from=pl.lit(None, EVENT_SCHEMA["occurred_at"]),
+        date_to=pl.lit(None, EVENT_SCHEMA["occurred_at"]),
+        expiry_date=pl.lit(None, EVENT_SCHEMA["occurred_at"]),
+        status=pl.when(pl.col("found_status") == "complete")
+        .then(pl.lit("assumed"))
+        .otherwise(pl.col("found_status")),
+        records=pl.col("found_records"),
+        source=pl.col("found_source"),
+    )
+    reports = pl.concat([reports, assumed])
+    events = (
+        pl.concat(events_parts) if events_parts else pl.DataFrame(schema=EVENT_SCHEMA)
+    ).drop(["network_id", "network_name"])
+    events = events.join(
+        reports.select("report_id", "network_id", "network_name"), on="report_id", how="left"
+    ).select(list(EVENT_SCHEMA))
+    return History(events=events, reports=reports, sources=sources, warnings=warnings)

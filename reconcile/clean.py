@@ -1,0 +1,246 @@
+"""`reconcile clean` as a library: read contact files, decide, write the outputs.
+
+`clean_files` reads and decides every file first and writes nothing until all of them
+succeeded; the outputs are then written as temporary files and renamed together.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from reconcile._atomic import OutputBatch
+from reconcile.consent import parse_consent, validate_timezone
+from reconcile.contacts import (
+    ColumnChoice,
+    ContactTable,
+    csv_cleaned_bytes,
+    read_contacts,
+    write_xlsx_cleaned,
+)
+from reconcile.errors import OutputError
+from reconcile.history import Coverage, History
+from reconcile.phones import normalize_phones, validate_region
+from reconcile.reports import changes_csv_bytes
+from reconcile.verdicts import (
+    ACTIONS,
+    DEFAULT_ACTIONS,
+    DROPPED_ACTIONS,
+    VERDICTS,
+    decide,
+)
+
+__all__ = ["CleanOptions", "CleanResult", "clean_files", "output_paths", "reconcile_file"]
+
+STALE_AFTER = timedelta(days=3)
+FLAG_COLUMNS = {
+    "reconcile_verdict": "verdict",
+    "reconcile_action": "action",
+    "reconcile_reason": "reason",
+    "reconcile_phone_e164": "phone_e164",
+    "reconcile_event_date": "event_date",
+    "reconcile_suggested_number": "suggested_number",
+}
+
+
+@dataclass(frozen=True)
+class CleanOptions:
+    """Everything `reconcile clean` can be told."""
+
+    columns: ColumnChoice = field(default_factory=ColumnChoice)
+    mode: Literal["strip", "flag"] = "strip"
+    actions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ACTIONS))
+    default_region: str = "US"
+    consent_timezone: str = "UTC"
+    consent_format: str | None = None
+    sheet: str | None = None
+    encoding: str | None = None
+    out_dir: Path | None = None
+    force: bool = False
+
+    def validate(self) -> None:
+        validate_region(self.default_region)
+        validate_timezone(self.consent_timezone)
+        assert set(self.actions) == set(VERDICTS)
+        assert set(self.actions.values()) <= set(ACTIONS)
+
+
+@dataclass
+class CleanResult:
+    """One contact file reconciled: the table, every row's decision, and the outputs."""
+
+    table: ContactTable
+    decisions: pl.DataFrame
+    coverage: Coverage
+    options: CleanOptions
+    cleaned_path: Path
+    changes_path: Path
+    warnings: list[str]
+
+    @property
+    def keep(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        return (~self.decisions.get_column("action").is_in(list(DROPPED_ACTIONS))).to_numpy()
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, coverage, outputs and warnings, as plain JSON-ready values."""
+        verdicts = Counter(self.decisions.get_column("verdict").to_list())
+        actions = Counter(self.decisions.get_column("action").to_list())
+        rows = self.decisions.height
+        return {
+            "input": str(self.table.path),
+            "sheet": self.table.sheet,
+            "rows": rows,
+            "blank_rows_skipped": self.table.blank_rows,
+            "kept": actions["keep"] + actions["review"],
+            "removed": actions["remove"],
+            "suppressed": actions["suppress"],
+            "review": actions["review"],
+            "verdicts": {verdict: verdicts[verdict] for verdict in VERDICTS},
+            "actions": {action: actions[action] for action in ACTIONS},
+            "columns": {
+                "phone": self.table.phone_column,
+                "consent": self.table.consent_column,
+                "id": self.table.id_column,
+            },
+            "mode": self.options.mode,
+            "coverage": {
+                "start": _iso(self.coverage.start),
+                "end": _iso(self.coverage.end),
+            },
+            "outputs": {"cleaned": str(self.cleaned_path), "changes": str(self.changes_path)},
+            "warnings": self.warnings,
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
+
+
+def output_paths(path: Path, out_dir: Path | None) -> tuple[Path, Path]:
+    """``NAME.cleaned.EXT`` and ``NAME.changes.csv`` beside the input or in ``out_dir``."""
+    folder = out_dir if out_dir is not None else path.parent
+    suffix = ".xlsx" if path.suffix.lower() == ".xlsm" else path.suffix
+    return folder / f"{path.stem}.cleaned{suffix}", folder / f"{path.stem}.changes.csv"
+
+
+def reconcile_file(
+    path: Path, history: History, options: CleanOptions, now: datetime
+) -> CleanResult:
+    """Read one contact file and decide every row; nothing is written."""
+    table = read_contacts(
+        path, options.columns, sheet=options.sheet, encoding=options.encoding
+    )
+    values = table.values
+    phones = normalize_phones(values.get_column("phone"), options.default_region)
+    consent = parse_consent(
+        values.get_column("consent"), options.consent_timezone, options.consent_format
+    )
+    contacts = pl.concat([values, phones, consent], how="horizontal")
+    coverage = history.coverage()
+    decisions = decide(contacts, history.events, coverage.start, options.actions)
+    cleaned, changes = output_paths(path, options.out_dir)
+    return CleanResult(
+        table=table,
+        decisions=decisions,
+        coverage=coverage,
+        options=options,
+        cleaned_path=cleaned,
+        changes_path=changes,
+        warnings=_warnings(history, coverage, now),
+    )
+
+
+def _warnings(history: History, coverage: Coverage, now: datetime) -> list[str]:
+    warnings = list(history.warnings)
+    if coverage.end is not None and now - coverage.end > STALE_AFTER:
+        age = (now - coverage.end).days
+        warnings.append(
+            f"the history is stale: it ends {coverage.end:%Y-%m-%d} ({age} days ago); "
+            "run `reconcile fetch`"
+        )
+    for operator in coverage.operators:
+        for gap_start, gap_end in operator.gaps:
+            warnings.append(
+                f"gap in {operator.network}'s history from {gap_start:%Y-%m-%d} to "
+                f"{gap_end:%Y-%m-%d}: a deactivation then would be missed"
+            )
+    warnings.extend(note for note in coverage.notes if "not complete" in note)
+    return warnings
+
+
+def _check_targets(paths: Sequence[Path], options: CleanOptions) -> None:
+    inputs = {path.resolve() for path in paths}
+    seen: dict[Path, Path] = {}
+    existing: list[str] = []
+    for path in paths:
+        for target in output_paths(path, options.out_dir):
+            resolved = target.resolve()
+            if resolved in inputs:
+                raise OutputError(f"{target}: the output would overwrite an input; rename the input.")
+            if resolved in seen:
+                raise OutputError(
+                    f"{seen[resolved]} and {path} would both write {target}; "
+                    "clean them into different --out-dir folders."
+                )
+            seen[resolved] = path
+            if target.exists() and not options.force:
+                existing.append(str(target))
+    if existing:
+        shown = ", ".join(existing[:3]) + (" …" if len(existing) > 3 else "")
+        raise OutputError(f"output already exists: {shown}; pass --force to replace it.")
+
+
+def _flag_extra(decisions: pl.DataFrame) -> pl.DataFrame:
+    return decisions.select(
+        [pl.col(source).alias(name) for name, source in FLAG_COLUMNS.items()]
+    )
+
+
+def _write(result: CleanResult, batch: OutputBatch) -> None:
+    table = result.table
+    extra = _flag_extra(result.decisions) if result.options.mode == "flag" else None
+    keep = (
+        np.ones(result.decisions.height, dtype=bool)
+        if result.options.mode == "flag"
+        else result.keep
+    )
+    if table.kind == "csv":
+        batch.add_bytes(result.cleaned_path, csv_cleaned_bytes(table, keep, extra))
+    else:
+        batch.add(
+            result.cleaned_path,
+            lambda temporary: write_xlsx_cleaned(table, keep, extra, temporary),
+        )
+    batch.add_bytes(result.changes_path, changes_csv_bytes(result.decisions))
+
+
+def clean_files(
+    paths: Sequence[Path], history: History, options: CleanOptions, now: datetime
+) -> list[CleanResult]:
+    """Reconcile every file, then write all outputs; on any error nothing is written."""
+    options.validate()
+    if options.out_dir is not None:
+        try:
+            options.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(
+                f"--out-dir {options.out_dir}: cannot create the folder ({error.strerror})."
+            ) from None
+    _check_targets(paths, options)
+    results = [reconcile_file(path, history, options, now) for path in paths]
+    batch = OutputBatch()
+    try:
+        for result in results:
+            _write(result, batch)
+    except BaseException:
+        batch.discard()
+        raise
+    batch.commit()
+    return results

@@ -1,0 +1,179 @@
+"""Consent cells to consent boundaries: the UTC instant from which consent holds.
+
+ISO 8601 dates and timestamps (``T`` or space, optional seconds and fraction, ``Z``,
+``±HH:MM`` or ``±HHMM``) and US month-first ``M/D/YYYY`` with an optional ``h:mm[:ss]``
+and ``AM``/``PM`` (Salesforce, HubSpot) are parsed with polars expressions. A date
+without a time is the start of that day; values without an offset are in the consent
+time zone. Impossible dates, times and offsets are unparseable, never guessed.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+
+import polars as pl
+
+from reconcile.errors import OptionError
+
+__all__ = [
+    "MISSING",
+    "PARSED",
+    "UNPARSEABLE",
+    "parse_consent",
+    "parse_utc_instants",
+    "validate_timezone",
+]
+
+PARSED = "parsed"
+MISSING = "missing"
+UNPARSEABLE = "unparseable"
+
+_ISO = (
+    r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
+    r"(?:[T ]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]{1,9}))?)?)?"
+    r"\s*(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?$"
+)
+_US = (
+    r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})"
+    r"(?:,?\s+([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?\s*(AM|PM|A\.M\.|P\.M\.)?)?$"
+)
+_UTC = pl.Datetime("us", "UTC")
+
+
+def validate_timezone(name: str) -> str:
+    """Return ``name`` if it is an IANA time zone, else raise OptionError."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise OptionError(
+            f"--consent-timezone {name!r} is not a time zone name "
+            "(use an IANA name such as UTC or America/New_York)."
+        ) from None
+    return name
+
+
+def _pad(expr: pl.Expr, width: int) -> pl.Expr:
+    return expr.str.zfill(width)
+
+
+def _assemble(
+    year: pl.Expr, month: pl.Expr, day: pl.Expr, hour: pl.Expr, minute: pl.Expr, second: pl.Expr
+) -> pl.Expr:
+    """Canonical ``YYYY-MM-DD HH:MM:SS`` text to strptime; impossible values give null."""
+    return pl.concat_str(
+        [
+            year, pl.lit("-"), _pad(month, 2), pl.lit("-"), _pad(day, 2), pl.lit(" "),
+            _pad(hour.fill_null("0"), 2), pl.lit(":"), _pad(minute.fill_null("0"), 2),
+            pl.lit(":"), _pad(second.fill_null("0"), 2),
+        ]
+    ).str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
+
+
+def _localize(naive: pl.Expr, timezone: str) -> pl.Expr:
+    # An ambiguous wall time (the repeated DST hour) takes its earlier instant: an earlier
+    # boundary lets more events count as after consent, the safe side. A wall time that
+    # never existed (the skipped hour) is unparseable rather than guessed.
+    return naive.dt.replace_time_zone(
+        timezone, ambiguous="earliest", non_existent="null"
+    ).dt.convert_time_zone("UTC")
+
+
+def _iso_boundary(text: pl.Expr, timezone: str) -> pl.Expr:
+    parts = text.str.extract_groups(_ISO)
+    year, month, day, hour, minute, second, fraction, offset = (
+        parts.struct.field(str(index)) for index in range(1, 9)
+    )
+    naive = _assemble(year, month, day, hour, minute, second)
+    # Fractions beyond microseconds are cut, which moves the boundary earlier (safe side).
+    micros = fraction.str.slice(0, 6).str.pad_end(6, "0").cast(pl.Int64, strict=False).fill_null(0)
+    naive = naive + pl.duration(microseconds=micros)
+    digits = offset.str.replace_all(r"[^0-9]", "")
+    offset_hours = digits.str.slice(0, 2).cast(pl.Int64, strict=False)
+    offset_minutes = digits.str.slice(2, 2).cast(pl.Int64, strict=False).fill_null(0)
+    sign = pl.when(offset.str.starts_with("-")).then(-1).otherwise(1)
+    offset_total = pl.when(offset == "Z").then(0).otherwise(
+        sign * (offset_hours * 60 + offset_minutes)
+    )
+    offset_valid = (offset == "Z") | ((offset_hours <= 23) & (offset_minutes <= 59))
+    with_offset = (naive - pl.duration(minutes=offset_total)).dt.replace_time_zone("UTC")
+    return (
+        pl.when(offset.is_null())
+        .then(_localize(naive, timezone))
+        .when(offset_valid)
+        .then(with_offset)
+    )
+
+
+def _us_boundary(text: pl.Expr, timezone: str) -> pl.Expr:
+    parts = text.str.extract_groups(_US)
+    month, day, year, hour, minute, second, meridiem = (
+        parts.struct.field(str(index)) for index in range(1, 8)
+    )
+    hour_number = hour.cast(pl.Int64, strict=False)
+    is_pm = meridiem.str.starts_with("P")
+    hour_24 = (
+        pl.when(meridiem.is_null())
+        .then(hour_number)
+        .when((hour_number < 1) | (hour_number > 12))
+        .then(None)  # "0:30 AM", "13:00 PM": not a 12-hour time
+        .when(hour_number == 12)
+        .then(pl.when(is_pm).then(12).otherwise(0))
+        .otherwise(pl.when(is_pm).then(hour_number + 12).otherwise(hour_number))
+    )
+    hour_text = pl.when(hour.is_null()).then(None).otherwise(hour_24.cast(pl.String))
+    naive = _assemble(year, month, day, hour_text, minute, second)
+    invalid_meridiem = hour.is_not_null() & meridiem.is_not_null() & hour_24.is_null()
+    return pl.when(invalid_meridiem).then(None).otherwise(_localize(naive, timezone))
+
+
+def _custom_boundary(text: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
+    parsed = text.str.strptime(pl.Datetime("us"), fmt, strict=False)
+    if "%z" in fmt or "%:z" in fmt or "%#z" in fmt:
+        return parsed.dt.convert_time_zone("UTC")
+    return _localize(parsed, timezone)
+
+
+def parse_consent(
+    raw: pl.Series, timezone: str = "UTC", consent_format: str | None = None
+) -> pl.DataFrame:
+    """Parse consent cells.
+
+    Returns ``consent_boundary`` (UTC datetime, null when missing or unparseable) and
+    ``consent_status`` (``parsed``, ``missing`` or ``unparseable``), one row per input.
+    """
+    validate_timezone(timezone)
+    frame = pl.DataFrame({"raw": raw.cast(pl.String)})
+    text = pl.col("raw").str.strip_chars().str.to_uppercase()
+    frame = frame.with_columns(text=text)
+    candidates = [_iso_boundary(pl.col("text"), timezone)]
+    if consent_format is not None:
+        # A custom format is tried first; ISO stays as the unambiguous fallback, but
+        # month-first US dates do not (a day-first file would be misread silently).
+        candidates.insert(0, _custom_boundary(pl.col("raw").str.strip_chars(), consent_format, timezone))
+    else:
+        candidates.append(_us_boundary(pl.col("text"), timezone))
+    try:
+        frame = frame.with_columns(boundary=pl.coalesce(candidates).cast(_UTC))
+    except pl.exceptions.PolarsError as error:
+        raise OptionError(
+            f"--consent-format {consent_format!r} cannot be used: {error}".splitlines()[0]
+        ) from None
+    empty = pl.col("text").is_null() | (pl.col("text") == "")
+    return frame.select(
+        consent_boundary=pl.col("boundary"),
+        consent_status=pl.when(empty)
+        .then(pl.lit(MISSING))
+        .when(pl.col("boundary").is_null())
+        .then(pl.lit(UNPARSEABLE))
+        .otherwise(pl.lit(PARSED)),
+    )
+
+
+def parse_utc_instants(raw: pl.Series) -> pl.Series:
+    """ISO 8601 dates or timestamps to UTC datetimes (null where unparseable).
+
+    API metadata dates come both as ``2024-03-19`` and ``2024-03-19T00:00:00Z``, record
+    dates as ``2024-03-05T11:00:00.000+0000``: all are read as UTC.
+    """
+    frame = pl.DataFrame({"text": raw.cast(pl.String).str.strip_chars().str.to_uppercase()})
+    return frame.select(_iso_boundary(pl.col("text"), "UTC").cast(_UTC)).to_series()

@@ -1,0 +1,65 @@
+"""The one exception tree of reconcile; the CLI turns it into one line and exit 1.
+
+    ReconcileError                  anything reconcile reports to its user
+    ├── InputError                  a contact file cannot be used as given
+    │   ├── UnsupportedFormatError  .xls, .ods, or not a CSV/XLSX at all
+    │   ├── EncodingError           neither UTF-8 nor Windows-1252 (hint: --encoding)
+    │   ├── MalformedCSVError       ragged rows, stray quotes, NUL bytes (names the line)
+    │   └── ColumnError             unknown, ambiguous or duplicate column (lists the columns)
+    ├── ChangeFileError             a change file (--changes) cannot be read
+    ├── OptionError                 an option value that cannot work (time zone, region)
+    └── OutputError                 an output exists (hint: --force) or cannot be written
+
+Every message is a full sentence that names the file, row or column at fault and,
+where there is one, what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChangeFileError",
+    "ColumnError",
+    "EncodingError",
+    "InputError",
+    "MalformedCSVError",
+    "OptionError",
+    "OutputError",
+    "ReconcileError",
+    "UnsupportedFormatError",
+]
+
+
+class ReconcileError(Exception):
+    """Base of every error reconcile reports to its user."""
+
+
+class InputError(ReconcileError):
+    """A contact file cannot be used as given."""
+
+
+class UnsupportedFormatError(InputError):
+    """The file is not a CSV or an XLSX workbook reconcile can read."""
+
+
+class EncodingError(InputError):
+    """The file is neither UTF-8 nor Windows-1252 text."""
+
+
+class MalformedCSVError(InputError):
+    """The CSV breaks its own structure: ragged rows, stray quotes, NUL bytes."""
+
+
+class ColumnError(InputError):
+    """A column named by an option (or guessed) is missing, ambiguous or duplicated."""
+
+
+class ChangeFileError(ReconcileError):
+    """A change file given with --changes cannot be read."""
+
+
+class OptionError(ReconcileError):
+    """An option value that cannot work."""
+
+
+class OutputError(ReconcileError):
+    """An output file exists already or cannot be written."""

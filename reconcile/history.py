@@ -1,0 +1,186 @@
+"""The operator history reconcile reasons over: events, report metadata and coverage.
+
+`History` is what both the ledger and change files (`--changes`) produce, and what the
+verdicts consume. Coverage is computed here, purely, from the report metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+
+__all__ = [
+    "ACTIVATION",
+    "DEACTIVATION",
+    "EVENT_SCHEMA",
+    "EVENT_TYPES",
+    "REACTIVATION",
+    "REPORT_SCHEMA",
+    "SUSPENSION",
+    "Coverage",
+    "History",
+    "OperatorCoverage",
+    "compute_coverage",
+    "empty_events",
+    "empty_reports",
+]
+
+DEACTIVATION = "DEACTIVATION"
+ACTIVATION = "ACTIVATION"
+SUSPENSION = "SUSPENSION"
+REACTIVATION = "REACTIVATION"
+EVENT_TYPES = (DEACTIVATION, ACTIVATION, SUSPENSION, REACTIVATION)
+
+_UTC = pl.Datetime("us", "UTC")
+EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "number": pl.UInt64(),
+    "type": pl.String(),
+    "occurred_at": _UTC,
+    "new_number": pl.UInt64(),
+    "report_id": pl.String(),
+    "network_id": pl.Int64(),
+    "network_name": pl.String(),
+}
+# status: complete (metadata and every record page), incomplete (pages missing),
+# listed (metadata only: never fetched), assumed (records without metadata).
+REPORT_SCHEMA: dict[str, pl.DataType] = {
+    "report_id": pl.String(),
+    "network_id": pl.Int64(),
+    "network_name": pl.String(),
+    "generated_date": _UTC,
+    "date_from": _UTC,
+    "date_to": _UTC,
+    "expiry_date": _UTC,
+    "status": pl.String(),
+    "records": pl.Int64(),
+    "source": pl.String(),
+}
+
+
+def empty_events() -> pl.DataFrame:
+    """An event frame with no rows."""
+    return pl.DataFrame(schema=EVENT_SCHEMA)
+
+
+def empty_reports() -> pl.DataFrame:
+    """A report metadata frame with no rows."""
+    return pl.DataFrame(schema=REPORT_SCHEMA)
+
+
+@dataclass(frozen=True)
+class OperatorCoverage:
+    """What the history covers for one operator."""
+
+    network: str
+    start: datetime
+    end: datetime
+    reports: int
+    gaps: list[tuple[datetime, datetime]]
+    assumed: bool
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The span ``[start, end)`` the history covers, per operator detail and notes."""
+
+    start: datetime | None
+    end: datetime | None
+    operators: list[OperatorCoverage]
+    notes: list[str]
+
+    @property
+    def empty(self) -> bool:
+        return self.start is None
+
+
+@dataclass
+class History:
+    """Events and report metadata, from the ledger or from change files."""
+
+    events: pl.DataFrame
+    reports: pl.DataFrame
+    sources: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def coverage(self) -> Coverage:
+        return compute_coverage(self.reports, self.events)
+
+
+def _spans(reports: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """One span per report that counts for coverage: complete or assumed."""
+    complete = reports.filter(pl.col("status") == "complete").select(
+        "report_id", "network_name", start="date_from", end="date_to", assumed=pl.lit(False)
+    )
+    assumed_ids = reports.filter(pl.col("status") == "assumed").get_column("report_id")
+    assumed = (
+        events.filter(pl.col("report_id").is_in(assumed_ids.implode()))
+        .group_by("report_id")
+        .agg(
+            network_name=pl.col("network_name").first(),
+            start=pl.col("occurred_at").min(),
+            end=pl.col("occurred_at").max(),
+        )
+        .with_columns(assumed=pl.lit(True))
+        .select("report_id", "network_name", "start", "end", "assumed")
+    )
+    return pl.concat([complete, assumed]).with_columns(
+        pl.col("network_name").fill_null("(operator not named)")
+    )
+
+
+def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame) -> Coverage:
+    """Coverage of the history: overall span, and per operator span, reports and gaps.
+
+    Complete reports cover ``[date_from, date_to)``; reports known only from their
+    records are assumed to cover from their earliest event to their latest. Gaps are
+    the holes inside one operator's span, including reports listed but never fetched.
+    """
+    spans = _spans(reports, events).drop_nulls(["start", "end"])
+    notes: list[str] = []
+    if spans.height == 0:
+        return Coverage(None, None, [], ["no history: every consent is unverified"])
+    operators: list[OperatorCoverage] = []
+    for (network,), group in spans.sort("start").group_by("network_name", maintain_order=True):
+        gaps: list[tuple[datetime, datetime]] = []
+        reach: datetime | None = None
+        for start, end in group.select("start", "end").iter_rows():
+            if reach is not None and start > reach:
+                gaps.append((reach, start))
+            reach = end if reach is None else max(reach, end)
+        operators.append(
+            OperatorCoverage(
+                network=str(network),
+                start=group.get_column("start").min(),  # type: ignore[arg-type]
+                end=group.get_column("end").max(),  # type: ignore[arg-type]
+                reports=group.height,
+                gaps=gaps,
+                assumed=bool(group.get_column("assumed").any()),
+            )
+        )
+    assumed = spans.filter(pl.col("assumed"))
+    if assumed.height:
+        notes.append(
+            f"{assumed.height} change file(s) without report metadata are assumed to cover "
+            "from their earliest event"
+        )
+    for report_id, network, date_from, date_to in (
+        reports.filter(pl.col("status").is_in(["listed", "incomplete"]))
+        .select("report_id", "network_name", "date_from", "date_to")
+        .iter_rows()
+    ):
+        notes.append(
+            f"report {report_id} ({network or 'operator not named'}, "
+            f"{_day(date_from)} to {_day(date_to)}) is not complete: a gap in the history"
+        )
+    return Coverage(
+        start=spans.get_column("start").min(),  # type: ignore[arg-type]
+        end=spans.get_column("end").max(),  # type: ignore[arg-type]
+        operators=operators,
+        notes=notes,
+    )
+
+
+def _day(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d") if moment is not None else "?"

@@ -1,0 +1,172 @@
+"""Phone normalization: raw CRM cells to E.164 (text) and an unsigned integer key.
+
+The fast path is a handful of polars expressions: it settles every North American
+number (the `+1` NANP structure: 10 digits, area code and exchange starting 2-9) and
+every malformed cell. Only numbers with another country code, or national numbers of a
+non-NANP default region, are handed to `phonenumbers`, once per distinct value.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+import polars as pl
+
+from reconcile.errors import OptionError
+
+__all__ = ["normalize_phones", "validate_region"]
+
+# Extension markers CRMs write after the number: "x12", "ext. 12", "extension 12", "#12".
+_EXTENSION = r"\s*(?:;\s*ext=|ext(?:ension)?\.?|x|#)\s*[0-9]{1,7}\s*$"
+# What Excel does to a long number in a CSV: 4.15555E+09 (the digits are gone).
+_SCIENTIFIC = r"^[0-9](?:[.,][0-9]+)?e\+?[0-9]+$"
+# A numeric cell rendered as a float: 4155550123.0 (the ".0" is not a digit of the number).
+_FLOAT_TAIL = r"^([0-9]+)\.0+$"
+# Characters a written phone number may hold once the extension is gone.
+_ALLOWED = r"^\+?[0-9\s().\-/]*$"
+
+_NANP_REGIONS = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(1, ()))
+_MAX_E164_DIGITS = 15
+
+
+def validate_region(region: str) -> str:
+    """Return the upper-cased region code, or raise OptionError for an unknown one."""
+    code = region.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise OptionError(
+            f"--default-region {region!r} is not a region code phonenumbers knows "
+            "(use a two-letter code such as US, CA, GB)."
+        )
+    return code
+
+
+def _nanp_ok(digits: pl.Expr) -> pl.Expr:
+    """True where an 11-digit string starting with 1 has the NANP structure."""
+    return (
+        (digits.str.len_bytes() == 11)
+        & digits.str.starts_with("1")
+        & digits.str.slice(1, 1).is_in(list("23456789"))
+        & digits.str.slice(4, 1).is_in(list("23456789"))
+    )
+
+
+def normalize_phones(raw: pl.Series, default_region: str = "US") -> pl.DataFrame:
+    """Normalize raw phone cells.
+
+    Returns one row per input with ``phone_e164`` (``+14155550123``), ``phone_key``
+    (UInt64, the E.164 digits) and ``phone_error`` (why a cell is not a valid number;
+    null when it is). All three are null/valid together: a key exists iff no error.
+    """
+    region = validate_region(default_region)
+    national_is_nanp = region in _NANP_REGIONS
+    frame = pl.DataFrame({"raw": raw.cast(pl.String)})
+
+    text = pl.col("raw").str.strip_chars().str.to_lowercase()
+    frame = frame.with_columns(
+        stripped=text,
+        body=text.str.replace(r"^tel:\s*", "")
+        .str.replace(_EXTENSION, "")
+        .str.replace(_FLOAT_TAIL, "${1}"),
+    )
+    frame = frame.with_columns(
+        digits=pl.col("body").str.replace_all(r"[^0-9]", ""),
+        has_plus=pl.col("body").str.starts_with("+"),
+    )
+    frame = frame.with_columns(
+        intl_digits=pl.when(pl.col("has_plus"))
+        .then(pl.col("digits"))
+        .when(pl.col("digits").str.starts_with("011"))
+        .then(pl.col("digits").str.slice(3))
+        .when(pl.col("digits").str.starts_with("00"))
+        .then(pl.col("digits").str.slice(2))
+    )
+    intl = pl.col("intl_digits")
+    national = pl.col("digits")
+    national_nanp = (
+        pl.when(national.str.len_bytes() == 10)
+        .then(pl.lit("1") + national)
+        .when((national.str.len_bytes() == 11) & national.str.starts_with("1"))
+        .then(national)
+    )
+    frame = frame.with_columns(
+        nanp_candidate=pl.when(intl.is_not_null())
+        .then(pl.when(intl.str.starts_with("1")).then(intl))
+        .when(pl.lit(national_is_nanp))
+        .then(national_nanp)
+    )
+    candidate = pl.col("nanp_candidate")
+    error = (
+        pl.when(pl.col("stripped").is_null() | (pl.col("stripped") == ""))
+        .then(pl.lit("empty phone cell"))
+        .when(pl.col("stripped").str.contains(_SCIENTIFIC))
+        .then(pl.lit("digits lost to scientific notation"))
+        .when(~pl.col("body").str.contains(_ALLOWED))
+        .then(pl.lit("letters or symbols in the number"))
+        .when(national == "")
+        .then(pl.lit("no digits"))
+        .when(intl == "")
+        .then(pl.lit("nothing after the international prefix"))
+        .when(intl.is_null() & pl.lit(national_is_nanp) & (national.str.len_bytes() >= 12))
+        .then(pl.lit("too many digits for a number without a country code"))
+        .when(intl.is_null() & pl.lit(national_is_nanp) & candidate.is_null())
+        .then(pl.lit("not 10 digits (or 11 starting with 1)"))
+        .when(candidate.is_not_null() & ~_nanp_ok(candidate))
+        .then(pl.lit("not a valid North American number (area code and exchange start 2-9)"))
+        .when(intl.str.len_bytes() > _MAX_E164_DIGITS)
+        .then(pl.lit("more than 15 digits"))
+    )
+    frame = frame.with_columns(phone_error=error)
+    frame = frame.with_columns(
+        needs_library=pl.col("phone_error").is_null() & candidate.is_null(),
+        fast_e164=pl.when(pl.col("phone_error").is_null() & candidate.is_not_null()).then(
+            pl.lit("+") + candidate
+        ),
+    )
+    frame = _library_fallback(frame, region)
+    return frame.select(
+        phone_e164=pl.col("fast_e164"),
+        phone_key=pl.col("fast_e164").str.slice(1).cast(pl.UInt64),
+        phone_error=pl.col("phone_error"),
+    )
+
+
+def _library_fallback(frame: pl.DataFrame, region: str) -> pl.DataFrame:
+    """Settle what the fast path cannot: other country codes, non-NANP national numbers."""
+    pending = frame.filter(pl.col("needs_library"))
+    if pending.height == 0:
+        return frame
+    lookups = pending.select("body", "intl_digits").unique()
+    answers: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}
+    for body, intl_digits in lookups.iter_rows():
+        answers[(body, intl_digits)] = _parse_with_library(body, intl_digits, region)
+    solved = pl.DataFrame(
+        {
+            "body": [key[0] for key in answers],
+            "intl_digits": [key[1] for key in answers],
+            "library_e164": [value[0] for value in answers.values()],
+            "library_error": [value[1] for value in answers.values()],
+        },
+        schema={
+            "body": pl.String,
+            "intl_digits": pl.String,
+            "library_e164": pl.String,
+            "library_error": pl.String,
+        },
+    )
+    frame = frame.join(solved, on=["body", "intl_digits"], how="left", nulls_equal=True)
+    return frame.with_columns(
+        fast_e164=pl.coalesce("fast_e164", "library_e164"),
+        phone_error=pl.coalesce("phone_error", "library_error"),
+    )
+
+
+def _parse_with_library(body: str, intl_digits: str | None, region: str) -> tuple[str | None, str | None]:
+    """Parse one distinct value with phonenumbers; return (e164, error)."""
+    text = "+" + intl_digits if intl_digits is not None else body
+    try:
+        number = phonenumbers.parse(text, None if intl_digits is not None else region)
+    except phonenumbers.NumberParseException:
+        return None, "not a phone number phonenumbers can parse"
+    if not phonenumbers.is_valid_number(number):
+        code = phonenumbers.region_code_for_country_code(number.country_code)
+        return None, f"not a valid number for +{number.country_code} ({code})"
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None

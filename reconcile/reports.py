@@ -1,0 +1,26 @@
+"""Report writers: the change list (CSV). The audit workbook joins them later."""
+
+from __future__ import annotations
+
+import io
+
+import polars as pl
+
+__all__ = ["CHANGE_COLUMNS", "changes_csv_bytes", "changes_frame"]
+
+CHANGE_COLUMNS = (
+    "row", "id", "phone", "phone_e164", "consent", "verdict", "action", "reason",
+    "event_type", "event_date", "network", "report_id", "suggested_number",
+)
+
+
+def changes_frame(decisions: pl.DataFrame) -> pl.DataFrame:
+    """One row per contact that is not ``ok``, with SPEC's change-list columns."""
+    return decisions.filter(pl.col("verdict") != "ok").select(CHANGE_COLUMNS)
+
+
+def changes_csv_bytes(decisions: pl.DataFrame) -> bytes:
+    """The change list as UTF-8 CSV bytes."""
+    buffer = io.BytesIO()
+    changes_frame(decisions).write_csv(buffer)
+    return buffer.getvalue()
