@@ -348,7 +348,7 @@ def _assemble(reports: pl.DataFrame, by_report: dict[str, _RecordPages], sources
                 "found_records": pl.Int64, "found_source": pl.String},
     )
     reports = (
-        reports.join(status_frame, on="report_id", how="left")
+        reports.join(status_frame, on="report_id", how="left", maintain_order="left")
         .with_columns(
             status=pl.coalesce("found_status", "status"),
             records=pl.coalesce("found_records", "records"),
@@ -375,6 +375,9 @@ def _assemble(reports: pl.DataFrame, by_report: dict[str, _RecordPages], sources
         pl.concat(events_parts) if events_parts else pl.DataFrame(schema=EVENT_SCHEMA)
     ).drop(["network_id", "network_name"])
     events = events.join(
-        reports.select("report_id", "network_id", "network_name"), on="report_id", how="left"
+        reports.select("report_id", "network_id", "network_name"),
+        on="report_id",
+        how="left",
+        maintain_order="left",
     ).select(list(EVENT_SCHEMA))
     return History(events=events, reports=reports, sources=sources, warnings=warnings)

@@ -171,7 +171,7 @@ def _warnings(history: History, coverage: Coverage, now: datetime) -> list[str]:
                 f"gap in {operator.network}'s history from {gap_start:%Y-%m-%d} to "
                 f"{gap_end:%Y-%m-%d}: a deactivation then would be missed"
             )
-    warnings.extend(note for note in coverage.notes if "not complete" in note)
+    warnings.extend(coverage.missing_reports)
     return warnings
 
 
@@ -226,6 +226,8 @@ def clean_files(
 ) -> list[CleanResult]:
     """Reconcile every file, then write all outputs; on any error nothing is written."""
     options.validate()
+    _check_targets(paths, options)
+    results = [reconcile_file(path, history, options, now) for path in paths]
     if options.out_dir is not None:
         try:
             options.out_dir.mkdir(parents=True, exist_ok=True)
@@ -233,8 +235,6 @@ def clean_files(
             raise OutputError(
                 f"--out-dir {options.out_dir}: cannot create the folder ({error.strerror})."
             ) from None
-    _check_targets(paths, options)
-    results = [reconcile_file(path, history, options, now) for path in paths]
     batch = OutputBatch()
     try:
         for result in results:

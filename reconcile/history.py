@@ -89,6 +89,8 @@ class Coverage:
     end: datetime | None
     operators: list[OperatorCoverage]
     notes: list[str]
+    # reports listed in metadata but not complete, outside every operator gap
+    missing_reports: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -165,20 +167,35 @@ def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame) -> Coverage:
             f"{assumed.height} change file(s) without report metadata are assumed to cover "
             "from their earliest event"
         )
+    gaps = {
+        (operator.network, gap_start, gap_end)
+        for operator in operators
+        for gap_start, gap_end in operator.gaps
+    }
+    missing: list[str] = []
     for report_id, network, date_from, date_to in (
         reports.filter(pl.col("status").is_in(["listed", "incomplete"]))
         .select("report_id", "network_name", "date_from", "date_to")
         .iter_rows()
     ):
-        notes.append(
-            f"report {report_id} ({network or 'operator not named'}, "
-            f"{_day(date_from)} to {_day(date_to)}) is not complete: a gap in the history"
+        inside_gap = any(
+            gap_network == network and gap_start <= date_from and date_to <= gap_end
+            for gap_network, gap_start, gap_end in gaps
+            if date_from is not None and date_to is not None
         )
+        text = (
+            f"report {report_id} ({network or 'operator not named'}, "
+            f"{_day(date_from)} to {_day(date_to)}) was never fetched completely"
+        )
+        notes.append(text)
+        if not inside_gap:
+            missing.append(text + ": its days are not covered")
     return Coverage(
         start=spans.get_column("start").min(),  # type: ignore[arg-type]
         end=spans.get_column("end").max(),  # type: ignore[arg-type]
         operators=operators,
         notes=notes,
+        missing_reports=missing,
     )
 
 

@@ -152,7 +152,7 @@ def _library_fallback(frame: pl.DataFrame, region: str) -> pl.DataFrame:
             "library_error": pl.String,
         },
     )
-    frame = frame.join(solved, on=["body", "intl_digits"], how="left", nulls_equal=True)
+    frame = frame.join(solved, on=["body", "intl_digits"], how="left", nulls_equal=True, maintain_order="left")
     return frame.with_columns(
         fast_e164=pl.coalesce("fast_e164", "library_e164"),
         phone_error=pl.coalesce("phone_error", "library_error"),

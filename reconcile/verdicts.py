@@ -80,7 +80,7 @@ def decide(
     numbers = contacts.select(number=pl.col("phone_key")).drop_nulls().unique()
     relevant = (
         events.lazy()
-        .join(numbers.lazy(), on="number", how="semi")
+        .join(numbers.lazy(), on="number", how="semi", maintain_order="left")
         # the same event reported twice (two reports, or a re-import) counts once
         .unique(subset=["number", "type", "occurred_at", "new_number"], keep="first",
                 maintain_order=True)
@@ -113,8 +113,8 @@ def decide(
     )
     joined = (
         contacts.lazy()
-        .join(latest, left_on="phone_key", right_on="number", how="left")
-        .join(deactivation, left_on="phone_key", right_on="number", how="left")
+        .join(latest, left_on="phone_key", right_on="number", how="left", maintain_order="left")
+        .join(deactivation, left_on="phone_key", right_on="number", how="left", maintain_order="left")
     )
 
     boundary = pl.col("consent_boundary")

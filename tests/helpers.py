@@ -1,0 +1,73 @@
+"""Shared test helpers: build histories and contacts without touching the disk."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+
+from reconcile.consent import parse_consent, parse_utc_instants
+from reconcile.history import EVENT_SCHEMA
+from reconcile.phones import normalize_phones
+from reconcile.verdicts import decide
+
+
+def utc(text: str) -> datetime:
+    """A UTC datetime from ISO text ('2024-03-10' or '2024-03-10T11:00:00Z')."""
+    value = parse_utc_instants(pl.Series([text])).item()
+    assert value is not None, text
+    return value
+
+
+def events_frame(rows: list[tuple[int, str, str]] | list[tuple]) -> pl.DataFrame:
+    """Events from (number, type, ISO date[, report_id[, new_number[, network]]]) tuples."""
+    records = []
+    for row in rows:
+        number, kind, date, *rest = row
+        report_id = rest[0] if len(rest) > 0 else "report-1"
+        new_number = rest[1] if len(rest) > 1 else None
+        network = rest[2] if len(rest) > 2 else "Verizon Wireless"
+        records.append(
+            {
+                "number": number,
+                "type": kind,
+                "occurred_at": utc(date),
+                "new_number": new_number,
+                "report_id": report_id,
+                "network_id": 1717,
+                "network_name": network,
+            }
+        )
+    return pl.DataFrame(records, schema=EVENT_SCHEMA)
+
+
+def contacts_frame(rows: list[tuple[str | None, str | None]], timezone: str = "UTC") -> pl.DataFrame:
+    """Contacts as reconcile_file builds them, from (phone, consent) raw cells."""
+    values = pl.DataFrame(
+        {
+            "row": list(range(1, len(rows) + 1)),
+            "phone": [phone for phone, _ in rows],
+            "consent": [consent for _, consent in rows],
+            "id": [f"C{index}" for index in range(1, len(rows) + 1)],
+        },
+        schema={"row": pl.UInt32, "phone": pl.String, "consent": pl.String, "id": pl.String},
+    )
+    phones = normalize_phones(values.get_column("phone"))
+    consent = parse_consent(values.get_column("consent"), timezone)
+    return pl.concat([values, phones, consent], how="horizontal")
+
+
+def decide_one(
+    phone: str | None,
+    consent: str | None,
+    events: list[tuple],
+    coverage_start: str | None = "2024-03-01",
+    timezone: str = "UTC",
+) -> dict[str, object]:
+    """The decision row for one contact against the given events."""
+    start = utc(coverage_start) if coverage_start else None
+    result = decide(contacts_frame([(phone, consent)], timezone), events_frame(events), start)
+    return result.row(0, named=True)
+
+
+NOW = datetime(2024, 6, 2, tzinfo=UTC)

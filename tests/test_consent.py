@@ -1,0 +1,104 @@
+"""Consent parsing: ISO, US month-first, Salesforce style, Excel cells, time zones."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from reconcile.consent import parse_consent, parse_utc_instants
+from reconcile.errors import OptionError
+
+PARSED = [
+    ("2024-03-10", "2024-03-10T00:00:00"),
+    ("2024-3-5", "2024-03-05T00:00:00"),
+    ("2024-03-10T11:00", "2024-03-10T11:00:00"),
+    ("2024-03-10 11:00", "2024-03-10T11:00:00"),
+    ("2024-03-10T11:00:01Z", "2024-03-10T11:00:01"),
+    ("2024-03-10t11:00:01z", "2024-03-10T11:00:01"),
+    ("2024-03-10T11:00:00.250Z", "2024-03-10T11:00:00.250000"),
+    ("2024-03-10T11:00:00,5Z", "2024-03-10T11:00:00.500000"),
+    ("2024-03-10T06:00:00-05:00", "2024-03-10T11:00:00"),
+    ("2024-03-10T16:30:00+0530", "2024-03-10T11:00:00"),
+    ("2024-03-10T11:00:00+00", "2024-03-10T11:00:00"),
+    ("2024-03-10T11:00:00.000+0000", "2024-03-10T11:00:00"),
+    ("3/9/2024", "2024-03-09T00:00:00"),
+    ("03/09/2024", "2024-03-09T00:00:00"),
+    ("3/9/2024 11:30 PM", "2024-03-09T23:30:00"),
+    ("3/9/2024 11:30 pm", "2024-03-09T23:30:00"),
+    ("3/9/2024, 11:30 PM", "2024-03-09T23:30:00"),
+    ("3/9/2024 12:05 AM", "2024-03-09T00:05:00"),
+    ("3/9/2024 12:05 PM", "2024-03-09T12:05:00"),
+    ("3/9/2024 7:05:09 AM", "2024-03-09T07:05:09"),
+    ("3/9/2024 19:05", "2024-03-09T19:05:00"),
+    ("2024-03-10 00:00:00", "2024-03-10T00:00:00"),  # an Excel date cell as read
+    ("  2024-03-10  ", "2024-03-10T00:00:00"),
+    ("2024-02-29", "2024-02-29T00:00:00"),
+]
+
+UNPARSEABLE = [
+    "2024-02-30", "2023-02-29", "2024-13-01", "13/45/2024", "2024-03-10T24:00",
+    "2024-03-10T11:60", "3/9/2024 13:00 PM", "3/9/2024 0:30 AM", "last spring",
+    "2024-03-10T11:00:00+2500", "3/9/24", "45361", "2024/03/10",
+]
+
+
+def _boundary(raw: str | None, timezone: str = "UTC", fmt: str | None = None) -> dict:
+    return parse_consent(pl.Series([raw], dtype=pl.String), timezone, fmt).row(0, named=True)
+
+
+@pytest.mark.parametrize(("raw", "expected"), PARSED)
+def test_parsed(raw, expected):
+    row = _boundary(raw)
+    assert row["consent_status"] == "parsed"
+    assert row["consent_boundary"].isoformat() == expected + "+00:00"
+
+
+@pytest.mark.parametrize("raw", UNPARSEABLE)
+def test_unparseable(raw):
+    row = _boundary(raw)
+    assert row == {"consent_boundary": None, "consent_status": "unparseable"}
+
+
+@pytest.mark.parametrize("raw", [None, "", "   "])
+def test_missing(raw):
+    assert _boundary(raw) == {"consent_boundary": None, "consent_status": "missing"}
+
+
+def test_naive_values_are_in_the_consent_timezone():
+    row = _boundary("3/9/2024 11:30 PM", "America/New_York")
+    assert row["consent_boundary"].isoformat() == "2024-03-10T04:30:00+00:00"
+    # an explicit offset is not moved by the time zone option
+    row = _boundary("2024-03-10T06:00:00-05:00", "Asia/Tokyo")
+    assert row["consent_boundary"].isoformat() == "2024-03-10T11:00:00+00:00"
+
+
+def test_ambiguous_wall_time_takes_the_earlier_instant():
+    # 01:30 happens twice in New York on 2024-11-03: 05:30Z and 06:30Z.
+    row = _boundary("2024-11-03 01:30", "America/New_York")
+    assert row["consent_boundary"].isoformat() == "2024-11-03T05:30:00+00:00"
+
+
+def test_wall_time_that_never_existed_is_unparseable():
+    assert _boundary("2024-03-10 02:30", "America/New_York")["consent_status"] == "unparseable"
+
+
+def test_custom_format_reads_day_first_dates():
+    row = _boundary("10/03/2024", fmt="%d/%m/%Y")
+    assert row["consent_boundary"].isoformat() == "2024-03-10T00:00:00+00:00"
+    # ISO stays accepted beside a custom format; US month-first does not
+    assert _boundary("2024-03-10", fmt="%d/%m/%Y")["consent_status"] == "parsed"
+    assert _boundary("31/12/2024", fmt="%d/%m/%Y")["consent_status"] == "parsed"
+
+
+def test_unknown_timezone_is_an_option_error():
+    with pytest.raises(OptionError, match="Mars/Olympus"):
+        _boundary("2024-03-10", "Mars/Olympus")
+
+
+def test_api_dates_in_both_metadata_shapes():
+    values = parse_utc_instants(pl.Series(["2024-03-19", "2024-03-19T00:00:00Z", "junk"]))
+    assert [value.isoformat() if value else None for value in values] == [
+        "2024-03-19T00:00:00+00:00",
+        "2024-03-19T00:00:00+00:00",
+        None,
+    ]

@@ -1,0 +1,108 @@
+"""Phone normalization: every format SPEC lists, and what must be invalid."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from reconcile.errors import OptionError
+from reconcile.phones import normalize_phones
+
+VALID = [
+    ("+1 (415) 555-0123", "+14155550123"),
+    ("415.555.0123", "+14155550123"),
+    ("4155550123", "+14155550123"),
+    ("1-415-555-0123", "+14155550123"),
+    ("(415) 555-0123 x12", "+14155550123"),
+    ("(415) 555-0123 ext. 12", "+14155550123"),
+    ("(415) 555-0123 #12", "+14155550123"),
+    ("415-555-0123 ext. 45", "+14155550123"),
+    ("415-555-0123x7", "+14155550123"),
+    ("tel:+14155550123", "+14155550123"),
+    ("TEL:+1-415-555-0123", "+14155550123"),
+    ("0014155550123", "+14155550123"),
+    ("011 1 415 555 0123", "+14155550123"),
+    ("011 44 20 7946 0958", "+442079460958"),
+    ("+44 20 7946 0958", "+442079460958"),
+    ("0044 20 7946 0958", "+442079460958"),
+    ("+49 30 901820", "+4930901820"),
+    ("4155550123.0", "+14155550123"),  # an Excel numeric cell read as a float
+    ("14155550123", "+14155550123"),
+    ("  415 555 0123  ", "+14155550123"),
+    ("\u00a0415\u00a0555\u00a00123", "+14155550123"),  # non-breaking spaces from Excel
+    ("+1 415 555 0123", "+14155550123"),
+    ("415/555-0123", "+14155550123"),
+]
+
+INVALID = [
+    (None, "empty phone cell"),
+    ("", "empty phone cell"),
+    ("   ", "empty phone cell"),
+    ("4.15555E+09", "scientific notation"),
+    ("4.15555e9", "scientific notation"),
+    ("(123) 555-0123", "North American"),  # area code starts with 1
+    ("(023) 555-0123", "North American"),  # area code starts with 0
+    ("(415) 155-0123", "North American"),  # exchange starts with 1
+    ("+1 415 055 0123", "North American"),
+    ("+44 20 7946 095", "not a valid number for +44"),
+    ("415555012345", "too many digits"),  # 12 digits, no international prefix
+    ("5550123", "10 digits"),
+    ("1-800-FLOWERS", "letters"),
+    ("N/A", "letters"),
+    ("415-555-0123 call after 5", "letters"),
+    ("415+555+0123", "letters"),
+    ("+", "no digits"),
+    ("011", "nothing after"),
+    ("()", "no digits"),
+    ("+999 1234", "phonenumbers"),
+    ("+1234567890123456", "North American"),
+    ("+4412345678901234567", "more than 15"),
+    ("４１５５５５０１２３", "letters"),  # full-width digits are not silently converted
+]
+
+
+@pytest.mark.parametrize(("raw", "e164"), VALID)
+def test_valid_formats(raw, e164):
+    result = normalize_phones(pl.Series([raw], dtype=pl.String)).row(0, named=True)
+    assert result["phone_error"] is None, result
+    assert result["phone_e164"] == e164
+    assert result["phone_key"] == int(e164[1:])
+
+
+@pytest.mark.parametrize(("raw", "reason"), INVALID)
+def test_invalid_formats(raw, reason):
+    result = normalize_phones(pl.Series([raw], dtype=pl.String)).row(0, named=True)
+    assert result["phone_e164"] is None
+    assert result["phone_key"] is None
+    assert reason in result["phone_error"]
+
+
+def test_numeric_excel_cells_do_not_grow_a_digit():
+    # int and float cells rendered to text by the XLSX reader, or by pandas in a CSV
+    cells = pl.concat(
+        [pl.Series([4155550123]).cast(pl.String), pl.Series([4155550123.0, 14155550123.0]).cast(pl.String)]
+    )
+    result = normalize_phones(cells)
+    assert result.get_column("phone_e164").to_list() == ["+14155550123"] * 3
+
+
+def test_rows_keep_their_order_when_the_library_path_is_mixed_in():
+    raws = ["+44 20 7946 0958", "4155550123", "+49 30 901820", "2125550147", "bad"] * 40
+    result = normalize_phones(pl.Series(raws))
+    expected = ["+442079460958", "+14155550123", "+4930901820", "+12125550147", None] * 40
+    assert result.get_column("phone_e164").to_list() == expected
+
+
+def test_default_region_for_national_numbers():
+    result = normalize_phones(pl.Series(["020 7946 0958", "4155550123"]), "GB")
+    assert result.get_column("phone_e164").to_list() == ["+442079460958", None]
+
+
+def test_canadian_region_uses_the_nanp_fast_path():
+    result = normalize_phones(pl.Series(["(416) 555-0123"]), "CA")
+    assert result.get_column("phone_e164").to_list() == ["+14165550123"]
+
+
+def test_unknown_region_is_an_option_error():
+    with pytest.raises(OptionError, match="--default-region 'XX'"):
+        normalize_phones(pl.Series(["4155550123"]), "XX")

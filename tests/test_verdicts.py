@@ -1,0 +1,169 @@
+"""The verdict rules, row by row from SPEC's worked examples, and their edges."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from reconcile.verdicts import RECONSENTED, decide, resolve_actions
+from tests.helpers import contacts_frame, decide_one, events_frame, utc
+
+N = 14155550123
+
+# SPEC "Worked examples": coverage from 2024-03-01T00:00Z, consent time zone UTC.
+WORKED_EXAMPLES = [
+    ("(415) 555-0123", "2024-03-10", [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")], "deactivated", None),
+    ("415.555.0123", "2024-03-10T11:00:01Z", [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")], "ok", RECONSENTED),
+    ("4155550123", "2024-03-10T11:00:00Z", [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")], "deactivated", None),
+    ("+1 415 555 0123", "2024-03-10T06:00:00-05:00", [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")], "deactivated", None),
+    ("1-415-555-0123", "3/9/2024 11:30 PM", [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")], "deactivated", None),
+    ("4155550123", "2024-03-15", [(N, "SUSPENSION", "2024-04-01"), (N, "REACTIVATION", "2024-04-05")], "ok", None),
+    ("4155550123", "2024-03-15", [(N, "REACTIVATION", "2024-04-01"), (N, "SUSPENSION", "2024-04-05")], "suspended", None),
+    ("4155550123", "2024-03-20", [(N, "SUSPENSION", "2024-03-05")], "suspended", None),
+    ("4155550123", None, [(N, "DEACTIVATION", "2024-04-02")], "deactivated", "no consent date"),
+    ("4155550123", None, [], "unverified", "no consent date"),
+    ("4155550123", "2024-02-30", [], "unverified", "2024-02-30"),
+    ("4155550123", "2024-02-15", [], "unverified", "before coverage"),
+    ("4155550123", "2024-03-01", [], "ok", None),
+    ("415-555-0123 ext. 45", "2024-05-01", [], "ok", None),
+    ("4155550123.0", "2024-05-01", [], "ok", None),
+    ("(123) 555-0123", "2024-05-01", [], "invalid_number", None),
+    ("4.15555E+09", "2024-05-01", [], "invalid_number", "scientific notation"),
+    ("011 44 20 7946 0958", "2024-05-01", [], "ok", None),
+    ("+44 20 7946 095", "2024-05-01", [], "invalid_number", None),
+]
+
+
+@pytest.mark.parametrize(("phone", "consent", "events", "verdict", "reason_part"), WORKED_EXAMPLES)
+def test_worked_examples(phone, consent, events, verdict, reason_part):
+    row = decide_one(phone, consent, events)
+    assert row["verdict"] == verdict, row
+    if reason_part is None and verdict == "ok":
+        assert row["reason"] is None
+    elif reason_part is not None:
+        assert reason_part in row["reason"], row
+
+
+def test_same_day_deactivation_against_date_only_consent_is_deactivated():
+    row = decide_one("4155550123", "2024-03-10", [(N, "DEACTIVATION", "2024-03-10T23:59:59Z")])
+    assert row["verdict"] == "deactivated"
+    assert row["action"] == "remove"
+
+
+def test_deactivation_one_second_before_timestamp_consent_is_ok_with_note():
+    row = decide_one("4155550123", "2024-03-10T11:00:01Z", [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")])
+    assert (row["verdict"], row["action"], row["reason"]) == ("ok", "keep", RECONSENTED)
+
+
+def test_activation_counts_like_a_deactivation():
+    row = decide_one("4155550123", "2024-03-10", [(N, "ACTIVATION", "2024-03-11")])
+    assert row["verdict"] == "deactivated"
+    assert row["event_type"] == "ACTIVATION"
+
+
+def test_deactivation_wins_over_a_later_suspension():
+    events = [(N, "DEACTIVATION", "2024-03-11"), (N, "SUSPENSION", "2024-03-12")]
+    assert decide_one("4155550123", "2024-03-10", events)["verdict"] == "deactivated"
+
+
+def test_suspension_sharing_the_latest_instant_makes_suspended():
+    events = [(N, "REACTIVATION", "2024-04-05T10:00:00Z"), (N, "SUSPENSION", "2024-04-05T10:00:00Z")]
+    assert decide_one("4155550123", "2024-03-15", events)["verdict"] == "suspended"
+
+
+def test_suspended_even_when_consent_is_before_coverage():
+    row = decide_one("4155550123", "2023-01-01", [(N, "SUSPENSION", "2024-03-05")])
+    assert row["verdict"] == "suspended"
+
+
+def test_deactivated_even_when_consent_is_before_coverage():
+    row = decide_one("4155550123", "2023-01-01", [(N, "DEACTIVATION", "2024-03-05")])
+    assert row["verdict"] == "deactivated"
+
+
+def test_unparseable_consent_with_a_deactivation_is_deactivated_and_quotes_the_value():
+    row = decide_one("4155550123", "2024-02-30", [(N, "DEACTIVATION", "2020-01-01")])
+    assert row["verdict"] == "deactivated"
+    assert "'2024-02-30'" in row["reason"]
+
+
+def test_no_history_makes_every_valid_row_unverified():
+    row = decide_one("4155550123", "2024-05-01", [], coverage_start=None)
+    assert row["verdict"] == "unverified"
+    assert "no history" in row["reason"]
+
+
+def test_invalid_number_comes_first():
+    row = decide_one("", "2024-05-01", [], coverage_start=None)
+    assert row["verdict"] == "invalid_number"
+    assert row["reason"] == "invalid number: empty phone cell"
+
+
+def test_consent_timezone_moves_the_boundary():
+    # 2024-03-10 in New York starts at 05:00Z: an event at 04:00Z is before consent.
+    events = [(N, "DEACTIVATION", "2024-03-10T04:00:00Z")]
+    assert decide_one("4155550123", "2024-03-10", events)["verdict"] == "deactivated"
+    ny = decide_one("4155550123", "2024-03-10", events, timezone="America/New_York")
+    assert (ny["verdict"], ny["reason"]) == ("ok", RECONSENTED)
+
+
+def test_duplicate_events_across_two_reports_count_once():
+    events = events_frame(
+        [
+            (N, "DEACTIVATION", "2024-03-12T08:00:00Z", "report-a", None, "Verizon Wireless"),
+            (N, "DEACTIVATION", "2024-03-12T08:00:00Z", "report-b", None, "Verizon Wireless"),
+        ]
+    )
+    contacts = contacts_frame([("4155550123", "2024-03-10"), ("4155550123", "2024-03-13")])
+    result = decide(contacts, events, utc("2024-03-01"))
+    assert result.height == 2  # one row per contact, never one per event
+    assert result.get_column("verdict").to_list() == ["deactivated", "ok"]
+    assert result.row(0, named=True)["report_id"] == "report-a"
+
+
+def test_evidence_is_the_latest_qualifying_event_with_its_suggested_number():
+    events = events_frame(
+        [
+            (N, "DEACTIVATION", "2024-03-11T08:00:00Z", "r1", None, "AT&T Mobility"),
+            (N, "DEACTIVATION", "2024-04-11T08:00:00Z", "r2", 14155550999, "Verizon Wireless"),
+            (N, "SUSPENSION", "2024-03-20T08:00:00Z", "r3"),
+        ]
+    )
+    row = decide(contacts_frame([("4155550123", "2024-03-10")]), events, utc("2024-03-01")).row(0, named=True)
+    assert row["verdict"] == "deactivated"
+    assert row["event_date"] == "2024-04-11T08:00:00Z"
+    assert row["network"] == "Verizon Wireless"
+    assert row["report_id"] == "r2"
+    assert row["suggested_number"] == "+14155550999"
+    assert "+14155550999" in row["reason"]
+
+
+def test_events_of_other_numbers_do_not_matter():
+    row = decide_one("4155550123", "2024-03-10", [(14155550124, "DEACTIVATION", "2024-03-11")])
+    assert row["verdict"] == "ok"
+
+
+def test_rows_keep_their_order_and_count():
+    rows = [("4155550123", "2024-03-10"), ("", None), ("4155550124", "2024-01-01")] * 50
+    result = decide(contacts_frame(rows), events_frame([(N, "DEACTIVATION", "2024-03-11")]), utc("2024-03-01"))
+    assert result.get_column("row").to_list() == list(range(1, 151))
+    assert result.get_column("verdict").to_list()[:3] == ["deactivated", "invalid_number", "unverified"]
+
+
+def test_action_overrides_apply_per_verdict():
+    actions = resolve_actions({"unverified": "remove", "suspended": "review"})
+    contacts = contacts_frame([("4155550123", "2023-01-01"), ("4155550124", "2024-03-10")])
+    events = events_frame([(14155550124, "SUSPENSION", "2024-03-11")])
+    result = decide(contacts, events, utc("2024-03-01"), actions)
+    assert result.select("verdict", "action").rows() == [("unverified", "remove"), ("suspended", "review")]
+
+
+def test_resolve_actions_refuses_unknown_names():
+    with pytest.raises(ValueError, match="no verdict"):
+        resolve_actions({"bogus": "remove"})
+
+
+def test_decide_accepts_empty_events():
+    result = decide(contacts_frame([("4155550123", "2024-03-10")]), events_frame([]), utc("2024-03-01"))
+    assert result.get_column("verdict").to_list() == ["ok"]
+    assert isinstance(result, pl.DataFrame)
