@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 a failure reported in one line (no traceback unless -v)
 from __future__ import annotations
 
 import json
-import sys
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,18 +29,16 @@ class ReconcileGroup(click.Group):
     """A click group that turns ReconcileError into one line on stderr and exit 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        verbose = "-v" in sys.argv[1:2] or "--verbose" in sys.argv[1:2] or bool(
-            ctx.params.get("verbose")
-        )
+        verbose = bool(ctx.params.get("verbose"))
         try:
             return super().invoke(ctx)
         except ReconcileError as error:
-            if verbose or (ctx.obj or {}).get("verbose"):
+            if verbose:
                 traceback.print_exc()
             click.echo(f"reconcile: error: {error}", err=True)
             ctx.exit(1)
         except OSError as error:
-            if verbose or (ctx.obj or {}).get("verbose"):
+            if verbose:
                 traceback.print_exc()
             target = f"{error.filename}: " if error.filename else ""
             click.echo(f"reconcile: error: {target}{error.strerror or error}", err=True)

@@ -44,6 +44,9 @@ _REFUSED_SUFFIXES = {
 }
 _UTF8_BOM = b"\xef\xbb\xbf"
 _ZIP_MAGIC = b"PK\x03\x04"
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
 # Codecs whose multi-byte sequences never contain ASCII bytes, so that quotes,
 # delimiters and newlines can be found in the raw bytes.
 _ASCII_SAFE_CODECS = frozenset(
@@ -232,8 +235,12 @@ def detect_encoding(name: str, body: bytes, has_bom: bool) -> str:
     else:
         return "utf-8"
     line = body.count(b"\n", 0, first_bad) + 1
-    has_utf8_sequences = re.search(rb"[\xc2-\xf4][\x80-\xbf]", body) is not None
-    if has_bom or has_utf8_sequences:
+    # A UTF-8 file with a few broken bytes holds more valid multi-byte sequences than
+    # stray high bytes; in Windows-1252 text, valid-looking sequences are coincidences.
+    valid_sequences = _UTF8_SEQUENCE.findall(body)
+    valid_bytes = sum(len(sequence) for sequence in valid_sequences)
+    stray_bytes = sum(1 for byte in body if byte >= 0x80) - valid_bytes
+    if has_bom or len(valid_sequences) > stray_bytes:
         raise EncodingError(
             f"{name}: line {line} is not valid UTF-8 although the file looks like UTF-8 "
             "elsewhere (mixed encodings?); fix that line, or pass --encoding cp1252 if the "

@@ -1,0 +1,84 @@
+"""Fixtures: a small history on disk as change files, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from reconcile.cli import main
+
+METADATA = {
+    "results": [
+        {
+            "reportId": "rep-vz-1",
+            "networkName": "Verizon Wireless",
+            "networkId": 1717,
+            "generatedDate": "2024-04-01T00:00:00Z",
+            "dateFrom": "2024-03-01T00:00:00Z",
+            "dateTo": "2024-04-01T00:00:00Z",
+            "expiryDate": "2024-05-31T00:00:00Z",
+        },
+        {
+            "reportId": "rep-att-1",
+            "networkName": "AT&T Mobility",
+            "networkId": 1733,
+            "generatedDate": "2024-06-01",
+            "dateFrom": "2024-03-01",
+            "dateTo": "2024-06-01",
+            "expiryDate": "2024-07-31",
+        },
+    ],
+    "paging": {"page": 0, "size": 20, "totalPages": 1, "totalResults": 2},
+}
+
+# numbers the tests use: 4155550101 deactivated, ...0102 suspended, ...0103 re-consented
+RECORDS_VZ = {
+    "results": [
+        {"date": "2024-03-10T11:00:00.000+0000", "destination": "14155550101", "type": "DEACTIVATION",
+         "newDestination": "14155550999"},
+        {"date": "2024-03-12T08:00:00.000+0000", "destination": "14155550102", "type": "SUSPENSION"},
+    ],
+    "paging": {"page": 0, "size": 20, "totalPages": 1, "totalResults": 2},
+}
+RECORDS_ATT = {
+    "results": [
+        {"date": "2024-03-05T00:00:00.000+0000", "destination": "14155550103", "type": "DEACTIVATION"},
+        # the same deactivation reported twice by two reports counts once
+        {"date": "2024-03-10T11:00:00.000+0000", "destination": "14155550101", "type": "DEACTIVATION"},
+    ],
+    "paging": {"page": 0, "size": 20, "totalPages": 1, "totalResults": 2},
+}
+
+
+@pytest.fixture
+def history_dir(tmp_path: Path) -> Path:
+    """A folder of change files: one metadata page and two records pages."""
+    folder = tmp_path / "changes"
+    folder.mkdir()
+    (folder / "metadata.json").write_text(json.dumps(METADATA))
+    (folder / "rep-vz-1.json").write_text(json.dumps(RECORDS_VZ))
+    (folder / "records-rep-att-1-page0.json").write_text(json.dumps(RECORDS_ATT))
+    return folder
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., Result]:
+    """Run the CLI in-process; stdout and stderr are kept apart."""
+
+    def run(*args: str | Path) -> Result:
+        return CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
+
+    return run
+
+
+def tree_snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` with its bytes: to show nothing was written."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }

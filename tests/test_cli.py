@@ -1,0 +1,174 @@
+"""The command line: exit codes, exact one-line errors, nothing written on failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+
+from reconcile.cli import main
+from tests.conftest import tree_snapshot
+
+GOOD_CSV = "Contact ID,Mobile Phone,Opt-In Date\nC1,4155550101,2024-03-09\nC2,4155550104,2024-04-01\n"
+
+
+@pytest.fixture
+def contacts(tmp_path: Path) -> Path:
+    path = tmp_path / "contacts.csv"
+    path.write_text(GOOD_CSV)
+    return path
+
+
+def test_clean_prints_a_summary_and_writes_outputs(run_cli, contacts, history_dir):
+    result = run_cli("clean", contacts, "--changes", history_dir)
+    assert result.exit_code == 0, result.output
+    assert f"{contacts}: 2 rows -> 1 kept (0 to review), 1 removed, 0 suppressed" in result.stdout
+    assert "history covers 2024-03-01T00:00:00Z to 2024-06-01T00:00:00Z" in result.stdout
+    assert "warning: the history is stale" in result.stdout
+    assert (contacts.parent / "contacts.cleaned.csv").read_text() == (
+        "Contact ID,Mobile Phone,Opt-In Date\nC2,4155550104,2024-04-01\n"
+    )
+    assert (contacts.parent / "contacts.changes.csv").exists()
+
+
+def test_json_summary(run_cli, contacts, history_dir):
+    result = run_cli("clean", contacts, "--changes", history_dir, "--json")
+    assert result.exit_code == 0
+    [summary] = json.loads(result.stdout)
+    assert summary["rows"] == summary["kept"] + summary["removed"] + summary["suppressed"] == 2
+    assert summary["verdicts"] == {"invalid_number": 0, "deactivated": 1, "suspended": 0,
+                                   "unverified": 0, "ok": 1}
+    assert summary["coverage"] == {"start": "2024-03-01T00:00:00Z", "end": "2024-06-01T00:00:00Z"}
+    assert summary["columns"] == {"phone": "Mobile Phone", "consent": "Opt-In Date", "id": "Contact ID"}
+
+
+def test_action_override_from_the_command_line(run_cli, contacts, history_dir):
+    result = run_cli("clean", contacts, "--changes", history_dir, "--deactivated", "review", "--json")
+    [summary] = json.loads(result.stdout)
+    assert summary["kept"] == 2 and summary["actions"]["review"] == 1
+
+
+def test_existing_outputs_need_force(run_cli, contacts, history_dir):
+    assert run_cli("clean", contacts, "--changes", history_dir).exit_code == 0
+    cleaned = contacts.parent / "contacts.cleaned.csv"
+    cleaned.write_text("mine")
+    result = run_cli("clean", contacts, "--changes", history_dir)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"reconcile: error: output already exists: {cleaned}, "
+        f"{contacts.parent / 'contacts.changes.csv'}; pass --force to replace it.\n"
+    )
+    assert cleaned.read_text() == "mine"
+    assert run_cli("clean", contacts, "--changes", history_dir, "--force").exit_code == 0
+    assert cleaned.read_text() != "mine"
+
+
+BAD_INPUTS = [
+    ("missing.csv", None, "reconcile: error: {dir}/missing.csv: no such file."),
+    ("empty.csv", b"", "reconcile: error: empty.csv: the file is empty; it needs a header line and rows."),
+    ("header.csv", b"Phone,Opt-In Date\n", "reconcile: error: header.csv: the file has a header but no data rows."),
+    ("ragged.csv", b"Phone,Opt-In Date\n4155550104,2024-04-01\n4155550105,2024-04-01,extra\n",
+     "reconcile: error: ragged.csv: line 3 has 3 fields but the header has 2 (delimiter ','); fix that row or export the file again."),
+    ("cols.csv", b"Name,Telephone Nr,Opt-In Date\nA,4155550104,2024-04-01\n",
+     "reconcile: error: cols.csv: no phone column found; name it with --phone-column. The file has: 'Name', 'Telephone Nr', 'Opt-In Date'."),
+    ("old.xls", b"\xd0\xcf\x11\xe0" + b"\0" * 64,
+     "reconcile: error: old.xls is the old Excel 97-2003 format, which reconcile does not read; save it as .xlsx or .csv."),
+    ("sheet.ods", b"PK\x03\x04",
+     "reconcile: error: sheet.ods is an OpenDocument spreadsheet, which reconcile does not read; save it as .xlsx or .csv."),
+    ("corrupt.xlsx", b"PK\x03\x04garbage",
+     "reconcile: error: corrupt.xlsx cannot be read as an Excel workbook"),
+    ("mixed.csv", "Phone,Name\n4155550104,Chloé Zoë\n".encode() + b"4155550105,Jos\xe9\n",
+     "reconcile: error: mixed.csv: line 3 is not valid UTF-8 although the file looks like UTF-8 elsewhere"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), BAD_INPUTS)
+def test_bad_input_is_one_line_exit_1_and_nothing_written(run_cli, tmp_path, history_dir, name, content, message):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source = folder / name
+    if content is not None:
+        source.write_bytes(content)
+    before = tree_snapshot(tmp_path)
+    result = run_cli("clean", source, "--changes", history_dir)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(message.format(dir=folder)), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_unknown_column_lists_the_columns(run_cli, contacts, history_dir):
+    result = run_cli("clean", contacts, "--changes", history_dir, "--phone-column", "Cell")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "reconcile: error: contacts.csv: no column named 'Cell' (--phone-column); the file has: "
+        "'Contact ID', 'Mobile Phone', 'Opt-In Date'.\n"
+    )
+
+
+def test_unreadable_change_file(run_cli, contacts, tmp_path):
+    bad = tmp_path / "rep.json"
+    bad.write_text('{"results": [')
+    before = tree_snapshot(tmp_path)
+    result = run_cli("clean", contacts, "--changes", bad)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"reconcile: error: {bad}: not valid JSON (line 1")
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_a_bad_second_file_writes_nothing_for_the_first(run_cli, contacts, tmp_path, history_dir):
+    second = tmp_path / "second.csv"
+    second.write_text("Name\nA\n")
+    before = tree_snapshot(tmp_path)
+    result = run_cli("clean", contacts, second, "--changes", history_dir)
+    assert result.exit_code == 1
+    assert "second.csv: no phone column found" in result.stderr
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_verbose_shows_the_traceback(run_cli, tmp_path, history_dir):
+    result = run_cli("-v", "clean", tmp_path / "missing.csv", "--changes", history_dir)
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+    assert result.stderr.rstrip().endswith("missing.csv: no such file.")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--default-region", "XX"], "--default-region 'XX' is not a region code"),
+        (["--consent-timezone", "Mars/Base"], "--consent-timezone 'Mars/Base' is not a time zone name"),
+        (["--encoding", "utf-16"], "--encoding 'utf-16' is not supported"),
+    ],
+)
+def test_bad_option_values(run_cli, contacts, history_dir, args, message):
+    result = run_cli("clean", contacts, "--changes", history_dir, *args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+
+
+def test_usage_errors_exit_2(run_cli, contacts, history_dir):
+    assert run_cli("clean").exit_code == 2
+    assert run_cli("clean", contacts, "--changes", history_dir, "--mode", "nope").exit_code == 2
+    assert run_cli("clean", contacts, "--changes", history_dir, "--unverified", "delete").exit_code == 2
+    result = run_cli("clean", contacts)
+    assert result.exit_code == 2
+    assert "no history given: pass --changes PATH" in result.stderr
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize(("path", "command"), list(_commands(main)))
+def test_every_command_has_help_ending_with_an_example(run_cli, path, command):
+    result = run_cli(*path, "--help")
+    assert result.exit_code == 0
+    assert command.help and "Example" in command.help
+    assert "reconcile " + " ".join(path) in command.help.split("Example", 1)[1]
