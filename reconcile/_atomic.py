@@ -51,7 +51,11 @@ class OutputBatch:
 
     def add_bytes(self, target: Path, content: bytes) -> None:
         """Write ``content`` as ``target``."""
-        self.add(target, lambda temporary: temporary.write_bytes(content))
+
+        def write(temporary: Path) -> None:
+            temporary.write_bytes(content)
+
+        self.add(target, write)
 
     def commit(self) -> list[Path]:
         """Rename every temporary file onto its target; return the targets."""

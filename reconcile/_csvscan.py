@@ -103,7 +103,7 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
         opening = quote_positions[(quote_before[quote_positions] & 1) == 0][-1]
         raise MalformedCSVError(
             f"{name}: line {_line_of(body, int(opening))}: a quoted field is never closed "
-            "(a missing \" ); fix that field or export the file again."
+            '(a missing " ); fix that field or export the file again.'
         )
 
     newlines = np.flatnonzero((data == _LF) & outside)
@@ -204,10 +204,7 @@ def _check_quotes(
 
 def header_names(scan: CsvScan, encoding: str) -> list[str]:
     """The header's column names, unquoted and decoded."""
-    return [
-        value
-        for value in extract_column_values(scan, np.array([0], dtype=np.int64), encoding)
-    ]
+    return list(extract_column_values(scan, np.array([0], dtype=np.int64), encoding))
 
 
 def extract_column(scan: CsvScan, column: int, encoding: str) -> pl.Series:
@@ -226,8 +223,7 @@ def extract_column_values(
     starts_at = np.where(
         columns == 0,
         scan.record_start[records][:, None],
-        scan.delimiters[np.minimum(first + columns - 1, max(scan.delimiters.size - 1, 0))]
-        + 1
+        scan.delimiters[np.minimum(first + columns - 1, max(scan.delimiters.size - 1, 0))] + 1
         if scan.delimiters.size
         else scan.record_start[records][:, None],
     )

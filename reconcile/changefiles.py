@@ -73,9 +73,7 @@ def _load_json(path: Path) -> dict[str, Any]:
             f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})."
         ) from None
     if not isinstance(document, dict) or not isinstance(document.get("results"), list):
-        raise ChangeFileError(
-            f"{path}: not an API page: expected an object with a \"results\" list."
-        )
+        raise ChangeFileError(f'{path}: not an API page: expected an object with a "results" list.')
     return document
 
 
@@ -111,7 +109,7 @@ def _paging(name: str, document: dict[str, Any]) -> tuple[int | None, int | None
         return None, None
     page, total = paging.get("page"), paging.get("totalPages")
     if not (isinstance(page, int) and isinstance(total, int)) or page < 0 or total < 0:
-        raise ChangeFileError(f"{name}: \"paging\" needs whole numbers page and totalPages.")
+        raise ChangeFileError(f'{name}: "paging" needs whole numbers page and totalPages.')
     return page, total
 
 
@@ -143,15 +141,21 @@ def events_from_text(
         occurred_at=parse_utc_instants(raw.get_column("date")),
     ).with_row_index("index")
     checks = (
-        (~pl.col("destination").str.contains(_DIGITS).fill_null(False),
-         "destination {destination!r} is not country code and number in digits only"),
+        (
+            ~pl.col("destination").str.contains(_DIGITS).fill_null(False),
+            "destination {destination!r} is not country code and number in digits only",
+        ),
         (pl.col("occurred_at").is_null(), "date {date!r} is not an ISO 8601 date and time"),
-        (~pl.col("type").is_in(list(EVENT_TYPES)).fill_null(False),
-         "type {type!r} is not one of " + ", ".join(EVENT_TYPES)),
-        (pl.col("newDestination").is_not_null()
-         & (pl.col("newDestination") != "")
-         & ~pl.col("newDestination").str.contains(_DIGITS).fill_null(False),
-         "newDestination {newDestination!r} is not digits only"),
+        (
+            ~pl.col("type").is_in(list(EVENT_TYPES)).fill_null(False),
+            "type {type!r} is not one of " + ", ".join(EVENT_TYPES),
+        ),
+        (
+            pl.col("newDestination").is_not_null()
+            & (pl.col("newDestination") != "")
+            & ~pl.col("newDestination").str.contains(_DIGITS).fill_null(False),
+            "newDestination {newDestination!r} is not digits only",
+        ),
     )
     for condition, message in checks:
         bad = frame.filter(condition)
@@ -187,8 +191,10 @@ def parse_metadata_page(name: str, records: list[Any]) -> pl.DataFrame:
             "network_name": _text_field(name, records, "networkName", False),
             **{
                 column: parse_utc_instants(
-                    pl.Series(_text_field(name, records, key, key in ("dateFrom", "dateTo")),
-                              dtype=pl.String)
+                    pl.Series(
+                        _text_field(name, records, key, key in ("dateFrom", "dateTo")),
+                        dtype=pl.String,
+                    )
                 )
                 for column, key in (
                     ("generated_date", "generatedDate"),
@@ -211,9 +217,11 @@ def parse_metadata_page(name: str, records: list[Any]) -> pl.DataFrame:
             f"{name}: results[{row['index']}] (report {row['report_id']}): dateFrom and dateTo "
             "must be dates, dateFrom not after dateTo."
         )
-    return frame.drop("index").with_columns(
-        status=pl.lit("listed"), records=pl.lit(0, pl.Int64), source=pl.lit(name)
-    ).select(list(REPORT_SCHEMA))
+    return (
+        frame.drop("index")
+        .with_columns(status=pl.lit("listed"), records=pl.lit(0, pl.Int64), source=pl.lit(name))
+        .select(list(REPORT_SCHEMA))
+    )
 
 
 def _read_csv_changes(path: Path) -> pl.DataFrame:
@@ -230,9 +238,13 @@ def _read_csv_changes(path: Path) -> pl.DataFrame:
             text.encode(), has_header=has_header, infer_schema=False, truncate_ragged_lines=False
         )
     except pl.exceptions.NoDataError:
-        return pl.DataFrame(schema=dict.fromkeys(("destination", "date", "type", "newDestination"), pl.String))
+        return pl.DataFrame(
+            schema=dict.fromkeys(("destination", "date", "type", "newDestination"), pl.String)
+        )
     except pl.exceptions.PolarsError as error:
-        raise ChangeFileError(f"{path}: not a readable CSV ({str(error).splitlines()[0]}).") from None
+        raise ChangeFileError(
+            f"{path}: not a readable CSV ({str(error).splitlines()[0]})."
+        ) from None
     if has_header:
         names = {name.strip().lower(): name for name in frame.columns}
         missing = [column for column in _CSV_COLUMNS[:3] if column not in names]
@@ -296,28 +308,32 @@ def load_change_files(paths: Sequence[Path]) -> History:
     )
     known_ids = reports.get_column("report_id").to_list()
     by_report: dict[str, _RecordPages] = {}
-    for path, document in record_files:
+    for path, page_document in record_files:
         report_id = _report_id_for(path, known_ids)
         pages = by_report.setdefault(report_id, _RecordPages())
         pages.sources.append(str(path))
-        if document is None:
+        if page_document is None:
             raw = _read_csv_changes(path)
             pages.frames.append(events_from_text(str(path), raw, report_id, "data row {}", 1))
             pages.paged = False
             continue
-        page, total = _paging(str(path), document)
-        pages.frames.append(parse_records_page(str(path), document["results"], report_id))
+        page, total = _paging(str(path), page_document)
+        pages.frames.append(parse_records_page(str(path), page_document["results"], report_id))
         if page is None or total is None:
             pages.paged = False
         else:
             if page in pages.pages:
                 raise ChangeFileError(f"{path}: page {page} of report {report_id} is given twice.")
             pages.pages.add(page)
-            pages.total_pages = total if pages.total_pages is None else max(pages.total_pages, total)
+            pages.total_pages = (
+                total if pages.total_pages is None else max(pages.total_pages, total)
+            )
     return _assemble(reports, by_report, [str(path) for path in files])
 
 
-def _assemble(reports: pl.DataFrame, by_report: dict[str, _RecordPages], sources: list[str]) -> History:
+def _assemble(
+    reports: pl.DataFrame, by_report: dict[str, _RecordPages], sources: list[str]
+) -> History:
     warnings: list[str] = []
     events_parts: list[pl.DataFrame] = []
     statuses: dict[str, tuple[str, int, str]] = {}
@@ -344,8 +360,12 @@ def _assemble(reports: pl.DataFrame, by_report: dict[str, _RecordPages], sources
             "found_records": [value[1] for value in statuses.values()],
             "found_source": [value[2] for value in statuses.values()],
         },
-        schema={"report_id": pl.String, "found_status": pl.String,
-                "found_records": pl.Int64, "found_source": pl.String},
+        schema={
+            "report_id": pl.String,
+            "found_status": pl.String,
+            "found_records": pl.Int64,
+            "found_source": pl.String,
+        },
     )
     reports = (
         reports.join(status_frame, on="report_id", how="left", maintain_order="left")
@@ -371,9 +391,9 @@ def _assemble(reports: pl.DataFrame, by_report: dict[str, _RecordPages], sources
         source=pl.col("found_source"),
     )
     reports = pl.concat([reports, assumed])
-    events = (
-        pl.concat(events_parts) if events_parts else pl.DataFrame(schema=EVENT_SCHEMA)
-    ).drop(["network_id", "network_name"])
+    events = (pl.concat(events_parts) if events_parts else pl.DataFrame(schema=EVENT_SCHEMA)).drop(
+        ["network_id", "network_name"]
+    )
     events = events.join(
         reports.select("report_id", "network_id", "network_name"),
         on="report_id",

@@ -134,9 +134,7 @@ def reconcile_file(
     path: Path, history: History, options: CleanOptions, now: datetime
 ) -> CleanResult:
     """Read one contact file and decide every row; nothing is written."""
-    table = read_contacts(
-        path, options.columns, sheet=options.sheet, encoding=options.encoding
-    )
+    table = read_contacts(path, options.columns, sheet=options.sheet, encoding=options.encoding)
     values = table.values
     phones = normalize_phones(values.get_column("phone"), options.default_region)
     consent = parse_consent(
@@ -183,7 +181,9 @@ def _check_targets(paths: Sequence[Path], options: CleanOptions) -> None:
         for target in output_paths(path, options.out_dir):
             resolved = target.resolve()
             if resolved in inputs:
-                raise OutputError(f"{target}: the output would overwrite an input; rename the input.")
+                raise OutputError(
+                    f"{target}: the output would overwrite an input; rename the input."
+                )
             if resolved in seen:
                 raise OutputError(
                     f"{seen[resolved]} and {path} would both write {target}; "
@@ -198,9 +198,7 @@ def _check_targets(paths: Sequence[Path], options: CleanOptions) -> None:
 
 
 def _flag_extra(decisions: pl.DataFrame) -> pl.DataFrame:
-    return decisions.select(
-        [pl.col(source).alias(name) for name, source in FLAG_COLUMNS.items()]
-    )
+    return decisions.select([pl.col(source).alias(name) for name, source in FLAG_COLUMNS.items()])
 
 
 def _write(result: CleanResult, batch: OutputBatch) -> None:

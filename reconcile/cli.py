@@ -91,10 +91,18 @@ def action_overrides(function: F) -> F:
 @click.option("--phone-column", help="Phone column name (default: guessed: Phone, Mobile, ...).")
 @click.option("--consent-column", help="Consent date column (default: guessed: Opt-In Date, ...).")
 @click.option("--id-column", help="Column echoed into the change list as id.")
-@click.option("--default-region", default="US", show_default=True,
-              help="Region of numbers written without a country code.")
-@click.option("--consent-timezone", default="UTC", show_default=True,
-              help="Time zone of consent values without an offset (IANA name).")
+@click.option(
+    "--default-region",
+    default="US",
+    show_default=True,
+    help="Region of numbers written without a country code.",
+)
+@click.option(
+    "--consent-timezone",
+    default="UTC",
+    show_default=True,
+    help="Time zone of consent values without an offset (IANA name).",
+)
 @click.option("--consent-format", help="strftime format for consent values, e.g. %d/%m/%Y.")
 @click.option("--sheet", help="XLSX sheet name or 1-based number (default: the first visible).")
 @click.option("--encoding", help="CSV encoding (default: detect UTF-8 or Windows-1252).")
@@ -160,10 +168,7 @@ def format_summary(result: CleanResult) -> str:
         f"{summary['input']}: {summary['rows']} rows -> {summary['kept']} kept "
         f"({summary['review']} to review), {summary['removed']} removed, "
         f"{summary['suppressed']} suppressed",
-        "  "
-        + ", ".join(
-            f"{verdict} {count}" for verdict, count in summary["verdicts"].items()
-        ),
+        "  " + ", ".join(f"{verdict} {count}" for verdict, count in summary["verdicts"].items()),
     ]
     coverage = summary["coverage"]
     if coverage["start"]:

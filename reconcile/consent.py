@@ -62,9 +62,17 @@ def _assemble(
     """Canonical ``YYYY-MM-DD HH:MM:SS`` text to strptime; impossible values give null."""
     return pl.concat_str(
         [
-            year, pl.lit("-"), _pad(month, 2), pl.lit("-"), _pad(day, 2), pl.lit(" "),
-            _pad(hour.fill_null("0"), 2), pl.lit(":"), _pad(minute.fill_null("0"), 2),
-            pl.lit(":"), _pad(second.fill_null("0"), 2),
+            year,
+            pl.lit("-"),
+            _pad(month, 2),
+            pl.lit("-"),
+            _pad(day, 2),
+            pl.lit(" "),
+            _pad(hour.fill_null("0"), 2),
+            pl.lit(":"),
+            _pad(minute.fill_null("0"), 2),
+            pl.lit(":"),
+            _pad(second.fill_null("0"), 2),
         ]
     ).str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
 
@@ -91,8 +99,8 @@ def _iso_boundary(text: pl.Expr, timezone: str) -> pl.Expr:
     offset_hours = digits.str.slice(0, 2).cast(pl.Int64, strict=False)
     offset_minutes = digits.str.slice(2, 2).cast(pl.Int64, strict=False).fill_null(0)
     sign = pl.when(offset.str.starts_with("-")).then(-1).otherwise(1)
-    offset_total = pl.when(offset == "Z").then(0).otherwise(
-        sign * (offset_hours * 60 + offset_minutes)
+    offset_total = (
+        pl.when(offset == "Z").then(0).otherwise(sign * (offset_hours * 60 + offset_minutes))
     )
     offset_valid = (offset == "Z") | ((offset_hours <= 23) & (offset_minutes <= 59))
     with_offset = (naive - pl.duration(minutes=offset_total)).dt.replace_time_zone("UTC")
@@ -149,7 +157,9 @@ def parse_consent(
     if consent_format is not None:
         # A custom format is tried first; ISO stays as the unambiguous fallback, but
         # month-first US dates do not (a day-first file would be misread silently).
-        candidates.insert(0, _custom_boundary(pl.col("raw").str.strip_chars(), consent_format, timezone))
+        candidates.insert(
+            0, _custom_boundary(pl.col("raw").str.strip_chars(), consent_format, timezone)
+        )
     else:
         candidates.append(_us_boundary(pl.col("text"), timezone))
     try:

@@ -28,8 +28,8 @@ from reconcile.errors import (
 )
 
 __all__ = [
-    "ContactTable",
     "ColumnChoice",
+    "ContactTable",
     "read_contacts",
     "resolve_column",
 ]
@@ -54,14 +54,39 @@ _ASCII_SAFE_CODECS = frozenset(
 )
 
 PHONE_GUESSES = (
-    "phone", "mobile", "mobile phone", "phone number", "mobile number", "cell",
-    "cell phone", "cellphone", "mobilephone", "phonenumber", "msisdn", "telephone",
-    "sms number", "sms phone", "contact number", "primary phone",
+    "phone",
+    "mobile",
+    "mobile phone",
+    "phone number",
+    "mobile number",
+    "cell",
+    "cell phone",
+    "cellphone",
+    "mobilephone",
+    "phonenumber",
+    "msisdn",
+    "telephone",
+    "sms number",
+    "sms phone",
+    "contact number",
+    "primary phone",
 )
 CONSENT_GUESSES = (
-    "opt in date", "optin date", "opted in", "opted in at", "opt in", "optin",
-    "opt in timestamp", "consent date", "consent", "consented at", "consent timestamp",
-    "sms opt in date", "sms consent date", "date opted in", "subscribed at",
+    "opt in date",
+    "optin date",
+    "opted in",
+    "opted in at",
+    "opt in",
+    "optin",
+    "opt in timestamp",
+    "consent date",
+    "consent",
+    "consented at",
+    "consent timestamp",
+    "sms opt in date",
+    "sms consent date",
+    "date opted in",
+    "subscribed at",
     "subscription date",
 )
 ID_GUESSES = ("id", "contact id", "record id", "customer id", "lead id", "external id")
@@ -105,8 +130,13 @@ def _normalize_name(name: str) -> str:
 
 
 def resolve_column(
-    path: Path, columns: Sequence[str], wanted: str | None, guesses: Sequence[str], role: str,
-    option: str, required: bool = True,
+    path: Path,
+    columns: Sequence[str],
+    wanted: str | None,
+    guesses: Sequence[str],
+    role: str,
+    option: str,
+    required: bool = True,
 ) -> str | None:
     """Find one column by name (case-insensitive) or by the CRM names in ``guesses``."""
     listing = ", ".join(repr(name) for name in columns)
@@ -127,7 +157,8 @@ def resolve_column(
         matches = [name for name, norm in zip(columns, normalized, strict=True) if norm == guess]
         if len(matches) == 1:
             others = [
-                name for name, norm in zip(columns, normalized, strict=True)
+                name
+                for name, norm in zip(columns, normalized, strict=True)
                 if norm in guesses and norm != guess
             ]
             if others:
@@ -149,7 +180,9 @@ def resolve_column(
     )
 
 
-def _resolve_all(path: Path, columns: list[str], choice: ColumnChoice) -> tuple[str, str, str | None]:
+def _resolve_all(
+    path: Path, columns: list[str], choice: ColumnChoice
+) -> tuple[str, str, str | None]:
     if not columns or all(not name.strip() for name in columns):
         raise InputError(f"{path.name}: the first row has no column names; it must be the header.")
     phone = resolve_column(path, columns, choice.phone, PHONE_GUESSES, "phone", "--phone-column")
@@ -225,9 +258,7 @@ def _check_codec(name: str) -> str:
 def detect_encoding(name: str, body: bytes, has_bom: bool) -> str:
     """UTF-8 when the bytes decode as UTF-8, else Windows-1252; mixed files are refused."""
     if body.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise EncodingError(
-            f"{name} is UTF-16 text; save it as CSV UTF-8 (or pass --encoding)."
-        )
+        raise EncodingError(f"{name} is UTF-16 text; save it as CSV UTF-8 (or pass --encoding).")
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -333,10 +364,13 @@ def csv_cleaned_bytes(
         record_keep[0] = True
         record_keep[scan.data_records] = keep
         mask = np.repeat(record_keep, scan.record_end - scan.record_start)
-        return table.bom + data[mask].tobytes()
+        kept_bytes: bytes = data[mask].tobytes()
+        return table.bom + kept_bytes
     delimiter = scan.delimiter
     suffixes = extra.select(
-        pl.concat_str([_quote_expr(pl.col(name), delimiter) for name in extra.columns], separator=delimiter)
+        pl.concat_str(
+            [_quote_expr(pl.col(name), delimiter) for name in extra.columns], separator=delimiter
+        )
     ).to_series()
     header_suffix = delimiter.join(extra.columns)
     body = scan.body
@@ -360,7 +394,7 @@ def csv_cleaned_bytes(
 
 
 def _open_workbook_reader(path: Path) -> Any:
-    import fastexcel  # noqa: PLC0415  (imported on first XLSX only: it loads a native library)
+    import fastexcel
 
     try:
         return fastexcel.read_excel(path)
@@ -411,7 +445,9 @@ def _read_xlsx(path: Path, choice: ColumnChoice, sheet: str | None) -> ContactTa
         raise InputError(f"{path.name}: sheet {names[sheet_index]!r} is empty.")
     frame = frame.select(pl.all().cast(pl.String))
     non_blank = frame.select(
-        pl.any_horizontal([pl.col(name).is_not_null() & (pl.col(name) != "") for name in frame.columns])
+        pl.any_horizontal(
+            [pl.col(name).is_not_null() & (pl.col(name) != "") for name in frame.columns]
+        )
     ).to_series()
     frame = frame.filter(non_blank)
     header = [value if value is not None else "" for value in frame.row(0)]
@@ -456,7 +492,7 @@ def _sheet_visibility(reader: Any, names: list[str]) -> list[bool]:
 
 def iter_xlsx_rows(path: Path, sheet: str) -> Iterator[tuple[Any, ...]]:
     """Yield the non-blank rows of ``sheet`` as openpyxl read-only cells, header first."""
-    import openpyxl  # noqa: PLC0415  (only XLSX output needs it)
+    import openpyxl
 
     workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
@@ -475,8 +511,8 @@ def write_xlsx_cleaned(
     target: Path,
 ) -> None:
     """Write the kept rows of the table's sheet, each cell with its value and type."""
-    import openpyxl  # noqa: PLC0415  (only XLSX output needs it)
-    from openpyxl.cell import WriteOnlyCell  # noqa: PLC0415
+    import openpyxl
+    from openpyxl.cell import WriteOnlyCell
 
     assert table.sheet is not None
     workbook = openpyxl.Workbook(write_only=True)

@@ -167,7 +167,7 @@ def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame) -> Coverage:
             f"{assumed.height} change file(s) without report metadata are assumed to cover "
             "from their earliest event"
         )
-    gaps = {
+    operator_gaps = {
         (operator.network, gap_start, gap_end)
         for operator in operators
         for gap_start, gap_end in operator.gaps
@@ -180,7 +180,7 @@ def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame) -> Coverage:
     ):
         inside_gap = any(
             gap_network == network and gap_start <= date_from and date_to <= gap_end
-            for gap_network, gap_start, gap_end in gaps
+            for gap_network, gap_start, gap_end in operator_gaps
             if date_from is not None and date_to is not None
         )
         text = (

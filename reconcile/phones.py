@@ -152,14 +152,18 @@ def _library_fallback(frame: pl.DataFrame, region: str) -> pl.DataFrame:
             "library_error": pl.String,
         },
     )
-    frame = frame.join(solved, on=["body", "intl_digits"], how="left", nulls_equal=True, maintain_order="left")
+    frame = frame.join(
+        solved, on=["body", "intl_digits"], how="left", nulls_equal=True, maintain_order="left"
+    )
     return frame.with_columns(
         fast_e164=pl.coalesce("fast_e164", "library_e164"),
         phone_error=pl.coalesce("phone_error", "library_error"),
     )
 
 
-def _parse_with_library(body: str, intl_digits: str | None, region: str) -> tuple[str | None, str | None]:
+def _parse_with_library(
+    body: str, intl_digits: str | None, region: str
+) -> tuple[str | None, str | None]:
     """Parse one distinct value with phonenumbers; return (e164, error)."""
     text = "+" + intl_digits if intl_digits is not None else body
     try:
@@ -167,6 +171,7 @@ def _parse_with_library(body: str, intl_digits: str | None, region: str) -> tupl
     except phonenumbers.NumberParseException:
         return None, "not a phone number phonenumbers can parse"
     if not phonenumbers.is_valid_number(number):
-        code = phonenumbers.region_code_for_country_code(number.country_code)
-        return None, f"not a valid number for +{number.country_code} ({code})"
+        country_code = number.country_code or 0
+        code = phonenumbers.region_code_for_country_code(country_code)
+        return None, f"not a valid number for +{country_code} ({code})"
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None

@@ -9,8 +9,19 @@ import polars as pl
 __all__ = ["CHANGE_COLUMNS", "changes_csv_bytes", "changes_frame"]
 
 CHANGE_COLUMNS = (
-    "row", "id", "phone", "phone_e164", "consent", "verdict", "action", "reason",
-    "event_type", "event_date", "network", "report_id", "suggested_number",
+    "row",
+    "id",
+    "phone",
+    "phone_e164",
+    "consent",
+    "verdict",
+    "action",
+    "reason",
+    "event_type",
+    "event_date",
+    "network",
+    "report_id",
+    "suggested_number",
 )
 
 

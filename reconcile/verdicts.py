@@ -42,8 +42,15 @@ DEFAULT_ACTIONS: Mapping[str, str] = {
 }
 DROPPED_ACTIONS = frozenset({"remove", "suppress"})
 RESULT_COLUMNS = (
-    "verdict", "action", "reason", "phone_e164", "event_type", "event_date", "network",
-    "report_id", "suggested_number",
+    "verdict",
+    "action",
+    "reason",
+    "phone_e164",
+    "event_type",
+    "event_date",
+    "network",
+    "report_id",
+    "suggested_number",
 )
 RECONSENTED = "deactivated before consent (re-consented)"
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
@@ -82,8 +89,11 @@ def decide(
         events.lazy()
         .join(numbers.lazy(), on="number", how="semi", maintain_order="left")
         # the same event reported twice (two reports, or a re-import) counts once
-        .unique(subset=["number", "type", "occurred_at", "new_number"], keep="first",
-                maintain_order=True)
+        .unique(
+            subset=["number", "type", "occurred_at", "new_number"],
+            keep="first",
+            maintain_order=True,
+        )
     )
     latest = relevant.group_by("number").agg(
         latest_at=pl.col("occurred_at").max(),
@@ -91,10 +101,14 @@ def decide(
             (pl.col("type") == SUSPENSION) & (pl.col("occurred_at") == pl.col("occurred_at").max())
         ).any(),
         suspended_report=pl.col("report_id")
-        .filter((pl.col("type") == SUSPENSION) & (pl.col("occurred_at") == pl.col("occurred_at").max()))
+        .filter(
+            (pl.col("type") == SUSPENSION) & (pl.col("occurred_at") == pl.col("occurred_at").max())
+        )
         .first(),
         suspended_network=pl.col("network_name")
-        .filter((pl.col("type") == SUSPENSION) & (pl.col("occurred_at") == pl.col("occurred_at").max()))
+        .filter(
+            (pl.col("type") == SUSPENSION) & (pl.col("occurred_at") == pl.col("occurred_at").max())
+        )
         .first(),
     )
     # Evidence: the latest deactivation; on a tie DEACTIVATION sorts after ACTIVATION.
@@ -114,28 +128,38 @@ def decide(
     joined = (
         contacts.lazy()
         .join(latest, left_on="phone_key", right_on="number", how="left", maintain_order="left")
-        .join(deactivation, left_on="phone_key", right_on="number", how="left", maintain_order="left")
+        .join(
+            deactivation, left_on="phone_key", right_on="number", how="left", maintain_order="left"
+        )
     )
 
     boundary = pl.col("consent_boundary")
     no_consent = boundary.is_null()
     coverage = pl.lit(coverage_start, pl.Datetime("us", "UTC"))
     is_invalid = pl.col("phone_error").is_not_null()
-    is_deactivated = pl.col("deact_at").is_not_null() & (no_consent | (pl.col("deact_at") >= boundary))
+    is_deactivated = pl.col("deact_at").is_not_null() & (
+        no_consent | (pl.col("deact_at") >= boundary)
+    )
     is_suspended = pl.col("suspended").fill_null(False)
     is_unverified = coverage.is_null() | no_consent | (boundary < coverage)
     verdict = (
-        pl.when(is_invalid).then(pl.lit("invalid_number"))
-        .when(is_deactivated).then(pl.lit("deactivated"))
-        .when(is_suspended).then(pl.lit("suspended"))
-        .when(is_unverified).then(pl.lit("unverified"))
+        pl.when(is_invalid)
+        .then(pl.lit("invalid_number"))
+        .when(is_deactivated)
+        .then(pl.lit("deactivated"))
+        .when(is_suspended)
+        .then(pl.lit("suspended"))
+        .when(is_unverified)
+        .then(pl.lit("unverified"))
         .otherwise(pl.lit("ok"))
     )
     consent_text = (
         pl.when(pl.col("consent_status") == MISSING)
         .then(pl.lit("no consent date"))
         .when(pl.col("consent_status") == UNPARSEABLE)
-        .then(pl.lit("unparseable consent date '") + pl.col("consent").str.strip_chars() + pl.lit("'"))
+        .then(
+            pl.lit("unparseable consent date '") + pl.col("consent").str.strip_chars() + pl.lit("'")
+        )
         .otherwise(pl.lit("consent ") + _iso(boundary))
     )
     suggestion = pl.when(pl.col("deact_new").is_not_null()).then(
@@ -148,7 +172,9 @@ def decide(
         .then(
             pl.concat_str(
                 [
-                    pl.col("deact_type"), pl.lit(" on "), _iso(pl.col("deact_at")),
+                    pl.col("deact_type"),
+                    pl.lit(" on "),
+                    _iso(pl.col("deact_at")),
                     pl.when(no_consent).then(pl.lit(", ")).otherwise(pl.lit(", at or after ")),
                     consent_text,
                     pl.when(suggestion.is_not_null())
@@ -164,20 +190,28 @@ def decide(
             pl.when(coverage.is_null())
             .then(pl.lit("no history covers this number: ") + consent_text)
             .when(no_consent)
-            .then(consent_text + pl.lit(": a deactivation before coverage starts ")
-                  + _iso(coverage) + pl.lit(" cannot be ruled out"))
+            .then(
+                consent_text
+                + pl.lit(": a deactivation before coverage starts ")
+                + _iso(coverage)
+                + pl.lit(" cannot be ruled out")
+            )
             .otherwise(consent_text + pl.lit(" is before coverage starts ") + _iso(coverage))
         )
         .when(pl.col("deact_at").is_not_null())
         .then(pl.lit(RECONSENTED))
     )
     evidence_type = (
-        pl.when(pl.col("verdict") == "deactivated").then(pl.col("deact_type"))
-        .when(pl.col("verdict") == "suspended").then(pl.lit(SUSPENSION))
+        pl.when(pl.col("verdict") == "deactivated")
+        .then(pl.col("deact_type"))
+        .when(pl.col("verdict") == "suspended")
+        .then(pl.lit(SUSPENSION))
     )
     evidence_date = (
-        pl.when(pl.col("verdict") == "deactivated").then(pl.col("deact_at"))
-        .when(pl.col("verdict") == "suspended").then(pl.col("latest_at"))
+        pl.when(pl.col("verdict") == "deactivated")
+        .then(pl.col("deact_at"))
+        .when(pl.col("verdict") == "suspended")
+        .then(pl.col("latest_at"))
     )
     return (
         joined.with_columns(verdict=verdict)
@@ -186,10 +220,14 @@ def decide(
             reason=reason,
             event_type=evidence_type,
             event_date=_iso(evidence_date),
-            network=pl.when(pl.col("verdict") == "deactivated").then(pl.col("deact_network"))
-            .when(pl.col("verdict") == "suspended").then(pl.col("suspended_network")),
-            report_id=pl.when(pl.col("verdict") == "deactivated").then(pl.col("deact_report"))
-            .when(pl.col("verdict") == "suspended").then(pl.col("suspended_report")),
+            network=pl.when(pl.col("verdict") == "deactivated")
+            .then(pl.col("deact_network"))
+            .when(pl.col("verdict") == "suspended")
+            .then(pl.col("suspended_network")),
+            report_id=pl.when(pl.col("verdict") == "deactivated")
+            .then(pl.col("deact_report"))
+            .when(pl.col("verdict") == "suspended")
+            .then(pl.col("suspended_report")),
             suggested_number=pl.when(pl.col("verdict") == "deactivated").then(suggestion),
         )
         .select([*contacts.columns, *(c for c in RESULT_COLUMNS if c not in contacts.columns)])

@@ -38,17 +38,33 @@ METADATA = {
 # numbers the tests use: 4155550101 deactivated, ...0102 suspended, ...0103 re-consented
 RECORDS_VZ = {
     "results": [
-        {"date": "2024-03-10T11:00:00.000+0000", "destination": "14155550101", "type": "DEACTIVATION",
-         "newDestination": "14155550999"},
-        {"date": "2024-03-12T08:00:00.000+0000", "destination": "14155550102", "type": "SUSPENSION"},
+        {
+            "date": "2024-03-10T11:00:00.000+0000",
+            "destination": "14155550101",
+            "type": "DEACTIVATION",
+            "newDestination": "14155550999",
+        },
+        {
+            "date": "2024-03-12T08:00:00.000+0000",
+            "destination": "14155550102",
+            "type": "SUSPENSION",
+        },
     ],
     "paging": {"page": 0, "size": 20, "totalPages": 1, "totalResults": 2},
 }
 RECORDS_ATT = {
     "results": [
-        {"date": "2024-03-05T00:00:00.000+0000", "destination": "14155550103", "type": "DEACTIVATION"},
+        {
+            "date": "2024-03-05T00:00:00.000+0000",
+            "destination": "14155550103",
+            "type": "DEACTIVATION",
+        },
         # the same deactivation reported twice by two reports counts once
-        {"date": "2024-03-10T11:00:00.000+0000", "destination": "14155550101", "type": "DEACTIVATION"},
+        {
+            "date": "2024-03-10T11:00:00.000+0000",
+            "destination": "14155550101",
+            "type": "DEACTIVATION",
+        },
     ],
     "paging": {"page": 0, "size": 20, "totalPages": 1, "totalResults": 2},
 }

@@ -41,7 +41,9 @@ def events_frame(rows: list[tuple[int, str, str]] | list[tuple]) -> pl.DataFrame
     return pl.DataFrame(records, schema=EVENT_SCHEMA)
 
 
-def contacts_frame(rows: list[tuple[str | None, str | None]], timezone: str = "UTC") -> pl.DataFrame:
+def contacts_frame(
+    rows: list[tuple[str | None, str | None]], timezone: str = "UTC"
+) -> pl.DataFrame:
     """Contacts as reconcile_file builds them, from (phone, consent) raw cells."""
     values = pl.DataFrame(
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from reconcile.changefiles import load_change_files
@@ -17,12 +18,17 @@ def test_folder_gives_events_reports_and_coverage(history_dir):
     by_report = dict(zip(history.reports["report_id"], history.reports["status"], strict=True))
     assert by_report == {"rep-vz-1": "complete", "rep-att-1": "complete"}
     # the records file named records-rep-att-1-page0.json belongs to report rep-att-1
-    networks = set(history.events.filter(history.events["report_id"] == "rep-att-1")["network_name"])
+    networks = set(
+        history.events.filter(history.events["report_id"] == "rep-att-1")["network_name"]
+    )
     assert networks == {"AT&T Mobility"}
     coverage = history.coverage()
     assert coverage.start.isoformat() == "2024-03-01T00:00:00+00:00"
     assert coverage.end.isoformat() == "2024-06-01T00:00:00+00:00"
-    assert {operator.network for operator in coverage.operators} == {"Verizon Wireless", "AT&T Mobility"}
+    assert {operator.network for operator in coverage.operators} == {
+        "Verizon Wireless",
+        "AT&T Mobility",
+    }
 
 
 def test_records_without_metadata_assume_coverage_from_their_earliest_event(tmp_path):
@@ -38,12 +44,17 @@ def test_records_without_metadata_assume_coverage_from_their_earliest_event(tmp_
 
 def test_bare_csv_with_and_without_header(tmp_path):
     with_header = tmp_path / "a.csv"
-    with_header.write_text("destination,date,type,newDestination\n14155550101,2024-03-10T11:00:00.000+0000,DEACTIVATION,14155550999\n")
+    with_header.write_text(
+        "destination,date,type,newDestination\n14155550101,2024-03-10T11:00:00.000+0000,DEACTIVATION,14155550999\n"
+    )
     without = tmp_path / "b.csv"
     without.write_text("14155550102,2024-03-11T11:00:00Z,suspension\n")
     history = load_change_files([with_header, without])
     rows = history.events.sort("number").select("number", "type", "new_number", "report_id").rows()
-    assert rows == [(14155550101, "DEACTIVATION", 14155550999, "a"), (14155550102, "SUSPENSION", None, "b")]
+    assert rows == [
+        (14155550101, "DEACTIVATION", 14155550999, "a"),
+        (14155550102, "SUSPENSION", None, "b"),
+    ]
 
 
 def test_missing_record_pages_make_a_report_incomplete(tmp_path):
@@ -62,21 +73,77 @@ def test_missing_record_pages_make_a_report_incomplete(tmp_path):
     ("name", "content", "message"),
     [
         ("bad.json", "{not json", "bad.json: not valid JSON (line 1, column 2"),
-        ("list.json", "[1, 2]", 'list.json: not an API page: expected an object with a "results" list.'),
-        ("r.json", json.dumps({"results": [{"date": "2024-03-10T11:00:00Z", "type": "DEACTIVATION"}]}),
-         "r.json: results[0] has no 'destination'."),
-        ("r.json", json.dumps({"results": [{"destination": 14155550101, "date": "2024-03-10", "type": "DEACTIVATION"}]}),
-         "r.json: results[0].destination is int 14155550101, expected text."),
-        ("r.json", json.dumps({"results": [{"destination": "+14155550101", "date": "2024-03-10", "type": "DEACTIVATION"}]}),
-         "r.json: results[0]: destination '+14155550101' is not country code and number in digits only."),
-        ("r.json", json.dumps({"results": [{"destination": "14155550101", "date": "yesterday", "type": "DEACTIVATION"}]}),
-         "r.json: results[0]: date 'yesterday' is not an ISO 8601 date and time."),
-        ("r.json", json.dumps({"results": [{"destination": "14155550101", "date": "2024-03-10", "type": "PORTED"}]}),
-         "r.json: results[0]: type 'PORTED' is not one of DEACTIVATION, ACTIVATION, SUSPENSION, REACTIVATION."),
-        ("m.json", json.dumps({"results": [{"reportId": "x", "dateFrom": "2024-03-02", "dateTo": "2024-03-01"}]}),
-         "m.json: results[0] (report x): dateFrom and dateTo must be dates, dateFrom not after dateTo."),
+        (
+            "list.json",
+            "[1, 2]",
+            'list.json: not an API page: expected an object with a "results" list.',
+        ),
+        (
+            "r.json",
+            json.dumps({"results": [{"date": "2024-03-10T11:00:00Z", "type": "DEACTIVATION"}]}),
+            "r.json: results[0] has no 'destination'.",
+        ),
+        (
+            "r.json",
+            json.dumps(
+                {
+                    "results": [
+                        {"destination": 14155550101, "date": "2024-03-10", "type": "DEACTIVATION"}
+                    ]
+                }
+            ),
+            "r.json: results[0].destination is int 14155550101, expected text.",
+        ),
+        (
+            "r.json",
+            json.dumps(
+                {
+                    "results": [
+                        {
+                            "destination": "+14155550101",
+                            "date": "2024-03-10",
+                            "type": "DEACTIVATION",
+                        }
+                    ]
+                }
+            ),
+            "r.json: results[0]: destination '+14155550101' is not country code and number in digits only.",
+        ),
+        (
+            "r.json",
+            json.dumps(
+                {
+                    "results": [
+                        {"destination": "14155550101", "date": "yesterday", "type": "DEACTIVATION"}
+                    ]
+                }
+            ),
+            "r.json: results[0]: date 'yesterday' is not an ISO 8601 date and time.",
+        ),
+        (
+            "r.json",
+            json.dumps(
+                {
+                    "results": [
+                        {"destination": "14155550101", "date": "2024-03-10", "type": "PORTED"}
+                    ]
+                }
+            ),
+            "r.json: results[0]: type 'PORTED' is not one of DEACTIVATION, ACTIVATION, SUSPENSION, REACTIVATION.",
+        ),
+        (
+            "m.json",
+            json.dumps(
+                {"results": [{"reportId": "x", "dateFrom": "2024-03-02", "dateTo": "2024-03-01"}]}
+            ),
+            "m.json: results[0] (report x): dateFrom and dateTo must be dates, dateFrom not after dateTo.",
+        ),
         ("c.csv", "destination,when\n1,2\n", "c.csv: the header lacks date, type"),
-        ("c.csv", "14155550101,2024-03-10\n", "c.csv: expected the columns destination,date,type[,newDestination]"),
+        (
+            "c.csv",
+            "14155550101,2024-03-10\n",
+            "c.csv: expected the columns destination,date,type[,newDestination]",
+        ),
     ],
 )
 def test_bad_change_files_name_the_file_and_the_record(tmp_path, name, content, message):
@@ -97,11 +164,31 @@ def test_missing_path_and_empty_folder(tmp_path):
 
 
 def test_gap_between_reports_of_one_operator(tmp_path):
-    metadata = {"results": [
-        {"reportId": "d1", "networkName": "Verizon Wireless", "networkId": 1, "dateFrom": "2024-03-01", "dateTo": "2024-03-02"},
-        {"reportId": "d2", "networkName": "Verizon Wireless", "networkId": 1, "dateFrom": "2024-03-02", "dateTo": "2024-03-03"},
-        {"reportId": "d3", "networkName": "Verizon Wireless", "networkId": 1, "dateFrom": "2024-03-03", "dateTo": "2024-03-04"},
-    ]}
+    metadata = {
+        "results": [
+            {
+                "reportId": "d1",
+                "networkName": "Verizon Wireless",
+                "networkId": 1,
+                "dateFrom": "2024-03-01",
+                "dateTo": "2024-03-02",
+            },
+            {
+                "reportId": "d2",
+                "networkName": "Verizon Wireless",
+                "networkId": 1,
+                "dateFrom": "2024-03-02",
+                "dateTo": "2024-03-03",
+            },
+            {
+                "reportId": "d3",
+                "networkName": "Verizon Wireless",
+                "networkId": 1,
+                "dateFrom": "2024-03-03",
+                "dateTo": "2024-03-04",
+            },
+        ]
+    }
     (tmp_path / "meta.json").write_text(json.dumps(metadata))
     for report_id in ("d1", "d3"):
         (tmp_path / f"{report_id}.json").write_text(json.dumps({"results": []}))

@@ -11,7 +11,9 @@ import pytest
 from reconcile.cli import main
 from tests.conftest import tree_snapshot
 
-GOOD_CSV = "Contact ID,Mobile Phone,Opt-In Date\nC1,4155550101,2024-03-09\nC2,4155550104,2024-04-01\n"
+GOOD_CSV = (
+    "Contact ID,Mobile Phone,Opt-In Date\nC1,4155550101,2024-03-09\nC2,4155550104,2024-04-01\n"
+)
 
 
 @pytest.fixture
@@ -38,14 +40,25 @@ def test_json_summary(run_cli, contacts, history_dir):
     assert result.exit_code == 0
     [summary] = json.loads(result.stdout)
     assert summary["rows"] == summary["kept"] + summary["removed"] + summary["suppressed"] == 2
-    assert summary["verdicts"] == {"invalid_number": 0, "deactivated": 1, "suspended": 0,
-                                   "unverified": 0, "ok": 1}
+    assert summary["verdicts"] == {
+        "invalid_number": 0,
+        "deactivated": 1,
+        "suspended": 0,
+        "unverified": 0,
+        "ok": 1,
+    }
     assert summary["coverage"] == {"start": "2024-03-01T00:00:00Z", "end": "2024-06-01T00:00:00Z"}
-    assert summary["columns"] == {"phone": "Mobile Phone", "consent": "Opt-In Date", "id": "Contact ID"}
+    assert summary["columns"] == {
+        "phone": "Mobile Phone",
+        "consent": "Opt-In Date",
+        "id": "Contact ID",
+    }
 
 
 def test_action_override_from_the_command_line(run_cli, contacts, history_dir):
-    result = run_cli("clean", contacts, "--changes", history_dir, "--deactivated", "review", "--json")
+    result = run_cli(
+        "clean", contacts, "--changes", history_dir, "--deactivated", "review", "--json"
+    )
     [summary] = json.loads(result.stdout)
     assert summary["kept"] == 2 and summary["actions"]["review"] == 1
 
@@ -67,25 +80,53 @@ def test_existing_outputs_need_force(run_cli, contacts, history_dir):
 
 BAD_INPUTS = [
     ("missing.csv", None, "reconcile: error: {dir}/missing.csv: no such file."),
-    ("empty.csv", b"", "reconcile: error: empty.csv: the file is empty; it needs a header line and rows."),
-    ("header.csv", b"Phone,Opt-In Date\n", "reconcile: error: header.csv: the file has a header but no data rows."),
-    ("ragged.csv", b"Phone,Opt-In Date\n4155550104,2024-04-01\n4155550105,2024-04-01,extra\n",
-     "reconcile: error: ragged.csv: line 3 has 3 fields but the header has 2 (delimiter ','); fix that row or export the file again."),
-    ("cols.csv", b"Name,Telephone Nr,Opt-In Date\nA,4155550104,2024-04-01\n",
-     "reconcile: error: cols.csv: no phone column found; name it with --phone-column. The file has: 'Name', 'Telephone Nr', 'Opt-In Date'."),
-    ("old.xls", b"\xd0\xcf\x11\xe0" + b"\0" * 64,
-     "reconcile: error: old.xls is the old Excel 97-2003 format, which reconcile does not read; save it as .xlsx or .csv."),
-    ("sheet.ods", b"PK\x03\x04",
-     "reconcile: error: sheet.ods is an OpenDocument spreadsheet, which reconcile does not read; save it as .xlsx or .csv."),
-    ("corrupt.xlsx", b"PK\x03\x04garbage",
-     "reconcile: error: corrupt.xlsx cannot be read as an Excel workbook"),
-    ("mixed.csv", "Phone,Name\n4155550104,Chloé Zoë\n".encode() + b"4155550105,Jos\xe9\n",
-     "reconcile: error: mixed.csv: line 3 is not valid UTF-8 although the file looks like UTF-8 elsewhere"),
+    (
+        "empty.csv",
+        b"",
+        "reconcile: error: empty.csv: the file is empty; it needs a header line and rows.",
+    ),
+    (
+        "header.csv",
+        b"Phone,Opt-In Date\n",
+        "reconcile: error: header.csv: the file has a header but no data rows.",
+    ),
+    (
+        "ragged.csv",
+        b"Phone,Opt-In Date\n4155550104,2024-04-01\n4155550105,2024-04-01,extra\n",
+        "reconcile: error: ragged.csv: line 3 has 3 fields but the header has 2 (delimiter ','); fix that row or export the file again.",
+    ),
+    (
+        "cols.csv",
+        b"Name,Telephone Nr,Opt-In Date\nA,4155550104,2024-04-01\n",
+        "reconcile: error: cols.csv: no phone column found; name it with --phone-column. The file has: 'Name', 'Telephone Nr', 'Opt-In Date'.",
+    ),
+    (
+        "old.xls",
+        b"\xd0\xcf\x11\xe0" + b"\0" * 64,
+        "reconcile: error: old.xls is the old Excel 97-2003 format, which reconcile does not read; save it as .xlsx or .csv.",
+    ),
+    (
+        "sheet.ods",
+        b"PK\x03\x04",
+        "reconcile: error: sheet.ods is an OpenDocument spreadsheet, which reconcile does not read; save it as .xlsx or .csv.",
+    ),
+    (
+        "corrupt.xlsx",
+        b"PK\x03\x04garbage",
+        "reconcile: error: corrupt.xlsx cannot be read as an Excel workbook",
+    ),
+    (
+        "mixed.csv",
+        "Phone,Name\n4155550104,Chloé Zoë\n".encode() + b"4155550105,Jos\xe9\n",
+        "reconcile: error: mixed.csv: line 3 is not valid UTF-8 although the file looks like UTF-8 elsewhere",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "content", "message"), BAD_INPUTS)
-def test_bad_input_is_one_line_exit_1_and_nothing_written(run_cli, tmp_path, history_dir, name, content, message):
+def test_bad_input_is_one_line_exit_1_and_nothing_written(
+    run_cli, tmp_path, history_dir, name, content, message
+):
     folder = tmp_path / "in"
     folder.mkdir()
     source = folder / name
@@ -140,7 +181,10 @@ def test_verbose_shows_the_traceback(run_cli, tmp_path, history_dir):
     ("args", "message"),
     [
         (["--default-region", "XX"], "--default-region 'XX' is not a region code"),
-        (["--consent-timezone", "Mars/Base"], "--consent-timezone 'Mars/Base' is not a time zone name"),
+        (
+            ["--consent-timezone", "Mars/Base"],
+            "--consent-timezone 'Mars/Base' is not a time zone name",
+        ),
         (["--encoding", "utf-16"], "--encoding 'utf-16' is not supported"),
     ],
 )
@@ -153,7 +197,10 @@ def test_bad_option_values(run_cli, contacts, history_dir, args, message):
 def test_usage_errors_exit_2(run_cli, contacts, history_dir):
     assert run_cli("clean").exit_code == 2
     assert run_cli("clean", contacts, "--changes", history_dir, "--mode", "nope").exit_code == 2
-    assert run_cli("clean", contacts, "--changes", history_dir, "--unverified", "delete").exit_code == 2
+    assert (
+        run_cli("clean", contacts, "--changes", history_dir, "--unverified", "delete").exit_code
+        == 2
+    )
     result = run_cli("clean", contacts)
     assert result.exit_code == 2
     assert "no history given: pass --changes PATH" in result.stderr

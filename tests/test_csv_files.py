@@ -25,8 +25,16 @@ ROWS = [
 KEPT_IDS = ["C3", "C4", "C5", "C6"]
 
 
-def write_csv(path: Path, *, delimiter: str = ",", encoding: str = "utf-8", bom: bool = False,
-              newline: str = "\r\n", rows: list[list[str]] = ROWS, quoting: int = csv.QUOTE_MINIMAL) -> bytes:
+def write_csv(
+    path: Path,
+    *,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    bom: bool = False,
+    newline: str = "\r\n",
+    rows: list[list[str]] = ROWS,
+    quoting: int = csv.QUOTE_MINIMAL,
+) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator=newline, quoting=quoting)
     writer.writerow(HEADER)
@@ -46,8 +54,12 @@ def run_clean(path: Path, history_dir: Path, **options) -> list:
 
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
-@pytest.mark.parametrize(("encoding", "bom"), [("utf-8", False), ("utf-8", True), ("cp1252", False)])
-def test_cleaned_csv_keeps_encoding_bom_delimiter_and_bytes(tmp_path, history_dir, delimiter, encoding, bom):
+@pytest.mark.parametrize(
+    ("encoding", "bom"), [("utf-8", False), ("utf-8", True), ("cp1252", False)]
+)
+def test_cleaned_csv_keeps_encoding_bom_delimiter_and_bytes(
+    tmp_path, history_dir, delimiter, encoding, bom
+):
     source = tmp_path / "contacts.csv"
     original = write_csv(source, delimiter=delimiter, encoding=encoding, bom=bom)
     [result] = run_clean(source, history_dir)
@@ -56,8 +68,13 @@ def test_cleaned_csv_keeps_encoding_bom_delimiter_and_bytes(tmp_path, history_di
     cleaned = result.cleaned_path.read_bytes()
     assert cleaned.startswith(b"\xef\xbb\xbf") == bom
     # byte-identical: the cleaned file is exactly the original minus the dropped records
-    expected = write_csv(tmp_path / "expected.csv", delimiter=delimiter, encoding=encoding, bom=bom,
-                         rows=[row for row in ROWS if row[0] in KEPT_IDS])
+    expected = write_csv(
+        tmp_path / "expected.csv",
+        delimiter=delimiter,
+        encoding=encoding,
+        bom=bom,
+        rows=[row for row in ROWS if row[0] in KEPT_IDS],
+    )
     assert cleaned == expected
     assert source.read_bytes() == original  # the input is never modified
     assert [row[0] for row in records_of(cleaned, delimiter, encoding)[1:]] == KEPT_IDS
@@ -107,8 +124,15 @@ def test_flag_mode_keeps_every_row_and_appends_columns(tmp_path, history_dir):
     write_csv(source, delimiter=";")
     [result] = run_clean(source, history_dir, mode="flag")
     records = records_of(result.cleaned_path.read_bytes(), ";", "utf-8")
-    assert records[0] == [*HEADER, "reconcile_verdict", "reconcile_action", "reconcile_reason",
-                          "reconcile_phone_e164", "reconcile_event_date", "reconcile_suggested_number"]
+    assert records[0] == [
+        *HEADER,
+        "reconcile_verdict",
+        "reconcile_action",
+        "reconcile_reason",
+        "reconcile_phone_e164",
+        "reconcile_event_date",
+        "reconcile_suggested_number",
+    ]
     assert [record[:6] for record in records[1:]] == ROWS
     by_id = {record[0]: record[6:] for record in records[1:]}
     assert by_id["C1"][:2] == ["deactivated", "remove"]
@@ -125,11 +149,25 @@ def test_changes_csv_columns_and_rows(tmp_path, history_dir):
     write_csv(source)
     [result] = run_clean(source, history_dir, columns=ColumnChoice(id="Contact ID"))
     rows = list(csv.DictReader(io.StringIO(result.changes_path.read_text())))
-    assert list(rows[0]) == ["row", "id", "phone", "phone_e164", "consent", "verdict", "action",
-                             "reason", "event_type", "event_date", "network", "report_id",
-                             "suggested_number"]
+    assert list(rows[0]) == [
+        "row",
+        "id",
+        "phone",
+        "phone_e164",
+        "consent",
+        "verdict",
+        "action",
+        "reason",
+        "event_type",
+        "event_date",
+        "network",
+        "report_id",
+        "suggested_number",
+    ]
     assert [(row["row"], row["id"], row["verdict"]) for row in rows] == [
-        ("1", "C1", "deactivated"), ("2", "C2", "suspended"), ("4", "C4", "invalid_number"),
+        ("1", "C1", "deactivated"),
+        ("2", "C2", "suspended"),
+        ("4", "C4", "invalid_number"),
         ("6", "C6", "unverified"),
     ]
     first = rows[0]

@@ -80,7 +80,10 @@ def test_invalid_formats(raw, reason):
 def test_numeric_excel_cells_do_not_grow_a_digit():
     # int and float cells rendered to text by the XLSX reader, or by pandas in a CSV
     cells = pl.concat(
-        [pl.Series([4155550123]).cast(pl.String), pl.Series([4155550123.0, 14155550123.0]).cast(pl.String)]
+        [
+            pl.Series([4155550123]).cast(pl.String),
+            pl.Series([4155550123.0, 14155550123.0]).cast(pl.String),
+        ]
     )
     result = normalize_phones(cells)
     assert result.get_column("phone_e164").to_list() == ["+14155550123"] * 3

@@ -18,15 +18,25 @@ from tests.helpers import NOW, contacts_frame, events_frame
 NUMBERS = [14155550100 + offset for offset in range(6)]
 START = datetime(2024, 3, 1, tzinfo=UTC)
 PHONE_CELLS = st.sampled_from(
-    ["4155550100", "(415) 555-0101", "+1 415 555 0102", "415.555.0103 x9", "1-415-555-0104",
-     "tel:+14155550105", "", "N/A", "(123) 555-0100", "4.15555E+09", "+44 20 7946 0958"]
+    [
+        "4155550100",
+        "(415) 555-0101",
+        "+1 415 555 0102",
+        "415.555.0103 x9",
+        "1-415-555-0104",
+        "tel:+14155550105",
+        "",
+        "N/A",
+        "(123) 555-0100",
+        "4.15555E+09",
+        "+44 20 7946 0958",
+    ]
 )
 # Printable ASCII, the delimiters, quotes and newlines, and accented letters whose
 # Windows-1252 bytes can never form UTF-8 (so detection is not what is tested here).
 TEXT = st.text(
-    alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.sampled_from(
-        [",", ";", "\t", "|", '"', "\n", " ", "0", "é", "ü", "ñ", "ç", "ø", "Å"]
-    ),
+    alphabet=st.characters(min_codepoint=32, max_codepoint=126)
+    | st.sampled_from([",", ";", "\t", "|", '"', "\n", " ", "0", "é", "ü", "ñ", "ç", "ø", "Å"]),
     max_size=12,
 )
 ZIP = st.from_regex(r"0[0-9]{4}", fullmatch=True)
@@ -36,7 +46,8 @@ INSTANT = st.integers(min_value=-40, max_value=90).flatmap(
     )
 )
 CONSENT = st.one_of(
-    st.just(""), st.just("2024-02-30"),
+    st.just(""),
+    st.just("2024-02-30"),
     INSTANT.map(lambda moment: moment.strftime("%Y-%m-%d")),
     INSTANT.map(lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ")),
     INSTANT.map(lambda moment: f"{moment.month}/{moment.day}/{moment.year}"),
@@ -75,13 +86,22 @@ def oracle(phone_key, boundary, consent_status, events, coverage_start) -> str:
 def test_verdicts_match_the_oracle(rows, events, has_coverage):
     coverage_start = START if has_coverage else None
     contacts = contacts_frame(rows)
-    frame = events_frame([(number, kind, moment.strftime("%Y-%m-%dT%H:%M:%SZ"), report)
-                          for number, kind, moment, report in events])
+    frame = events_frame(
+        [
+            (number, kind, moment.strftime("%Y-%m-%dT%H:%M:%SZ"), report)
+            for number, kind, moment, report in events
+        ]
+    )
     result = decide(contacts, frame, coverage_start)
     assert result.height == len(rows)
     for decision in result.iter_rows(named=True):
-        expected = oracle(decision["phone_key"], decision["consent_boundary"],
-                          decision["consent_status"], events, coverage_start)
+        expected = oracle(
+            decision["phone_key"],
+            decision["consent_boundary"],
+            decision["consent_status"],
+            events,
+            coverage_start,
+        )
         assert decision["verdict"] == expected, decision
 
 
@@ -93,7 +113,9 @@ def _csv_bytes(header, rows, delimiter, newline, encoding, bom) -> bytes:
     return (b"\xef\xbb\xbf" if bom else b"") + buffer.getvalue().encode(encoding)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     rows=st.lists(st.tuples(TEXT, PHONE_CELLS, CONSENT, ZIP), min_size=1, max_size=30),
     events=st.lists(EVENT, max_size=15),
@@ -103,8 +125,9 @@ def _csv_bytes(header, rows, delimiter, newline, encoding, bom) -> bytes:
     bom=st.booleans(),
     mode=st.sampled_from(["strip", "flag"]),
 )
-def test_files_lose_no_row_and_keep_every_cell(tmp_path_factory, rows, events, delimiter, newline,
-                                               encoding, bom, mode):
+def test_files_lose_no_row_and_keep_every_cell(
+    tmp_path_factory, rows, events, delimiter, newline, encoding, bom, mode
+):
     folder = tmp_path_factory.mktemp("prop")
     header = ["Notes", "Phone", "Opt-In Date", "Zip"]
     rows = [["x" + note if note.strip() == "" else note, *rest] for note, *rest in rows]

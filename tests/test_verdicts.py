@@ -12,13 +12,55 @@ N = 14155550123
 
 # SPEC "Worked examples": coverage from 2024-03-01T00:00Z, consent time zone UTC.
 WORKED_EXAMPLES = [
-    ("(415) 555-0123", "2024-03-10", [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")], "deactivated", None),
-    ("415.555.0123", "2024-03-10T11:00:01Z", [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")], "ok", RECONSENTED),
-    ("4155550123", "2024-03-10T11:00:00Z", [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")], "deactivated", None),
-    ("+1 415 555 0123", "2024-03-10T06:00:00-05:00", [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")], "deactivated", None),
-    ("1-415-555-0123", "3/9/2024 11:30 PM", [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")], "deactivated", None),
-    ("4155550123", "2024-03-15", [(N, "SUSPENSION", "2024-04-01"), (N, "REACTIVATION", "2024-04-05")], "ok", None),
-    ("4155550123", "2024-03-15", [(N, "REACTIVATION", "2024-04-01"), (N, "SUSPENSION", "2024-04-05")], "suspended", None),
+    (
+        "(415) 555-0123",
+        "2024-03-10",
+        [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")],
+        "deactivated",
+        None,
+    ),
+    (
+        "415.555.0123",
+        "2024-03-10T11:00:01Z",
+        [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")],
+        "ok",
+        RECONSENTED,
+    ),
+    (
+        "4155550123",
+        "2024-03-10T11:00:00Z",
+        [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")],
+        "deactivated",
+        None,
+    ),
+    (
+        "+1 415 555 0123",
+        "2024-03-10T06:00:00-05:00",
+        [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")],
+        "deactivated",
+        None,
+    ),
+    (
+        "1-415-555-0123",
+        "3/9/2024 11:30 PM",
+        [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")],
+        "deactivated",
+        None,
+    ),
+    (
+        "4155550123",
+        "2024-03-15",
+        [(N, "SUSPENSION", "2024-04-01"), (N, "REACTIVATION", "2024-04-05")],
+        "ok",
+        None,
+    ),
+    (
+        "4155550123",
+        "2024-03-15",
+        [(N, "REACTIVATION", "2024-04-01"), (N, "SUSPENSION", "2024-04-05")],
+        "suspended",
+        None,
+    ),
     ("4155550123", "2024-03-20", [(N, "SUSPENSION", "2024-03-05")], "suspended", None),
     ("4155550123", None, [(N, "DEACTIVATION", "2024-04-02")], "deactivated", "no consent date"),
     ("4155550123", None, [], "unverified", "no consent date"),
@@ -51,7 +93,9 @@ def test_same_day_deactivation_against_date_only_consent_is_deactivated():
 
 
 def test_deactivation_one_second_before_timestamp_consent_is_ok_with_note():
-    row = decide_one("4155550123", "2024-03-10T11:00:01Z", [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")])
+    row = decide_one(
+        "4155550123", "2024-03-10T11:00:01Z", [(N, "DEACTIVATION", "2024-03-10T11:00:00Z")]
+    )
     assert (row["verdict"], row["action"], row["reason"]) == ("ok", "keep", RECONSENTED)
 
 
@@ -67,7 +111,10 @@ def test_deactivation_wins_over_a_later_suspension():
 
 
 def test_suspension_sharing_the_latest_instant_makes_suspended():
-    events = [(N, "REACTIVATION", "2024-04-05T10:00:00Z"), (N, "SUSPENSION", "2024-04-05T10:00:00Z")]
+    events = [
+        (N, "REACTIVATION", "2024-04-05T10:00:00Z"),
+        (N, "SUSPENSION", "2024-04-05T10:00:00Z"),
+    ]
     assert decide_one("4155550123", "2024-03-15", events)["verdict"] == "suspended"
 
 
@@ -129,7 +176,9 @@ def test_evidence_is_the_latest_qualifying_event_with_its_suggested_number():
             (N, "SUSPENSION", "2024-03-20T08:00:00Z", "r3"),
         ]
     )
-    row = decide(contacts_frame([("4155550123", "2024-03-10")]), events, utc("2024-03-01")).row(0, named=True)
+    row = decide(contacts_frame([("4155550123", "2024-03-10")]), events, utc("2024-03-01")).row(
+        0, named=True
+    )
     assert row["verdict"] == "deactivated"
     assert row["event_date"] == "2024-04-11T08:00:00Z"
     assert row["network"] == "Verizon Wireless"
@@ -145,9 +194,15 @@ def test_events_of_other_numbers_do_not_matter():
 
 def test_rows_keep_their_order_and_count():
     rows = [("4155550123", "2024-03-10"), ("", None), ("4155550124", "2024-01-01")] * 50
-    result = decide(contacts_frame(rows), events_frame([(N, "DEACTIVATION", "2024-03-11")]), utc("2024-03-01"))
+    result = decide(
+        contacts_frame(rows), events_frame([(N, "DEACTIVATION", "2024-03-11")]), utc("2024-03-01")
+    )
     assert result.get_column("row").to_list() == list(range(1, 151))
-    assert result.get_column("verdict").to_list()[:3] == ["deactivated", "invalid_number", "unverified"]
+    assert result.get_column("verdict").to_list()[:3] == [
+        "deactivated",
+        "invalid_number",
+        "unverified",
+    ]
 
 
 def test_action_overrides_apply_per_verdict():
@@ -155,7 +210,10 @@ def test_action_overrides_apply_per_verdict():
     contacts = contacts_frame([("4155550123", "2023-01-01"), ("4155550124", "2024-03-10")])
     events = events_frame([(14155550124, "SUSPENSION", "2024-03-11")])
     result = decide(contacts, events, utc("2024-03-01"), actions)
-    assert result.select("verdict", "action").rows() == [("unverified", "remove"), ("suspended", "review")]
+    assert result.select("verdict", "action").rows() == [
+        ("unverified", "remove"),
+        ("suspended", "review"),
+    ]
 
 
 def test_resolve_actions_refuses_unknown_names():
@@ -164,6 +222,8 @@ def test_resolve_actions_refuses_unknown_names():
 
 
 def test_decide_accepts_empty_events():
-    result = decide(contacts_frame([("4155550123", "2024-03-10")]), events_frame([]), utc("2024-03-01"))
+    result = decide(
+        contacts_frame([("4155550123", "2024-03-10")]), events_frame([]), utc("2024-03-01")
+    )
     assert result.get_column("verdict").to_list() == ["ok"]
     assert isinstance(result, pl.DataFrame)

@@ -19,7 +19,7 @@ HEADER = ["ID", "Phone", "Consent Date", "Zip", "Score", "Active", "Link"]
 
 def typed_rows() -> list[list[object]]:
     return [
-        ["C1", 4155550101, dt.datetime(2024, 3, 9), "02134", 1.5, True, "=HYPERLINK(\"x\")"],
+        ["C1", 4155550101, dt.datetime(2024, 3, 9), "02134", 1.5, True, '=HYPERLINK("x")'],
         ["C2", 4155550104.0, dt.datetime(2024, 4, 1, 9, 30), "00501", 2, False, "+1 415 555 0104"],
         ["C3", "(415) 555-0102", "2024-03-20", "07302", None, True, "plain"],
         ["C4", 14155550106, dt.date(2024, 4, 2), "94110", 3, None, None],
@@ -27,8 +27,13 @@ def typed_rows() -> list[list[object]]:
     ]
 
 
-def write_xlsx(path: Path, rows: list[list[object]] | None = None, *, title: str = "Contacts",
-               extra_sheets: tuple[str, ...] = ()) -> None:
+def write_xlsx(
+    path: Path,
+    rows: list[list[object]] | None = None,
+    *,
+    title: str = "Contacts",
+    extra_sheets: tuple[str, ...] = (),
+) -> None:
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.title = title
@@ -54,7 +59,11 @@ def test_numeric_cells_are_read_without_growing_a_digit(tmp_path):
     write_xlsx(source)
     table = read_contacts(source, ColumnChoice())
     assert table.values.get_column("phone").to_list() == [
-        "4155550101", "4155550104", "(415) 555-0102", "14155550106", "4.15555E+09",
+        "4155550101",
+        "4155550104",
+        "(415) 555-0102",
+        "14155550106",
+        "4.15555E+09",
     ]
 
 
@@ -64,21 +73,26 @@ def test_cleaned_workbook_keeps_values_and_types(tmp_path, history_dir):
     before = source.read_bytes()
     [result] = run_clean(source, history_dir)
     decisions = dict(zip(result.decisions["id"], result.decisions["verdict"], strict=True))
-    assert decisions == {"C1": "deactivated", "C2": "ok", "C3": "suspended", "C4": "ok",
-                         "C5": "invalid_number"}
+    assert decisions == {
+        "C1": "deactivated",
+        "C2": "ok",
+        "C3": "suspended",
+        "C4": "ok",
+        "C5": "invalid_number",
+    }
     assert source.read_bytes() == before
     workbook = openpyxl.load_workbook(result.cleaned_path)
     sheet = workbook["Contacts"]
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0] == tuple(HEADER)
     assert [row[0] for row in rows[1:]] == ["C2", "C4", "C5"]
-    c2 = list(sheet.iter_rows(min_row=2, max_row=2))[0]
+    c2 = next(iter(sheet.iter_rows(min_row=2, max_row=2)))
     assert c2[1].value == 4155550104 and c2[1].data_type == "n"
     assert c2[2].value == dt.datetime(2024, 4, 1, 9, 30) and c2[2].is_date
     assert c2[3].value == "00501" and c2[3].data_type == "s"
     assert c2[4].value == 2 and c2[5].value is False
     assert c2[6].value == "+1 415 555 0104" and c2[6].data_type == "s"
-    c4 = list(sheet.iter_rows(min_row=3, max_row=3))[0]
+    c4 = next(iter(sheet.iter_rows(min_row=3, max_row=3)))
     assert c4[1].value == 14155550106
     assert c4[2].is_date
 
@@ -86,13 +100,13 @@ def test_cleaned_workbook_keeps_values_and_types(tmp_path, history_dir):
 def test_text_that_looks_like_a_formula_stays_text(tmp_path, history_dir):
     source = tmp_path / "contacts.xlsx"
     rows = typed_rows()
-    rows[1][6] = "=HYPERLINK(\"http://example.com\")"
+    rows[1][6] = '=HYPERLINK("http://example.com")'
     write_xlsx(source, rows)
     [result] = run_clean(source, history_dir)
     sheet = openpyxl.load_workbook(result.cleaned_path)["Contacts"]
     cells = [cell for row in sheet.iter_rows() for cell in row]
     assert not [cell for cell in cells if cell.data_type == "f"]
-    assert sheet.cell(2, 7).value == "=HYPERLINK(\"http://example.com\")"
+    assert sheet.cell(2, 7).value == '=HYPERLINK("http://example.com")'
 
 
 def test_flag_mode_appends_columns_in_the_workbook(tmp_path, history_dir):
@@ -101,10 +115,15 @@ def test_flag_mode_appends_columns_in_the_workbook(tmp_path, history_dir):
     [result] = run_clean(source, history_dir, mode="flag")
     rows = list(openpyxl.load_workbook(result.cleaned_path)["Contacts"].iter_rows(values_only=True))
     assert len(rows) == 6
-    assert rows[0][len(HEADER):] == ("reconcile_verdict", "reconcile_action", "reconcile_reason",
-                                     "reconcile_phone_e164", "reconcile_event_date",
-                                     "reconcile_suggested_number")
-    assert rows[1][len(HEADER):len(HEADER) + 2] == ("deactivated", "remove")
+    assert rows[0][len(HEADER) :] == (
+        "reconcile_verdict",
+        "reconcile_action",
+        "reconcile_reason",
+        "reconcile_phone_e164",
+        "reconcile_event_date",
+        "reconcile_suggested_number",
+    )
+    assert rows[1][len(HEADER) : len(HEADER) + 2] == ("deactivated", "remove")
     assert rows[5][len(HEADER)] == "invalid_number"
 
 
@@ -115,7 +134,9 @@ def test_sheet_option_by_name_and_number(tmp_path, history_dir):
     assert read_contacts(source, ColumnChoice(phone="Phone")).sheet == "Summary"
     with pytest.raises(InputError, match="has a header but no rows"):
         read_contacts(source, ColumnChoice(phone="Phone"), sheet="2")
-    with pytest.raises(InputError, match=r"no sheet 'Nope' \(--sheet\); the workbook has: 'Summary', 'Contacts'"):
+    with pytest.raises(
+        InputError, match=r"no sheet 'Nope' \(--sheet\); the workbook has: 'Summary', 'Contacts'"
+    ):
         read_contacts(source, ColumnChoice(), sheet="Nope")
 
 
@@ -138,7 +159,11 @@ def test_hidden_first_sheet_is_skipped_by_default(tmp_path):
     [
         ("old.xls", b"\xd0\xcf\x11\xe0" + b"\0" * 100, "old.xls is the old Excel 97-2003 format"),
         ("sheet.ods", b"PK\x03\x04whatever", "sheet.ods is an OpenDocument spreadsheet"),
-        ("broken.xlsx", b"PK\x03\x04 this is not really a zip", "broken.xlsx cannot be read as an Excel workbook"),
+        (
+            "broken.xlsx",
+            b"PK\x03\x04 this is not really a zip",
+            "broken.xlsx cannot be read as an Excel workbook",
+        ),
         ("text.xlsx", b"Phone,Opt-In Date\n", "text.xlsx is not an Excel .xlsx workbook"),
         ("empty.xlsx", b"", "empty.xlsx: the file is empty"),
     ],
