@@ -164,10 +164,20 @@ def clean(
 def format_summary(result: CleanResult) -> str:
     """The short human summary of one reconciled file."""
     summary = result.summary()
+    if summary["mode"] == "flag":
+        head = (
+            f"{summary['input']}: {summary['rows']} rows flagged (all stay in the file): "
+            f"{summary['kept']} to keep ({summary['review']} to review), "
+            f"{summary['removed']} to remove, {summary['suppressed']} to suppress"
+        )
+    else:
+        head = (
+            f"{summary['input']}: {summary['rows']} rows -> {summary['kept']} kept "
+            f"({summary['review']} to review), {summary['removed']} removed, "
+            f"{summary['suppressed']} suppressed"
+        )
     lines = [
-        f"{summary['input']}: {summary['rows']} rows -> {summary['kept']} kept "
-        f"({summary['review']} to review), {summary['removed']} removed, "
-        f"{summary['suppressed']} suppressed",
+        head,
         "  " + ", ".join(f"{verdict} {count}" for verdict, count in summary["verdicts"].items()),
     ]
     coverage = summary["coverage"]

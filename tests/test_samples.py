@@ -1,0 +1,68 @@
+"""The samples and the README: the quick start prints what the README shows."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+from tests.conftest import tree_snapshot
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _readme_block(after_heading: str, language: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text.split(after_heading, 1)[1]
+    return re.search(rf"```{language}\n(.*?)```", section, re.S).group(1)
+
+
+def test_quick_start_has_exactly_two_commands():
+    commands = _readme_block("## Quick start", "sh").strip().splitlines()
+    assert len(commands) == 2
+    assert "reconcile clean samples/" in commands[0] and "--changes samples/" in commands[0]
+    assert "pip install -e '.[test]'" in commands[1] and "pytest" in commands[1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install --quiet -e '.[test]'" in ci and "python -m pytest" in ci
+
+
+def test_sample_run_prints_what_the_readme_shows(run_cli, tmp_path, monkeypatch):
+    first_command = _readme_block("## Quick start", "sh").strip().splitlines()[0]
+    args = shlex.split(first_command.split("&& reconcile ", 1)[1])
+    shown = _readme_block("It prints:", "text").strip().splitlines()
+    monkeypatch.chdir(ROOT)
+    before = tree_snapshot(ROOT / "samples")
+    args[args.index("--out-dir") + 1] = str(tmp_path / "demo-output")
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    printed = result.stdout.strip().splitlines()
+    assert len(printed) == len(shown)
+    for line, expected in zip(printed, shown, strict=True):
+        if "days ago" in expected:  # the stale warning counts days from today
+            assert line.startswith(expected.split("(", 1)[0])
+        elif expected.strip().startswith("wrote"):
+            assert line.strip() == expected.strip().replace(
+                "demo-output", str(tmp_path / "demo-output")
+            )
+        else:
+            assert line == expected
+    assert tree_snapshot(ROOT / "samples") == before
+
+
+def test_samples_produce_every_verdict_in_both_formats(run_cli, tmp_path):
+    import json
+
+    for name in ("contacts.csv", "contacts.xlsx"):
+        result = run_cli(
+            "clean",
+            ROOT / "samples" / name,
+            "--changes",
+            ROOT / "samples" / "changes",
+            "--out-dir",
+            tmp_path / name,
+            "--json",
+        )
+        assert result.exit_code == 0, result.output
+        [summary] = json.loads(result.stdout)
+        assert all(count > 0 for count in summary["verdicts"].values()), summary["verdicts"]
+        assert summary["rows"] == 200
