@@ -7,6 +7,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reconcile.changefiles import load_change_files
 from reconcile.clean import CleanOptions, clean_files
@@ -174,3 +176,70 @@ def test_unreadable_workbooks_are_refused(tmp_path, name, content, message):
     with pytest.raises((InputError, UnsupportedFormatError)) as caught:
         read_contacts(source, ColumnChoice())
     assert message in str(caught.value)
+
+
+def test_offset_table_and_blank_rows_stay_aligned(tmp_path, history_dir):
+    source = tmp_path / "offset.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet["B3"], sheet["C3"], sheet["D3"] = "Phone", "Opt-In Date", "Zip"
+    sheet["B4"], sheet["C4"], sheet["D4"] = "4155550104", "2024-04-01", "02134"
+    sheet["B6"], sheet["C6"] = "4155550101", "2024-03-01"  # row 5 is blank
+    sheet["B7"], sheet["C7"], sheet["D7"] = "4155550105", "2024-04-01", 7
+    workbook.save(source)
+    [result] = run_clean(source, history_dir)
+    assert result.summary()["blank_rows_skipped"] == 1
+    assert result.decisions["verdict"].to_list() == ["ok", "deactivated", "ok"]
+    rows = list(openpyxl.load_workbook(result.cleaned_path).active.iter_rows(values_only=True))
+    assert rows == [
+        (None, "Phone", "Opt-In Date", "Zip"),
+        (None, "4155550104", "2024-04-01", "02134"),
+        (None, "4155550105", "2024-04-01", 7),
+    ]
+
+
+CELL = st.one_of(
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=8),
+    st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2030, 1, 1)).map(
+        lambda moment: moment.replace(microsecond=0)
+    ),
+    st.booleans(),
+)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["4155550101", 4155550104, "bad", "", 4155550102.0]),
+            st.sampled_from(["2024-03-01", "2024-04-01", ""]),
+            CELL,
+        ),
+        min_size=1,
+        max_size=15,
+    ),
+)
+def test_workbook_rows_are_kept_with_their_values(tmp_path_factory, history_dir, rows):
+    folder = tmp_path_factory.mktemp("xlsx")
+    source = folder / "contacts.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Phone", "Opt-In Date", "Other"])
+    rows = [(phone, consent, other if other != "" else "x") for phone, consent, other in rows]
+    for row in rows:
+        sheet.append(list(row))
+    workbook.save(source)
+    [result] = run_clean(source, history_dir)
+    summary = result.summary()
+    assert summary["kept"] + summary["removed"] + summary["suppressed"] == len(rows)
+    written = list(openpyxl.load_workbook(result.cleaned_path).active.iter_rows(values_only=True))
+    expected = [
+        tuple(None if value == "" else value for value in row)
+        for row, kept in zip(rows, result.keep, strict=True)
+        if kept
+    ]
+    assert written[1:] == expected
