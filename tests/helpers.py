@@ -73,3 +73,22 @@ def decide_one(
 
 
 NOW = datetime(2024, 6, 2, tzinfo=UTC)
+
+
+# SPEC "Outputs": the columns flag mode appends, in order.
+FLAG_COLUMNS = (
+    "reconcile_verdict",
+    "reconcile_action",
+    "reconcile_reason",
+    "reconcile_phone_e164",
+    "reconcile_event_date",
+    "reconcile_suggested_number",
+)
+
+
+def run_clean(path, history_dir, **options):
+    """clean_files on one input against a change-file folder, with the test clock."""
+    from reconcile.changefiles import load_change_files
+    from reconcile.clean import CleanOptions, clean_files
+
+    return clean_files([path], load_change_files([history_dir]), CleanOptions(**options), NOW)

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.changefiles import load_change_files
-from reconcile.clean import CleanOptions, clean_files
 from reconcile.contacts import ColumnChoice, read_contacts
-from tests.helpers import NOW
+from tests.helpers import FLAG_COLUMNS, run_clean
 
 HEADER = ["Contact ID", "Name", "Mobile Phone", "Opt-In Date", "Zip", "Notes"]
 ROWS = [
@@ -47,10 +45,6 @@ def write_csv(
 def records_of(content: bytes, delimiter: str, encoding: str) -> list[list[str]]:
     text = content.decode(encoding).removeprefix("\ufeff")
     return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-
-
-def run_clean(path: Path, history_dir: Path, **options) -> list:
-    return clean_files([path], load_change_files([history_dir]), CleanOptions(**options), NOW)
 
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
@@ -124,15 +118,7 @@ def test_flag_mode_keeps_every_row_and_appends_columns(tmp_path, history_dir):
     write_csv(source, delimiter=";")
     [result] = run_clean(source, history_dir, mode="flag")
     records = records_of(result.cleaned_path.read_bytes(), ";", "utf-8")
-    assert records[0] == [
-        *HEADER,
-        "reconcile_verdict",
-        "reconcile_action",
-        "reconcile_reason",
-        "reconcile_phone_e164",
-        "reconcile_event_date",
-        "reconcile_suggested_number",
-    ]
+    assert records[0] == [*HEADER, *FLAG_COLUMNS]
     assert [record[:6] for record in records[1:]] == ROWS
     by_id = {record[0]: record[6:] for record in records[1:]}
     assert by_id["C1"][:2] == ["deactivated", "remove"]
