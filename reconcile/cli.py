@@ -7,8 +7,11 @@ Exit codes: 0 success, 1 a failure reported in one line (no traceback unless -v)
 from __future__ import annotations
 
 import json
+import os
+import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +22,9 @@ from reconcile import __version__
 from reconcile.changefiles import load_change_files
 from reconcile.clean import CleanOptions, CleanResult, clean_files
 from reconcile.contacts import ColumnChoice
-from reconcile.errors import ReconcileError
+from reconcile.errors import OptionError, ReconcileError
+from reconcile.history import History
+from reconcile.ledger import Ledger, default_data_dir
 from reconcile.verdicts import ACTIONS, VERDICTS, resolve_actions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,6 +61,29 @@ def main(ctx: click.Context, verbose: bool) -> None:
     contact's consent, using Infobip's Number Activation State reports.
     """
     ctx.obj = {"verbose": verbose}
+
+
+def ledger_options(function: F) -> F:
+    """--data-dir (or RECONCILE_DATA_DIR) and --wait, for every command that uses the ledger."""
+    function = click.option(
+        "--wait",
+        type=click.FloatRange(min=0),
+        default=0,
+        show_default=True,
+        help="Seconds to wait for another run that holds the ledger.",
+    )(function)
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="RECONCILE_DATA_DIR",
+        default=None,
+        help="Where the ledger lives (default: the user data directory; env RECONCILE_DATA_DIR).",
+    )(function)
+
+
+def open_ledger(data_dir: Path | None) -> Ledger:
+    """The ledger in --data-dir, or in the user's data directory."""
+    return Ledger(data_dir if data_dir is not None else default_data_dir())
 
 
 def action_overrides(function: F) -> F:
@@ -110,6 +138,7 @@ def action_overrides(function: F) -> F:
 @click.option("--force", is_flag=True, help="Replace outputs that exist already.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @action_overrides
+@ledger_options
 def clean(
     files: tuple[Path, ...],
     changes: tuple[Path, ...],
@@ -125,21 +154,20 @@ def clean(
     out_dir: Path | None,
     force: bool,
     as_json: bool,
+    data_dir: Path | None,
+    wait: float,
     **overrides: str | None,
 ) -> None:
     """Reconcile contact files (CSV or XLSX) against the operator history.
 
     Writes NAME.cleaned.EXT (the list to message) and NAME.changes.csv (every row
-    that is not ok, with the reason and evidence) beside each input.
+    that is not ok, with the reason and evidence) beside each input. The history is
+    the ledger (see `reconcile fetch`), or the change files given with --changes.
 
     Example:
 
         reconcile clean samples/contacts.csv --changes samples/changes
     """
-    if not changes:
-        raise click.UsageError(
-            "no history given: pass --changes PATH (API JSON pages, CSV, or a folder of them)."
-        )
     options = CleanOptions(
         columns=ColumnChoice(phone=phone_column, consent=consent_column, id=id_column),
         mode="flag" if mode == "flag" else "strip",
@@ -152,13 +180,24 @@ def clean(
         out_dir=out_dir,
         force=force,
     )
-    history = load_change_files(list(changes))
+    history = load_change_files(list(changes)) if changes else _ledger_history(data_dir, wait)
     results = clean_files(list(files), history, options, datetime.now(UTC))
     if as_json:
         click.echo(json.dumps([result.summary() for result in results], indent=2))
     else:
         for result in results:
             click.echo(format_summary(result))
+
+
+def _ledger_history(data_dir: Path | None, wait: float) -> History:
+    ledger = open_ledger(data_dir)
+    with ledger.locked(wait):
+        history = ledger.history()
+    if history.reports.height == 0:
+        history.warnings.append(
+            f"the ledger at {ledger.root} is empty: run `reconcile fetch` (or pass --changes PATH)"
+        )
+    return history
 
 
 def format_summary(result: CleanResult) -> str:
@@ -194,3 +233,250 @@ def format_summary(result: CleanResult) -> str:
     outputs = summary["outputs"]
     lines.append(f"  wrote {outputs['cleaned']} and {outputs['changes']}")
     return "\n".join(lines)
+
+
+# --- fetch ------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, dict[str, Any]], None]]:
+    """A progress bar on a terminal; one log line per report otherwise (cron)."""
+    bar: Any = None
+
+    def report(event: str, data: dict[str, Any]) -> None:
+        nonlocal bar
+        if event == "plan" and enabled and data["reports"]:
+            bar = click.progressbar(
+                length=data["reports"], label="fetching reports", file=sys.stderr
+            )
+            bar.__enter__()
+        elif event == "page" and bar is not None:
+            bar.label = f"report {data['report_id']} page {data['page'] + 1}/{data['total_pages']}"
+            bar.render_progress()
+        elif event in ("report", "gone", "failed"):
+            if bar is not None:
+                bar.update(1)
+            elif event == "report":
+                entry = data["entry"]
+                click.echo(
+                    f"fetched report {entry.report_id} ({entry.network_name}, "
+                    f"{entry.date_from:%Y-%m-%d} to {entry.date_to:%Y-%m-%d}): "
+                    f"{data['records']} records in {data['pages']} page(s)",
+                    err=True,
+                )
+            elif event == "gone":
+                click.echo(f"report {data['report_id']} is gone (HTTP 404)", err=True)
+            else:
+                click.echo(f"report {data['report_id']} failed: {data['error']}", err=True)
+
+    try:
+        yield report
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+@main.command()
+@click.option("--since", help="Only reports generated on or after this date (YYYY-MM-DD).")
+@click.option(
+    "--page-size",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Records asked for per page; the server's own page size is trusted.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="At most this many requests per second (the API's throttle is 1/s).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for one answer before retrying.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@ledger_options
+def fetch(
+    since: str | None,
+    page_size: int,
+    rate: float,
+    timeout: float,
+    as_json: bool,
+    data_dir: Path | None,
+    wait: float,
+) -> None:
+    """Sync new operator reports from Infobip into the ledger.
+
+    Reads INFOBIP_API_KEY and INFOBIP_BASE_URL (your personal base URL, default
+    https://api.infobip.com) from the environment; INFOBIP_AUTH_SCHEME picks App
+    (default), Basic, Bearer or IBSSO. Only reports not yet complete are fetched.
+
+    Example:
+
+        INFOBIP_API_KEY=... reconcile fetch --since 2024-03-01
+    """
+    import httpx
+
+    from reconcile.api import DEFAULT_BASE_URL, ApiKey, InfobipClient
+    from reconcile.sync import fetch as fetch_reports
+
+    key = os.environ.get("INFOBIP_API_KEY")
+    if not key:
+        raise OptionError(
+            "INFOBIP_API_KEY is not set; export your Infobip API key in that variable."
+        )
+    if since is not None:
+        import polars as pl
+
+        from reconcile.consent import parse_utc_instants
+
+        if parse_utc_instants(pl.Series([since])).item() is None:
+            raise OptionError(f"--since {since!r} is not a date (use YYYY-MM-DD).")
+    ledger = open_ledger(data_dir)
+    with (
+        httpx.Client(timeout=httpx.Timeout(timeout)) as http,
+        ledger.locked(wait),
+        _progress(sys.stderr.isatty() and not as_json) as progress,
+    ):
+        client = InfobipClient(
+            http,
+            ApiKey(key),
+            base_url=os.environ.get("INFOBIP_BASE_URL") or DEFAULT_BASE_URL,
+            rate=rate,
+            auth_scheme=os.environ.get("INFOBIP_AUTH_SCHEME") or "App",
+        )
+        result = fetch_reports(
+            ledger,
+            client,
+            now=datetime.now(UTC),
+            page_size=page_size,
+            since=since,
+            progress=progress,
+        )
+    if as_json:
+        click.echo(json.dumps(result.summary(), indent=2))
+    else:
+        records = sum(count for _, count, _ in result.fetched)
+        click.echo(
+            f"{result.listed} reports listed, {len(result.fetched)} fetched ({records} records), "
+            f"{len(result.gone)} gone, {len(result.failed)} failed; {result.requests} requests"
+        )
+        for warning in result.warnings():
+            click.echo(f"  warning: {warning}")
+    if result.failed:
+        raise ReconcileError(
+            f"{len(result.failed)} report(s) could not be fetched; run `reconcile fetch` again."
+        )
+
+
+# --- ledger -------------------------------------------------------------------------
+
+
+@main.group()
+def ledger() -> None:
+    """Inspect, import into and export from the local ledger.
+
+    Example:
+
+        reconcile ledger status
+    """
+
+
+@ledger.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@ledger_options
+def status(as_json: bool, data_dir: Path | None, wait: float) -> None:
+    """Reports, events, coverage per operator and the last sync.
+
+    Example:
+
+        reconcile ledger status --json
+    """
+    from reconcile.ledger_io import ledger_status
+
+    store = open_ledger(data_dir)
+    with store.locked(wait):
+        info = ledger_status(store, datetime.now(UTC))
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    coverage = info["coverage"]
+    by_status = ", ".join(f"{count} {name}" for name, count in info["by_status"].items())
+    click.echo(f"ledger {info['ledger']}")
+    click.echo(f"  {info['reports']} reports ({by_status or 'none'}), {info['events']} events")
+    click.echo(f"  last sync: {info['last_sync'] or 'never'}")
+    if coverage["start"]:
+        click.echo(f"  coverage {coverage['start']} to {coverage['end']}")
+    else:
+        click.echo("  no coverage yet: run `reconcile fetch` or `reconcile ledger import`")
+    for operator in coverage["operators"]:
+        gaps = "; ".join(f"{start} to {end}" for start, end in operator["gaps"]) or "none"
+        click.echo(
+            f"  {operator['network']}: {operator['start']} to {operator['end']}, "
+            f"{operator['reports']} reports, gaps: {gaps}"
+        )
+    for report_id in info["expired_unfetched"]:
+        click.echo(f"  warning: report {report_id} expired before it was fetched")
+    for report_id in info["expiring_soon"]:
+        click.echo(f"  warning: report {report_id} expires within 7 days and is not fetched")
+
+
+@ledger.command(name="import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--label",
+    default="manual",
+    show_default=True,
+    help="Where the reports came from (kept as import:LABEL).",
+)
+@ledger_options
+def import_(paths: tuple[Path, ...], label: str, data_dir: Path | None, wait: float) -> None:
+    """Import reports saved as API JSON pages or CSV (destination,date,type[,newDestination]).
+
+    Example:
+
+        reconcile ledger import samples/changes --label samples
+    """
+    from reconcile.ledger_io import import_change_files
+
+    store = open_ledger(data_dir)
+    with store.locked(wait):
+        info = import_change_files(store, list(paths), label, datetime.now(UTC))
+    click.echo(
+        f"imported {info['reports']} report(s), {info['events']} events from "
+        f"{info['files']} file(s) as import:{label}"
+    )
+    for warning in info["warnings"]:
+        click.echo(f"  warning: {warning}")
+
+
+@ledger.command()
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["parquet", "csv"]),
+    default=None,
+    help="Output format (default: from the file name's extension).",
+)
+@click.option("--force", is_flag=True, help="Replace TARGET if it exists.")
+@ledger_options
+def export(target: Path, fmt: str | None, force: bool, data_dir: Path | None, wait: float) -> None:
+    """Write every event in the ledger to Parquet or CSV.
+
+    Example:
+
+        reconcile ledger export events.parquet
+    """
+    from reconcile.ledger_io import export_events
+
+    chosen = fmt or ("csv" if target.suffix.lower() == ".csv" else "parquet")
+    store = open_ledger(data_dir)
+    with store.locked(wait):
+        count = export_events(store, target, "csv" if chosen == "csv" else "parquet", force)
+    click.echo(f"wrote {count} events to {target}")

@@ -8,7 +8,13 @@
     │   └── ColumnError             unknown, ambiguous or duplicate column (lists the columns)
     ├── ChangeFileError             a change file (--changes) cannot be read
     ├── OptionError                 an option value that cannot work (time zone, region)
-    └── OutputError                 an output exists (hint: --force) or cannot be written
+    ├── OutputError                 an output exists (hint: --force) or cannot be written
+    ├── ApiError                    the Infobip API failed after bounded retries
+    │   ├── AuthError               401/403: wrong key, or the product is not enabled
+    │   ├── ReportGoneError         404 on a listed report: deleted (expired) upstream
+    │   └── MalformedResponseError  the answer is not the contract's JSON shape
+    └── LedgerError                 the local ledger is locked, damaged or unreadable
+        └── LedgerBusyError         another reconcile holds the ledger's lock
 
 Every message is a full sentence that names the file, row or column at fault and,
 where there is one, what to do about it.
@@ -17,14 +23,20 @@ where there is one, what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "ApiError",
+    "AuthError",
     "ChangeFileError",
     "ColumnError",
     "EncodingError",
     "InputError",
+    "LedgerBusyError",
+    "LedgerError",
     "MalformedCSVError",
+    "MalformedResponseError",
     "OptionError",
     "OutputError",
     "ReconcileError",
+    "ReportGoneError",
     "UnsupportedFormatError",
 ]
 
@@ -63,3 +75,27 @@ class OptionError(ReconcileError):
 
 class OutputError(ReconcileError):
     """An output file exists already or cannot be written."""
+
+
+class ApiError(ReconcileError):
+    """The Infobip API failed, after the retries that temporary failures deserve."""
+
+
+class AuthError(ApiError):
+    """401 or 403: the key is wrong or revoked, or the product is not enabled."""
+
+
+class ReportGoneError(ApiError):
+    """404 on a report that was listed: it was deleted (expired) upstream."""
+
+
+class MalformedResponseError(ApiError):
+    """The API answered with something that is not the contract's JSON shape."""
+
+
+class LedgerError(ReconcileError):
+    """The local ledger is damaged or cannot be read or written."""
+
+
+class LedgerBusyError(LedgerError):
+    """Another reconcile process holds the ledger's lock."""

@@ -70,6 +70,14 @@ RECORDS_ATT = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test touches the user's data directory or sees a real API key."""
+    monkeypatch.setenv("RECONCILE_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    for name in ("INFOBIP_API_KEY", "INFOBIP_BASE_URL", "INFOBIP_AUTH_SCHEME"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def history_dir(tmp_path: Path) -> Path:
     """A folder of change files: one metadata page and two records pages."""

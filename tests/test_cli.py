@@ -201,9 +201,14 @@ def test_usage_errors_exit_2(run_cli, contacts, history_dir):
         run_cli("clean", contacts, "--changes", history_dir, "--unverified", "delete").exit_code
         == 2
     )
-    result = run_cli("clean", contacts)
-    assert result.exit_code == 2
-    assert "no history given: pass --changes PATH" in result.stderr
+
+
+def test_clean_without_changes_uses_the_ledger_and_says_when_it_is_empty(run_cli, contacts, tmp_path):
+    result = run_cli("clean", contacts, "--data-dir", tmp_path / "data", "--json")
+    assert result.exit_code == 0, result.output
+    [summary] = json.loads(result.stdout)
+    assert summary["verdicts"]["unverified"] == 2
+    assert any("ledger at" in warning and "is empty" in warning for warning in summary["warnings"])
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()):

@@ -1,0 +1,343 @@
+"""The ledger: the durable local history of operator reports.
+
+Infobip deletes reports after about 60 days, so this is the only long-term history.
+
+Layout under the data directory::
+
+    ledger/manifest.json          report metadata and fetch state (the commit point)
+    ledger/events/*.parquet       one file per committed report, never rewritten
+    ledger/staging/               files being written; never read
+    ledger/lock                   held by the one process that may change the ledger
+
+A report becomes visible only when complete: its events are written to staging,
+fsynced, moved into ``events/`` under a new name, and then the manifest that names the
+file replaces the old one atomically (``os.replace``). A crash at any point leaves the
+old manifest, which names only old files; files nobody names are removed by the next
+run that holds the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import filelock
+import polars as pl
+
+from reconcile.errors import LedgerBusyError, LedgerError
+from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History, empty_events
+
+__all__ = ["MANIFEST_FORMAT", "Ledger", "ReportEntry", "default_data_dir"]
+
+MANIFEST_FORMAT = 1
+_DATE_FIELDS = ("generated_date", "date_from", "date_to", "expiry_date")
+
+
+def default_data_dir() -> Path:
+    """The user's data directory for reconcile (platformdirs)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_path("reconcile", appauthor=False))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment is not None else None
+
+
+def _parse(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _fsync_directory(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a folder be fsynced
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+@dataclass(frozen=True)
+class ReportEntry:
+    """One report's line in the manifest."""
+
+    report_id: str
+    status: str  # complete, assumed, incomplete, listed, gone
+    network_id: int | None = None
+    network_name: str | None = None
+    generated_date: datetime | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    expiry_date: datetime | None = None
+    records: int = 0
+    file: str | None = None
+    source: str = "api"
+    fetched_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "report_id": self.report_id,
+            "status": self.status,
+            "network_id": self.network_id,
+            "network_name": self.network_name,
+            "records": self.records,
+            "file": self.file,
+            "source": self.source,
+            "fetched_at": _iso(self.fetched_at),
+        }
+        for name in _DATE_FIELDS:
+            data[name] = _iso(getattr(self, name))
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReportEntry:
+        return cls(
+            report_id=str(data["report_id"]),
+            status=str(data["status"]),
+            network_id=data.get("network_id"),
+            network_name=data.get("network_name"),
+            records=int(data.get("records") or 0),
+            file=data.get("file"),
+            source=str(data.get("source") or "api"),
+            fetched_at=_parse(data.get("fetched_at")),
+            **{name: _parse(data.get(name)) for name in _DATE_FIELDS},
+        )
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], **changes: Any) -> ReportEntry:
+        """From a REPORT_SCHEMA row (change files, API metadata)."""
+        fields = {name: row.get(name) for name in ("network_id", "network_name", *_DATE_FIELDS)}
+        base = {"report_id": row["report_id"], "status": row.get("status") or "listed", **fields}
+        base.update(changes)
+        return cls(**base)
+
+
+class Ledger:
+    """The ledger in ``data_dir / "ledger"``; all writes happen under `locked`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.root = data_dir / "ledger"
+        self.manifest_path = self.root / "manifest.json"
+        self.events_dir = self.root / "events"
+        self.staging_dir = self.root / "staging"
+        self._lock_path = self.root / "lock"
+        self._held = False
+
+    # -- the lock ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self, wait: float = 0.0) -> Iterator[Ledger]:
+        """Hold the ledger's lock; raise LedgerBusyError if another run holds it."""
+        try:
+            for folder in (self.root, self.events_dir, self.staging_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise LedgerError(
+                f"{self.root}: cannot create the ledger ({error.strerror})."
+            ) from None
+        lock = filelock.FileLock(self._lock_path, timeout=wait)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise LedgerBusyError(
+                f"{self.root} is in use by another reconcile run; wait for it to finish "
+                "(or pass --wait SECONDS)."
+            ) from None
+        self._held = True
+        try:
+            self._collect_garbage()
+            yield self
+        finally:
+            self._held = False
+            lock.release()
+
+    def _require_lock(self) -> None:
+        if not self._held:
+            raise LedgerError("internal: the ledger was changed without holding its lock.")
+
+    # -- reading -------------------------------------------------------------------
+
+    def _read_manifest(self) -> dict[str, Any]:
+        try:
+            text = self.manifest_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {"format": MANIFEST_FORMAT, "last_sync": None, "reports": {}}
+        except OSError as error:
+            raise LedgerError(f"{self.manifest_path}: cannot read ({error.strerror}).") from None
+        try:
+            manifest = json.loads(text)
+        except json.JSONDecodeError:
+            raise LedgerError(
+                f"{self.manifest_path} is damaged (not JSON); restore it from a backup."
+            ) from None
+        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+            raise LedgerError(
+                f"{self.manifest_path}: unknown manifest format; this reconcile reads format "
+                f"{MANIFEST_FORMAT}."
+            )
+        return manifest
+
+    def entries(self) -> dict[str, ReportEntry]:
+        """Every report the manifest knows, by id."""
+        reports = self._read_manifest().get("reports", {})
+        return {report_id: ReportEntry.from_json(data) for report_id, data in reports.items()}
+
+    def last_sync(self) -> datetime | None:
+        """When a fetch last finished."""
+        return _parse(self._read_manifest().get("last_sync"))
+
+    def reports_frame(self) -> pl.DataFrame:
+        """The manifest as a REPORT_SCHEMA frame."""
+        rows = [
+            {
+                "report_id": entry.report_id,
+                "network_id": entry.network_id,
+                "network_name": entry.network_name,
+                "generated_date": entry.generated_date,
+                "date_from": entry.date_from,
+                "date_to": entry.date_to,
+                "expiry_date": entry.expiry_date,
+                "status": entry.status,
+                "records": entry.records,
+                "source": entry.source,
+            }
+            for entry in self.entries().values()
+        ]
+        return pl.DataFrame(rows, schema=REPORT_SCHEMA)
+
+    def event_files(self) -> list[Path]:
+        """The Parquet files of committed reports."""
+        return [
+            self.root / entry.file
+            for entry in self.entries().values()
+            if entry.file is not None and entry.status != "gone"
+        ]
+
+    def scan_events(self) -> pl.LazyFrame:
+        """Every committed event, lazily."""
+        files = self.event_files()
+        if not files:
+            return empty_events().lazy()
+        missing = [path for path in files if not path.exists()]
+        if missing:
+            raise LedgerError(
+                f"{missing[0]} is named by the manifest but missing; the ledger is damaged "
+                "(restore the folder from a backup, or re-import the reports)."
+            )
+        return pl.scan_parquet(files, schema=EVENT_SCHEMA)
+
+    def history(self) -> History:
+        """Events and report metadata, as the verdicts consume them."""
+        try:
+            events = self.scan_events().collect()
+        except pl.exceptions.PolarsError as error:
+            raise LedgerError(
+                f"{self.events_dir}: an event file cannot be read ({str(error).splitlines()[0]})."
+            ) from None
+        return History(events=events, reports=self.reports_frame(), sources=[str(self.root)])
+
+    # -- writing -------------------------------------------------------------------
+
+    def _write_manifest(self, entries: dict[str, ReportEntry], last_sync: datetime | None) -> None:
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "last_sync": _iso(last_sync),
+            "reports": {key: entries[key].to_json() for key in sorted(entries)},
+        }
+        temporary = self.staging_dir / f"manifest-{uuid.uuid4().hex}.json"
+        with temporary.open("w", encoding="utf-8") as stream:
+            json.dump(manifest, stream, indent=1, sort_keys=True)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        temporary.replace(self.manifest_path)  # the commit point
+        _fsync_directory(self.root)
+
+    def _stage_events(self, report_id: str, events: pl.DataFrame) -> str:
+        """Write events to a new file under events/; return its path relative to root."""
+        digest = hashlib.sha256(report_id.encode()).hexdigest()[:16]
+        name = f"{digest}-{uuid.uuid4().hex[:12]}.parquet"
+        temporary = self.staging_dir / (name + ".tmp")
+        events.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA).write_parquet(temporary)  # type: ignore[arg-type]
+        with temporary.open("rb+") as stream:
+            os.fsync(stream.fileno())
+        final = self.events_dir / name
+        temporary.replace(final)
+        _fsync_directory(self.events_dir)
+        return f"events/{name}"
+
+    def commit(
+        self,
+        reports: Sequence[tuple[ReportEntry, pl.DataFrame | None]] = (),
+        *,
+        metadata: Sequence[ReportEntry] = (),
+        last_sync: datetime | None = None,
+    ) -> None:
+        """Make reports visible at once; a report given again replaces its old rows.
+
+        ``None`` for a report's events keeps the rows the ledger has (a status change).
+        ``metadata`` entries only update the operator and dates of known reports (their
+        status and rows stay) and add unknown ones as they are.
+        """
+        self._require_lock()
+        try:
+            entries = self.entries()
+            for listed in metadata:
+                old = entries.get(listed.report_id)
+                if old is None:
+                    entries[listed.report_id] = listed
+                else:
+                    entries[listed.report_id] = ReportEntry(
+                        **{
+                            **old.__dict__,
+                            **{
+                                name: getattr(listed, name)
+                                for name in ("network_id", "network_name", *_DATE_FIELDS)
+                            },
+                        }
+                    )
+            replaced: list[str] = []
+            for entry, events in reports:
+                old = entries.get(entry.report_id)
+                if events is not None:
+                    file = self._stage_events(entry.report_id, events)
+                    entry = ReportEntry(
+                        **{**entry.__dict__, "file": file, "records": events.height}
+                    )
+                    if old is not None and old.file is not None:
+                        replaced.append(old.file)
+                elif old is not None:
+                    entry = ReportEntry(
+                        **{**entry.__dict__, "file": old.file, "records": old.records}
+                    )
+                entries[entry.report_id] = entry
+            self._write_manifest(entries, last_sync or self.last_sync())
+        except OSError as error:
+            raise LedgerError(
+                f"{self.root}: cannot write the ledger ({error.strerror}); it is unchanged."
+            ) from None
+        for file in replaced:
+            with contextlib.suppress(OSError):
+                (self.root / file).unlink()
+
+    def _collect_garbage(self) -> None:
+        """Remove files no manifest names: leftovers of a run that was killed."""
+        named = {entry.file for entry in self.entries().values() if entry.file}
+        for path in self.staging_dir.glob("*"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for path in self.events_dir.glob("*.parquet"):
+            if f"events/{path.name}" not in named:
+                with contextlib.suppress(OSError):
+                    path.unlink()

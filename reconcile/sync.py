@@ -1,0 +1,200 @@
+"""`reconcile fetch` as a library: list reports, fetch the ones not yet complete, commit.
+
+Each report is fetched whole into memory, validated, and committed to the ledger on its
+own together with the metadata listed so far; a run killed in the middle of a report
+leaves the ledger exactly as after the previous commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from reconcile.api import InfobipClient, Page
+from reconcile.changefiles import parse_metadata_page, parse_records_page
+from reconcile.errors import ChangeFileError, MalformedResponseError, ReportGoneError
+from reconcile.ledger import Ledger, ReportEntry
+
+__all__ = ["EXPIRY_WARNING", "FetchResult", "fetch"]
+
+EXPIRY_WARNING = timedelta(days=7)
+_RESTARTS = 2
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class FetchResult:
+    """What one fetch did."""
+
+    listed: int = 0
+    fetched: list[tuple[str, int, int]] = field(default_factory=list)  # id, records, pages
+    gone: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    expired_unfetched: list[ReportEntry] = field(default_factory=list)
+    expiring_soon: list[ReportEntry] = field(default_factory=list)
+    requests: int = 0
+
+    def warnings(self) -> list[str]:
+        lines = [
+            f"report {report_id} is gone upstream (HTTP 404): a gap in the history"
+            for report_id in self.gone
+        ]
+        lines += [
+            f"report {report_id} was not fetched: {message}" for report_id, message in self.failed
+        ]
+        lines += [
+            f"report {entry.report_id} ({entry.network_name}, {_day(entry.date_from)} to "
+            f"{_day(entry.date_to)}) expired {_day(entry.expiry_date)} before it was fetched: "
+            "a gap in the history"
+            for entry in self.expired_unfetched
+        ]
+        lines += [
+            f"report {entry.report_id} ({entry.network_name}) expires {_day(entry.expiry_date)} "
+            "and is not fetched yet: run `reconcile fetch` again before then"
+            for entry in self.expiring_soon
+        ]
+        return lines
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "listed": self.listed,
+            "fetched": [{"report_id": r, "records": n, "pages": p} for r, n, p in self.fetched],
+            "gone": self.gone,
+            "failed": [{"report_id": r, "error": m} for r, m in self.failed],
+            "requests": self.requests,
+            "warnings": self.warnings(),
+        }
+
+
+def _day(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d") if moment is not None else "?"
+
+
+def _no_progress(_event: str, _data: dict[str, Any]) -> None:
+    return None
+
+
+def _list_reports(client: InfobipClient, page_size: int, filters: dict[str, str]) -> pl.DataFrame:
+    frames = []
+    for page in client.report_pages(page_size, **filters):
+        try:
+            frames.append(parse_metadata_page("report list", page.results))
+        except ChangeFileError as error:
+            raise MalformedResponseError(str(error)) from None
+    if not frames:
+        return pl.DataFrame()
+    return pl.concat(frames).unique("report_id", keep="last", maintain_order=True)
+
+
+def _fetch_records(
+    client: InfobipClient, entry: ReportEntry, page_size: int, progress: Progress
+) -> tuple[pl.DataFrame, int]:
+    """All records of one report; restarted when the server's totals move under us."""
+    for _attempt in range(_RESTARTS + 1):
+        first: Page | None = None
+        records: list[dict[str, Any]] = []
+        pages = 0
+        consistent = True
+        for page in client.record_pages(entry.report_id, page_size):
+            first = first or page
+            if (page.total_pages, page.total_results) != (first.total_pages, first.total_results):
+                consistent = False
+                break
+            records.extend(page.results)
+            pages += 1
+            progress(
+                "page",
+                {"report_id": entry.report_id, "page": page.page, "total_pages": page.total_pages},
+            )
+        if consistent and first is not None and len(records) == first.total_results:
+            break
+        if consistent and first is None:
+            break
+        progress("restart", {"report_id": entry.report_id})
+    else:
+        raise MalformedResponseError(
+            f"report {entry.report_id}: its page count kept changing while it was read"
+        )
+    try:
+        events = parse_records_page(f"report {entry.report_id}", records, entry.report_id)
+    except ChangeFileError as error:
+        raise MalformedResponseError(str(error)) from None
+    events = events.with_columns(
+        network_id=pl.lit(entry.network_id, pl.Int64),
+        network_name=pl.lit(entry.network_name, pl.String),
+    )
+    return events, pages
+
+
+def fetch(
+    ledger: Ledger,
+    client: InfobipClient,
+    *,
+    now: datetime,
+    page_size: int = 10_000,
+    since: str | None = None,
+    progress: Progress = _no_progress,
+) -> FetchResult:
+    """Sync the ledger with the API; the caller holds the ledger's lock."""
+    result = FetchResult()
+    filters = {"generatedDateFrom": since} if since else {}
+    listing = _list_reports(client, page_size, filters)
+    result.listed = listing.height
+    known = ledger.entries()
+    listed: dict[str, ReportEntry] = {}
+    for row in listing.iter_rows(named=True):
+        old = known.get(row["report_id"])
+        status = old.status if old is not None else "listed"
+        listed[row["report_id"]] = ReportEntry.from_row(
+            row,
+            status=status,
+            source=old.source if old else "api",
+            fetched_at=old.fetched_at if old else None,
+        )
+    pending = sorted(
+        (
+            entry
+            for entry in {**known, **listed}.values()
+            if entry.status in ("listed", "incomplete") and entry.source == "api"
+        ),
+        key=lambda entry: (entry.date_from or now, entry.report_id),
+    )
+    progress("plan", {"reports": len(pending)})
+    metadata = list(listed.values())
+    for entry in pending:
+        if entry.expiry_date is not None and entry.expiry_date <= now:
+            result.expired_unfetched.append(entry)
+            continue
+        try:
+            events, pages = _fetch_records(client, entry, page_size, progress)
+        except ReportGoneError:
+            result.gone.append(entry.report_id)
+            ledger.commit([(_with(entry, status="gone"), None)], metadata=metadata)
+            progress("gone", {"report_id": entry.report_id})
+            continue
+        except MalformedResponseError as error:
+            result.failed.append((entry.report_id, str(error)))
+            progress("failed", {"report_id": entry.report_id, "error": str(error)})
+            continue
+        done = _with(entry, status="complete", fetched_at=now)
+        ledger.commit([(done, events)], metadata=metadata)
+        result.fetched.append((entry.report_id, events.height, pages))
+        progress("report", {"entry": done, "records": events.height, "pages": pages})
+    ledger.commit(metadata=metadata, last_sync=now)
+    for entry in ledger.entries().values():
+        if entry.status == "listed" and entry.expiry_date is not None:
+            if entry.expiry_date <= now and entry not in result.expired_unfetched:
+                result.expired_unfetched.append(entry)
+            elif now < entry.expiry_date <= now + EXPIRY_WARNING:
+                result.expiring_soon.append(entry)
+    result.requests = client.requests
+    return result
+
+
+def _with(entry: ReportEntry, **changes: Any) -> ReportEntry:
+    return ReportEntry(**{**entry.__dict__, **changes})
