@@ -211,16 +211,20 @@ class InfobipClient:
         self._backoff_max = backoff_max
         self._jitter = jitter or random.Random()  # noqa: S311  (jitter, not security)
         self.requests = 0
+        self.retry_waits: list[float] = []  # what each retry waited, for logs and tests
 
     # -- one request -----------------------------------------------------------
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, _Temporary) and error.wait is not None:
-            return float(error.wait)
-        exponent = int(state.attempt_number) - 1
-        backoff: float = min(self._backoff_max, self._backoff_initial * 2.0**exponent)
-        return backoff * (0.5 + self._jitter.random() / 2)
+            wait = float(error.wait)
+        else:
+            exponent = int(state.attempt_number) - 1
+            backoff: float = min(self._backoff_max, self._backoff_initial * 2.0**exponent)
+            wait = backoff * (0.5 + self._jitter.random() / 2)
+        self.retry_waits.append(wait)
+        return wait
 
     def _get_once(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
         self._limiter.acquire()

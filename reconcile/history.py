@@ -174,7 +174,7 @@ def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame) -> Coverage:
     }
     missing: list[str] = []
     for report_id, network, date_from, date_to in (
-        reports.filter(pl.col("status").is_in(["listed", "incomplete"]))
+        reports.filter(pl.col("status").is_in(["listed", "incomplete", "gone"]))
         .select("report_id", "network_name", "date_from", "date_to")
         .iter_rows()
     ):

@@ -38,6 +38,7 @@ class FetchResult:
     expired_unfetched: list[ReportEntry] = field(default_factory=list)
     expiring_soon: list[ReportEntry] = field(default_factory=list)
     requests: int = 0
+    retry_waits: list[float] = field(default_factory=list)
 
     def warnings(self) -> list[str]:
         lines = [
@@ -167,9 +168,7 @@ def fetch(
     progress("plan", {"reports": len(pending)})
     metadata = list(listed.values())
     for entry in pending:
-        if entry.expiry_date is not None and entry.expiry_date <= now:
-            result.expired_unfetched.append(entry)
-            continue
+        # Past its expiry date but still listed: try anyway, it may not be deleted yet.
         try:
             events, pages = _fetch_records(client, entry, page_size, progress)
         except ReportGoneError:
@@ -188,11 +187,12 @@ def fetch(
     ledger.commit(metadata=metadata, last_sync=now)
     for entry in ledger.entries().values():
         if entry.status == "listed" and entry.expiry_date is not None:
-            if entry.expiry_date <= now and entry not in result.expired_unfetched:
+            if entry.expiry_date <= now:
                 result.expired_unfetched.append(entry)
             elif now < entry.expiry_date <= now + EXPIRY_WARNING:
                 result.expiring_soon.append(entry)
     result.requests = client.requests
+    result.retry_waits = list(client.retry_waits)
     return result
 
 

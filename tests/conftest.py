@@ -71,7 +71,9 @@ RECORDS_ATT = {
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_environment(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No test touches the user's data directory or sees a real API key."""
     monkeypatch.setenv("RECONCILE_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     for name in ("INFOBIP_API_KEY", "INFOBIP_BASE_URL", "INFOBIP_AUTH_SCHEME"):

@@ -203,7 +203,9 @@ def test_usage_errors_exit_2(run_cli, contacts, history_dir):
     )
 
 
-def test_clean_without_changes_uses_the_ledger_and_says_when_it_is_empty(run_cli, contacts, tmp_path):
+def test_clean_without_changes_uses_the_ledger_and_says_when_it_is_empty(
+    run_cli, contacts, tmp_path
+):
     result = run_cli("clean", contacts, "--data-dir", tmp_path / "data", "--json")
     assert result.exit_code == 0, result.output
     [summary] = json.loads(result.stdout)
