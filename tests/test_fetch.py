@@ -265,3 +265,39 @@ def test_wrong_key_is_refused_at_once(server, tmp_path):
     with pytest.raises(AuthError, match="HTTP 401: Invalid login details"):
         run_fetch(server, tmp_path)
     assert len(server.log) == 1
+
+
+def test_basic_auth_sends_base64_of_user_and_password(tmp_path):
+    import base64
+
+    encoded = base64.b64encode(b"me:pa55").decode()
+    with FakeInfobip(make_reports(sizes=(2,)), key=encoded, scheme="Basic") as server:
+        ledger = Ledger(tmp_path)
+        with httpx.Client() as http, ledger.locked():
+            client = InfobipClient(http, ApiKey("me:pa55"), base_url=server.base_url,
+                                   clock=server.clock, auth_scheme="Basic")
+            fetch(ledger, client, now=server.clock.now())
+    assert ledger.history().events.height == 2
+
+
+def test_403_says_the_product_must_be_enabled(server, tmp_path):
+    server.fail(any_request, "status", status=403, times=None,
+                body=b'{"requestError": {"serviceException": {"messageId": "FORBIDDEN", "text": "Forbidden"}}}')
+    with pytest.raises(AuthError) as caught:
+        run_fetch(server, tmp_path)
+    assert "HTTP 403: Forbidden" in str(caught.value)
+    assert "Number Activation State is enabled on the account" in str(caught.value)
+
+
+def test_since_asks_for_reports_generated_from_that_day(server, tmp_path):
+    ledger = Ledger(tmp_path)
+    with httpx.Client() as http, ledger.locked():
+        client = InfobipClient(http, ApiKey(KEY), base_url=server.base_url, clock=server.clock)
+        result = fetch(ledger, client, now=server.clock.now(), since="2024-03-04")
+    assert server.log[0][2]["generatedDateFrom"] == "2024-03-04"
+    assert result.listed == 2  # reports generated on 03-04 and 03-05
+
+
+def test_api_key_never_shows_in_its_repr():
+    key = ApiKey("abc-123")
+    assert "abc-123" not in repr(key) and "abc-123" not in str(key) and "abc-123" not in f"{key}"
