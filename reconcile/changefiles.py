@@ -400,4 +400,12 @@ def _assemble(
         how="left",
         maintain_order="left",
     ).select(list(EVENT_SCHEMA))
-    return History(events=events, reports=reports, sources=sources, warnings=warnings)
+    return History(
+        events=events,
+        reports=reports,
+        sources=sources,
+        warnings=warnings,
+        description="change files: "
+        + ", ".join(sources[:20])
+        + (" …" if len(sources) > 20 else ""),
+    )

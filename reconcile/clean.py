@@ -36,6 +36,7 @@ from reconcile.verdicts import (
     VERDICTS,
     decide,
 )
+from reconcile.workbook import RunInfo, write_audit_workbook
 
 __all__ = ["CleanOptions", "CleanResult", "clean_files", "output_paths", "reconcile_file"]
 
@@ -64,6 +65,21 @@ class CleanOptions:
     encoding: str | None = None
     out_dir: Path | None = None
     force: bool = False
+    report: bool = True
+
+    def described(self) -> dict[str, Any]:
+        """The options that shape verdicts and outputs, for the audit trail."""
+        return {
+            "mode": self.mode,
+            "actions": ", ".join(f"{verdict}={action}" for verdict, action in self.actions.items()),
+            "default_region": self.default_region,
+            "consent_timezone": self.consent_timezone,
+            "consent_format": self.consent_format or "(ISO 8601, M/D/YYYY)",
+            "sheet": self.sheet or "(first visible)",
+            "encoding": self.encoding or "(detected)",
+            "columns": f"phone={self.columns.phone or '(guessed)'}, "
+            f"consent={self.columns.consent or '(guessed)'}, id={self.columns.id or '(guessed)'}",
+        }
 
     def validate(self) -> None:
         validate_region(self.default_region)
@@ -82,6 +98,7 @@ class CleanResult:
     options: CleanOptions
     cleaned_path: Path
     changes_path: Path
+    report_path: Path | None
     warnings: list[str]
 
     @property
@@ -114,7 +131,11 @@ class CleanResult:
                 "start": _iso(self.coverage.start),
                 "end": _iso(self.coverage.end),
             },
-            "outputs": {"cleaned": str(self.cleaned_path), "changes": str(self.changes_path)},
+            "outputs": {
+                "cleaned": str(self.cleaned_path),
+                "changes": str(self.changes_path),
+                "report": str(self.report_path) if self.report_path else None,
+            },
             "warnings": self.warnings,
         }
 
@@ -123,11 +144,15 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
 
 
-def output_paths(path: Path, out_dir: Path | None) -> tuple[Path, Path]:
-    """``NAME.cleaned.EXT`` and ``NAME.changes.csv`` beside the input or in ``out_dir``."""
+def output_paths(path: Path, out_dir: Path | None) -> tuple[Path, Path, Path]:
+    """``NAME.cleaned.EXT``, ``NAME.changes.csv`` and ``NAME.report.xlsx``."""
     folder = out_dir if out_dir is not None else path.parent
     suffix = ".xlsx" if path.suffix.lower() == ".xlsm" else path.suffix
-    return folder / f"{path.stem}.cleaned{suffix}", folder / f"{path.stem}.changes.csv"
+    return (
+        folder / f"{path.stem}.cleaned{suffix}",
+        folder / f"{path.stem}.changes.csv",
+        folder / f"{path.stem}.report.xlsx",
+    )
 
 
 def reconcile_file(
@@ -143,7 +168,7 @@ def reconcile_file(
     contacts = pl.concat([values, phones, consent], how="horizontal")
     coverage = history.coverage()
     decisions = decide(contacts, history.events, coverage.start, options.actions)
-    cleaned, changes = output_paths(path, options.out_dir)
+    cleaned, changes, report = output_paths(path, options.out_dir)
     return CleanResult(
         table=table,
         decisions=decisions,
@@ -151,6 +176,7 @@ def reconcile_file(
         options=options,
         cleaned_path=cleaned,
         changes_path=changes,
+        report_path=report if options.report else None,
         warnings=_warnings(history, coverage, now),
     )
 
@@ -178,7 +204,8 @@ def _check_targets(paths: Sequence[Path], options: CleanOptions) -> None:
     seen: dict[Path, Path] = {}
     existing: list[str] = []
     for path in paths:
-        for target in output_paths(path, options.out_dir):
+        targets = output_paths(path, options.out_dir)
+        for target in targets if options.report else targets[:2]:
             resolved = target.resolve()
             if resolved in inputs:
                 raise OutputError(
@@ -201,7 +228,7 @@ def _flag_extra(decisions: pl.DataFrame) -> pl.DataFrame:
     return decisions.select([pl.col(source).alias(name) for name, source in FLAG_COLUMNS.items()])
 
 
-def _write(result: CleanResult, batch: OutputBatch) -> None:
+def _write(result: CleanResult, history: History, batch: OutputBatch, now: datetime) -> None:
     table = result.table
     extra = _flag_extra(result.decisions) if result.options.mode == "flag" else None
     keep = (
@@ -217,6 +244,24 @@ def _write(result: CleanResult, batch: OutputBatch) -> None:
             lambda temporary: write_xlsx_cleaned(table, keep, extra, temporary),
         )
     batch.add_bytes(result.changes_path, changes_csv_bytes(result.decisions))
+    if result.report_path is not None:
+        info = RunInfo(
+            tool_version=_tool_version(),
+            run_at=now,
+            history_source=history.description,
+            ledger_last_sync=history.last_sync,
+            options=result.options.described(),
+        )
+        batch.add(
+            result.report_path,
+            lambda temporary: write_audit_workbook(result, history, info, temporary),
+        )
+
+
+def _tool_version() -> str:
+    from reconcile import __version__
+
+    return __version__
 
 
 def clean_files(
@@ -236,7 +281,7 @@ def clean_files(
     batch = OutputBatch()
     try:
         for result in results:
-            _write(result, batch)
+            _write(result, history, batch, now)
     except BaseException:
         batch.discard()
         raise

@@ -136,6 +136,12 @@ def action_overrides(function: F) -> F:
 @click.option("--encoding", help="CSV encoding (default: detect UTF-8 or Windows-1252).")
 @click.option("--out-dir", type=click.Path(path_type=Path), help="Folder for the outputs.")
 @click.option("--force", is_flag=True, help="Replace outputs that exist already.")
+@click.option(
+    "--report/--no-report",
+    default=True,
+    show_default=True,
+    help="Write the audit workbook NAME.report.xlsx.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @action_overrides
 @ledger_options
@@ -153,6 +159,7 @@ def clean(
     encoding: str | None,
     out_dir: Path | None,
     force: bool,
+    report: bool,
     as_json: bool,
     data_dir: Path | None,
     wait: float,
@@ -179,6 +186,7 @@ def clean(
         encoding=encoding,
         out_dir=out_dir,
         force=force,
+        report=report,
     )
     history = load_change_files(list(changes)) if changes else _ledger_history(data_dir, wait)
     results = clean_files(list(files), history, options, datetime.now(UTC))
@@ -231,7 +239,10 @@ def format_summary(result: CleanResult) -> str:
         lines.append(f"  {summary['blank_rows_skipped']} blank row(s) skipped")
     lines.extend(f"  warning: {warning}" for warning in summary["warnings"])
     outputs = summary["outputs"]
-    lines.append(f"  wrote {outputs['cleaned']} and {outputs['changes']}")
+    written = [outputs["cleaned"], outputs["changes"]] + (
+        [outputs["report"]] if outputs["report"] else []
+    )
+    lines.append(f"  wrote {', '.join(written[:-1])} and {written[-1]}")
     return "\n".join(lines)
 
 
@@ -480,3 +491,237 @@ def export(target: Path, fmt: str | None, force: bool, data_dir: Path | None, wa
     with store.locked(wait):
         count = export_events(store, target, "csv" if chosen == "csv" else "parquet", force)
     click.echo(f"wrote {count} events to {target}")
+
+
+# --- run and check ------------------------------------------------------------------
+
+EXIT_WARNINGS = 3
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("reconcile.toml"),
+    show_default=True,
+    help="The run configuration.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Fetch nothing and write nothing: show what the run would decide.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for another run that holds the ledger.",
+)
+def run(config_path: Path, dry_run: bool, as_json: bool, wait: float) -> None:
+    """Fetch new reports, then clean every input of the config into a dated folder.
+
+    Exit codes for cron: 0 done; 1 failed (one line on stderr, nothing half-written);
+    2 usage error; 3 done, but with warnings to read (the fetch failed and the ledger as
+    it was was used, or the history is more than 3 days old).
+
+    Example:
+
+        reconcile run --config reconcile.toml
+    """
+    from reconcile.config import load_config
+    from reconcile.errors import ApiError
+    from reconcile.runs import RunHistory, clean_inputs
+
+    config = load_config(config_path)
+    now = datetime.now(UTC)
+    store = open_ledger(config.data_dir)
+    attention: list[str] = []
+    fetched: dict[str, Any] | None = None
+    if config.infobip is not None and not dry_run:
+        try:
+            fetched = _fetch_for_run(config, store, now, wait)
+        except (ApiError, OptionError) as error:
+            attention.append(f"fetch failed ({error}); cleaned against the ledger as it was")
+        if fetched is not None and fetched["failed"]:
+            attention.append(f"{len(fetched['failed'])} report(s) could not be fetched")
+    with store.locked(wait):
+        history = store.history()
+    runs = RunHistory(store.data_dir)
+    folder, done = clean_inputs(config, history, runs, now, dry_run=dry_run)
+    if any("history is stale" in warning for item in done for warning in item.result.warnings):
+        attention.append("the history is stale")
+    summary = {
+        "run_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "config": str(config_path),
+        "dry_run": dry_run,
+        "output": str(folder) if folder else None,
+        "fetch": fetched,
+        "inputs": [{**item.result.summary(), "changes": item.changes} for item in done],
+        "attention": attention,
+    }
+    if not dry_run:
+        runs.record(
+            {key: summary[key] for key in ("run_at", "config", "output", "attention")}
+            | {
+                "inputs": [
+                    {"input": str(item.result.table.path), **_counts(item.result)} for item in done
+                ]
+            },
+            {item.result.table.path: item.keys for item in done},
+        )
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"run {summary['run_at']}" + (" (dry run: nothing written)" if dry_run else ""))
+        if fetched is not None:
+            click.echo(
+                f"  fetched {len(fetched['fetched'])} report(s) of {fetched['listed']} listed"
+            )
+        for item in done:
+            click.echo(format_summary(item.result))
+            click.echo("  " + format_changes(item.changes))
+        for line in attention:
+            click.echo(f"attention: {line}")
+    if attention:
+        click.get_current_context().exit(EXIT_WARNINGS)
+
+
+def _counts(result: CleanResult) -> dict[str, Any]:
+    summary = result.summary()
+    return {key: summary[key] for key in ("rows", "kept", "removed", "suppressed", "verdicts")}
+
+
+def _fetch_for_run(config: Any, store: Ledger, now: datetime, wait: float) -> dict[str, Any]:
+    import httpx
+
+    from reconcile.api import ApiKey, InfobipClient
+    from reconcile.sync import fetch as fetch_reports
+
+    settings = config.infobip
+    key = os.environ.get(settings.api_key_env)
+    if not key:
+        raise OptionError(
+            f"the environment variable {settings.api_key_env} (api_key_env) is not set"
+        )
+    with httpx.Client(timeout=httpx.Timeout(settings.timeout)) as http, store.locked(wait):
+        client = InfobipClient(
+            http,
+            ApiKey(key),
+            base_url=settings.base_url,
+            rate=settings.rate,
+            auth_scheme=settings.auth_scheme,
+        )
+        result = fetch_reports(
+            store, client, now=now, page_size=settings.page_size, since=settings.since
+        )
+    return result.summary()
+
+
+def format_changes(changes: dict[str, Any]) -> str:
+    """What changed since the previous run of one input, in one line."""
+    if changes.get("previous_run") is None and not changes["changed"]:
+        return "first run of this input: nothing to compare with"
+
+    def named(keys: list[str]) -> str:
+        shown = ", ".join(key.split(":", 1)[1] for key in keys[:10])
+        return f"{len(keys)}" + (f" ({shown}{', …' if len(keys) > 10 else ''})" if keys else "")
+
+    return (
+        f"since the run of {changes['previous_run']}: "
+        f"{len(changes['changed'])} changed verdict(s); "
+        f"newly removed {named(changes['newly_removed'])}, "
+        f"newly suppressed {named(changes['newly_suppressed'])}, "
+        f"no longer suppressed {named(changes['no_longer_suppressed'])}; "
+        f"{changes['new_contacts']} new contact(s)"
+    )
+
+
+@main.command()
+@click.argument("number")
+@click.option("--since", help="The consent date: was the number deactivated since then?")
+@click.option(
+    "--changes",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Change files to answer from instead of the ledger. Repeatable.",
+)
+@click.option(
+    "--default-region",
+    default="US",
+    show_default=True,
+    help="Region of a number written without a country code.",
+)
+@click.option(
+    "--consent-timezone",
+    default="UTC",
+    show_default=True,
+    help="Time zone of --since when it has no offset.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@ledger_options
+def check(
+    number: str,
+    since: str | None,
+    changes: tuple[Path, ...],
+    default_region: str,
+    consent_timezone: str,
+    as_json: bool,
+    data_dir: Path | None,
+    wait: float,
+) -> None:
+    """Was NUMBER deactivated since --since? yes / no / no data, with the evidence.
+
+    Answers as the FCC's Reassigned Numbers Database does, from the same rules as
+    `reconcile clean`: without --since, any deactivation counts.
+
+    Example:
+
+        reconcile check "+1 415 555 0123" --since 2024-03-01
+    """
+    import polars as pl
+
+    from reconcile.check import check_number, phone_key
+    from reconcile.history import compute_coverage
+
+    key = phone_key(number, default_region)
+    if changes:
+        history = load_change_files(list(changes))
+        events, coverage = history.events, history.coverage()
+    else:
+        store = open_ledger(data_dir)
+        with store.locked(wait):
+            reports = store.reports_frame()
+            scan = store.scan_events()
+            events = scan.filter(pl.col("number") == key).collect()
+            assumed = reports.filter(pl.col("status") == "assumed").get_column("report_id")
+            assumed_events = scan.filter(pl.col("report_id").is_in(assumed.implode())).collect()
+        coverage = compute_coverage(reports, assumed_events)
+    answer = check_number(
+        number,
+        since,
+        events,
+        coverage,
+        default_region=default_region,
+        consent_timezone=consent_timezone,
+    )
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    click.echo(f"{answer['answer']}: {answer['e164']} ({answer['verdict']})")
+    if answer["reason"]:
+        click.echo(f"  {answer['reason']}")
+    evidence = answer["evidence"]
+    if evidence:
+        click.echo(
+            f"  evidence: {evidence['event_type']} {evidence['event_date']}, "
+            f"{evidence['network'] or 'operator not named'}, report {evidence['report_id']}"
+        )
+    for note in answer["notes"]:
+        click.echo(f"  note: {note}")
+    cov = answer["coverage"]
+    click.echo(
+        f"  history covers {cov['start']} to {cov['end']}" if cov["start"] else "  no history"
+    )

@@ -8,6 +8,7 @@
     │   └── ColumnError             unknown, ambiguous or duplicate column (lists the columns)
     ├── ChangeFileError             a change file (--changes) cannot be read
     ├── OptionError                 an option value that cannot work (time zone, region)
+    ├── ConfigError                 reconcile.toml is missing, malformed or unsafe
     ├── OutputError                 an output exists (hint: --force) or cannot be written
     ├── ApiError                    the Infobip API failed after bounded retries
     │   ├── AuthError               401/403: wrong key, or the product is not enabled
@@ -27,6 +28,7 @@ __all__ = [
     "AuthError",
     "ChangeFileError",
     "ColumnError",
+    "ConfigError",
     "EncodingError",
     "InputError",
     "LedgerBusyError",
@@ -99,3 +101,7 @@ class LedgerError(ReconcileError):
 
 class LedgerBusyError(LedgerError):
     """Another reconcile process holds the ledger's lock."""
+
+
+class ConfigError(ReconcileError):
+    """The run configuration (reconcile.toml) is missing, malformed or unsafe."""

@@ -105,6 +105,8 @@ class History:
     reports: pl.DataFrame
     sources: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    description: str = "change files"
+    last_sync: datetime | None = None
 
     def coverage(self) -> Coverage:
         return compute_coverage(self.reports, self.events)

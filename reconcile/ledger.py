@@ -245,7 +245,13 @@ class Ledger:
             raise LedgerError(
                 f"{self.events_dir}: an event file cannot be read ({str(error).splitlines()[0]})."
             ) from None
-        return History(events=events, reports=self.reports_frame(), sources=[str(self.root)])
+        return History(
+            events=events,
+            reports=self.reports_frame(),
+            sources=[str(self.root)],
+            description=f"ledger {self.root}",
+            last_sync=self.last_sync(),
+        )
 
     # -- writing -------------------------------------------------------------------
 

@@ -71,7 +71,8 @@ def test_existing_outputs_need_force(run_cli, contacts, history_dir):
     assert result.exit_code == 1
     assert result.stderr == (
         f"reconcile: error: output already exists: {cleaned}, "
-        f"{contacts.parent / 'contacts.changes.csv'}; pass --force to replace it.\n"
+        f"{contacts.parent / 'contacts.changes.csv'}, {contacts.parent / 'contacts.report.xlsx'}; "
+        "pass --force to replace it.\n"
     )
     assert cleaned.read_text() == "mine"
     assert run_cli("clean", contacts, "--changes", history_dir, "--force").exit_code == 0

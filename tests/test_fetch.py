@@ -274,15 +274,25 @@ def test_basic_auth_sends_base64_of_user_and_password(tmp_path):
     with FakeInfobip(make_reports(sizes=(2,)), key=encoded, scheme="Basic") as server:
         ledger = Ledger(tmp_path)
         with httpx.Client() as http, ledger.locked():
-            client = InfobipClient(http, ApiKey("me:pa55"), base_url=server.base_url,
-                                   clock=server.clock, auth_scheme="Basic")
+            client = InfobipClient(
+                http,
+                ApiKey("me:pa55"),
+                base_url=server.base_url,
+                clock=server.clock,
+                auth_scheme="Basic",
+            )
             fetch(ledger, client, now=server.clock.now())
     assert ledger.history().events.height == 2
 
 
 def test_403_says_the_product_must_be_enabled(server, tmp_path):
-    server.fail(any_request, "status", status=403, times=None,
-                body=b'{"requestError": {"serviceException": {"messageId": "FORBIDDEN", "text": "Forbidden"}}}')
+    server.fail(
+        any_request,
+        "status",
+        status=403,
+        times=None,
+        body=b'{"requestError": {"serviceException": {"messageId": "FORBIDDEN", "text": "Forbidden"}}}',
+    )
     with pytest.raises(AuthError) as caught:
         run_fetch(server, tmp_path)
     assert "HTTP 403: Forbidden" in str(caught.value)

@@ -245,8 +245,13 @@ def test_progress_bar_on_a_terminal_and_log_lines_under_cron(capsys):
     from reconcile.cli import _progress
     from reconcile.ledger import ReportEntry
 
-    entry = ReportEntry("r1", "complete", network_name="Verizon Wireless",
-                        date_from=datetime(2024, 3, 1, tzinfo=UTC), date_to=datetime(2024, 3, 2, tzinfo=UTC))
+    entry = ReportEntry(
+        "r1",
+        "complete",
+        network_name="Verizon Wireless",
+        date_from=datetime(2024, 3, 1, tzinfo=UTC),
+        date_to=datetime(2024, 3, 2, tzinfo=UTC),
+    )
     for enabled in (True, False):
         with _progress(enabled) as progress:
             progress("plan", {"reports": 2})
@@ -255,5 +260,8 @@ def test_progress_bar_on_a_terminal_and_log_lines_under_cron(capsys):
             progress("gone", {"report_id": "r2"})
     err = capsys.readouterr().err
     assert "fetching reports" in err  # the bar's label (click draws no bar off a terminal)
-    assert "fetched report r1 (Verizon Wireless, 2024-03-01 to 2024-03-02): 12 records in 2 page(s)" in err
+    assert (
+        "fetched report r1 (Verizon Wireless, 2024-03-01 to 2024-03-02): 12 records in 2 page(s)"
+        in err
+    )
     assert "report r2 is gone (HTTP 404)" in err

@@ -1,0 +1,86 @@
+"""`reconcile check NUMBER [--since DATE]`: one number, answered as the FCC's Reassigned
+Numbers Database answers: yes (deactivated since the date), no, or no data.
+
+The answer comes from the same `decide` that `reconcile clean` uses, so the two always
+agree on the same number and date.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from reconcile.consent import parse_consent
+from reconcile.errors import InputError
+from reconcile.history import Coverage
+from reconcile.phones import normalize_phones
+from reconcile.verdicts import decide
+
+__all__ = ["ANSWERS", "check_number", "phone_key"]
+
+ANSWERS = {"deactivated": "yes", "ok": "no", "suspended": "no", "unverified": "no data"}
+
+
+def phone_key(number: str, default_region: str = "US") -> int:
+    """The ledger key of a number, or InputError naming why it is not valid."""
+    normalized = normalize_phones(pl.Series([number], dtype=pl.String), default_region).row(
+        0, named=True
+    )
+    if normalized["phone_key"] is None:
+        raise InputError(f"{number!r} is not a valid phone number ({normalized['phone_error']}).")
+    return int(normalized["phone_key"])
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
+
+
+def check_number(
+    number: str,
+    since: str | None,
+    events: pl.DataFrame,
+    coverage: Coverage,
+    *,
+    default_region: str = "US",
+    consent_timezone: str = "UTC",
+) -> dict[str, Any]:
+    """Answer for one number; ``events`` may hold only that number's events."""
+    phone_key(number, default_region)  # refuse an invalid number with its reason
+    contacts = pl.DataFrame(
+        {"row": [1], "phone": [number], "consent": [since], "id": [None]},
+        schema={"row": pl.UInt32, "phone": pl.String, "consent": pl.String, "id": pl.String},
+    )
+    consent = parse_consent(contacts.get_column("consent"), consent_timezone)
+    if since is not None and consent.item(0, "consent_status") != "parsed":
+        raise InputError(f"--since {since!r} is not a date or timestamp (use YYYY-MM-DD).")
+    phones = normalize_phones(contacts.get_column("phone"), default_region)
+    decision = decide(
+        pl.concat([contacts, phones, consent], how="horizontal"), events, coverage.start
+    ).row(0, named=True)
+    verdict = decision["verdict"]
+    notes = []
+    if verdict == "suspended":
+        notes.append("the number is suspended: do not message it until it is reactivated")
+    if decision["reason"] and verdict == "ok":
+        notes.append(decision["reason"])
+    return {
+        "number": number,
+        "e164": decision["phone_e164"],
+        "since": since,
+        "answer": ANSWERS[verdict],
+        "verdict": verdict,
+        "reason": decision["reason"],
+        "notes": notes,
+        "evidence": {
+            "event_type": decision["event_type"],
+            "event_date": decision["event_date"],
+            "network": decision["network"],
+            "report_id": decision["report_id"],
+            "suggested_number": decision["suggested_number"],
+        }
+        if decision["event_type"]
+        else None,
+        "coverage": {"start": _iso(coverage.start), "end": _iso(coverage.end)},
+    }

@@ -1,0 +1,245 @@
+"""The run configuration, ``reconcile.toml``, read strictly.
+
+Every key is known, every value has the type it should, every input file exists, and an
+API key written into the file is refused: the file names the environment variable that
+holds the key (``api_key_env``), never the key itself.
+
+    [infobip]                       # optional: without it, `run` does not fetch
+    base_url = "https://xxxxx.api.infobip.com"
+    api_key_env = "INFOBIP_API_KEY"
+    [ledger]
+    data_dir = "/var/lib/reconcile"
+    [output]
+    dir = "reconcile-runs"          # a dated folder per run is made inside
+    [[inputs]]
+    path = "exports/contacts.csv"
+    phone_column = "Mobile Phone"
+    [inputs.actions]
+    unverified = "remove"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconcile.api import AUTH_SCHEMES
+from reconcile.errors import ConfigError
+from reconcile.verdicts import ACTIONS, VERDICTS
+
+__all__ = ["InfobipConfig", "InputConfig", "RunConfig", "load_config"]
+
+_SECRET_KEYS = frozenset(
+    {"api_key", "apikey", "key", "password", "token", "secret", "authorization"}
+)
+
+
+@dataclass(frozen=True)
+class InfobipConfig:
+    base_url: str = "https://api.infobip.com"
+    api_key_env: str = "INFOBIP_API_KEY"
+    auth_scheme: str = "App"
+    rate: float = 1.0
+    page_size: int = 10_000
+    timeout: float = 30.0
+    since: str | None = None
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    path: Path
+    phone_column: str | None = None
+    consent_column: str | None = None
+    id_column: str | None = None
+    sheet: str | None = None
+    encoding: str | None = None
+    default_region: str = "US"
+    consent_timezone: str = "UTC"
+    consent_format: str | None = None
+    mode: str = "strip"
+    report: bool = True
+    actions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    path: Path
+    infobip: InfobipConfig | None
+    data_dir: Path | None
+    output_dir: Path
+    inputs: list[InputConfig]
+
+
+class _Reader:
+    """Type-checked access to one TOML table, with errors that name the key."""
+
+    def __init__(
+        self, source: Path, where: str, table: Any, known: dict[str, type | tuple[type, ...]]
+    ):
+        self.source, self.where, self.known = source, where, known
+        if not isinstance(table, dict):
+            self.fail("", f"expected a table, got {type(table).__name__}")
+        self.table: dict[str, Any] = table
+        for key in table:
+            if key.lower() in _SECRET_KEYS:
+                self.fail(
+                    key,
+                    "an API key written in the config file can be read by anyone who can read "
+                    "the file, and ends up in backups and version control; put it in an "
+                    'environment variable and name that variable with api_key_env = "..."',
+                )
+            if key not in known:
+                self.fail(key, f"unknown key (known keys: {', '.join(sorted(known))})")
+
+    def fail(self, key: str, message: str) -> None:
+        name = f"{self.where}.{key}" if key and self.where else (key or self.where or "top level")
+        raise ConfigError(f"{self.source}: {name}: {message}.")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        expected = self.known[key]
+        types = expected if isinstance(expected, tuple) else (expected,)
+        if isinstance(value, bool) and bool not in types:
+            value_ok = False
+        else:
+            value_ok = isinstance(value, types)
+        if not value_ok:
+            wanted = " or ".join(_TYPE_NAMES.get(kind, kind.__name__) for kind in types)
+            self.fail(
+                key,
+                f"expected {wanted}, got "
+                f"{_TYPE_NAMES.get(type(value), type(value).__name__)} {value!r}",
+            )
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...], default: str) -> str:
+        value = self.get(key, default)
+        if value not in options:
+            self.fail(key, f"expected one of {', '.join(options)}, got {value!r}")
+        return str(value)
+
+
+_TYPE_NAMES = {
+    str: "text",
+    int: "a whole number",
+    float: "a number",
+    bool: "true or false",
+    dict: "a table",
+    list: "a list",
+}
+
+
+def load_config(path: Path) -> RunConfig:
+    """Read and check ``path``; raise ConfigError naming the key at fault."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the config file ({error}).") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error}).") from None
+    base = path.parent
+    top = _Reader(
+        path, "", document, {"infobip": dict, "ledger": dict, "output": dict, "inputs": list}
+    )
+
+    infobip = None
+    if "infobip" in document:
+        section = _Reader(
+            path,
+            "[infobip]",
+            top.get("infobip"),
+            {
+                "base_url": str,
+                "api_key_env": str,
+                "auth_scheme": str,
+                "rate": (int, float),
+                "page_size": int,
+                "timeout": (int, float),
+                "since": str,
+            },
+        )
+        infobip = InfobipConfig(
+            base_url=section.get("base_url", InfobipConfig.base_url),
+            api_key_env=section.get("api_key_env", InfobipConfig.api_key_env),
+            auth_scheme=section.choice("auth_scheme", AUTH_SCHEMES, "App"),
+            rate=float(section.get("rate", 1.0)),
+            page_size=int(section.get("page_size", InfobipConfig.page_size)),
+            timeout=float(section.get("timeout", 30.0)),
+            since=section.get("since"),
+        )
+        if infobip.rate <= 0 or infobip.page_size <= 0 or infobip.timeout <= 0:
+            section.fail("rate", "rate, page_size and timeout must be positive")
+
+    ledger = _Reader(path, "[ledger]", document.get("ledger", {}), {"data_dir": str})
+    data_dir = ledger.get("data_dir")
+    output = _Reader(path, "[output]", document.get("output", {}), {"dir": str})
+
+    raw_inputs = top.get("inputs")
+    if not raw_inputs:
+        top.fail("inputs", "no [[inputs]]: name at least one contact file to clean")
+    inputs = [_input(path, base, index, table) for index, table in enumerate(raw_inputs, start=1)]
+    return RunConfig(
+        path=path,
+        infobip=infobip,
+        data_dir=(base / data_dir) if data_dir else None,
+        output_dir=base / output.get("dir", "reconcile-runs"),
+        inputs=inputs,
+    )
+
+
+def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
+    section = _Reader(
+        path,
+        f"[inputs][{index}]",
+        table,
+        {
+            "path": str,
+            "phone_column": str,
+            "consent_column": str,
+            "id_column": str,
+            "sheet": str,
+            "encoding": str,
+            "default_region": str,
+            "consent_timezone": str,
+            "consent_format": str,
+            "mode": str,
+            "report": bool,
+            "actions": dict,
+        },
+    )
+    relative = section.get("path")
+    if relative is None:
+        section.fail("path", "missing: name the contact file to clean")
+    file = base / relative
+    if not file.is_file():
+        section.fail("path", f"no such file {file}")
+    actions_reader = _Reader(
+        path, f"[inputs][{index}].actions", section.get("actions", {}), dict.fromkeys(VERDICTS, str)
+    )
+    actions = {
+        verdict: actions_reader.choice(verdict, ACTIONS, "")
+        for verdict in VERDICTS
+        if verdict in actions_reader.table
+    }
+    return InputConfig(
+        path=file,
+        phone_column=section.get("phone_column"),
+        consent_column=section.get("consent_column"),
+        id_column=section.get("id_column"),
+        sheet=section.get("sheet"),
+        encoding=section.get("encoding"),
+        default_region=section.get("default_region", "US"),
+        consent_timezone=section.get("consent_timezone", "UTC"),
+        consent_format=section.get("consent_format"),
+        mode=section.choice("mode", ("strip", "flag"), "strip"),
+        report=section.get("report", True),
+        actions=actions,
+    )

@@ -1,0 +1,281 @@
+"""The audit workbook (``NAME.report.xlsx``): what a compliance officer opens months later.
+
+Sheets: Summary (counts, inputs with SHA-256, options, coverage, versions, run time),
+one sheet per action other than keep with the evidence, Coverage (per operator),
+Reports (metadata of the reports used), and Deactivations (per week and operator, with a
+native chart). Every cell that came from data is a value, never a formula: text that
+starts with ``=`` is written as text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from reconcile.history import ACTIVATION, DEACTIVATION, Coverage, History
+
+__all__ = ["EXCEL_MAX_ROWS", "RunInfo", "file_sha256", "write_audit_workbook"]
+
+EXCEL_MAX_ROWS = 1_048_576
+ACTION_SHEETS = (("remove", "Remove"), ("suppress", "Suppress"), ("review", "Review"))
+EVIDENCE_COLUMNS = (
+    ("row", "Row", 7),
+    ("id", "Contact id", 14),
+    ("phone", "Phone (as written)", 20),
+    ("phone_e164", "Phone (E.164)", 16),
+    ("consent", "Consent (as written)", 22),
+    ("verdict", "Verdict", 15),
+    ("action", "Action", 10),
+    ("reason", "Reason", 60),
+    ("event_type", "Event", 14),
+    ("event_at", "Event date (UTC)", 20),
+    ("network", "Operator", 18),
+    ("report_id", "Report id", 38),
+    ("suggested_number", "Suggested number (needs consent)", 20),
+)
+_DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the Summary sheet says about the run itself."""
+
+    tool_version: str
+    run_at: datetime
+    history_source: str
+    ledger_last_sync: datetime | None = None
+    options: dict[str, Any] | None = None
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def _naive(moment: datetime | None) -> datetime | None:
+    # Excel has no time zones: every date in the workbook is UTC, as the headers say.
+    return moment.replace(tzinfo=None) if moment is not None else None
+
+
+class _Sheet:
+    """A write-only sheet with a frozen header, an autofilter and column widths."""
+
+    def __init__(self, workbook: Any, title: str, headers: Sequence[tuple[str, int]]) -> None:
+        from openpyxl.utils import get_column_letter
+
+        self.sheet = workbook.create_sheet(title=title)
+        self.sheet.freeze_panes = "A2"
+        for index, (_name, width) in enumerate(headers, start=1):
+            self.sheet.column_dimensions[get_column_letter(index)].width = width
+        self.rows = 0
+        self.width = len(headers)
+        self._letter = get_column_letter(max(1, len(headers)))
+        self.append([name for name, _width in headers])
+
+    def append(self, values: Iterable[Any]) -> None:
+        from openpyxl.cell import WriteOnlyCell
+
+        cells: list[Any] = []
+        for value in values:
+            if isinstance(value, str) and value.startswith("="):
+                cell = WriteOnlyCell(self.sheet, value=value)
+                cell.data_type = "s"  # text that looks like a formula stays text
+                cells.append(cell)
+            elif isinstance(value, datetime):
+                cell = WriteOnlyCell(self.sheet, value=_naive(value))
+                cell.number_format = _DATE_FORMAT
+                cells.append(cell)
+            else:
+                cells.append(value)
+        self.sheet.append(cells)
+        self.rows += 1
+
+    def finish(self) -> None:
+        self.sheet.auto_filter.ref = f"A1:{self._letter}{max(self.rows, 1)}"
+
+
+def _summary(workbook: Any, result: Any, info: RunInfo, input_hash: str) -> None:
+    sheet = _Sheet(workbook, "Summary", [("Field", 34), ("Value", 90)])
+    summary = result.summary()
+    coverage: Coverage = result.coverage
+    rows: list[tuple[str, Any]] = [
+        ("Tool", f"reconcile {info.tool_version}"),
+        ("Run at (UTC)", info.run_at),
+        ("Input file", str(result.table.path)),
+        ("Input SHA-256", input_hash),
+        ("Input sheet", result.table.sheet or ""),
+        ("Rows", summary["rows"]),
+        ("Blank rows skipped", summary["blank_rows_skipped"]),
+        ("Kept", summary["kept"]),
+        ("Removed", summary["removed"]),
+        ("Suppressed", summary["suppressed"]),
+        ("To review (kept)", summary["review"]),
+    ]
+    rows += [(f"Verdict: {verdict}", count) for verdict, count in summary["verdicts"].items()]
+    rows += [(f"Action: {action}", count) for action, count in summary["actions"].items()]
+    rows += [
+        ("Phone column", result.table.phone_column),
+        ("Consent column", result.table.consent_column),
+        ("Id column", result.table.id_column or ""),
+        ("History", info.history_source),
+        ("Ledger last sync (UTC)", info.ledger_last_sync or ""),
+        ("Coverage start (UTC)", coverage.start or "no history"),
+        ("Coverage end (UTC): verdicts hold as of", coverage.end or "no history"),
+    ]
+    rows += [(f"Option: {name}", str(value)) for name, value in (info.options or {}).items()]
+    rows += [("Warning", warning) for warning in summary["warnings"]]
+    rows += [("Coverage note", note) for note in coverage.notes]
+    for row in rows:
+        sheet.append(row)
+    sheet.finish()
+
+
+def _evidence(workbook: Any, decisions: pl.DataFrame) -> None:
+    frame = decisions.with_columns(
+        event_at=pl.col("event_date").str.strptime(
+            pl.Datetime("us"), "%Y-%m-%dT%H:%M:%SZ", strict=False
+        )
+    ).select([name for name, _title, _width in EVIDENCE_COLUMNS])
+    headers = [(title, width) for _name, title, width in EVIDENCE_COLUMNS]
+    for action, title in ACTION_SHEETS:
+        chosen = frame.filter(pl.col("action") == action)
+        part = 1
+        sheet = _Sheet(workbook, title, headers)
+        for row in chosen.iter_rows():
+            if sheet.rows >= EXCEL_MAX_ROWS:  # Excel's limit: continue on a next sheet
+                sheet.finish()
+                part += 1
+                sheet = _Sheet(workbook, f"{title} ({part})", headers)
+            sheet.append(row)
+        sheet.finish()
+
+
+def _coverage(workbook: Any, coverage: Coverage) -> None:
+    sheet = _Sheet(
+        workbook,
+        "Coverage",
+        [
+            ("Operator", 22),
+            ("From (UTC)", 20),
+            ("To (UTC)", 20),
+            ("Reports", 9),
+            ("Gaps", 60),
+            ("Coverage", 30),
+        ],
+    )
+    for operator in coverage.operators:
+        gaps = "; ".join(
+            f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}" for start, end in operator.gaps
+        )
+        sheet.append(
+            [
+                operator.network,
+                operator.start,
+                operator.end,
+                operator.reports,
+                gaps or "none",
+                "assumed from the earliest event (no report metadata)"
+                if operator.assumed
+                else "report metadata",
+            ]
+        )
+    sheet.finish()
+
+
+def _reports(workbook: Any, history: History) -> None:
+    columns = [
+        ("report_id", "Report id", 38),
+        ("network_name", "Operator", 22),
+        ("network_id", "Operator id", 11),
+        ("date_from", "From (UTC)", 20),
+        ("date_to", "To (UTC)", 20),
+        ("generated_date", "Generated (UTC)", 20),
+        ("expiry_date", "Expires (UTC)", 20),
+        ("status", "Status", 11),
+        ("records", "Records", 9),
+        ("source", "Source", 40),
+    ]
+    sheet = _Sheet(workbook, "Reports", [(title, width) for _name, title, width in columns])
+    for row in (
+        history.reports.sort("date_from", nulls_last=True)
+        .select([c[0] for c in columns])
+        .iter_rows()
+    ):
+        sheet.append(row)
+    sheet.finish()
+
+
+def _deactivations(workbook: Any, history: History) -> None:
+    from openpyxl.chart import BarChart, Reference
+
+    weekly = (
+        history.events.lazy()
+        .filter(pl.col("type").is_in([DEACTIVATION, ACTIVATION]))
+        .with_columns(
+            week=pl.col("occurred_at").dt.truncate("1w").dt.replace_time_zone(None),
+            network=pl.col("network_name").fill_null("(operator not named)"),
+        )
+        .group_by("week", "network")
+        .agg(count=pl.len())
+        .collect()
+    )
+    networks = sorted(weekly.get_column("network").unique().to_list())
+    table = (
+        weekly.pivot(on="network", index="week", values="count").sort("week").fill_null(0)
+        if weekly.height
+        else pl.DataFrame({"week": []})
+    )
+    sheet = _Sheet(
+        workbook, "Deactivations", [("Week starting (UTC)", 20)] + [(name, 18) for name in networks]
+    )
+    for row in table.select(["week", *networks]).iter_rows():
+        sheet.append(row)
+    sheet.finish()
+    if table.height and networks:
+        chart = BarChart()
+        chart.type = "col"
+        chart.grouping = "stacked"
+        chart.overlap = 100
+        chart.title = "Deactivations per week by operator"
+        chart.y_axis.title = "Deactivations"
+        chart.x_axis.title = "Week starting"
+        chart.x_axis.number_format = "yyyy-mm-dd"
+        chart.add_data(
+            Reference(
+                sheet.sheet,
+                min_col=2,
+                max_col=1 + len(networks),
+                min_row=1,
+                max_row=1 + table.height,
+            ),
+            titles_from_data=True,
+        )
+        chart.set_categories(Reference(sheet.sheet, min_col=1, min_row=2, max_row=1 + table.height))
+        chart.width, chart.height = 24, 12
+        sheet.sheet.add_chart(chart, f"{_column_letter(len(networks) + 3)}2")
+
+
+def _column_letter(index: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return str(get_column_letter(index))
+
+
+def write_audit_workbook(result: Any, history: History, info: RunInfo, target: Path) -> None:
+    """Write the audit workbook of one CleanResult to ``target``."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook(write_only=True)
+    _summary(workbook, result, info, file_sha256(result.table.path))
+    _evidence(workbook, result.decisions)
+    _coverage(workbook, result.coverage)
+    _reports(workbook, history)
+    _deactivations(workbook, history)
+    workbook.save(target)

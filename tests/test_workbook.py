@@ -1,0 +1,128 @@
+"""The audit workbook, opened as an auditor would: sheets, counts, evidence, no formulas."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+
+import openpyxl
+import pytest
+
+import reconcile.workbook
+from tests.helpers import run_clean
+
+CONTACTS = (
+    "Contact ID,Mobile Phone,Opt-In Date,Note\n"
+    "C1,4155550101,2024-03-09,deactivated\n"
+    '"=HYPERLINK(""http://evil.example"")",4155550102,2024-03-20,suspended\n'
+    "C3,+1 415 555 0104,2024-04-01,ok\n"
+    "C4,,2024-04-01,invalid\n"
+    "C5,4155550105,2024-01-15,unverified\n"
+    "C6,+1 415 555 0106,,=1+1\n"
+)
+
+
+@pytest.fixture
+def cleaned(tmp_path, history_dir):
+    source = tmp_path / "contacts.csv"
+    source.write_text(CONTACTS)
+    [result] = run_clean(source, history_dir)
+    return result
+
+
+def test_workbook_sheets_counts_and_evidence(cleaned):
+    workbook = openpyxl.load_workbook(cleaned.report_path)
+    assert workbook.sheetnames == [
+        "Summary",
+        "Remove",
+        "Suppress",
+        "Review",
+        "Coverage",
+        "Reports",
+        "Deactivations",
+    ]
+    changes = list(csv.DictReader(io.StringIO(cleaned.changes_path.read_text())))
+    action_rows = {
+        name: list(workbook[name].iter_rows(min_row=2, values_only=True))
+        for name in ("Remove", "Suppress", "Review")
+    }
+    assert sum(len(rows) for rows in action_rows.values()) == len(changes)
+    for name, rows in action_rows.items():
+        expected = [change for change in changes if change["action"] == name.lower()]
+        assert [str(row[0]) for row in rows] == [change["row"] for change in expected]
+    [removed] = action_rows["Remove"]
+    header = [cell.value for cell in workbook["Remove"][1]]
+    removed_row = dict(zip(header, removed, strict=True))
+    assert removed_row["Contact id"] == "C1"
+    assert removed_row["Event"] == "DEACTIVATION"
+    assert removed_row["Event date (UTC)"] == dt.datetime(2024, 3, 10, 11, 0)
+    assert removed_row["Operator"] in {"Verizon Wireless", "AT&T Mobility"}
+    assert removed_row["Report id"] in {"rep-vz-1", "rep-att-1"}
+    assert removed_row["Suggested number (needs consent)"] == "+14155550999"
+    [suspended] = action_rows["Suppress"]
+    assert suspended[1] == '=HYPERLINK("http://evil.example")'  # the id, kept as text
+
+
+def test_no_cell_is_a_formula_and_dates_are_dates(cleaned):
+    workbook = openpyxl.load_workbook(cleaned.report_path)
+    cells = [cell for sheet in workbook for row in sheet.iter_rows() for cell in row]
+    assert not [cell.coordinate for cell in cells if cell.data_type == "f"]
+    remove = workbook["Remove"]
+    assert remove.cell(2, 10).is_date
+    assert remove.freeze_panes == "A2" and remove.auto_filter.ref.startswith("A1:")
+    phone_cells = [cell.value for cell in workbook["Review"]["C"][1:]]
+    assert "+1 415 555 0106" in phone_cells  # text, not a number or a formula
+
+
+def test_summary_names_inputs_hash_options_coverage_and_versions(cleaned):
+    summary = dict(
+        openpyxl.load_workbook(cleaned.report_path)["Summary"].iter_rows(
+            min_row=2, values_only=True
+        )
+    )
+    digest = hashlib.sha256(cleaned.table.path.read_bytes()).hexdigest()
+    assert summary["Input SHA-256"] == digest
+    assert summary["Rows"] == 6
+    assert summary["Verdict: deactivated"] == 1 and summary["Verdict: invalid_number"] == 1
+    assert summary["Action: remove"] == 1 and summary["Action: suppress"] == 1
+    assert summary["Coverage start (UTC)"] == dt.datetime(2024, 3, 1)
+    assert summary["Coverage end (UTC): verdicts hold as of"] == dt.datetime(2024, 6, 1)
+    assert summary["Tool"].startswith("reconcile ")
+    assert isinstance(summary["Run at (UTC)"], dt.datetime)
+    assert summary["Option: consent_timezone"] == "UTC"
+    assert summary["History"].startswith("change files: ")
+
+
+def test_coverage_reports_and_chart(cleaned):
+    workbook = openpyxl.load_workbook(cleaned.report_path)
+    coverage = list(workbook["Coverage"].iter_rows(min_row=2, values_only=True))
+    assert {row[0] for row in coverage} == {"Verizon Wireless", "AT&T Mobility"}
+    reports = list(workbook["Reports"].iter_rows(min_row=2, values_only=True))
+    assert {row[0] for row in reports} == {"rep-vz-1", "rep-att-1"}
+    deactivations = workbook["Deactivations"]
+    assert len(deactivations._charts) == 1
+    weeks = list(deactivations.iter_rows(min_row=2, values_only=True))
+    assert all(isinstance(row[0], dt.datetime) for row in weeks)
+    assert sum(sum(row[1:]) for row in weeks) == 3  # three deactivation events in the history
+
+
+def test_a_sheet_past_the_row_limit_continues_on_a_next_sheet(tmp_path, history_dir, monkeypatch):
+    monkeypatch.setattr(reconcile.workbook, "EXCEL_MAX_ROWS", 3)  # header + 2 rows a sheet
+    source = tmp_path / "contacts.csv"
+    source.write_text("Phone,Opt-In Date\n" + "".join(f"41555501{n:02d},\n" for n in range(50, 55)))
+    [result] = run_clean(source, history_dir)
+    workbook = openpyxl.load_workbook(result.report_path)
+    review = [name for name in workbook.sheetnames if name.startswith("Review")]
+    assert review == ["Review", "Review (2)", "Review (3)"]
+    rows = [row for name in review for row in workbook[name].iter_rows(min_row=2, values_only=True)]
+    assert [row[0] for row in rows] == [1, 2, 3, 4, 5]
+
+
+def test_no_report_option(tmp_path, history_dir):
+    source = tmp_path / "contacts.csv"
+    source.write_text(CONTACTS)
+    [result] = run_clean(source, history_dir, report=False)
+    assert result.report_path is None
+    assert not (tmp_path / "contacts.report.xlsx").exists()
