@@ -142,7 +142,7 @@ def test_run_writes_a_dated_folder_and_a_history(run_cli, setup):
 
 
 def test_second_run_names_exactly_the_contacts_whose_verdict_changed(run_cli, setup, tmp_path):
-    folder, data, config = setup
+    _folder, data, config = setup
     run_cli("run", "--config", config)
     more = tmp_path / "more"
     more.mkdir()
