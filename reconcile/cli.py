@@ -429,7 +429,7 @@ def status(as_json: bool, data_dir: Path | None, wait: float) -> None:
         gaps = "; ".join(f"{start} to {end}" for start, end in operator["gaps"]) or "none"
         click.echo(
             f"  {operator['network']}: {operator['start']} to {operator['end']}, "
-            f"{operator['reports']} reports, gaps: {gaps}"
+            f"{operator['reports']} report(s), gaps: {gaps}"
         )
     for report_id in info["expired_unfetched"]:
         click.echo(f"  warning: report {report_id} expired before it was fetched")

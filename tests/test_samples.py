@@ -66,3 +66,15 @@ def test_samples_produce_every_verdict_in_both_formats(run_cli, tmp_path):
         [summary] = json.loads(result.stdout)
         assert all(count > 0 for count in summary["verdicts"].values()), summary["verdicts"]
         assert summary["rows"] == 200
+
+
+def test_readme_config_example_is_a_valid_config(tmp_path):
+    from reconcile.config import load_config
+
+    body = _readme_block("## The weekly run", "toml")
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "contacts.csv").write_text("Mobile Phone,Opt-In Date\n")
+    (tmp_path / "reconcile.toml").write_text(body)
+    config = load_config(tmp_path / "reconcile.toml")
+    assert config.infobip is not None and config.infobip.api_key_env == "INFOBIP_API_KEY"
+    assert config.inputs[0].actions == {"unverified": "review"}
