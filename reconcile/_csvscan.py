@@ -4,7 +4,8 @@ The scanner never decodes or converts a field: it finds where records and fields
 and end, so that kept rows can be copied to the output byte for byte, and it extracts
 only the columns reconcile reads. Quote parity (an even number of quotes before a byte
 means the byte is outside quotes) turns the state machine of a CSV parser into a few
-numpy passes. Anything RFC 4180 does not allow (a quote inside an unquoted field, an
+numpy passes over the positions of quotes, newlines and delimiters, never over every
+byte twice. Anything RFC 4180 does not allow (a quote inside an unquoted field, an
 unterminated quote, a bare carriage return, ragged rows) is refused with its line number
 rather than guessed.
 """
@@ -19,7 +20,7 @@ import polars as pl
 
 from reconcile.errors import MalformedCSVError
 
-__all__ = ["CsvScan", "extract_column", "scan_csv"]
+__all__ = ["CsvScan", "extract_column", "header_names", "scan_csv"]
 
 _QUOTE = ord('"')
 _LF = ord("\n")
@@ -48,10 +49,9 @@ class CsvScan:
     record_end: Offsets
     data_records: Offsets
     header_fields: int
-    # index into the delimiter positions of each data record's first delimiter
-    first_delimiter: Offsets
+    # structural delimiters, and the index of each record's first one among them
     delimiters: Offsets
-    quote_before: npt.NDArray[np.int64]
+    first_delimiter: Offsets
 
     @property
     def row_count(self) -> int:
@@ -66,7 +66,32 @@ def _line_of(body: bytes, position: int) -> int:
     return body.count(b"\n", 0, position) + 1
 
 
-def detect_delimiter(header: bytes, quote_before_header: npt.NDArray[np.int64]) -> str:
+def _positions(data: npt.NDArray[np.uint8], byte: int) -> Offsets:
+    return np.flatnonzero(data == byte).astype(np.int64)
+
+
+def _outside_quotes(positions: Offsets, quotes: Offsets) -> Offsets:
+    """The positions with an even number of quotes before them."""
+    if quotes.size == 0:
+        return positions
+    parity = np.searchsorted(quotes, positions) & 1
+    outside: Offsets = positions[parity == 0]
+    return outside
+
+
+def _first_record(body: bytes) -> bytes:
+    """The header record's bytes (it may hold quoted newlines)."""
+    end = 0
+    while True:
+        end = body.find(b"\n", end)
+        if end < 0:
+            return body
+        if body.count(b'"', 0, end) % 2 == 0:
+            return body[:end]
+        end += 1
+
+
+def detect_delimiter(header: bytes) -> str:
     """The candidate that occurs most often outside quotes in the header line.
 
     Contact exports name their columns with words, so the header alone decides, which
@@ -74,10 +99,10 @@ def detect_delimiter(header: bytes, quote_before_header: npt.NDArray[np.int64]) 
     dashes and spaces; addresses hold commas). Ties go to the comma.
     """
     data = np.frombuffer(header, dtype=np.uint8)
-    outside = (quote_before_header[: data.size] & 1) == 0
+    quotes = _positions(data, _QUOTE)
     best, best_count = ",", 0
     for candidate in _CANDIDATE_DELIMITERS:
-        count = int(np.count_nonzero((data == ord(candidate)) & outside))
+        count = _outside_quotes(_positions(data, ord(candidate)), quotes).size
         if count > best_count:
             best, best_count = candidate, count
     return best
@@ -85,39 +110,45 @@ def detect_delimiter(header: bytes, quote_before_header: npt.NDArray[np.int64]) 
 
 def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
     """Scan a CSV body (no BOM, any ASCII-compatible encoding) into a CsvScan."""
-    if b"\x00" in body:
-        line = _line_of(body, body.index(b"\x00"))
+    nul = body.find(b"\x00")
+    if nul >= 0:
         raise MalformedCSVError(
-            f"{name}: line {line} holds a NUL byte: this is not a text CSV file "
-            "(export it again as CSV from your spreadsheet or CRM)."
+            f"{name}: line {_line_of(body, nul)} holds a NUL byte: this is not a text CSV "
+            "file (export it again as CSV from your spreadsheet or CRM)."
         )
     data = np.frombuffer(body, dtype=np.uint8)
     size = data.size
-    is_quote = data == _QUOTE
-    quote_through = np.cumsum(is_quote, dtype=np.int64)
-    quote_before = quote_through - is_quote
-    outside = (quote_before & 1) == 0
-
-    quote_positions = np.flatnonzero(is_quote)
-    if quote_positions.size and quote_through[-1] & 1:
-        opening = quote_positions[(quote_before[quote_positions] & 1) == 0][-1]
+    if delimiter is None:
+        delimiter = detect_delimiter(_first_record(body))
+    delimiter_byte = ord(delimiter)
+    # One pass finds every byte that matters; quote parity among them says which count.
+    mask = data == _QUOTE
+    for byte in (_LF, _CR, delimiter_byte):
+        mask |= data == byte
+    positions = np.flatnonzero(mask)
+    del mask
+    kinds = data[positions]
+    is_quote = kinds == _QUOTE
+    flags = is_quote.view(np.uint8)
+    # parity of the quotes before each position (xor-accumulate is far faster than cumsum)
+    outside = (np.bitwise_xor.accumulate(flags) ^ flags) == 0
+    quotes = positions[is_quote]
+    if quotes.size & 1:
+        opening = int(quotes[-1])
         raise MalformedCSVError(
-            f"{name}: line {_line_of(body, int(opening))}: a quoted field is never closed "
+            f"{name}: line {_line_of(body, opening)}: a quoted field is never closed "
             '(a missing " ); fix that field or export the file again.'
         )
-
-    newlines = np.flatnonzero((data == _LF) & outside)
-    header_end = int(newlines[0]) if newlines.size else size
-    if delimiter is None:
-        delimiter = detect_delimiter(body[:header_end], quote_before)
-    delimiter_byte = ord(delimiter)
-
-    _check_quotes(name, body, data, quote_positions, quote_before, delimiter_byte)
-
-    bare_cr = np.flatnonzero((data == _CR) & outside)
-    if bare_cr.size:
-        following = np.append(data, _LF)[bare_cr + 1]
-        lone = bare_cr[following != _LF]
+    newlines = positions[(kinds == _LF) & outside]
+    delimiters = positions[(kinds == delimiter_byte) & outside]
+    carriage_returns = positions[(kinds == _CR) & outside]
+    del positions, kinds, is_quote, outside
+    _check_quotes(name, body, data, quotes, delimiter_byte)
+    if carriage_returns.size:
+        following = carriage_returns + 1
+        lone = carriage_returns[
+            (following >= size) | (data[np.minimum(following, size - 1)] != _LF)
+        ]
         if lone.size:
             raise MalformedCSVError(
                 f"{name}: line {_line_of(body, int(lone[0]))}: a carriage return outside "
@@ -131,20 +162,20 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
         record_start, record_end = record_start[:-1], record_end[:-1]
     if record_start.size == 0:
         raise MalformedCSVError(f"{name}: the file is empty: it needs a header line and rows.")
-    terminated = np.zeros(record_start.size, dtype=bool)
-    terminated[: newlines.size] = True
-    content_end = record_end - terminated.astype(np.int64)
-    before_end = np.maximum(content_end - 1, 0)
-    has_cr = (content_end > record_start) & (np.append(data, 0)[before_end] == _CR)
-    content_end = content_end - has_cr.astype(np.int64)
-    newline = b"\r\n" if has_cr[0] else b"\n"
+    terminated = np.zeros(record_start.size, dtype=np.int64)
+    terminated[: newlines.size] = 1
+    content_end = record_end - terminated
+    if carriage_returns.size:  # a CR just before the LF belongs to the terminator
+        before = np.maximum(content_end - 1, 0)
+        has_cr = (content_end > record_start) & (data[np.minimum(before, size - 1)] == _CR)
+        content_end = content_end - has_cr.astype(np.int64)
+    newline = b"\r\n" if body[content_end[0] : content_end[0] + 2] == b"\r\n" else b"\n"
 
     if content_end[0] == record_start[0]:
         raise MalformedCSVError(
             f"{name}: line 1 is empty: the first line must be the header with the column names."
         )
 
-    delimiters = np.flatnonzero((data == delimiter_byte) & outside).astype(np.int64)
     first_delimiter = np.searchsorted(delimiters, record_start).astype(np.int64)
     fields = np.searchsorted(delimiters, content_end) - first_delimiter + 1
     header_fields = int(fields[0])
@@ -168,94 +199,115 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
         record_end=record_end,
         data_records=data_records,
         header_fields=header_fields,
-        first_delimiter=first_delimiter,
         delimiters=delimiters,
-        quote_before=quote_before,
+        first_delimiter=first_delimiter,
     )
 
 
 def _check_quotes(
-    name: str,
-    body: bytes,
-    data: npt.NDArray[np.uint8],
-    quote_positions: Offsets,
-    quote_before: npt.NDArray[np.int64],
-    delimiter_byte: int,
+    name: str, body: bytes, data: npt.NDArray[np.uint8], quotes: Offsets, delimiter_byte: int
 ) -> None:
     """Refuse quotes RFC 4180 does not allow: only at a field's edges, or doubled inside."""
-    if quote_positions.size == 0:
+    if quotes.size == 0:
         return
-    padded = np.concatenate(([_LF], data, [_LF]))  # index i+1 is byte i
-    opening_mask = (quote_before[quote_positions] & 1) == 0
-    opening = quote_positions[opening_mask]
-    closing = quote_positions[~opening_mask]
-    before_opening = padded[opening]  # the byte before each opening quote
-    after_closing = padded[closing + 2]  # the byte after each closing quote
-    bad_open = opening[~np.isin(before_opening, [delimiter_byte, _LF, _QUOTE])]
-    bad_close = closing[~np.isin(after_closing, [delimiter_byte, _LF, _CR, _QUOTE])]
+    size = data.size
+    opening, closing = quotes[0::2], quotes[1::2]  # the k-th quote opens when k is even
+    before = np.where(opening > 0, data[np.maximum(opening - 1, 0)], _LF)
+    after = np.where(closing + 1 < size, data[np.minimum(closing + 1, size - 1)], _LF)
+    bad_open = opening[~np.isin(before, [delimiter_byte, _LF, _QUOTE])]
+    bad_close = closing[~np.isin(after, [delimiter_byte, _LF, _CR, _QUOTE])]
     bad = np.concatenate((bad_open, bad_close))
     if bad.size:
-        line = _line_of(body, int(bad.min()))
         raise MalformedCSVError(
-            f"{name}: line {line}: a quote inside a field that is not quoted as a whole "
-            '(write it as "5\'10""" or export the file again from your spreadsheet).'
+            f"{name}: line {_line_of(body, int(bad.min()))}: a quote inside a field that is "
+            'not quoted as a whole (write it as "5\'10""" or export the file again from your '
+            "spreadsheet)."
         )
+
+
+def _field_bounds(scan: CsvScan, records: Offsets, column: int) -> tuple[Offsets, Offsets]:
+    """Start and end (exclusive) of one column's field in each of ``records``."""
+    first = scan.first_delimiter[records]
+    starts = scan.record_start[records] if column == 0 else scan.delimiters[first + column - 1] + 1
+    if column == scan.header_fields - 1:
+        ends = scan.content_end[records]
+    else:
+        ends = scan.delimiters[first + column]
+    return starts, ends
+
+
+def extract_column_values(scan: CsvScan, records: Offsets, encoding: str, column: int) -> str:
+    """Decoded, unquoted text of ``column`` for ``records``, each followed by a NUL."""
+    starts, ends = _field_bounds(scan, records, column)
+    data = np.frombuffer(scan.body, dtype=np.uint8)
+    if starts.size == 0:
+        return ""
+    nonempty = ends > starts
+    quoted = nonempty & (data[np.minimum(starts, max(data.size - 1, 0))] == _QUOTE)
+    value_start = starts + quoted
+    lengths = np.maximum(ends - quoted - value_start, 0)
+    # Gather every value's bytes with a NUL after each: out[k] = data[source[k]].
+    slots = lengths + 1
+    total = int(slots.sum())
+    first_slot = np.cumsum(slots) - slots
+    source = np.arange(total, dtype=np.int64) - np.repeat(first_slot - value_start, slots)
+    gathered = data[np.clip(source, 0, data.size - 1)]  # separator slots are set below
+    gathered[first_slot + lengths] = 0
+    text: str = gathered.tobytes().decode(encoding)
+    if quoted.any():
+        text = text.replace('""', '"')  # inside quoted fields quotes come doubled
+    return text
 
 
 def header_names(scan: CsvScan, encoding: str) -> list[str]:
     """The header's column names, unquoted and decoded."""
-    return list(extract_column_values(scan, np.array([0], dtype=np.int64), encoding))
+    header = np.array([0], dtype=np.int64)
+    return [
+        extract_column_values(scan, header, encoding, column)[:-1]
+        for column in range(scan.header_fields)
+    ]
 
 
 def extract_column(scan: CsvScan, column: int, encoding: str) -> pl.Series:
     """The unquoted, decoded text of one column for every data row, in row order."""
-    values = extract_column_values(scan, scan.data_records, encoding, column)
-    return pl.Series(values, dtype=pl.String)
+    if scan.row_count == 0:
+        return pl.Series([], dtype=pl.String)
+    text = extract_column_values(scan, scan.data_records, encoding, column)
+    # one split in Rust; the text ends with a NUL, so the last piece is empty
+    values = pl.Series([text[:-1]], dtype=pl.String).str.split("\x00").explode()
+    return values.rename("")
 
 
-def extract_column_values(
-    scan: CsvScan, records: Offsets, encoding: str, column: int | None = None
-) -> list[str]:
-    """Decoded field text of ``column`` (every field when None) for ``records``."""
-    fields = scan.header_fields
-    columns = np.arange(fields) if column is None else np.array([column])
-    first = scan.first_delimiter[records][:, None]
-    starts_at = np.where(
-        columns == 0,
-        scan.record_start[records][:, None],
-        scan.delimiters[np.minimum(first + columns - 1, max(scan.delimiters.size - 1, 0))] + 1
-        if scan.delimiters.size
-        else scan.record_start[records][:, None],
-    )
-    ends_at = np.where(
-        columns == fields - 1,
-        scan.content_end[records][:, None],
-        scan.delimiters[np.minimum(first + columns, max(scan.delimiters.size - 1, 0))]
-        if scan.delimiters.size
-        else scan.content_end[records][:, None],
-    )
-    starts = starts_at.ravel().astype(np.int64)
-    ends = ends_at.ravel().astype(np.int64)
-    data = np.frombuffer(scan.body, dtype=np.uint8)
-    size = data.size
-    padded = np.append(data, np.uint8(0))
-    quoted = (ends > starts) & (padded[np.minimum(starts, size)] == _QUOTE)
-    value_start = starts + quoted
-    value_end = ends - quoted
-    # Mark the bytes of every value, then drop the second quote of each doubled "".
-    counts = np.bincount(value_start, minlength=size + 1) - np.bincount(
-        value_end, minlength=size + 1
-    )
-    inside = np.cumsum(counts)[: size + 1] > 0
-    escaped = np.zeros(size + 1, dtype=bool)
-    escaped[:size] = (data == _QUOTE) & ((scan.quote_before & 1) == 0)
-    keep = inside & ~escaped
-    # Each value is followed by a byte outside every value (its closing quote, delimiter,
-    # terminator or the padding): keep it as a separator, then turn it into NUL.
-    separator = np.zeros(size + 1, dtype=bool)
-    separator[value_end] = True
-    keep |= separator
-    compact = padded[keep]
-    compact[separator[keep]] = 0
-    text = compact.tobytes().decode(encoding)
-    return text.split("\x00")[: starts.size]
+def read_columns(
+    scan: CsvScan, columns: list[int], names: list[str], encoding: str
+) -> list[pl.Series]:
+    """The text of ``columns`` for every data row.
+
+    polars' multi-threaded reader does the work; its answer is used only when it has
+    exactly one row per record the scan found (blank lines come back as empty rows and
+    are dropped here). Otherwise the scan's own byte-exact extraction answers.
+    """
+    body = scan.body if encoding == "utf-8" else scan.body.decode(encoding).encode("utf-8")
+    records = scan.record_start.size - 1
+    try:
+        frame = pl.read_csv(
+            body,
+            has_header=True,
+            columns=columns,
+            separator=scan.delimiter,
+            quote_char='"',
+            infer_schema=False,
+            empty_string_is_null=False,
+            null_values=None,
+            truncate_ragged_lines=False,
+            raise_if_empty=True,
+        )
+    except pl.exceptions.PolarsError:
+        frame = None
+    expected = [names[column] for column in columns]
+    if frame is not None and frame.height == records and frame.columns == expected:
+        keep = scan.data_records - 1  # record index 0 is the header
+        if keep.size != records:
+            frame = frame[keep]
+        return [series.rename("") for series in frame.get_columns()]
+    return [extract_column(scan, column, encoding) for column in columns]

@@ -167,7 +167,7 @@ def reconcile_file(
     )
     contacts = pl.concat([values, phones, consent], how="horizontal")
     coverage = history.coverage()
-    decisions = decide(contacts, history.events, coverage.start, options.actions)
+    decisions = decide(contacts, history.lazy_events(), coverage.start, options.actions)
     cleaned, changes, report = output_paths(path, options.out_dir)
     return CleanResult(
         table=table,

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from reconcile._csvscan import CsvScan, extract_column, header_names, scan_csv
+from reconcile._csvscan import CsvScan, header_names, read_columns, scan_csv
 from reconcile.errors import (
     ColumnError,
     EncodingError,
@@ -293,7 +293,7 @@ def _read_csv(path: Path, choice: ColumnChoice, encoding: str | None) -> Contact
         raw = path.read_bytes()
     except OSError as error:
         raise InputError(f"{path}: cannot read the file ({error.strerror}).") from None
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise InputError(f"{path.name}: the file is empty; it needs a header line and rows.")
     bom = _UTF8_BOM if raw.startswith(_UTF8_BOM) else b""
     body = raw[len(bom) :]
@@ -313,12 +313,16 @@ def _read_csv(path: Path, choice: ColumnChoice, encoding: str | None) -> Contact
     phone, consent, identifier = _resolve_all(path, columns, choice)
     if scan.row_count == 0:
         raise InputError(f"{path.name}: the file has a header but no data rows.")
+    wanted = [columns.index(phone), columns.index(consent)]
+    if identifier:
+        wanted.append(columns.index(identifier))
+    read = read_columns(scan, wanted, columns, codec)
     values = pl.DataFrame(
         {
             "row": pl.int_range(1, scan.row_count + 1, eager=True, dtype=pl.UInt32),
-            "phone": extract_column(scan, columns.index(phone), codec),
-            "consent": extract_column(scan, columns.index(consent), codec),
-            "id": extract_column(scan, columns.index(identifier), codec)
+            "phone": read[0],
+            "consent": read[1],
+            "id": read[2]
             if identifier
             else pl.repeat(None, scan.row_count, dtype=pl.String, eager=True),
         }

@@ -97,29 +97,57 @@ class Coverage:
         return self.start is None
 
 
-@dataclass
 class History:
-    """Events and report metadata, from the ledger or from change files."""
+    """Events and report metadata, from the ledger or from change files.
 
-    events: pl.DataFrame
-    reports: pl.DataFrame
-    sources: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    description: str = "change files"
-    last_sync: datetime | None = None
+    The events may be lazy (a scan of the ledger's Parquet files): `lazy_events` reads
+    only what a query needs; `events` loads them all once.
+    """
+
+    def __init__(
+        self,
+        events: pl.DataFrame | pl.LazyFrame,
+        reports: pl.DataFrame,
+        sources: list[str] | None = None,
+        warnings: list[str] | None = None,
+        description: str = "change files",
+        last_sync: datetime | None = None,
+    ) -> None:
+        self._events = events
+        self.reports = reports
+        self.sources = sources or []
+        self.warnings = warnings or []
+        self.description = description
+        self.last_sync = last_sync
+
+    def lazy_events(self) -> pl.LazyFrame:
+        return self._events.lazy()
+
+    @property
+    def events(self) -> pl.DataFrame:
+        if isinstance(self._events, pl.LazyFrame):
+            self._events = self._events.collect()
+        return self._events
 
     def coverage(self) -> Coverage:
-        return compute_coverage(self.reports, self.events)
+        return compute_coverage(self.reports, self.lazy_events())
 
 
-def _spans(reports: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+def _spans(reports: pl.DataFrame, events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """One span per report that counts for coverage: complete or assumed."""
     complete = reports.filter(pl.col("status") == "complete").select(
         "report_id", "network_name", start="date_from", end="date_to", assumed=pl.lit(False)
     )
-    assumed_ids = reports.filter(pl.col("status") == "assumed").get_column("report_id")
-    assumed = (
-        events.filter(pl.col("report_id").is_in(assumed_ids.implode()))
+    # Assumed reports (records without metadata) span their earliest to latest event;
+    # the ledger keeps that span in the manifest, change files compute it here.
+    assumed_all = reports.filter(pl.col("status") == "assumed")
+    known = assumed_all.filter(pl.col("date_from").is_not_null()).select(
+        "report_id", "network_name", start="date_from", end="date_to", assumed=pl.lit(True)
+    )
+    unknown_ids = assumed_all.filter(pl.col("date_from").is_null()).get_column("report_id")
+    computed = (
+        events.lazy()
+        .filter(pl.col("report_id").is_in(unknown_ids.implode()))
         .group_by("report_id")
         .agg(
             network_name=pl.col("network_name").first(),
@@ -128,13 +156,16 @@ def _spans(reports: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
         )
         .with_columns(assumed=pl.lit(True))
         .select("report_id", "network_name", "start", "end", "assumed")
+        .collect()
+        if unknown_ids.len()
+        else known.clear()
     )
-    return pl.concat([complete, assumed]).with_columns(
+    return pl.concat([complete, known, computed]).with_columns(
         pl.col("network_name").fill_null("(operator not named)")
     )
 
 
-def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame) -> Coverage:
+def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame | pl.LazyFrame) -> Coverage:
     """Coverage of the history: overall span, and per operator span, reports and gaps.
 
     Complete reports cover ``[date_from, date_to)``; reports known only from their
@@ -149,10 +180,14 @@ def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame) -> Coverage:
     for (network,), group in spans.sort("start").group_by("network_name", maintain_order=True):
         gaps: list[tuple[datetime, datetime]] = []
         reach: datetime | None = None
-        for start, end in group.select("start", "end").iter_rows():
-            if reach is not None and start > reach:
+        previous_assumed = False
+        for start, end, assumed in group.select("start", "end", "assumed").iter_rows():
+            # Between spans assumed from events alone nothing is known of the days in
+            # between, so only holes next to reports with metadata are called gaps.
+            if reach is not None and start > reach and not (assumed or previous_assumed):
                 gaps.append((reach, start))
             reach = end if reach is None else max(reach, end)
+            previous_assumed = assumed
         operators.append(
             OperatorCoverage(
                 network=str(network),

@@ -216,37 +216,40 @@ class Ledger:
         ]
         return pl.DataFrame(rows, schema=REPORT_SCHEMA)
 
-    def event_files(self) -> list[Path]:
-        """The Parquet files of committed reports."""
-        return [
-            self.root / entry.file
-            for entry in self.entries().values()
-            if entry.file is not None and entry.status != "gone"
-        ]
+    def event_files(self) -> dict[str, list[str]]:
+        """Each Parquet file of committed events, with the reports it currently holds."""
+        files: dict[str, list[str]] = {}
+        for entry in self.entries().values():
+            if entry.file is not None and entry.status != "gone":
+                files.setdefault(entry.file, []).append(entry.report_id)
+        return files
 
     def scan_events(self) -> pl.LazyFrame:
-        """Every committed event, lazily."""
+        """Every committed event, lazily (each file sorted by number, for fast lookups)."""
         files = self.event_files()
         if not files:
             return empty_events().lazy()
-        missing = [path for path in files if not path.exists()]
-        if missing:
-            raise LedgerError(
-                f"{missing[0]} is named by the manifest but missing; the ledger is damaged "
-                "(restore the folder from a backup, or re-import the reports)."
-            )
-        return pl.scan_parquet(files, schema=EVENT_SCHEMA)
+        written = self._read_manifest().get("files", {})
+        scans = []
+        for file, report_ids in sorted(files.items()):
+            path = self.root / file
+            if not path.exists():
+                raise LedgerError(
+                    f"{path} is named by the manifest but missing; the ledger is damaged "
+                    "(restore the folder from a backup, or re-import the reports)."
+                )
+            scan = pl.scan_parquet(path, schema=EVENT_SCHEMA)
+            # A file written for several reports, some of which were replaced since,
+            # still holds their old rows: read only the reports it currently stands for.
+            if int(written.get(file, {}).get("reports", 1)) > len(report_ids):
+                scan = scan.filter(pl.col("report_id").is_in(report_ids))
+            scans.append(scan)
+        return pl.concat(scans, how="vertical") if len(scans) > 1 else scans[0]
 
     def history(self) -> History:
         """Events and report metadata, as the verdicts consume them."""
-        try:
-            events = self.scan_events().collect()
-        except pl.exceptions.PolarsError as error:
-            raise LedgerError(
-                f"{self.events_dir}: an event file cannot be read ({str(error).splitlines()[0]})."
-            ) from None
         return History(
-            events=events,
+            events=self.scan_events(),
             reports=self.reports_frame(),
             sources=[str(self.root)],
             description=f"ledger {self.root}",
@@ -255,11 +258,24 @@ class Ledger:
 
     # -- writing -------------------------------------------------------------------
 
-    def _write_manifest(self, entries: dict[str, ReportEntry], last_sync: datetime | None) -> None:
+    def _write_manifest(
+        self,
+        entries: dict[str, ReportEntry],
+        last_sync: datetime | None,
+        new_files: dict[str, int] | None = None,
+    ) -> None:
+        named = {entry.file for entry in entries.values() if entry.file}
+        files = {
+            name: info
+            for name, info in self._read_manifest().get("files", {}).items()
+            if name in named
+        }
+        files.update({name: {"reports": count} for name, count in (new_files or {}).items()})
         manifest = {
             "format": MANIFEST_FORMAT,
             "last_sync": _iso(last_sync),
             "reports": {key: entries[key].to_json() for key in sorted(entries)},
+            "files": dict(sorted(files.items())),
         }
         temporary = self.staging_dir / f"manifest-{uuid.uuid4().hex}.json"
         with temporary.open("w", encoding="utf-8") as stream:
@@ -275,7 +291,12 @@ class Ledger:
         digest = hashlib.sha256(report_id.encode()).hexdigest()[:16]
         name = f"{digest}-{uuid.uuid4().hex[:12]}.parquet"
         temporary = self.staging_dir / (name + ".tmp")
-        events.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA).write_parquet(temporary)  # type: ignore[arg-type]
+        (
+            events.select(list(EVENT_SCHEMA))
+            .cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+            .sort("number", "occurred_at")
+            .write_parquet(temporary, statistics=True, row_group_size=256_000)
+        )
         with temporary.open("rb+") as stream:
             os.fsync(stream.fileno())
         final = self.events_dir / name
@@ -299,6 +320,7 @@ class Ledger:
         self._require_lock()
         try:
             entries = self.entries()
+            new_files: dict[str, int] = {}
             for listed in metadata:
                 old = entries.get(listed.report_id)
                 if old is None:
@@ -318,6 +340,7 @@ class Ledger:
                 old = entries.get(entry.report_id)
                 if events is not None:
                     file = self._stage_events(entry.report_id, events)
+                    new_files[file] = 1
                     entry = ReportEntry(
                         **{**entry.__dict__, "file": file, "records": events.height}
                     )
@@ -328,12 +351,40 @@ class Ledger:
                         **{**entry.__dict__, "file": old.file, "records": old.records}
                     )
                 entries[entry.report_id] = entry
-            self._write_manifest(entries, last_sync or self.last_sync())
+            self._write_manifest(entries, last_sync or self.last_sync(), new_files)
         except OSError as error:
             raise LedgerError(
                 f"{self.root}: cannot write the ledger ({error.strerror}); it is unchanged."
             ) from None
-        for file in replaced:
+        self._remove_unnamed(replaced, entries)
+
+    def commit_segment(self, reports: Sequence[ReportEntry], events: pl.DataFrame) -> None:
+        """Commit many reports whose events are in one frame as one file (bulk imports)."""
+        self._require_lock()
+        try:
+            entries = self.entries()
+            file = self._stage_events(f"segment-{len(reports)}", events)
+            counts = dict(events.group_by("report_id").agg(count=pl.len()).iter_rows())
+            replaced: list[str] = []
+            for entry in reports:
+                old = entries.get(entry.report_id)
+                if old is not None and old.file is not None:
+                    replaced.append(old.file)
+                records = int(counts.get(entry.report_id, 0))
+                entries[entry.report_id] = ReportEntry(
+                    **{**entry.__dict__, "file": file, "records": records}
+                )
+            self._write_manifest(entries, self.last_sync(), {file: len(reports)})
+        except OSError as error:
+            raise LedgerError(
+                f"{self.root}: cannot write the ledger ({error.strerror}); it is unchanged."
+            ) from None
+        self._remove_unnamed(replaced, entries)
+
+    def _remove_unnamed(self, candidates: list[str], entries: dict[str, ReportEntry]) -> None:
+        """Delete replaced files that no report names any more."""
+        named = {entry.file for entry in entries.values() if entry.file}
+        for file in set(candidates) - named:
             with contextlib.suppress(OSError):
                 (self.root / file).unlink()
 

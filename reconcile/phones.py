@@ -49,6 +49,19 @@ def _nanp_ok(digits: pl.Expr) -> pl.Expr:
     )
 
 
+# The shapes of North American numbers CRMs write most often, with their optional
+# international prefix, "tel:" and extension. A cell of this shape holds exactly the
+# digits the general rules would find, so one match settles it.
+_NANP_SHAPE = (
+    r"(?i)^\s*(?:tel:\s*)?(?:\+\s*1|00\s*1|011\s*1|1)?[\s.\-]*\(?([2-9][0-9]{2})\)?[\s.\-/]*"
+    r"([2-9][0-9]{2})[\s.\-/]*([0-9]{4})"
+    r"(?:\s*(?:;\s*ext=|ext(?:ension)?\.?|x|#)\s*[0-9]{1,7})?\s*$"
+)
+
+
+_SEPARATORS = [" ", "(", ")", "-", ".", "/", "\u00a0", "\t"]
+
+
 def normalize_phones(raw: pl.Series, default_region: str = "US") -> pl.DataFrame:
     """Normalize raw phone cells.
 
@@ -57,13 +70,56 @@ def normalize_phones(raw: pl.Series, default_region: str = "US") -> pl.DataFrame
     null when it is). All three are null/valid together: a key exists iff no error.
     """
     region = validate_region(default_region)
-    national_is_nanp = region in _NANP_REGIONS
-    frame = pl.DataFrame({"raw": raw.cast(pl.String)})
+    text = raw.cast(pl.String)
+    if region not in _NANP_REGIONS:
+        return _normalize_general(text, region)
+    # Fast path: one DFA match for the common North American shapes; the digits are
+    # then the last ten before any extension marker. Every other cell (and any cell whose
+    # fast digits do not come out clean) is answered by the general rules.
+    cut = pl.col("raw").str.find(r"(?i)(?:x|#|;|ext)").fill_null(1 << 30)
+    digits = (
+        pl.DataFrame({"raw": text})
+        .select(
+            pl.when(pl.col("raw").str.contains(_NANP_SHAPE))
+            .then(
+                pl.lit("1")
+                + pl.col("raw")
+                .str.head(cut)
+                .str.replace_many(_SEPARATORS, [""] * len(_SEPARATORS))
+                .str.slice(-10)
+            )
+            .cast(pl.UInt64, strict=False)
+        )
+        .to_series()
+    )
+    result = pl.DataFrame(
+        {
+            "phone_e164": "+" + digits.cast(pl.String),
+            "phone_key": digits,
+            "phone_error": pl.repeat(None, text.len(), dtype=pl.String, eager=True),
+        }
+    )
+    rest = digits.is_null().arg_true()
+    if rest.len():
+        general = _normalize_general(text.gather(rest), region)
+        result = pl.DataFrame(
+            {
+                name: result.get_column(name).scatter(rest, general.get_column(name))
+                for name in result.columns
+            }
+        )
+    return result
 
-    text = pl.col("raw").str.strip_chars().str.to_lowercase()
+
+def _normalize_general(text: pl.Series, region: str) -> pl.DataFrame:
+    """The general rules, as polars expressions, with phonenumbers for the rest."""
+    national_is_nanp = region in _NANP_REGIONS
+    frame = pl.DataFrame({"raw": text})
+
+    cleaned = pl.col("raw").str.strip_chars().str.to_lowercase()
     frame = frame.with_columns(
-        stripped=text,
-        body=text.str.replace(r"^tel:\s*", "")
+        stripped=cleaned,
+        body=cleaned.str.replace(r"^tel:\s*", "")
         .str.replace(_EXTENSION, "")
         .str.replace(_FLOAT_TAIL, "${1}"),
     )

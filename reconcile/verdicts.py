@@ -73,7 +73,7 @@ def _iso(expr: pl.Expr) -> pl.Expr:
 
 def decide(
     contacts: pl.DataFrame,
-    events: pl.DataFrame,
+    events: pl.DataFrame | pl.LazyFrame,
     coverage_start: datetime | None,
     actions: Mapping[str, str] = DEFAULT_ACTIONS,
 ) -> pl.DataFrame:

@@ -216,7 +216,7 @@ def _deactivations(workbook: Any, history: History) -> None:
     from openpyxl.chart import BarChart, Reference
 
     weekly = (
-        history.events.lazy()
+        history.lazy_events()
         .filter(pl.col("type").is_in([DEACTIVATION, ACTIVATION]))
         .with_columns(
             week=pl.col("occurred_at").dt.truncate("1w").dt.replace_time_zone(None),
