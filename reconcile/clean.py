@@ -107,8 +107,8 @@ class CleanResult:
 
     def summary(self) -> dict[str, Any]:
         """Counts, coverage, outputs and warnings, as plain JSON-ready values."""
-        verdicts = Counter(self.decisions.get_column("verdict").to_list())
-        actions = Counter(self.decisions.get_column("action").to_list())
+        verdicts = Counter(dict(self.decisions.get_column("verdict").value_counts().iter_rows()))
+        actions = Counter(dict(self.decisions.get_column("action").value_counts().iter_rows()))
         rows = self.decisions.height
         return {
             "input": str(self.table.path),

@@ -447,7 +447,7 @@ def status(as_json: bool, data_dir: Path | None, wait: float) -> None:
 )
 @ledger_options
 def import_(paths: tuple[Path, ...], label: str, data_dir: Path | None, wait: float) -> None:
-    """Import reports saved as API JSON pages or CSV (destination,date,type[,newDestination]).
+    """Import reports: API JSON pages, CSV (destination,date,type[,newDestination]) or Parquet.
 
     Example:
 

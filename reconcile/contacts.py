@@ -362,14 +362,25 @@ def csv_cleaned_bytes(
     """
     scan = table.scan
     assert scan is not None
-    data = np.frombuffer(scan.body, dtype=np.uint8)
     if extra is None:
         record_keep = np.zeros(scan.record_start.size, dtype=bool)
         record_keep[0] = True
         record_keep[scan.data_records] = keep
-        mask = np.repeat(record_keep, scan.record_end - scan.record_start)
-        kept_bytes: bytes = data[mask].tobytes()
-        return table.bom + kept_bytes
+        # Copy runs of consecutive kept records as whole slices of the original bytes.
+        edges = np.flatnonzero(np.diff(record_keep.astype(np.int8))) + 1
+        bounds = np.concatenate(([0], edges, [record_keep.size]))
+        starts, stops = bounds[:-1], bounds[1:]
+        kept_runs = record_keep[starts]
+        body = scan.body
+        runs = [
+            body[begin:end]
+            for begin, end in zip(
+                scan.record_start[starts[kept_runs]].tolist(),
+                scan.record_end[stops[kept_runs] - 1].tolist(),
+                strict=True,
+            )
+        ]
+        return table.bom + b"".join(runs)
     delimiter = scan.delimiter
     suffixes = extra.select(
         pl.concat_str(

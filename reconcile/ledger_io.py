@@ -12,7 +12,8 @@ import polars as pl
 
 from reconcile._atomic import OutputBatch
 from reconcile.changefiles import load_change_files
-from reconcile.errors import OutputError
+from reconcile.errors import ChangeFileError, OutputError
+from reconcile.history import EVENT_SCHEMA, EVENT_TYPES
 from reconcile.ledger import Ledger, ReportEntry
 from reconcile.sync import EXPIRY_WARNING
 
@@ -23,6 +24,22 @@ def import_change_files(
     ledger: Ledger, paths: Sequence[Path], label: str, now: datetime
 ) -> dict[str, Any]:
     """Import change files as reports; a report imported again replaces its rows."""
+    parquet = [path for path in paths if path.suffix.lower() == ".parquet"]
+    if parquet:
+        if len(parquet) != len(paths):
+            raise ChangeFileError("import Parquet files on their own, not mixed with JSON/CSV.")
+        totals: dict[str, Any] = {
+            "label": label,
+            "files": 0,
+            "reports": 0,
+            "events": 0,
+            "warnings": [],
+        }
+        for path in parquet:
+            done = import_parquet(ledger, path, label, now)
+            for key in ("files", "reports", "events"):
+                totals[key] += done[key]
+        return totals
     history = load_change_files(paths)
     source = f"import:{label}"
     reports: list[tuple[ReportEntry, pl.DataFrame | None]] = []
@@ -39,6 +56,94 @@ def import_change_files(
         "events": history.events.height,
         "warnings": history.warnings,
     }
+
+
+def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> dict[str, Any]:
+    """Import events saved as Parquet with the ledger's own columns (``ledger export``).
+
+    Every report in the file becomes one report of the ledger, committed with the others
+    as one file; reports without metadata are assumed to cover from their earliest event
+    to their latest. A report the ledger already knows keeps its metadata and gets the
+    file's rows in place of its own.
+    """
+    try:
+        schema = pl.read_parquet_schema(path)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise ChangeFileError(
+            f"{path}: not a readable Parquet file ({_first_line(error)})."
+        ) from None
+    missing = [name for name in EVENT_SCHEMA if name not in schema]
+    if missing:
+        raise ChangeFileError(
+            f"{path}: the Parquet file lacks the column(s) {', '.join(missing)}; it needs "
+            f"{', '.join(EVENT_SCHEMA)} (what `reconcile ledger export` writes)."
+        )
+    try:
+        events = pl.read_parquet(path, columns=list(EVENT_SCHEMA)).cast(
+            {"number": pl.UInt64, "new_number": pl.UInt64, "network_id": pl.Int64}
+        )
+        if events.schema["occurred_at"] != EVENT_SCHEMA["occurred_at"]:
+            events = events.with_columns(
+                pl.col("occurred_at").dt.replace_time_zone("UTC")
+                if events.schema["occurred_at"] == pl.Datetime("us")
+                else pl.col("occurred_at").cast(EVENT_SCHEMA["occurred_at"])
+            )
+    except pl.exceptions.PolarsError as error:
+        raise ChangeFileError(
+            f"{path}: a column has the wrong type ({_first_line(error)}); the ledger's columns "
+            "are number UInt64, type, occurred_at UTC datetime, new_number, report_id, "
+            "network_id, network_name."
+        ) from None
+    bad = events.with_row_index("index").filter(
+        pl.col("number").is_null()
+        | pl.col("occurred_at").is_null()
+        | pl.col("report_id").is_null()
+        | ~pl.col("type").is_in(list(EVENT_TYPES)).fill_null(False)
+    )
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise ChangeFileError(
+            f"{path}: row {row['index'] + 1}: needs a number, a date, a report id and a type "
+            f"among {', '.join(EVENT_TYPES)} (found type {row['type']!r})."
+        )
+    spans = events.group_by("report_id").agg(
+        start=pl.col("occurred_at").min(),
+        end=pl.col("occurred_at").max(),
+        network_id=pl.col("network_id").first(),
+        network_name=pl.col("network_name").first(),
+    )
+    known = ledger.entries()
+    entries = []
+    for report_id, start, end, network_id, network_name in spans.iter_rows():
+        old = known.get(report_id)
+        if old is not None and old.status == "complete":
+            entries.append(ReportEntry(**{**old.__dict__, "source": f"import:{label}"}))
+        else:
+            entries.append(
+                ReportEntry(
+                    report_id=report_id,
+                    status="assumed",
+                    network_id=network_id,
+                    network_name=network_name,
+                    date_from=start,
+                    date_to=end,
+                    source=f"import:{label}",
+                    fetched_at=now,
+                )
+            )
+    ledger.commit_segment(entries, events)
+    return {
+        "label": label,
+        "files": 1,
+        "reports": len(entries),
+        "events": events.height,
+        "warnings": [],
+    }
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
 
 
 def export_events(

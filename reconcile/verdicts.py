@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 from reconcile.consent import MISSING, UNPARSEABLE
@@ -84,37 +85,42 @@ def decide(
     (the raw cell). ``events`` has the ledger's event columns. Returns ``contacts``
     with the columns of RESULT_COLUMNS added, in the same row order.
     """
-    numbers = contacts.select(number=pl.col("phone_key")).drop_nulls().unique()
+    numbers = contacts.get_column("phone_key").drop_nulls().unique()
     relevant = (
         events.lazy()
-        .join(numbers.lazy(), on="number", how="semi", maintain_order="left")
+        .select("number", "type", "occurred_at", "new_number", "report_id", "network_name")
+        .filter(pl.col("number").is_in(numbers.implode()))
+        .collect(engine="streaming")
         # the same event reported twice (two reports, or a re-import) counts once
         .unique(
             subset=["number", "type", "occurred_at", "new_number"],
             keep="first",
             maintain_order=True,
         )
+        .sort("number", "occurred_at", "type", "report_id", nulls_last=False)
     )
-    latest = relevant.group_by("number").agg(
-        latest_at=pl.col("occurred_at").max(),
-        suspended=(
-            (pl.col("type") == SUSPENSION) & (pl.col("occurred_at") == pl.col("occurred_at").max())
-        ).any(),
-        suspended_report=pl.col("report_id")
-        .filter(
-            (pl.col("type") == SUSPENSION) & (pl.col("occurred_at") == pl.col("occurred_at").max())
+    # "Most recent event" over all types; a SUSPENSION sharing that instant wins.
+    relevant = relevant.with_columns(latest_at=pl.col("occurred_at").max().over("number"))
+    suspensions = (
+        relevant.filter(
+            (pl.col("type") == SUSPENSION) & (pl.col("occurred_at") == pl.col("latest_at"))
         )
-        .first(),
-        suspended_network=pl.col("network_name")
-        .filter(
-            (pl.col("type") == SUSPENSION) & (pl.col("occurred_at") == pl.col("occurred_at").max())
+        .unique(subset="number", keep="first", maintain_order=True)
+        .select(
+            "number",
+            suspended=pl.lit(True),
+            suspended_report="report_id",
+            suspended_network="network_name",
         )
-        .first(),
+    )
+    latest = (
+        relevant.unique(subset="number", keep="last", maintain_order=True)
+        .select("number", "latest_at")
+        .join(suspensions, on="number", how="left")
     )
     # Evidence: the latest deactivation; on a tie DEACTIVATION sorts after ACTIVATION.
     deactivation = (
         relevant.filter(pl.col("type").is_in([DEACTIVATION, ACTIVATION]))
-        .sort(["number", "occurred_at", "type", "report_id"], nulls_last=False)
         .unique(subset="number", keep="last", maintain_order=True)
         .select(
             "number",
@@ -125,13 +131,28 @@ def decide(
             deact_network="network_name",
         )
     )
-    joined = (
-        contacts.lazy()
-        .join(latest, left_on="phone_key", right_on="number", how="left", maintain_order="left")
-        .join(
-            deactivation, left_on="phone_key", right_on="number", how="left", maintain_order="left"
+    # One small table per number with events, looked up for every contact by binary
+    # search and scattered into place (a hash join that keeps the contacts' order costs
+    # far more at a million rows).
+    per_number = latest.join(deactivation, on="number", how="left").sort("number")
+    details = per_number.drop("number")
+    empty = {
+        name: pl.repeat(None, contacts.height, dtype=dtype, eager=True).rename(name)
+        for name, dtype in details.schema.items()
+    }
+    if per_number.height:
+        keys = contacts.get_column("phone_key").fill_null(0).to_numpy()
+        sorted_numbers = per_number.get_column("number").to_numpy()
+        position = np.minimum(np.searchsorted(sorted_numbers, keys), per_number.height - 1)
+        matched = sorted_numbers[position] == keys
+        rows = pl.Series(np.flatnonzero(matched))
+        source = pl.Series(position[matched])
+        found = pl.DataFrame(
+            [empty[name].scatter(rows, details.get_column(name).gather(source)) for name in empty]
         )
-    )
+    else:
+        found = pl.DataFrame(list(empty.values()))
+    joined = pl.concat([contacts, found], how="horizontal").lazy()
 
     boundary = pl.col("consent_boundary")
     no_consent = boundary.is_null()
@@ -213,23 +234,35 @@ def decide(
         .when(pl.col("verdict") == "suspended")
         .then(pl.col("latest_at"))
     )
-    return (
-        joined.with_columns(verdict=verdict)
-        .with_columns(
-            action=pl.col("verdict").replace_strict(dict(actions), return_dtype=pl.String),
-            reason=reason,
-            event_type=evidence_type,
-            event_date=_iso(evidence_date),
-            network=pl.when(pl.col("verdict") == "deactivated")
-            .then(pl.col("deact_network"))
-            .when(pl.col("verdict") == "suspended")
-            .then(pl.col("suspended_network")),
-            report_id=pl.when(pl.col("verdict") == "deactivated")
-            .then(pl.col("deact_report"))
-            .when(pl.col("verdict") == "suspended")
-            .then(pl.col("suspended_report")),
-            suggested_number=pl.when(pl.col("verdict") == "deactivated").then(suggestion),
-        )
-        .select([*contacts.columns, *(c for c in RESULT_COLUMNS if c not in contacts.columns)])
-        .collect()
+    detail_columns = {
+        "reason": reason,
+        "event_type": evidence_type,
+        "event_date": _iso(evidence_date),
+        "network": pl.when(pl.col("verdict") == "deactivated")
+        .then(pl.col("deact_network"))
+        .when(pl.col("verdict") == "suspended")
+        .then(pl.col("suspended_network")),
+        "report_id": pl.when(pl.col("verdict") == "deactivated")
+        .then(pl.col("deact_report"))
+        .when(pl.col("verdict") == "suspended")
+        .then(pl.col("suspended_report")),
+        "suggested_number": pl.when(pl.col("verdict") == "deactivated").then(suggestion),
+    }
+    decided = joined.with_columns(verdict=verdict).collect()
+    # Most rows are plain `ok`: reasons and evidence are worked out only for the others.
+    notable = (decided.get_column("verdict") != "ok") | decided.get_column("deact_at").is_not_null()
+    positions = notable.arg_true()
+    details = decided.filter(notable).select(**detail_columns)
+    filled = {
+        name: pl.repeat(None, decided.height, dtype=pl.String, eager=True)
+        .rename(name)
+        .scatter(positions, details.get_column(name))
+        for name in detail_columns
+    }
+    result = decided.with_columns(
+        action=pl.col("verdict").replace_strict(dict(actions), return_dtype=pl.String),
+        **filled,
+    )
+    return result.select(
+        [*contacts.columns, *(c for c in RESULT_COLUMNS if c not in contacts.columns)]
     )
