@@ -9,7 +9,9 @@ and every field stay byte-identical); for XLSX each kept cell's value and type.
 from __future__ import annotations
 
 import codecs
+import html
 import re
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,7 @@ _REFUSED_SUFFIXES = {
 }
 _UTF8_BOM = b"\xef\xbb\xbf"
 _ZIP_MAGIC = b"PK\x03\x04"
+_WORKBOOK_XML_LIMIT = 4 << 20  # the sheet list; a bigger workbook.xml is not a real one
 _UTF8_SEQUENCE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
 )
@@ -448,7 +451,7 @@ def choose_sheet(path: Path, names: list[str], visible: list[bool], sheet: str |
 def _read_xlsx(path: Path, choice: ColumnChoice, sheet: str | None) -> ContactTable:
     reader = _open_workbook_reader(path)
     names = list(reader.sheet_names)
-    sheet_index = choose_sheet(path, names, _sheet_visibility(reader, names), sheet)
+    sheet_index = choose_sheet(path, names, _sheet_visibility(path, names), sheet)
     try:
         loaded = reader.load_sheet(sheet_index, header_row=None, dtypes="string")
         frame = loaded.to_polars()
@@ -494,15 +497,21 @@ def _read_xlsx(path: Path, choice: ColumnChoice, sheet: str | None) -> ContactTa
     )
 
 
-def _sheet_visibility(reader: Any, names: list[str]) -> list[bool]:
-    visibility = []
-    for index in range(len(names)):
-        try:
-            sheet = reader.load_sheet(index, n_rows=0)
-            visibility.append(str(getattr(sheet, "visible", "visible")).lower() == "visible")
-        except Exception:  # noqa: BLE001  (an unreadable sheet is simply not a default)
-            visibility.append(False)
-    return visibility
+def _sheet_visibility(path: Path, names: list[str]) -> list[bool]:
+    """Which sheets are visible, from xl/workbook.xml (loading a sheet to ask would parse it)."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("xl/workbook.xml") as stream:
+            text = stream.read(_WORKBOOK_XML_LIMIT).decode("utf-8", errors="replace")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return [True] * len(names)
+    hidden = {
+        html.unescape(match.group(1))
+        for tag in re.findall(r"<(?:\w+:)?sheet\b[^>]*>", text)
+        if re.search(r'\bstate="(?:hidden|veryHidden)"', tag)
+        for match in [re.search(r'\bname="([^"]*)"', tag)]
+        if match
+    }
+    return [name not in hidden for name in names]
 
 
 def iter_xlsx_rows(path: Path, sheet: str) -> Iterator[tuple[Any, ...]]:

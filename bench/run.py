@@ -1,0 +1,291 @@
+"""The benchmark: reconcile against the baselines, as whole processes, on generated data.
+
+    python bench/run.py                  # 1M contacts x 5M events, 3 runs each
+    python bench/run.py --size 10m       # 10M contacts x 50M events
+    python bench/run.py --size small     # a quick smoke run (10k x 50k)
+
+It generates (once, cached in --work) a messy contact file and an operator history,
+imports the history into a fresh ledger once, then times `reconcile clean` (strip mode,
+cleaned file and change list written, no workbook) and the two baselines doing the same
+job: the pandas script an analyst would write, and DuckDB SQL. Each figure is the median
+of --runs whole-process runs: wall time, CPU time (user + system) and peak RSS, read
+from the kernel with os.wait4. It also times the audit workbook, reading a large XLSX,
+and `reconcile check` on the ledger, and prints everything as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+SIZES = {
+    "small": (10_000, 50_000),
+    "1m": (1_000_000, 5_000_000),
+    "10m": (10_000_000, 50_000_000),
+}
+
+
+@dataclass
+class Sample:
+    wall: float
+    cpu: float
+    rss_mib: float
+
+
+def measure(command: list[str], env: dict[str, str]) -> Sample:
+    """Run one whole process; wall clock, CPU and peak RSS from the kernel."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    error = process.stderr.read().decode() if process.stderr else ""
+    if process.stderr:
+        process.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(command)}\n{error}")
+    return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def median(samples: list[Sample]) -> Sample:
+    return Sample(
+        statistics.median(s.wall for s in samples),
+        statistics.median(s.cpu for s in samples),
+        max(s.rss_mib for s in samples),
+    )
+
+
+def timed(label: str, command: list[str], env: dict[str, str], runs: int) -> Sample:
+    samples = []
+    for index in range(runs):
+        sample = measure(command, env)
+        print(
+            f"  {label} run {index + 1}: {sample.wall:.2f} s wall, {sample.rss_mib:.0f} MiB",
+            flush=True,
+        )
+        samples.append(sample)
+    return median(samples)
+
+
+def dataset(work: Path, contacts: int, events: int) -> tuple[Path, Path]:
+    from bench.generate import write_dataset
+
+    folder = work / f"data-{contacts}-{events}"
+    if not (folder / "events.parquet").exists():
+        print(f"generating {contacts:,} contacts and {events:,} events in {folder} ...", flush=True)
+        started = time.perf_counter()
+        write_dataset(folder, contacts, events)
+        print(f"  generated in {time.perf_counter() - started:.1f} s", flush=True)
+    return folder / "contacts.csv", folder / "events.parquet"
+
+
+def xlsx_input(work: Path, rows: int) -> Path:
+    """A workbook of ``rows`` contacts x 10 columns (written once, then cached)."""
+    import polars as pl
+
+    from bench.generate import contacts_frame
+
+    path = work / f"contacts-{rows}.xlsx"
+    if not path.exists():
+        print(f"writing {path} ({rows:,} rows x 10 columns) ...", flush=True)
+        frame, _numbers, _consent = contacts_frame(rows, seed=5)
+        frame = frame.with_columns(Score=pl.lit(1.5), Active=pl.lit(True))
+        frame.write_excel(path, worksheet="Contacts", autofit=False)
+    return path
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as metadata
+
+    names = [
+        "reconcile",
+        "polars",
+        "numpy",
+        "fastexcel",
+        "openpyxl",
+        "pandas",
+        "duckdb",
+        "phonenumbers",
+    ]
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "-"
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="1m")
+    parser.add_argument("--runs", type=int, default=3, help="runs per tool (median)")
+    parser.add_argument(
+        "--baseline-runs", type=int, default=None, help="runs for the baselines (default: --runs)"
+    )
+    parser.add_argument("--skip-pandas", action="store_true", help="the slow baseline")
+    parser.add_argument("--skip-extras", action="store_true", help="workbook, XLSX, check")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/reconcile-bench"))
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    contacts_count, events_count = SIZES[args.size]
+    baseline_runs = args.baseline_runs or args.runs
+    args.work.mkdir(parents=True, exist_ok=True)
+    contacts, events = dataset(args.work, contacts_count, events_count)
+
+    ledger = args.work / f"ledger-{args.size}"
+    shutil.rmtree(ledger, ignore_errors=True)
+    env = {**os.environ, "RECONCILE_DATA_DIR": str(ledger)}
+    reconcile = [sys.executable, "-m", "reconcile"]
+    started = time.perf_counter()
+    subprocess.run(
+        [*reconcile, "ledger", "import", str(events), "--label", "bench"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    import_seconds = time.perf_counter() - started
+    print(f"ledger import of {events_count:,} events: {import_seconds:.1f} s", flush=True)
+
+    out = args.work / f"out-{args.size}"
+    results: dict[str, Sample] = {}
+    results["reconcile"] = timed(
+        "reconcile",
+        [
+            *reconcile,
+            "clean",
+            str(contacts),
+            "--no-report",
+            "--force",
+            "--out-dir",
+            str(out / "reconcile"),
+        ],
+        env,
+        args.runs,
+    )
+    results["duckdb"] = timed(
+        "duckdb",
+        [
+            sys.executable,
+            str(HERE / "baseline_duckdb.py"),
+            str(contacts),
+            str(events),
+            str(out / "duckdb"),
+        ],
+        env,
+        baseline_runs,
+    )
+    if not args.skip_pandas:
+        results["pandas"] = timed(
+            "pandas",
+            [
+                sys.executable,
+                str(HERE / "baseline_pandas.py"),
+                str(contacts),
+                str(events),
+                str(out / "pandas"),
+            ],
+            env,
+            baseline_runs,
+        )
+
+    extras: dict[str, float] = {}
+    if not args.skip_extras:
+        extras.update(measure_extras(args.work, contacts, ledger, env))
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {_memory_gib():.0f} GiB, Python {platform.python_version()}"
+    print()
+    print(f"reconcile benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
+    print(
+        f"{contacts_count:,} contacts x {events_count:,} events, strip mode, median of "
+        f"{args.runs} (baselines {baseline_runs}) whole-process runs"
+    )
+    print()
+    print(f"| tool | wall (s) | CPU (s) | peak RSS (MiB) | reconcile is faster by |")
+    print("|---|---:|---:|---:|---:|")
+    base = results["reconcile"]
+    for name, sample in results.items():
+        ratio = "-" if name == "reconcile" else f"{sample.wall / base.wall:.1f}x"
+        print(f"| {name} | {sample.wall:.2f} | {sample.cpu:.2f} | {sample.rss_mib:.0f} | {ratio} |")
+    if extras:
+        print()
+        for name, value in extras.items():
+            print(f"{name}: {value:.2f} s")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "size": args.size,
+                    "machine": machine,
+                    "versions": versions(),
+                    "results": {name: sample.__dict__ for name, sample in results.items()},
+                    "extras": extras,
+                    "import_seconds": import_seconds,
+                },
+                indent=2,
+            )
+        )
+
+
+def _memory_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        return 0.0
+
+
+def measure_extras(
+    work: Path, contacts: Path, ledger: Path, env: dict[str, str]
+) -> dict[str, float]:
+    """The other budgets: audit workbook, XLSX reading, one-number check."""
+    import polars as pl
+
+    from reconcile.clean import CleanOptions, reconcile_file
+    from reconcile.contacts import ColumnChoice, read_contacts
+    from reconcile.ledger import Ledger
+    from reconcile.workbook import RunInfo, write_audit_workbook
+
+    extras: dict[str, float] = {}
+    history = Ledger(ledger).history()
+    now = datetime.now(UTC)
+    result = reconcile_file(contacts, history, CleanOptions(), now)
+    affected = result.decisions.filter(pl.col("action") != "keep")
+    # the workbook budget is for 100,000 affected contacts: take the first that many rows
+    cut = affected.get_column("row").to_list()[min(100_000, affected.height) - 1]
+    result.decisions = result.decisions.filter(pl.col("row") <= cut)
+    started = time.perf_counter()
+    write_audit_workbook(
+        result, history, RunInfo("bench", now, "bench ledger"), work / "bench.report.xlsx"
+    )
+    extras[f"audit workbook, {min(100_000, affected.height):,} affected contacts"] = (
+        time.perf_counter() - started
+    )
+
+    workbook = xlsx_input(work, 500_000)
+    started = time.perf_counter()
+    read_contacts(workbook, ColumnChoice())
+    extras["XLSX input, 500,000 rows x 10 columns, read"] = time.perf_counter() - started
+
+    number = "+1 " + str(int(history.lazy_events().select("number").head(1).collect().item()))[1:]
+    check = measure(
+        [sys.executable, "-m", "reconcile", "check", number, "--since", "2025-01-01"], env
+    )
+    extras["reconcile check (whole process)"] = check.wall
+    return extras
+
+
+if __name__ == "__main__":
+    main()
