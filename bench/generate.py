@@ -102,7 +102,7 @@ def contacts_frame(count: int, seed: int = 1) -> tuple[pl.DataFrame, np.ndarray,
     ids = pl.Series(np.arange(count)).cast(pl.String)
     contacts = pl.DataFrame(
         {
-            "Contact ID": pl.lit("C-").append(ids) if False else ("C-" + ids),
+            "Contact ID": "C-" + ids,
             "First Name": pl.Series(
                 rng.choice(["Ana", "Ben", "Chloé", "Dev", "Eli", "Omar"], count)
             ),
@@ -162,9 +162,7 @@ def events_frame(
             "new_number": pl.Series(
                 np.where(rng.random(count) < 0.1, _nanp(rng, count), 0), dtype=pl.UInt64
             ),
-            "report_id": pl.format("{}-{}", pl.Series(operator), pl.Series(day)).alias("report_id")
-            if False
-            else (pl.Series(operator).cast(pl.String) + "-" + pl.Series(day).cast(pl.String)),
+            "report_id": pl.Series(operator).cast(pl.String) + "-" + pl.Series(day).cast(pl.String),
             "network_id": pl.Series(
                 np.array([op[1] for op in OPERATORS])[operator], dtype=pl.Int64
             ),

@@ -45,10 +45,24 @@ class Sample:
     rss_mib: float
 
 
+GNU_TIME = Path("/usr/bin/time")
+
+
 def measure(command: list[str], env: dict[str, str]) -> Sample:
-    """Run one whole process; wall clock, CPU and peak RSS from the kernel."""
+    """Run one whole process: wall clock, CPU (user + system) and peak RSS.
+
+    GNU time reports them when it is installed: a child forked from this (large) Python
+    process would otherwise count the parent's memory in its peak RSS. Without it,
+    os.wait4 reports the same figures, RSS included as the kernel counts it.
+    """
+    report = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-time-{os.getpid()}.txt"
+    wrapped = (
+        [str(GNU_TIME), "-f", "%U %S %M", "-o", str(report), *command]
+        if GNU_TIME.exists()
+        else command
+    )
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(wrapped, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     error = process.stderr.read().decode() if process.stderr else ""
@@ -56,6 +70,10 @@ def measure(command: list[str], env: dict[str, str]) -> Sample:
         process.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(command)}\n{error}")
+    if GNU_TIME.exists():
+        user, system, rss_kib = report.read_text().split()[-3:]
+        report.unlink()
+        return Sample(wall, float(user) + float(system), int(rss_kib) / 1024)
     return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
@@ -205,7 +223,10 @@ def main() -> None:
     if not args.skip_extras:
         extras.update(measure_extras(args.work, contacts, ledger, env))
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {_memory_gib():.0f} GiB, Python {platform.python_version()}"
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, {_memory_gib():.0f} GiB, "
+        f"Python {platform.python_version()}"
+    )
     print()
     print(f"reconcile benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
@@ -214,7 +235,7 @@ def main() -> None:
         f"{args.runs} (baselines {baseline_runs}) whole-process runs"
     )
     print()
-    print(f"| tool | wall (s) | CPU (s) | peak RSS (MiB) | reconcile is faster by |")
+    print("| tool | wall (s) | CPU (s) | peak RSS (MiB) | reconcile is faster by |")
     print("|---|---:|---:|---:|---:|")
     base = results["reconcile"]
     for name, sample in results.items():

@@ -1,0 +1,69 @@
+"""Parquet in and out of the ledger, and the benchmark's generator at a small size."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from bench.generate import write_dataset
+from reconcile.ledger import Ledger
+
+
+def test_generated_history_imports_and_cleans(run_cli, tmp_path):
+    contacts, events = write_dataset(tmp_path / "data", 2_000, 10_000)
+    data = tmp_path / "ledger"
+    result = run_cli("ledger", "import", events, "--label", "gen", "--data-dir", data)
+    assert result.exit_code == 0, result.output
+    ledger = Ledger(data)
+    assert ledger.history().events.height == 10_000
+    # one file for the whole import, sorted by number for fast lookups
+    files = list(ledger.events_dir.glob("*.parquet"))
+    assert len(files) == 1
+    numbers = pl.read_parquet(files[0]).get_column("number")
+    assert numbers.is_sorted()
+    cleaned = run_cli("clean", contacts, "--data-dir", data, "--out-dir", tmp_path / "out", "--json",
+                      "--no-report")
+    assert cleaned.exit_code == 0, cleaned.output
+    [summary] = json.loads(cleaned.stdout)
+    assert summary["rows"] == 2_000
+    assert summary["kept"] + summary["removed"] + summary["suppressed"] == 2_000
+    assert summary["verdicts"]["deactivated"] > 0 and summary["verdicts"]["invalid_number"] > 0
+
+
+def test_export_then_import_round_trips_and_replaces(run_cli, history_dir, tmp_path):
+    first = tmp_path / "first"
+    run_cli("ledger", "import", history_dir, "--data-dir", first)
+    run_cli("ledger", "export", tmp_path / "events.parquet", "--data-dir", first)
+    second = tmp_path / "second"
+    assert run_cli("ledger", "import", tmp_path / "events.parquet", "--data-dir", second).exit_code == 0
+    assert run_cli("ledger", "import", tmp_path / "events.parquet", "--data-dir", second).exit_code == 0
+    a = Ledger(first).history().events.sort("number", "occurred_at", "report_id")
+    b = Ledger(second).history().events.sort("number", "occurred_at", "report_id")
+    assert a.equals(b)  # imported twice: replaced, never duplicated
+    statuses = {entry.status for entry in Ledger(second).entries().values()}
+    assert statuses == {"assumed"}
+    # a report re-imported from JSON replaces its rows inside the shared Parquet file
+    run_cli("ledger", "import", history_dir, "--data-dir", second)
+    assert Ledger(second).history().events.height == a.height
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (pl.DataFrame({"number": [1]}), "lacks the column(s) type, occurred_at"),
+        (
+            pl.DataFrame({"number": [14155550101], "type": ["PORTED"], "occurred_at": ["2024-03-01"],
+                          "new_number": [None], "report_id": ["r"], "network_id": [1], "network_name": ["x"]}),
+            "a column has the wrong type",
+        ),
+    ],
+)
+def test_bad_parquet_is_refused_and_the_ledger_unchanged(run_cli, tmp_path, frame, message):
+    path = tmp_path / "bad.parquet"
+    frame.write_parquet(path)
+    result = run_cli("ledger", "import", path, "--data-dir", tmp_path / "ledger")
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert not Ledger(tmp_path / "ledger").manifest_path.exists()
