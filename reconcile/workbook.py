@@ -31,7 +31,6 @@ EVIDENCE_COLUMNS = (
     ("phone_e164", "Phone (E.164)", 16),
     ("consent", "Consent (as written)", 22),
     ("verdict", "Verdict", 15),
-    ("action", "Action", 10),
     ("reason", "Reason", 60),
     ("event_type", "Event", 14),
     ("event_at", "Event date (UTC)", 20),
@@ -82,18 +81,14 @@ class _Sheet:
     def append(self, values: Iterable[Any]) -> None:
         from openpyxl.cell import WriteOnlyCell
 
-        cells: list[Any] = []
-        for value in values:
+        cells: list[Any] = list(values)
+        for index, value in enumerate(cells):
             if isinstance(value, str) and value.startswith("="):
                 cell = WriteOnlyCell(self.sheet, value=value)
                 cell.data_type = "s"  # text that looks like a formula stays text
-                cells.append(cell)
-            elif isinstance(value, datetime):
-                cell = WriteOnlyCell(self.sheet, value=_naive(value))
-                cell.number_format = _DATE_FORMAT
-                cells.append(cell)
-            else:
-                cells.append(value)
+                cells[index] = cell
+            elif isinstance(value, datetime) and value.tzinfo is not None:
+                cells[index] = _naive(value)  # openpyxl gives datetimes a date format
         self.sheet.append(cells)
         self.rows += 1
 
@@ -142,10 +137,11 @@ def _evidence(workbook: Any, decisions: pl.DataFrame) -> None:
         event_at=pl.col("event_date").str.strptime(
             pl.Datetime("us"), "%Y-%m-%dT%H:%M:%SZ", strict=False
         )
-    ).select([name for name, _title, _width in EVIDENCE_COLUMNS])
+    ).select("action", *(name for name, _title, _width in EVIDENCE_COLUMNS))
+    # each sheet is one action, so the action is not repeated on every row
     headers = [(title, width) for _name, title, width in EVIDENCE_COLUMNS]
     for action, title in ACTION_SHEETS:
-        chosen = frame.filter(pl.col("action") == action)
+        chosen = frame.filter(pl.col("action") == action).drop("action")
         part = 1
         sheet = _Sheet(workbook, title, headers)
         for row in chosen.iter_rows():
