@@ -85,6 +85,10 @@ def test_clean_fetch_fills_the_ledger_with_ceil_r_over_p_requests(server, tmp_pa
     pages_seen = [(path, params["page"]) for _, path, params, _ in server.log]
     assert len(pages_seen) == len(set(pages_seen))  # no page fetched twice
     assert result.requests == len(server.log)
+    # the rate limit is the only wait: no retries, one second between requests at 1/s
+    assert result.retry_waits == []
+    times = sorted(entry[0] for entry in server.log)
+    assert times[-1] - times[0] == pytest.approx(len(times) - 1)
     events = ledger.history().events
     assert events.schema["number"] == pl.UInt64 and events.schema["new_number"] == pl.UInt64
     assert events.filter(pl.col("network_name").is_null()).height == 0
