@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from reconcile.consent import parse_consent
+from reconcile.consent import parse_consent, reject_future
 from reconcile.errors import InputError
 from reconcile.history import Coverage
 from reconcile.phones import normalize_phones
@@ -45,6 +45,7 @@ def check_number(
     *,
     default_region: str = "US",
     consent_timezone: str = "UTC",
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Answer for one number; ``events`` may hold only that number's events."""
     phone_key(number, default_region)  # refuse an invalid number with its reason
@@ -55,6 +56,8 @@ def check_number(
     consent = parse_consent(contacts.get_column("consent"), consent_timezone)
     if since is not None and consent.item(0, "consent_status") != "parsed":
         raise InputError(f"--since {since!r} is not a date or timestamp (use YYYY-MM-DD).")
+    if now is not None:  # as in `clean`: a consent date in the future counts as none
+        consent = reject_future(consent, now)
     phones = normalize_phones(contacts.get_column("phone"), default_region)
     decision = decide(
         pl.concat([contacts, phones, consent], how="horizontal"), events, coverage.start

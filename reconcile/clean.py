@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from reconcile._atomic import OutputBatch
-from reconcile.consent import parse_consent, validate_timezone
+from reconcile.consent import parse_consent, reject_future, validate_timezone
 from reconcile.contacts import (
     ColumnChoice,
     ContactTable,
@@ -162,8 +162,11 @@ def reconcile_file(
     table = read_contacts(path, options.columns, sheet=options.sheet, encoding=options.encoding)
     values = table.values
     phones = normalize_phones(values.get_column("phone"), options.default_region)
-    consent = parse_consent(
-        values.get_column("consent"), options.consent_timezone, options.consent_format
+    consent = reject_future(
+        parse_consent(
+            values.get_column("consent"), options.consent_timezone, options.consent_format
+        ),
+        now,
     )
     contacts = pl.concat([values, phones, consent], how="horizontal")
     coverage = history.coverage()

@@ -705,6 +705,7 @@ def check(
         coverage,
         default_region=default_region,
         consent_timezone=consent_timezone,
+        now=datetime.now(UTC),
     )
     if as_json:
         click.echo(json.dumps(answer, indent=2))

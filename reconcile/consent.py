@@ -10,23 +10,27 @@ time zone. Impossible dates, times and offsets are unparseable, never guessed.
 from __future__ import annotations
 
 import zoneinfo
+from datetime import datetime
 
 import polars as pl
 
 from reconcile.errors import OptionError
 
 __all__ = [
+    "FUTURE",
     "MISSING",
     "PARSED",
     "UNPARSEABLE",
     "parse_consent",
     "parse_utc_instants",
+    "reject_future",
     "validate_timezone",
 ]
 
 PARSED = "parsed"
 MISSING = "missing"
 UNPARSEABLE = "unparseable"
+FUTURE = "future"
 
 _ISO = (
     r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
@@ -224,6 +228,19 @@ def _general(frame: pl.DataFrame, timezone: str, consent_format: str | None) -> 
         raise OptionError(
             f"--consent-format {consent_format!r} cannot be used: {error}".splitlines()[0]
         ) from None
+
+
+def reject_future(consent: pl.DataFrame, now: datetime) -> pl.DataFrame:
+    """Consent dated after ``now`` cannot be true: it counts as no consent date.
+
+    A typo such as 2099 would otherwise put every deactivation before consent and keep
+    the contact; read as missing, any deactivation removes it (the safe side).
+    """
+    future = pl.col("consent_boundary") > pl.lit(now, _UTC)
+    return consent.with_columns(
+        consent_status=pl.when(future).then(pl.lit(FUTURE)).otherwise(pl.col("consent_status")),
+        consent_boundary=pl.when(future).then(None).otherwise(pl.col("consent_boundary")),
+    )
 
 
 def parse_utc_instants(raw: pl.Series) -> pl.Series:

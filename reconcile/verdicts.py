@@ -19,7 +19,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from reconcile.consent import MISSING, UNPARSEABLE
+from reconcile.consent import FUTURE, MISSING, UNPARSEABLE
 from reconcile.history import ACTIVATION, DEACTIVATION, SUSPENSION
 
 __all__ = [
@@ -177,6 +177,12 @@ def decide(
     consent_text = (
         pl.when(pl.col("consent_status") == MISSING)
         .then(pl.lit("no consent date"))
+        .when(pl.col("consent_status") == FUTURE)
+        .then(
+            pl.lit("consent date in the future '")
+            + pl.col("consent").str.strip_chars()
+            + pl.lit("'")
+        )
         .when(pl.col("consent_status") == UNPARSEABLE)
         .then(
             pl.lit("unparseable consent date '") + pl.col("consent").str.strip_chars() + pl.lit("'")

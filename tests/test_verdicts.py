@@ -227,3 +227,18 @@ def test_decide_accepts_empty_events():
     )
     assert result.get_column("verdict").to_list() == ["ok"]
     assert isinstance(result, pl.DataFrame)
+
+
+def test_a_consent_date_in_the_future_counts_as_no_consent():
+    from datetime import UTC, datetime
+
+    from reconcile.consent import reject_future
+
+    contacts = contacts_frame([("4155550123", "2099-01-01"), ("4155550124", "2099-01-01")])
+    fixed = reject_future(contacts.select("consent_boundary", "consent_status"), datetime(2024, 6, 1, tzinfo=UTC))
+    contacts = contacts.with_columns(fixed)
+    events = events_frame([(N, "DEACTIVATION", "2024-03-11")])
+    rows = decide(contacts, events, utc("2024-03-01")).rows(named=True)
+    assert rows[0]["verdict"] == "deactivated"  # 2099 would otherwise keep it as re-consented
+    assert "consent date in the future '2099-01-01'" in rows[0]["reason"]
+    assert rows[1]["verdict"] == "unverified"
