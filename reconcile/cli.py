@@ -48,6 +48,18 @@ class ReconcileGroup(click.Group):
             target = f"{error.filename}: " if error.filename else ""
             click.echo(f"reconcile: error: {target}{error.strerror or error}", err=True)
             ctx.exit(1)
+        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+            raise
+        except Exception as error:  # noqa: BLE001  (the edge: one line, never a traceback)
+            if verbose:
+                traceback.print_exc()
+            summary = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+            click.echo(
+                f"reconcile: internal error: {type(error).__name__}: {summary} "
+                "(nothing was written; run with -v for the traceback and report it)",
+                err=True,
+            )
+            ctx.exit(1)
 
 
 @click.group(cls=ReconcileGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -47,6 +47,7 @@ _REFUSED_SUFFIXES = {
 _UTF8_BOM = b"\xef\xbb\xbf"
 _ZIP_MAGIC = b"PK\x03\x04"
 _WORKBOOK_XML_LIMIT = 4 << 20  # the sheet list; a bigger workbook.xml is not a real one
+_MAX_UNPACKED = 8 << 30  # Excel's own limits keep real workbooks far below this
 _UTF8_SEQUENCE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
 )
@@ -233,6 +234,7 @@ def read_contacts(
                 f"{path.name} is not an Excel .xlsx workbook (it may be damaged, password-"
                 "protected, or another format renamed); open it in Excel and save as .xlsx."
             )
+        _refuse_zip_bomb(path)
         return _read_xlsx(path, choice, sheet)
     if head == _ZIP_MAGIC:
         raise UnsupportedFormatError(
@@ -495,6 +497,22 @@ def _read_xlsx(path: Path, choice: ColumnChoice, sheet: str | None) -> ContactTa
         blank_rows=int((~non_blank).sum()),
         sheet=names[sheet_index],
     )
+
+
+def _refuse_zip_bomb(path: Path) -> None:
+    """Refuse a workbook that would unpack to far more than any real contact list."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (OSError, zipfile.BadZipFile):
+        return  # the reader says what is wrong with it
+    unpacked = sum(entry.file_size for entry in entries)
+    packed = max(sum(entry.compress_size for entry in entries), 1)
+    if unpacked > _MAX_UNPACKED or (unpacked > 256 << 20 and unpacked / packed > 200):
+        raise UnsupportedFormatError(
+            f"{path.name} would unpack to {unpacked >> 20} MiB from {packed >> 20} MiB: "
+            "that is not a contact list reconcile will open (a zip bomb?)."
+        )
 
 
 def _sheet_visibility(path: Path, names: list[str]) -> list[bool]:

@@ -227,3 +227,20 @@ def test_every_command_has_help_ending_with_an_example(run_cli, path, command):
     assert result.exit_code == 0
     assert command.help and "Example" in command.help
     assert "reconcile " + " ".join(path) in command.help.split("Example", 1)[1]
+
+
+def test_an_unexpected_failure_is_one_line_without_traceback(
+    run_cli, contacts, history_dir, monkeypatch
+):
+    import reconcile.clean
+
+    def explode(*_args, **_kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(reconcile.clean, "reconcile_file", explode)
+    result = run_cli("clean", contacts, "--changes", history_dir)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "reconcile: internal error: RuntimeError: boom (nothing was written; run with -v for "
+        "the traceback and report it)\n"
+    )

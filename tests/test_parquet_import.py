@@ -23,8 +23,16 @@ def test_generated_history_imports_and_cleans(run_cli, tmp_path):
     assert len(files) == 1
     numbers = pl.read_parquet(files[0]).get_column("number")
     assert numbers.is_sorted()
-    cleaned = run_cli("clean", contacts, "--data-dir", data, "--out-dir", tmp_path / "out", "--json",
-                      "--no-report")
+    cleaned = run_cli(
+        "clean",
+        contacts,
+        "--data-dir",
+        data,
+        "--out-dir",
+        tmp_path / "out",
+        "--json",
+        "--no-report",
+    )
     assert cleaned.exit_code == 0, cleaned.output
     [summary] = json.loads(cleaned.stdout)
     assert summary["rows"] == 2_000
@@ -37,8 +45,14 @@ def test_export_then_import_round_trips_and_replaces(run_cli, history_dir, tmp_p
     run_cli("ledger", "import", history_dir, "--data-dir", first)
     run_cli("ledger", "export", tmp_path / "events.parquet", "--data-dir", first)
     second = tmp_path / "second"
-    assert run_cli("ledger", "import", tmp_path / "events.parquet", "--data-dir", second).exit_code == 0
-    assert run_cli("ledger", "import", tmp_path / "events.parquet", "--data-dir", second).exit_code == 0
+    assert (
+        run_cli("ledger", "import", tmp_path / "events.parquet", "--data-dir", second).exit_code
+        == 0
+    )
+    assert (
+        run_cli("ledger", "import", tmp_path / "events.parquet", "--data-dir", second).exit_code
+        == 0
+    )
     a = Ledger(first).history().events.sort("number", "occurred_at", "report_id")
     b = Ledger(second).history().events.sort("number", "occurred_at", "report_id")
     assert a.equals(b)  # imported twice: replaced, never duplicated
@@ -54,8 +68,17 @@ def test_export_then_import_round_trips_and_replaces(run_cli, history_dir, tmp_p
     [
         (pl.DataFrame({"number": [1]}), "lacks the column(s) type, occurred_at"),
         (
-            pl.DataFrame({"number": [14155550101], "type": ["PORTED"], "occurred_at": ["2024-03-01"],
-                          "new_number": [None], "report_id": ["r"], "network_id": [1], "network_name": ["x"]}),
+            pl.DataFrame(
+                {
+                    "number": [14155550101],
+                    "type": ["PORTED"],
+                    "occurred_at": ["2024-03-01"],
+                    "new_number": [None],
+                    "report_id": ["r"],
+                    "network_id": [1],
+                    "network_name": ["x"],
+                }
+            ),
             "a column has the wrong type",
         ),
     ],

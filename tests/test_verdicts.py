@@ -235,7 +235,9 @@ def test_a_consent_date_in_the_future_counts_as_no_consent():
     from reconcile.consent import reject_future
 
     contacts = contacts_frame([("4155550123", "2099-01-01"), ("4155550124", "2099-01-01")])
-    fixed = reject_future(contacts.select("consent_boundary", "consent_status"), datetime(2024, 6, 1, tzinfo=UTC))
+    fixed = reject_future(
+        contacts.select("consent_boundary", "consent_status"), datetime(2024, 6, 1, tzinfo=UTC)
+    )
     contacts = contacts.with_columns(fixed)
     events = events_frame([(N, "DEACTIVATION", "2024-03-11")])
     rows = decide(contacts, events, utc("2024-03-01")).rows(named=True)
