@@ -221,7 +221,14 @@ def _parse_with_library(
     body: str, intl_digits: str | None, region: str
 ) -> tuple[str | None, str | None]:
     """Parse one distinct value with phonenumbers; return (e164, error)."""
-    text = "+" + intl_digits if intl_digits is not None else body
+    # A number written with "+" goes to phonenumbers as written, so that national trunk
+    # prefixes such as the "(0)" of "+44 (0)20 7946 0958" are understood.
+    if body.startswith("+"):
+        text = body
+    elif intl_digits is not None:
+        text = "+" + intl_digits
+    else:
+        text = body
     try:
         number = phonenumbers.parse(text, None if intl_digits is not None else region)
     except phonenumbers.NumberParseException:
