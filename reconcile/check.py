@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from reconcile._text import iso_utc as _iso
 from reconcile.consent import parse_consent, reject_future
 from reconcile.errors import InputError
 from reconcile.history import Coverage
@@ -31,10 +32,6 @@ def phone_key(number: str, default_region: str = "US") -> int:
     if normalized["phone_key"] is None:
         raise InputError(f"{number!r} is not a valid phone number ({normalized['phone_error']}).")
     return int(normalized["phone_key"])
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
 
 
 def check_number(

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from reconcile._atomic import OutputBatch
+from reconcile._text import iso_utc as _iso
 from reconcile.consent import parse_consent, reject_future, validate_timezone
 from reconcile.contacts import (
     ColumnChoice,
@@ -138,10 +139,6 @@ class CleanResult:
             },
             "warnings": self.warnings,
         }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
 
 
 def output_paths(path: Path, out_dir: Path | None) -> tuple[Path, Path, Path]:

@@ -22,6 +22,7 @@ import numpy.typing as npt
 import polars as pl
 
 from reconcile._csvscan import CsvScan, header_names, read_columns, scan_csv
+from reconcile._text import first_line as _first_line
 from reconcile.errors import (
     ColumnError,
     EncodingError,
@@ -423,11 +424,6 @@ def _open_workbook_reader(path: Path) -> Any:
             f"{path.name} cannot be read as an Excel workbook ({_first_line(error)}); "
             "open it in Excel and save it again as .xlsx."
         ) from None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
 
 
 def choose_sheet(path: Path, names: list[str], visible: list[bool], sheet: str | None) -> int:

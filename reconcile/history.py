@@ -11,6 +11,8 @@ from datetime import datetime
 
 import polars as pl
 
+from reconcile._text import day as _day
+
 __all__ = [
     "ACTIVATION",
     "DEACTIVATION",
@@ -234,7 +236,3 @@ def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame | pl.LazyFrame)
         notes=notes,
         missing_reports=missing,
     )
-
-
-def _day(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d") if moment is not None else "?"

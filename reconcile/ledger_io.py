@@ -11,6 +11,8 @@ from typing import Any, Literal
 import polars as pl
 
 from reconcile._atomic import OutputBatch
+from reconcile._text import first_line as _first_line
+from reconcile._text import iso_utc as _iso
 from reconcile.changefiles import load_change_files
 from reconcile.errors import ChangeFileError, OutputError
 from reconcile.history import EVENT_SCHEMA, EVENT_TYPES
@@ -141,11 +143,6 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> dic
     }
 
 
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0][:200] if lines else type(error).__name__
-
-
 def export_events(
     ledger: Ledger, target: Path, fmt: Literal["parquet", "csv"], force: bool = False
 ) -> int:
@@ -164,10 +161,6 @@ def export_events(
     batch.add_bytes(target, buffer.getvalue())
     batch.commit()
     return events.height
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
 
 
 def ledger_status(ledger: Ledger, now: datetime) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from reconcile._text import day as _day
 from reconcile.api import InfobipClient, Page
 from reconcile.changefiles import parse_metadata_page, parse_records_page
 from reconcile.errors import ChangeFileError, MalformedResponseError, ReportGoneError
@@ -70,10 +71,6 @@ class FetchResult:
             "requests": self.requests,
             "warnings": self.warnings(),
         }
-
-
-def _day(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d") if moment is not None else "?"
 
 
 def _no_progress(_event: str, _data: dict[str, Any]) -> None:
