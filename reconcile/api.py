@@ -48,6 +48,9 @@ DEFAULT_BASE_URL = "https://api.infobip.com"
 REPORTS_PATH = "/number-activation-state/1/network-reports"
 AUTH_SCHEMES = ("App", "Basic", "Bearer", "IBSSO")
 _MAX_RETRY_AFTER = 300.0
+# The contract names no maximum page size. Asked for more than a server takes, one that
+# answers 400 is asked again with this size, which Infobip's paged APIs accept.
+FALLBACK_PAGE_SIZE = 1000
 
 
 class Clock(Protocol):
@@ -146,6 +149,10 @@ class Page:
     total_results: int
 
 
+class _BadRequest(ApiError):
+    """HTTP 400: the request itself was refused (a page size too large, say)."""
+
+
 class _Temporary(Exception):
     """A failure worth retrying; ``wait`` is the server's Retry-After, if any."""
 
@@ -212,6 +219,7 @@ class InfobipClient:
         self._jitter = jitter or random.Random()  # noqa: S311  (jitter, not security)
         self.requests = 0
         self.retry_waits: list[float] = []  # what each retry waited, for logs and tests
+        self._page_size_cap: int | None = None
 
     # -- one request -----------------------------------------------------------
 
@@ -254,6 +262,10 @@ class InfobipClient:
             )
         if status >= 500:
             raise _Temporary(f"{what}: server error (HTTP {status})")
+        if status == 400:
+            raise _BadRequest(
+                f"{what}: the API refused the request (HTTP 400{_service_message(response)})."
+            )
         if status != 200:
             raise ApiError(f"{what}: unexpected HTTP {status}{_service_message(response)}.")
         try:
@@ -305,9 +317,18 @@ class InfobipClient:
         self, path: str, page_size: int, filters: dict[str, str], what: str
     ) -> Iterator[Page]:
         number = 0
+        if self._page_size_cap is not None:
+            page_size = min(page_size, self._page_size_cap)
         while True:
             params = {**filters, "page": number, "size": page_size}
-            page = self._page(path, params, f"{what}, page {number}")
+            try:
+                page = self._page(path, params, f"{what}, page {number}")
+            except _BadRequest:
+                if number != 0 or page_size <= FALLBACK_PAGE_SIZE:
+                    raise
+                # the server refused the size: ask for less, now and from now on
+                page_size = self._page_size_cap = FALLBACK_PAGE_SIZE
+                continue
             yield page
             number += 1
             # Pages are 0-based; the server's own size and totals decide where they end.

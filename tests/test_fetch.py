@@ -315,3 +315,29 @@ def test_since_asks_for_reports_generated_from_that_day(server, tmp_path):
 def test_api_key_never_shows_in_its_repr():
     key = ApiKey("abc-123")
     assert "abc-123" not in repr(key) and "abc-123" not in str(key) and "abc-123" not in f"{key}"
+
+
+def test_a_server_that_refuses_large_pages_is_asked_again_with_smaller_ones(server, tmp_path):
+    def too_large(path: str, params: dict[str, str]) -> bool:
+        return int(params.get("size", "0")) > 1000
+
+    server.fail(
+        too_large,
+        "status",
+        status=400,
+        times=None,
+        body=b'{"requestError": {"serviceException": {"messageId": "BAD_REQUEST", "text": "size too large"}}}',
+    )
+    run_fetch(server, tmp_path, page_size=10_000)
+    assert Ledger(tmp_path).history().events.height == expected_events(server)
+    refused = [entry for entry in server.log if entry[3] == 400]
+    assert len(refused) == 1  # refused once, then the smaller size is used throughout
+    with pytest.raises(ApiError, match=r"HTTP 400: size too large"):
+        server.fail(
+            any_request,
+            "status",
+            status=400,
+            times=None,
+            body=b'{"requestError": {"serviceException": {"text": "size too large"}}}',
+        )
+        run_fetch(server, tmp_path / "again", page_size=500)
