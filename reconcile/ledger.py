@@ -133,6 +133,7 @@ class Ledger:
         self.staging_dir = self.root / "staging"
         self._lock_path = self.root / "lock"
         self._held = False
+        self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
 
     # -- the lock ----------------------------------------------------------------
 
@@ -169,6 +170,22 @@ class Ledger:
     # -- reading -------------------------------------------------------------------
 
     def _read_manifest(self) -> dict[str, Any]:
+        # Parsed once per version of the file: a large ledger's manifest is read by every
+        # step of a run. The file is only ever replaced whole, so its identity says it all.
+        try:
+            stat = self.manifest_path.stat()
+        except FileNotFoundError:
+            stat = None
+        if stat is not None:
+            identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if self._cached is not None and self._cached[0] == identity:
+                return self._cached[1]
+        manifest = self._parse_manifest()
+        if stat is not None:
+            self._cached = (identity, manifest)
+        return manifest
+
+    def _parse_manifest(self) -> dict[str, Any]:
         try:
             text = self.manifest_path.read_text(encoding="utf-8")
         except FileNotFoundError:
