@@ -179,3 +179,16 @@ def test_out_dir_receives_outputs(tmp_path, history_dir):
     assert result.cleaned_path == tmp_path / "out" / "nested" / "contacts.cleaned.csv"
     assert result.cleaned_path.exists() and result.changes_path.exists()
     assert not (tmp_path / "contacts.cleaned.csv").exists()
+
+
+def test_the_parallel_byte_scan_finds_what_the_serial_one_does(tmp_path, history_dir, monkeypatch):
+    import reconcile._csvscan as scanner
+
+    source = tmp_path / "contacts.csv"
+    write_csv(source, rows=ROWS * 40)
+    serial = run_clean(source, history_dir, out_dir=tmp_path / "serial")[0]
+    monkeypatch.setattr(scanner, "_PARALLEL_FROM", 16)  # every file is "big" now
+    monkeypatch.setattr(scanner.os, "cpu_count", lambda: 3)
+    parallel = run_clean(source, history_dir, out_dir=tmp_path / "parallel")[0]
+    assert parallel.cleaned_path.read_bytes() == serial.cleaned_path.read_bytes()
+    assert parallel.decisions.equals(serial.decisions)
