@@ -244,3 +244,27 @@ def test_an_unexpected_failure_is_one_line_without_traceback(
         "reconcile: internal error: RuntimeError: boom (nothing was written; run with -v for "
         "the traceback and report it)\n"
     )
+
+
+def test_outputs_and_ledger_files_follow_the_users_umask(run_cli, contacts, history_dir, tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o027)
+    try:
+        assert (
+            run_cli(
+                "clean", contacts, "--changes", history_dir, "--out-dir", tmp_path / "out"
+            ).exit_code
+            == 0
+        )
+        assert (
+            run_cli("ledger", "import", history_dir, "--data-dir", tmp_path / "data").exit_code == 0
+        )
+    finally:
+        os.umask(previous)
+    written = [*(tmp_path / "out").iterdir(), *(tmp_path / "data" / "ledger").rglob("*.*")]
+    assert written
+    for path in written:
+        if path.is_file() and path.name != "lock":
+            assert stat.S_IMODE(path.stat().st_mode) & 0o007 == 0, path  # nothing for others
