@@ -7,6 +7,7 @@ A crash or a full disk leaves either the previous file or nothing, never half a 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Callable
@@ -25,6 +26,10 @@ class OutputBatch:
 
     def add(self, target: Path, write: Callable[[Path], None]) -> None:
         """Write ``target``'s content with ``write(temporary_path)``."""
+        # a run killed before it renamed leaves its temporary file; the next one removes it
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
         try:
             handle, name = tempfile.mkstemp(
                 prefix=f".{target.name}.", suffix=".tmp", dir=target.parent

@@ -236,13 +236,6 @@ def _write(result: CleanResult, history: History, batch: OutputBatch, now: datet
         if result.options.mode == "flag"
         else result.keep
     )
-    if table.kind == "csv":
-        batch.add_bytes(result.cleaned_path, csv_cleaned_bytes(table, keep, extra))
-    else:
-        batch.add(
-            result.cleaned_path,
-            lambda temporary: write_xlsx_cleaned(table, keep, extra, temporary),
-        )
     batch.add_bytes(result.changes_path, changes_csv_bytes(result.decisions))
     if result.report_path is not None:
         info = RunInfo(
@@ -255,6 +248,15 @@ def _write(result: CleanResult, history: History, batch: OutputBatch, now: datet
         batch.add(
             result.report_path,
             lambda temporary: write_audit_workbook(result, history, info, temporary),
+        )
+    # The cleaned file is renamed into place last: whoever finds it finds the change list
+    # and the workbook of the same run beside it, even after a crash in between.
+    if table.kind == "csv":
+        batch.add_bytes(result.cleaned_path, csv_cleaned_bytes(table, keep, extra))
+    else:
+        batch.add(
+            result.cleaned_path,
+            lambda temporary: write_xlsx_cleaned(table, keep, extra, temporary),
         )
 
 
