@@ -135,16 +135,30 @@ def test_two_fetch_processes_at_once(server, tmp_path):
     server.release.set()
 
 
-@pytest.mark.parametrize("kill_at", [(0, 0), (2, 1), (2, 4)])
+# (report, page) where the fetch is killed. With 4 records a page the reports have 6, 1,
+# 15 and 3 pages: CI kills at 3 of them, RECONCILE_KILL_POINTS=all at all 25.
+KILL_PAGE_SIZE = 4
+_ALL_PAGES = (
+    [(0, page) for page in range(6)]
+    + [(1, 0)]
+    + [(2, page) for page in range(15)]
+    + [(3, page) for page in range(3)]
+)
+KILL_POINTS = (
+    _ALL_PAGES if os.environ.get("RECONCILE_KILL_POINTS") == "all" else [(0, 0), (2, 1), (2, 9)]
+)
+
+
+@pytest.mark.parametrize("kill_at", KILL_POINTS)
 def test_sigkill_mid_report_leaves_the_ledger_as_before_and_the_next_fetch_completes(
     tmp_path, kill_at
 ):
     """Killed while a report's page is in flight: the manifest is byte-equal to before."""
     reports = make_reports(start=RECENT)
     order = sorted(reports, key=lambda report_id: reports[report_id]["metadata"]["dateTo"])
-    with FakeInfobip(reports, key=SECRET) as clean_server:
+    with FakeInfobip(reports, key=SECRET, max_page_size=KILL_PAGE_SIZE) as clean_server:
         assert _finish(_fetch_process(clean_server, tmp_path / "clean")) == 0
-    with FakeInfobip(reports, key=SECRET) as server:
+    with FakeInfobip(reports, key=SECRET, max_page_size=KILL_PAGE_SIZE) as server:
         # a first, complete fetch of the earlier reports, then new state to fetch
         report_index, page = kill_at
         target = order[report_index]

@@ -1,0 +1,187 @@
+"""Hostile contact files, full disks and read-only folders: one line, exit 1, nothing left.
+
+The catalogue with what each input gets is in docs/hostile-inputs.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from tests.conftest import tree_snapshot
+
+
+def _xlsx_bytes(build) -> bytes:
+    workbook = openpyxl.Workbook()
+    build(workbook)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def _merged_header(workbook) -> None:
+    sheet = workbook.active
+    sheet.append(["Phone", "Opt-In Date"])
+    sheet.append(["4155550104", "2024-04-01"])
+    sheet.merge_cells("A1:B1")
+
+
+def _no_sheets() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook><sheets/></workbook>")
+    return buffer.getvalue()
+
+
+SAMPLE_XLSX = (Path(__file__).resolve().parent.parent / "samples" / "contacts.xlsx").read_bytes()
+
+REFUSED = [
+    ("zero.csv", b"", "zero.csv: the file is empty"),
+    ("header.csv", b"Phone,Opt-In Date\r\n", "header.csv: the file has a header but no data rows."),
+    ("dup.csv", b"Phone,Phone,Opt-In Date\n1,2,3\n", "dup.csv: 2 columns are named 'Phone'"),
+    (
+        "ragged.csv",
+        b"Phone,Opt-In Date\n4155550104,2024-04-01,x\n",
+        "ragged.csv: line 2 has 3 fields",
+    ),
+    (
+        "nul.csv",
+        b"Phone,Opt-In Date\n41555\x0050104,2024-04-01\n",
+        "nul.csv: line 2 holds a NUL byte",
+    ),
+    (
+        "binary.csv",
+        bytes(range(1, 256)) * 8,
+        "binary.csv: line 2 is neither UTF-8 nor Windows-1252",
+    ),
+    (
+        "mixed.csv",
+        "Phone,Name\n1,Chloé Zoë\n".encode() + b"2,Jos\xe9\n",
+        "mixed.csv: line 3 is not valid UTF-8",
+    ),
+    ("stray.csv", b'Phone,Opt-In Date\n415"555,2024-04-01\n', "stray.csv: line 2"),
+    (
+        "unclosed.csv",
+        b'Phone,Opt-In Date\n"4155550104,2024-04-01\n',
+        "unclosed.csv: line 2: a quoted field is never closed",
+    ),
+    ("xlsx.csv", SAMPLE_XLSX, "xlsx.csv is a zip archive (an Excel workbook?), not CSV text"),
+    ("csv.xlsx", b"Phone,Opt-In Date\n", "csv.xlsx is not an Excel .xlsx workbook"),
+    (
+        "truncated.xlsx",
+        SAMPLE_XLSX[: len(SAMPLE_XLSX) // 2],
+        "truncated.xlsx cannot be read as an Excel workbook",
+    ),
+    (
+        "protected.xlsx",
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512,
+        "protected.xlsx is not an Excel .xlsx workbook (it may be damaged, password-protected",
+    ),
+    ("nosheets.xlsx", _no_sheets(), "nosheets.xlsx cannot be read as an Excel workbook"),
+    ("merged.xlsx", _xlsx_bytes(_merged_header), "merged.xlsx: no consent date column found"),
+    ("old.xls", b"\xd0\xcf\x11\xe0", "old.xls is the old Excel 97-2003 format"),
+    ("sheet.ods", b"PK\x03\x04", "sheet.ods is an OpenDocument spreadsheet"),
+    ("contacts.pdf", b"%PDF-1.4", "contacts.pdf: unknown file type '.pdf'"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), REFUSED, ids=[case[0] for case in REFUSED])
+def test_hostile_contact_files_are_refused_in_one_line(
+    run_cli, tmp_path, history_dir, name, content, message
+):
+    source = tmp_path / "in" / name
+    source.parent.mkdir()
+    source.write_bytes(content)
+    before = tree_snapshot(tmp_path)
+    result = run_cli("clean", source, "--changes", history_dir)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"reconcile: error: {message}"), result.stderr
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_valid_but_unusual_files_are_cleaned_exactly(run_cli, tmp_path, history_dir):
+    long_field = "x" * 100_000
+    source = tmp_path / "odd.csv"
+    body = (
+        "Phone,Opt-In Date,Notes,Link\n"
+        f'4155550104,2024-04-01,{long_field},"=HYPERLINK(""http://e.example"",""x"")"\n'
+        '4155550101,2024-03-01,"@SUM(1+1)",+1 415\n'
+    ).encode()
+    source.write_bytes(body)
+    result = run_cli("clean", source, "--changes", history_dir, "--no-report")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "odd.cleaned.csv").read_bytes() == body.split(b"\n4155550101")[0] + b"\n"
+
+
+@pytest.mark.parametrize(
+    ("where", "code", "message"),
+    [
+        ("write", errno.ENOSPC, "No space left on device"),
+        (
+            "mkstemp",
+            errno.EROFS,
+            "cannot write there (Read-only file system); choose another folder",
+        ),
+        ("mkstemp", errno.EACCES, "cannot write there (Permission denied)"),
+    ],
+)
+def test_full_disk_and_read_only_folders_leave_nothing_partial(
+    run_cli, tmp_path, history_dir, monkeypatch, where, code, message
+):
+    import reconcile._atomic as atomic
+
+    source = tmp_path / "contacts.csv"
+    source.write_text("Phone,Opt-In Date\n4155550104,2024-04-01\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    calls = {"count": 0}
+
+    def failing(*_args, **_kwargs):
+        raise OSError(code, os.strerror(code))
+
+    if where == "mkstemp":
+        monkeypatch.setattr(atomic.tempfile, "mkstemp", failing)
+    else:
+        original = Path.write_bytes
+
+        def write_bytes(self, data):
+            calls["count"] += 1
+            if calls["count"] == 2:  # the second output: the first is already written
+                raise OSError(code, os.strerror(code))
+            return original(self, data)
+
+        monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    result = run_cli("clean", source, "--changes", history_dir, "--out-dir", out, "--no-report")
+    assert result.exit_code == 1
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert list(out.iterdir()) == []  # no output, no temporary file
+
+
+def test_a_full_disk_while_committing_leaves_the_ledger_as_it_was(
+    run_cli, tmp_path, history_dir, monkeypatch
+):
+    import polars as pl
+
+    from reconcile.ledger import Ledger
+
+    data = tmp_path / "data"
+    assert run_cli("ledger", "import", history_dir, "--data-dir", data).exit_code == 0
+    before = Ledger(data).manifest_path.read_bytes()
+
+    def no_space(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", no_space)
+    result = run_cli("ledger", "import", history_dir, "--data-dir", data)
+    assert result.exit_code == 1
+    assert "cannot write the ledger (No space left on device); it is unchanged." in result.stderr
+    assert Ledger(data).manifest_path.read_bytes() == before
+    assert Ledger(data).history().events.height == 4
