@@ -185,3 +185,12 @@ def test_a_full_disk_while_committing_leaves_the_ledger_as_it_was(
     assert "cannot write the ledger (No space left on device); it is unchanged." in result.stderr
     assert Ledger(data).manifest_path.read_bytes() == before
     assert Ledger(data).history().events.height == 4
+
+
+def test_phone_numbers_are_not_logged(run_cli, tmp_path, history_dir):
+    source = tmp_path / "contacts.csv"
+    source.write_text("Phone,Opt-In Date\n(415) 555-0101,2024-03-01\n4155550104,2024-04-01\n")
+    result = run_cli("clean", source, "--changes", history_dir, "--no-report")
+    assert result.exit_code == 0
+    for digits in ("5550101", "5550104", "555-0101"):
+        assert digits not in result.stdout and digits not in result.stderr
