@@ -341,3 +341,39 @@ def test_a_server_that_refuses_large_pages_is_asked_again_with_smaller_ones(serv
             body=b'{"requestError": {"serviceException": {"text": "size too large"}}}',
         )
         run_fetch(server, tmp_path / "again", page_size=500)
+
+
+class _Crash(BaseException):
+    """Stands for the process dying: nothing catches it, nothing cleans up after it."""
+
+
+@pytest.mark.parametrize("crash_at", [1, 2, 3, 4])
+def test_a_crash_inside_a_commit_leaves_the_previous_commit(
+    server, tmp_path, monkeypatch, crash_at
+):
+    """Crash on the Nth file rename of a fetch: a staged event file moved into events/ or
+    the manifest replaced. Whatever the ledger shows afterwards is a whole commit, and
+    the next fetch completes it like an uninterrupted one."""
+    with FakeInfobip(make_reports()) as clean_server:
+        run_fetch(clean_server, tmp_path / "clean")
+    renames = {"count": 0}
+    original = Path.replace
+
+    def replace(self, target):
+        renames["count"] += 1
+        if renames["count"] == crash_at:
+            raise _Crash
+        return original(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace)
+    with pytest.raises(_Crash):
+        run_fetch(server, tmp_path / "crashed")
+    monkeypatch.setattr(Path, "replace", original)
+    ledger = Ledger(tmp_path / "crashed")
+    committed = [entry for entry in ledger.entries().values() if entry.status == "complete"]
+    assert ledger.history().events.height == sum(entry.records for entry in committed)
+    run_fetch(server, tmp_path / "crashed")
+    assert contents(tmp_path / "crashed")[1].equals(contents(tmp_path / "clean")[1])
+    assert list(ledger.staging_dir.iterdir()) == []
+    named = {entry.file for entry in ledger.entries().values() if entry.file}
+    assert {f"events/{path.name}" for path in ledger.events_dir.iterdir()} == named
