@@ -38,7 +38,7 @@ CSV_BYTES = st.binary(max_size=300) | st.lists(
 ).map(b"".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(values=st.lists(st.none() | ANY_TEXT, max_size=20))
 def test_phone_normalizer_never_raises(values):
     result = normalize_phones(pl.Series(values, dtype=pl.String))
@@ -47,7 +47,7 @@ def test_phone_normalizer_never_raises(values):
     assert valid.get_column("phone_e164").str.contains(r"^\+[0-9]{7,15}$").all()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(values=st.lists(st.none() | ANY_TEXT, max_size=20))
 def test_consent_parser_never_raises(values):
     result = parse_consent(pl.Series(values, dtype=pl.String), "America/New_York")
@@ -60,7 +60,7 @@ def test_consent_parser_never_raises(values):
     assert parse_utc_instants(pl.Series(values, dtype=pl.String)).len() == len(values)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(body=CSV_BYTES)
 def test_csv_reader_raises_only_our_errors(body):
     try:
@@ -96,7 +96,7 @@ RECORD = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records=st.lists(RECORD | JSON_VALUE, max_size=5))
 def test_api_page_parsers_raise_only_change_file_errors(records):
     for parse in (

@@ -77,7 +77,7 @@ def oracle(phone_key, boundary, consent_status, events, coverage_start) -> str:
     return "ok"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     rows=st.lists(st.tuples(PHONE_CELLS, CONSENT), min_size=1, max_size=25),
     events=st.lists(EVENT, max_size=15),
@@ -114,7 +114,7 @@ def _csv_bytes(header, rows, delimiter, newline, encoding, bom) -> bytes:
 
 
 @settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     rows=st.lists(st.tuples(TEXT, PHONE_CELLS, CONSENT, ZIP), min_size=1, max_size=30),

@@ -188,7 +188,10 @@ def test_offset_table_and_blank_rows_stay_aligned(tmp_path, history_dir):
 CELL = st.one_of(
     st.integers(min_value=-(10**12), max_value=10**12),
     st.floats(allow_nan=False, allow_infinity=False, width=32),
-    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=8),
+    # text starting with "=" would be stored by openpyxl as a formula with no cached value
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=8).filter(
+        lambda text: not text.startswith("=")
+    ),
     st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2030, 1, 1)).map(
         lambda moment: moment.replace(microsecond=0)
     ),
