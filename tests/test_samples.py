@@ -78,3 +78,19 @@ def test_readme_config_example_is_a_valid_config(tmp_path):
     config = load_config(tmp_path / "reconcile.toml")
     assert config.infobip is not None and config.infobip.api_key_env == "INFOBIP_API_KEY"
     assert config.inputs[0].actions == {"unverified": "review"}
+
+
+def test_readme_change_list_example_is_what_the_samples_give(run_cli, tmp_path):
+    shown = _readme_block("the change list reads like this", "text").strip().splitlines()
+    result = run_cli(
+        "clean",
+        ROOT / "samples" / "contacts.csv",
+        "--changes",
+        ROOT / "samples" / "changes",
+        "--out-dir",
+        tmp_path,
+        "--no-report",
+    )
+    assert result.exit_code == 0
+    written = (tmp_path / "contacts.changes.csv").read_text().splitlines()
+    assert written[: len(shown)] == shown
