@@ -65,14 +65,12 @@ class ReconcileGroup(click.Group):
 @click.group(cls=ReconcileGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconcile")
 @click.option("-v", "--verbose", is_flag=True, help="Show full tracebacks on errors.")
-@click.pass_context
-def main(ctx: click.Context, verbose: bool) -> None:
+def main(verbose: bool) -> None:  # verbose is read by ReconcileGroup.invoke
     """Keep SMS and voice contact lists safe to message.
 
     Strips or flags every number that mobile operators reported deactivated since the
     contact's consent, using Infobip's Number Activation State reports.
     """
-    ctx.obj = {"verbose": verbose}
 
 
 def ledger_options(function: F) -> F:

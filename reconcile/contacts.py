@@ -276,7 +276,8 @@ def detect_encoding(name: str, body: bytes, has_bom: bool) -> str:
     # stray high bytes; in Windows-1252 text, valid-looking sequences are coincidences.
     valid_sequences = _UTF8_SEQUENCE.findall(body)
     valid_bytes = sum(len(sequence) for sequence in valid_sequences)
-    stray_bytes = sum(1 for byte in body if byte >= 0x80) - valid_bytes
+    high_bytes = int(np.count_nonzero(np.frombuffer(body, dtype=np.uint8) >= 0x80))
+    stray_bytes = high_bytes - valid_bytes
     if has_bom or len(valid_sequences) > stray_bytes:
         raise EncodingError(
             f"{name}: line {line} is not valid UTF-8 although the file looks like UTF-8 "

@@ -8,7 +8,6 @@ their E.164 number. The run history lives in ``DATA_DIR/runs``: one JSON line pe
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -177,7 +176,4 @@ def clean_inputs(
         changes = compare_runs(previous, keys)
         changes["previous_run"] = previous_at
         done.append(InputRun(result=result, changes=changes, keys=keys))
-    if folder is not None:
-        with contextlib.suppress(OSError):
-            folder.mkdir(parents=True, exist_ok=True)
     return folder, done

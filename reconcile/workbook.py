@@ -38,7 +38,6 @@ EVIDENCE_COLUMNS = (
     ("report_id", "Report id", 38),
     ("suggested_number", "Suggested number (needs consent)", 20),
 )
-_DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
 
 
 @dataclass(frozen=True)
