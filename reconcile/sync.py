@@ -109,9 +109,8 @@ def _fetch_records(
                 "page",
                 {"report_id": entry.report_id, "page": page.page, "total_pages": page.total_pages},
             )
+        # record_pages always yields the first page (or raises), so `first` is set here
         if consistent and first is not None and len(records) == first.total_results:
-            break
-        if consistent and first is None:
             break
         progress("restart", {"report_id": entry.report_id})
     else:
