@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ from reconcile.verdicts import (
     DROPPED_ACTIONS,
     VERDICTS,
     decide,
+    number_evidence,
 )
 from reconcile.workbook import RunInfo, write_audit_workbook
 
@@ -158,16 +160,28 @@ def reconcile_file(
     """Read one contact file and decide every row; nothing is written."""
     table = read_contacts(path, options.columns, sheet=options.sheet, encoding=options.encoding)
     values = table.values
-    phones = normalize_phones(values.get_column("phone"), options.default_region)
-    consent = reject_future(
-        parse_consent(
-            values.get_column("consent"), options.consent_timezone, options.consent_format
-        ),
-        now,
-    )
+    # polars and numpy release the GIL: phones, consent and the history's evidence are
+    # worked out side by side, one per core.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        consent_job = pool.submit(
+            lambda: reject_future(
+                parse_consent(
+                    values.get_column("consent"), options.consent_timezone, options.consent_format
+                ),
+                now,
+            )
+        )
+        phones = normalize_phones(values.get_column("phone"), options.default_region)
+        evidence_job = pool.submit(
+            number_evidence, phones.get_column("phone_key"), history.lazy_events()
+        )
+        coverage = history.coverage()
+        consent = consent_job.result()
+        evidence = evidence_job.result()
     contacts = pl.concat([values, phones, consent], how="horizontal")
-    coverage = history.coverage()
-    decisions = decide(contacts, history.lazy_events(), coverage.start, options.actions)
+    decisions = decide(
+        contacts, history.lazy_events(), coverage.start, options.actions, evidence=evidence
+    )
     cleaned, changes, report = output_paths(path, options.out_dir)
     return CleanResult(
         table=table,

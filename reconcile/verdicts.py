@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-import numpy as np
 import polars as pl
 
 from reconcile.consent import FUTURE, MISSING, UNPARSEABLE
@@ -29,6 +28,7 @@ __all__ = [
     "RESULT_COLUMNS",
     "VERDICTS",
     "decide",
+    "number_evidence",
     "resolve_actions",
 ]
 
@@ -72,20 +72,14 @@ def _iso(expr: pl.Expr) -> pl.Expr:
     return expr.dt.strftime(_ISO)
 
 
-def decide(
-    contacts: pl.DataFrame,
-    events: pl.DataFrame | pl.LazyFrame,
-    coverage_start: datetime | None,
-    actions: Mapping[str, str] = DEFAULT_ACTIONS,
-) -> pl.DataFrame:
-    """Classify every contact row.
+def number_evidence(phone_keys: pl.Series, events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Per number with events among ``phone_keys``: what the verdicts need, sorted by number.
 
-    ``contacts`` holds ``phone_key`` (UInt64, null when invalid), ``phone_e164``,
-    ``phone_error``, ``consent_boundary`` (UTC), ``consent_status`` and ``consent``
-    (the raw cell). ``events`` has the ledger's event columns. Returns ``contacts``
-    with the columns of RESULT_COLUMNS added, in the same row order.
+    ``latest_at`` (the most recent event of any type), whether a SUSPENSION is that
+    event (``suspended``, with its report and network) and the latest DEACTIVATION or
+    ACTIVATION (``deact_*``). Only events of the given numbers are read.
     """
-    numbers = contacts.get_column("phone_key").drop_nulls().unique()
+    numbers = phone_keys.drop_nulls().unique()
     relevant = (
         events.lazy()
         .select("number", "type", "occurred_at", "new_number", "report_id", "network_name")
@@ -131,29 +125,67 @@ def decide(
             deact_network="network_name",
         )
     )
-    # One small table per number with events, looked up for every contact by binary
-    # search and scattered into place (a hash join that keeps the contacts' order costs
-    # far more at a million rows).
-    per_number = latest.join(deactivation, on="number", how="left").sort("number")
-    details = per_number.drop("number")
-    empty = {
-        name: pl.repeat(None, contacts.height, dtype=dtype, eager=True).rename(name)
-        for name, dtype in details.schema.items()
-    }
-    if per_number.height:
-        keys = contacts.get_column("phone_key").fill_null(0).to_numpy()
-        sorted_numbers = per_number.get_column("number").to_numpy()
-        position = np.minimum(np.searchsorted(sorted_numbers, keys), per_number.height - 1)
-        matched = sorted_numbers[position] == keys
-        rows = pl.Series(np.flatnonzero(matched))
-        source = pl.Series(position[matched])
-        found = pl.DataFrame(
-            [empty[name].scatter(rows, details.get_column(name).gather(source)) for name in empty]
-        )
-    else:
-        found = pl.DataFrame(list(empty.values()))
-    joined = pl.concat([contacts, found], how="horizontal").lazy()
+    return latest.join(deactivation, on="number", how="left").sort("number")
 
+
+def decide(
+    contacts: pl.DataFrame,
+    events: pl.DataFrame | pl.LazyFrame,
+    coverage_start: datetime | None,
+    actions: Mapping[str, str] = DEFAULT_ACTIONS,
+    evidence: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Classify every contact row.
+
+    ``contacts`` holds ``phone_key`` (UInt64, null when invalid), ``phone_e164``,
+    ``phone_error``, ``consent_boundary`` (UTC), ``consent_status`` and ``consent``
+    (the raw cell). ``events`` has the ledger's event columns; ``evidence``, when given,
+    is `number_evidence` of these contacts already worked out (the events are then not
+    read). Returns ``contacts`` with the columns of RESULT_COLUMNS added, in row order.
+    """
+    if evidence is None:
+        evidence = number_evidence(contacts.get_column("phone_key"), events)
+    boundary = pl.col("consent_boundary")
+    coverage = pl.lit(coverage_start, pl.Datetime("us", "UTC"))
+    # Without events a row can only be invalid, unverified or ok: that is settled for
+    # every row at once. Rows with events, and rows that are not ok, are "notable": the
+    # full rules, reasons and evidence are worked out for them alone.
+    plain_verdict = (
+        pl.when(pl.col("phone_error").is_not_null())
+        .then(pl.lit("invalid_number"))
+        .when(coverage.is_null() | boundary.is_null() | (boundary < coverage))
+        .then(pl.lit("unverified"))
+        .otherwise(pl.lit("ok"))
+    )
+    keys = contacts.get_column("phone_key")
+    has_events = keys.is_in(evidence.get_column("number").implode()).fill_null(False)
+    plain = contacts.select(verdict=plain_verdict, has_events=has_events)
+    notable_mask = (plain.get_column("verdict") != "ok") | plain.get_column("has_events")
+    notable_rows = notable_mask.arg_true()
+    notable = contacts.gather(notable_rows).join(
+        evidence.rename({"number": "phone_key"}), on="phone_key", how="left", maintain_order="left"
+    )
+    detailed = _detail(notable, coverage_start)
+    filled = {
+        name: pl.repeat(None, contacts.height, dtype=pl.String, eager=True)
+        .rename(name)
+        .scatter(notable_rows, detailed.get_column(name))
+        for name in RESULT_COLUMNS
+        if name not in ("verdict", "action", "phone_e164")
+    }
+    verdict = plain.get_column("verdict").scatter(notable_rows, detailed.get_column("verdict"))
+    result = contacts.with_columns(
+        verdict=verdict,
+        action=verdict.replace_strict(dict(actions), return_dtype=pl.String),
+        **filled,
+    )
+    return result.select(
+        [*contacts.columns, *(c for c in RESULT_COLUMNS if c not in contacts.columns)]
+    )
+
+
+def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFrame:
+    """Verdict, reason and evidence of the notable rows, by the full rules."""
     boundary = pl.col("consent_boundary")
     no_consent = boundary.is_null()
     coverage = pl.lit(coverage_start, pl.Datetime("us", "UTC"))
@@ -254,21 +286,6 @@ def decide(
         .then(pl.col("suspended_report")),
         "suggested_number": pl.when(pl.col("verdict") == "deactivated").then(suggestion),
     }
-    decided = joined.with_columns(verdict=verdict).collect()
-    # Most rows are plain `ok`: reasons and evidence are worked out only for the others.
-    notable = (decided.get_column("verdict") != "ok") | decided.get_column("deact_at").is_not_null()
-    positions = notable.arg_true()
-    details = decided.filter(notable).select(**detail_columns)
-    filled = {
-        name: pl.repeat(None, decided.height, dtype=pl.String, eager=True)
-        .rename(name)
-        .scatter(positions, details.get_column(name))
-        for name in detail_columns
-    }
-    result = decided.with_columns(
-        action=pl.col("verdict").replace_strict(dict(actions), return_dtype=pl.String),
-        **filled,
-    )
-    return result.select(
-        [*contacts.columns, *(c for c in RESULT_COLUMNS if c not in contacts.columns)]
+    return (
+        notable.lazy().with_columns(verdict=verdict).select("verdict", **detail_columns).collect()
     )
