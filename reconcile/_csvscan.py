@@ -84,24 +84,109 @@ def _outside_quotes(positions: Offsets, quotes: Offsets) -> Offsets:
 _PARALLEL_FROM = 8 << 20  # below this a thread costs more than it saves
 
 
-def _special_positions(data: npt.NDArray[np.uint8], special: tuple[int, ...]) -> Offsets:
-    """Positions of the given byte values, found by one thread per core on big files."""
+@dataclass(frozen=True)
+class _Structure:
+    """The bytes that shape a CSV body, outside quotes, and every quote."""
 
-    def find(start: int, stop: int) -> Offsets:
-        chunk = data[start:stop]
-        mask = chunk == special[0]
-        for byte in special[1:]:
-            mask |= chunk == byte
-        return np.flatnonzero(mask) + start
+    newlines: Offsets
+    delimiters: Offsets
+    carriage_returns: Offsets
+    quotes: Offsets
+    # the first quote that cannot open or close a field where it stands, or -1
+    first_bad_quote: int
 
+
+def _structure(data: npt.NDArray[np.uint8], delimiter_byte: int) -> _Structure:
+    """Find newlines, delimiters and CRs outside quotes, and the quotes, on every core.
+
+    The body is cut into one piece per core. Each piece finds its special bytes and the
+    parity of the quotes before each of them within the piece; the parity at each
+    piece's start (the quotes of the pieces before it) then settles which are outside
+    quotes. numpy releases the GIL in these loops, so the threads really run at once.
+    """
+    size = data.size
     workers = min(os.cpu_count() or 1, 8)
-    if data.size < _PARALLEL_FROM or workers < 2:
-        return find(0, data.size)
-    bounds = np.linspace(0, data.size, workers + 1).astype(np.int64).tolist()
-    # numpy releases the GIL on these loops, so the threads really run at once
-    with ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(find, bounds[:-1], bounds[1:]))
-    return np.concatenate(parts).astype(np.int64)
+    if size < _PARALLEL_FROM or workers < 2:
+        workers = 1
+    bounds = np.linspace(0, size, workers + 1).astype(np.int64).tolist()
+
+    def find(start: int, stop: int) -> tuple[Offsets, npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+        chunk = data[start:stop]
+        mask = chunk == _QUOTE
+        mask |= chunk == _LF
+        mask |= chunk == _CR
+        mask |= chunk == delimiter_byte
+        positions = np.flatnonzero(mask)
+        kinds = chunk[positions]
+        flags = (kinds == _QUOTE).view(np.uint8)
+        # quote parity before each position (xor-accumulate is far faster than cumsum)
+        parity = np.bitwise_xor.accumulate(flags) ^ flags if flags.size else flags
+        positions += start
+        return positions, kinds, parity
+
+    def split(
+        found: tuple[Offsets, npt.NDArray[np.uint8], npt.NDArray[np.uint8]], start_parity: int
+    ) -> tuple[Offsets, Offsets, Offsets, Offsets, int]:
+        positions, kinds, parity = found
+        outside = parity == start_parity
+        is_quote = kinds == _QUOTE
+        quotes = positions[is_quote]
+        newlines = positions[(kinds == _LF) & outside]
+        delimiters = positions[(kinds == delimiter_byte) & outside]
+        carriage_returns = positions[(kinds == _CR) & outside]
+        # A quote opens a field when an even number of quotes precede it in the body.
+        opening = (np.arange(quotes.size) + start_parity) % 2 == 0
+        return (
+            newlines,
+            delimiters,
+            carriage_returns,
+            quotes,
+            _first_bad_quote(data, quotes, opening, delimiter_byte),
+        )
+
+    if workers == 1:
+        found = [find(0, size)]
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            found = list(pool.map(find, bounds[:-1], bounds[1:]))
+    start_parities = []
+    running = 0
+    for _positions_found, kinds, _parity in found:
+        start_parities.append(running)
+        running ^= int(np.count_nonzero(kinds == _QUOTE)) & 1
+    if workers == 1:
+        parts = [split(found[0], 0)]
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(split, found, start_parities))
+    del found
+    bad = [part[4] for part in parts if part[4] >= 0]
+    return _Structure(
+        newlines=np.concatenate([part[0] for part in parts]).astype(np.int64, copy=False),
+        delimiters=np.concatenate([part[1] for part in parts]).astype(np.int64, copy=False),
+        carriage_returns=np.concatenate([part[2] for part in parts]).astype(np.int64, copy=False),
+        quotes=np.concatenate([part[3] for part in parts]).astype(np.int64, copy=False),
+        first_bad_quote=min(bad) if bad else -1,
+    )
+
+
+def _first_bad_quote(
+    data: npt.NDArray[np.uint8],
+    quotes: Offsets,
+    opening: npt.NDArray[np.bool_],
+    delimiter_byte: int,
+) -> int:
+    """RFC 4180 allows quotes only at a field's edges, or doubled inside a quoted field."""
+    if quotes.size == 0:
+        return -1
+    size = data.size
+    opens, closes = quotes[opening], quotes[~opening]
+    before = np.where(opens > 0, data[np.maximum(opens - 1, 0)], _LF)
+    after = np.where(closes + 1 < size, data[np.minimum(closes + 1, size - 1)], _LF)
+    bad_open = opens[~np.isin(before, [delimiter_byte, _LF, _QUOTE])]
+    bad_close = closes[~np.isin(after, [delimiter_byte, _LF, _CR, _QUOTE])]
+    bad = np.concatenate((bad_open, bad_close))
+    return int(bad.min()) if bad.size else -1
 
 
 def _first_record(body: bytes) -> bytes:
@@ -146,25 +231,24 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
     if delimiter is None:
         delimiter = detect_delimiter(_first_record(body))
     delimiter_byte = ord(delimiter)
-    # One pass finds every byte that matters; quote parity among them says which count.
-    positions = _special_positions(data, (_QUOTE, _LF, _CR, delimiter_byte))
-    kinds = data[positions]
-    is_quote = kinds == _QUOTE
-    flags = is_quote.view(np.uint8)
-    # parity of the quotes before each position (xor-accumulate is far faster than cumsum)
-    outside = (np.bitwise_xor.accumulate(flags) ^ flags) == 0
-    quotes = positions[is_quote]
+    structure = _structure(data, delimiter_byte)
+    quotes = structure.quotes
     if quotes.size & 1:
         opening = int(quotes[-1])
         raise MalformedCSVError(
             f"{name}: line {_line_of(body, opening)}: a quoted field is never closed "
             '(a missing " ); fix that field or export the file again.'
         )
-    newlines = positions[(kinds == _LF) & outside]
-    delimiters = positions[(kinds == delimiter_byte) & outside]
-    carriage_returns = positions[(kinds == _CR) & outside]
-    del positions, kinds, is_quote, outside
-    _check_quotes(name, body, data, quotes, delimiter_byte)
+    if structure.first_bad_quote >= 0:
+        raise MalformedCSVError(
+            f"{name}: line {_line_of(body, structure.first_bad_quote)}: a quote inside a field "
+            'that is not quoted as a whole (write it as "5\'10""" or export the file again '
+            "from your spreadsheet)."
+        )
+    newlines = structure.newlines
+    delimiters = structure.delimiters
+    carriage_returns = structure.carriage_returns
+    del structure
     if carriage_returns.size:
         following = carriage_returns + 1
         lone = carriage_returns[
@@ -198,7 +282,10 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
         )
 
     first_delimiter = np.searchsorted(delimiters, record_start).astype(np.int64)
-    fields = np.searchsorted(delimiters, content_end) - first_delimiter + 1
+    # Between a record's start and its terminator lie exactly its own delimiters, so the
+    # next record's first delimiter bounds them: one binary search instead of two.
+    following_first = np.append(first_delimiter[1:], delimiters.size)
+    fields = following_first - first_delimiter + 1
     header_fields = int(fields[0])
     blank = content_end == record_start
     data_records = np.flatnonzero(~blank)[1:].astype(np.int64)
@@ -223,27 +310,6 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
         delimiters=delimiters,
         first_delimiter=first_delimiter,
     )
-
-
-def _check_quotes(
-    name: str, body: bytes, data: npt.NDArray[np.uint8], quotes: Offsets, delimiter_byte: int
-) -> None:
-    """Refuse quotes RFC 4180 does not allow: only at a field's edges, or doubled inside."""
-    if quotes.size == 0:
-        return
-    size = data.size
-    opening, closing = quotes[0::2], quotes[1::2]  # the k-th quote opens when k is even
-    before = np.where(opening > 0, data[np.maximum(opening - 1, 0)], _LF)
-    after = np.where(closing + 1 < size, data[np.minimum(closing + 1, size - 1)], _LF)
-    bad_open = opening[~np.isin(before, [delimiter_byte, _LF, _QUOTE])]
-    bad_close = closing[~np.isin(after, [delimiter_byte, _LF, _CR, _QUOTE])]
-    bad = np.concatenate((bad_open, bad_close))
-    if bad.size:
-        raise MalformedCSVError(
-            f"{name}: line {_line_of(body, int(bad.min()))}: a quote inside a field that is "
-            'not quoted as a whole (write it as "5\'10""" or export the file again from your '
-            "spreadsheet)."
-        )
 
 
 def _field_bounds(scan: CsvScan, records: Offsets, column: int) -> tuple[Offsets, Offsets]:
