@@ -23,9 +23,14 @@ class OutputBatch:
 
     def __init__(self) -> None:
         self._pending: list[tuple[Path, Path]] = []
+        self._last: list[tuple[Path, Path]] = []
 
-    def add(self, target: Path, write: Callable[[Path], None]) -> None:
-        """Write ``target``'s content with ``write(temporary_path)``."""
+    def add(self, target: Path, write: Callable[[Path], None], *, last: bool = False) -> None:
+        """Write ``target``'s content with ``write(temporary_path)``.
+
+        Outputs are renamed in the order they were added, those added with ``last``
+        after all others.
+        """
         # a run killed before it renamed leaves its temporary file; the next one removes it
         for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
             with contextlib.suppress(OSError):
@@ -42,7 +47,7 @@ class OutputBatch:
             ) from None
         os.close(handle)
         temporary = Path(name)
-        self._pending.append((temporary, target))
+        (self._last if last else self._pending).append((temporary, target))
         try:
             write(temporary)
             with temporary.open("rb+") as stream:
@@ -66,7 +71,7 @@ class OutputBatch:
         """Rename every temporary file onto its target; return the targets."""
         done: list[Path] = []
         try:
-            for temporary, target in self._pending:
+            for temporary, target in [*self._pending, *self._last]:
                 # mkstemp creates 0600 files; outputs get the user's usual permissions.
                 umask = os.umask(0)
                 os.umask(umask)
@@ -77,11 +82,13 @@ class OutputBatch:
             self.discard()
             raise OutputError(f"cannot move outputs into place ({error.strerror}).") from None
         self._pending.clear()
+        self._last.clear()
         return done
 
     def discard(self) -> None:
         """Delete every temporary file not yet renamed."""
-        for temporary, _target in self._pending:
+        for temporary, _target in [*self._pending, *self._last]:
             with contextlib.suppress(OSError):
                 temporary.unlink()
         self._pending.clear()
+        self._last.clear()

@@ -12,6 +12,7 @@ rather than guessed.
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,9 +52,16 @@ class CsvScan:
     record_end: Offsets
     data_records: Offsets
     header_fields: int
-    # structural delimiters, and the index of each record's first one among them
-    delimiters: Offsets
+    # how many structural delimiters precede each record (the index of its first one)
     first_delimiter: Offsets
+
+    @functools.cached_property
+    def delimiters(self) -> Offsets:
+        """Every structural delimiter's position: found again only when fields are cut
+        out by the scan itself (the header, and the rare fallback from polars' reader)."""
+        return _structure(
+            np.frombuffer(self.body, dtype=np.uint8), ord(self.delimiter), True
+        ).delimiters
 
     @property
     def row_count(self) -> int:
@@ -82,6 +90,7 @@ def _outside_quotes(positions: Offsets, quotes: Offsets) -> Offsets:
 
 
 _PARALLEL_FROM = 8 << 20  # below this a thread costs more than it saves
+_BLOCK = 1 << 20  # blocks of a megabyte: few Python steps, temporaries the allocator reuses
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,10 @@ class _Structure:
     """The bytes that shape a CSV body, outside quotes, and every quote."""
 
     newlines: Offsets
+    # how many delimiters precede each newline, and in all
+    delimiters_before_newline: Offsets
+    delimiter_count: int
+    # the delimiters' positions, only when asked for
     delimiters: Offsets
     carriage_returns: Offsets
     quotes: Offsets
@@ -96,13 +109,15 @@ class _Structure:
     first_bad_quote: int
 
 
-def _structure(data: npt.NDArray[np.uint8], delimiter_byte: int) -> _Structure:
+def _structure(
+    data: npt.NDArray[np.uint8], delimiter_byte: int, keep_delimiters: bool = False
+) -> _Structure:
     """Find newlines, delimiters and CRs outside quotes, and the quotes, on every core.
 
-    The body is cut into one piece per core. Each piece finds its special bytes and the
-    parity of the quotes before each of them within the piece; the parity at each
-    piece's start (the quotes of the pieces before it) then settles which are outside
-    quotes. numpy releases the GIL in these loops, so the threads really run at once.
+    The body is cut into one piece per core. A first quick pass counts each piece's
+    quotes, which settles the quote parity at every piece's start; each piece is then
+    scanned in small blocks, carrying the parity from block to block. numpy releases the
+    GIL in these loops, so the threads really run at once.
     """
     size = data.size
     workers = min(os.cpu_count() or 1, 8)
@@ -110,83 +125,120 @@ def _structure(data: npt.NDArray[np.uint8], delimiter_byte: int) -> _Structure:
         workers = 1
     bounds = np.linspace(0, size, workers + 1).astype(np.int64).tolist()
 
-    def find(start: int, stop: int) -> tuple[Offsets, npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
-        chunk = data[start:stop]
-        mask = chunk == _QUOTE
-        mask |= chunk == _LF
-        mask |= chunk == _CR
-        mask |= chunk == delimiter_byte
-        positions = np.flatnonzero(mask)
-        kinds = chunk[positions]
-        flags = (kinds == _QUOTE).view(np.uint8)
-        # quote parity before each position (xor-accumulate is far faster than cumsum)
-        parity = np.bitwise_xor.accumulate(flags) ^ flags if flags.size else flags
-        positions += start
-        return positions, kinds, parity
+    def count_quotes(start: int, stop: int) -> int:
+        total = 0
+        for begin in range(start, stop, _BLOCK):
+            total += int(np.count_nonzero(data[begin : min(begin + _BLOCK, stop)] == _QUOTE))
+        return total
 
-    def split(
-        found: tuple[Offsets, npt.NDArray[np.uint8], npt.NDArray[np.uint8]], start_parity: int
-    ) -> tuple[Offsets, Offsets, Offsets, Offsets, int]:
-        positions, kinds, parity = found
-        outside = parity == start_parity
-        is_quote = kinds == _QUOTE
-        quotes = positions[is_quote]
-        newlines = positions[(kinds == _LF) & outside]
-        delimiters = positions[(kinds == delimiter_byte) & outside]
-        carriage_returns = positions[(kinds == _CR) & outside]
-        # A quote opens a field when an even number of quotes precede it in the body.
-        opening = (np.arange(quotes.size) + start_parity) % 2 == 0
+    def scan(start: int, stop: int, start_parity: int) -> tuple[list[Offsets], ...]:
+        # Delimiters are counted, not kept: a record's field count is the difference of
+        # the counts at its ends, and the positions would be the largest array of all.
+        # Small blocks with reused masks: temporaries the size of the body would be fresh
+        # memory, and page faults then cost more than the comparisons.
+        mask = np.empty(_BLOCK, dtype=bool)
+        scratch = np.empty(_BLOCK, dtype=bool)
+        newlines: list[Offsets] = []
+        delimiters: list[Offsets] = []
+        before_newline: list[Offsets] = []
+        delimiters_so_far = 0
+        carriage_returns: list[Offsets] = []
+        quotes: list[Offsets] = []
+        bad: list[Offsets] = []
+        parity = start_parity
+        for begin in range(start, stop, _BLOCK):
+            chunk = data[begin : min(begin + _BLOCK, stop)]
+            here, spare = mask[: chunk.size], scratch[: chunk.size]
+            np.equal(chunk, _QUOTE, out=here)
+            for byte in (_LF, _CR, delimiter_byte):
+                np.equal(chunk, byte, out=spare)
+                here |= spare
+            positions = np.flatnonzero(here)
+            positions += begin
+            kinds = data[positions]
+            is_quote = kinds == _QUOTE
+            flags = is_quote.view(np.uint8)
+            # quote parity before each position (xor-accumulate is far faster than cumsum)
+            before = np.bitwise_xor.accumulate(flags) ^ flags ^ parity
+            outside = before == 0
+            is_newline = (kinds == _LF) & outside
+            is_delimiter = (kinds == delimiter_byte) & outside
+            newlines.append(positions[is_newline])
+            running = np.cumsum(is_delimiter, dtype=np.int64)
+            before_newline.append(running[is_newline] + delimiters_so_far)
+            delimiters_so_far += int(running[-1]) if running.size else 0
+            if keep_delimiters:
+                delimiters.append(positions[is_delimiter])
+            carriage_returns.append(positions[(kinds == _CR) & outside])
+            block_quotes = positions[is_quote]
+            quotes.append(block_quotes)
+            # a quote opens a field when an even number of quotes precede it in the body
+            opening = before[is_quote] == 0
+            bad.append(_bad_quotes(data, block_quotes, opening, delimiter_byte))
+            parity ^= int(np.count_nonzero(flags)) & 1
         return (
             newlines,
             delimiters,
             carriage_returns,
             quotes,
-            _first_bad_quote(data, quotes, opening, delimiter_byte),
+            bad,
+            before_newline,
+            [np.array([delimiters_so_far], dtype=np.int64)],
         )
 
     if workers == 1:
-        found = [find(0, size)]
+        parts = [scan(0, size, 0)]
     else:
         with ThreadPoolExecutor(workers) as pool:
-            found = list(pool.map(find, bounds[:-1], bounds[1:]))
-    start_parities = []
-    running = 0
-    for _positions_found, kinds, _parity in found:
-        start_parities.append(running)
-        running ^= int(np.count_nonzero(kinds == _QUOTE)) & 1
-    if workers == 1:
-        parts = [split(found[0], 0)]
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(split, found, start_parities))
-    del found
-    bad = [part[4] for part in parts if part[4] >= 0]
+            counts = list(pool.map(count_quotes, bounds[:-1], bounds[1:]))
+            parities = (np.cumsum([0, *counts[:-1]]) & 1).tolist()
+            parts = list(pool.map(scan, bounds[:-1], bounds[1:], parities))
+
+    def joined(index: int) -> Offsets:
+        pieces = [piece for part in parts for piece in part[index]]
+        if not pieces:
+            return np.empty(0, dtype=np.int64)
+        return np.concatenate(pieces).astype(np.int64, copy=False)
+
+    bad_quotes = joined(4)
+    # counts per piece are local: each piece adds the delimiters of the pieces before it
+    piece_totals = [int(part[6][0][0]) for part in parts]
+    offsets = np.cumsum([0, *piece_totals[:-1]]).tolist()
+    before = [
+        piece + offset for part, offset in zip(parts, offsets, strict=True) for piece in part[5]
+    ]
     return _Structure(
-        newlines=np.concatenate([part[0] for part in parts]).astype(np.int64, copy=False),
-        delimiters=np.concatenate([part[1] for part in parts]).astype(np.int64, copy=False),
-        carriage_returns=np.concatenate([part[2] for part in parts]).astype(np.int64, copy=False),
-        quotes=np.concatenate([part[3] for part in parts]).astype(np.int64, copy=False),
-        first_bad_quote=min(bad) if bad else -1,
+        newlines=joined(0),
+        delimiters_before_newline=(
+            np.concatenate(before).astype(np.int64, copy=False)
+            if before
+            else np.empty(0, dtype=np.int64)
+        ),
+        delimiter_count=sum(piece_totals),
+        delimiters=joined(1),
+        carriage_returns=joined(2),
+        quotes=joined(3),
+        first_bad_quote=int(bad_quotes.min()) if bad_quotes.size else -1,
     )
 
 
-def _first_bad_quote(
+def _bad_quotes(
     data: npt.NDArray[np.uint8],
     quotes: Offsets,
     opening: npt.NDArray[np.bool_],
     delimiter_byte: int,
-) -> int:
+) -> Offsets:
     """RFC 4180 allows quotes only at a field's edges, or doubled inside a quoted field."""
     if quotes.size == 0:
-        return -1
+        return quotes
     size = data.size
     opens, closes = quotes[opening], quotes[~opening]
     before = np.where(opens > 0, data[np.maximum(opens - 1, 0)], _LF)
     after = np.where(closes + 1 < size, data[np.minimum(closes + 1, size - 1)], _LF)
-    bad_open = opens[~np.isin(before, [delimiter_byte, _LF, _QUOTE])]
-    bad_close = closes[~np.isin(after, [delimiter_byte, _LF, _CR, _QUOTE])]
-    bad = np.concatenate((bad_open, bad_close))
-    return int(bad.min()) if bad.size else -1
+    open_ok = (before == delimiter_byte) | (before == _LF) | (before == _QUOTE)
+    close_ok = (after == delimiter_byte) | (after == _LF) | (after == _CR) | (after == _QUOTE)
+    bad_open, bad_close = opens[~open_ok], closes[~close_ok]
+    return np.concatenate((bad_open, bad_close))
 
 
 def _first_record(body: bytes) -> bytes:
@@ -246,7 +298,8 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
             "from your spreadsheet)."
         )
     newlines = structure.newlines
-    delimiters = structure.delimiters
+    delimiters_before_newline = structure.delimiters_before_newline
+    delimiter_count = structure.delimiter_count
     carriage_returns = structure.carriage_returns
     del structure
     if carriage_returns.size:
@@ -281,10 +334,10 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
             f"{name}: line 1 is empty: the first line must be the header with the column names."
         )
 
-    first_delimiter = np.searchsorted(delimiters, record_start).astype(np.int64)
-    # Between a record's start and its terminator lie exactly its own delimiters, so the
-    # next record's first delimiter bounds them: one binary search instead of two.
-    following_first = np.append(first_delimiter[1:], delimiters.size)
+    # Record k > 0 starts right after newline k - 1; between a record's start and its
+    # terminator lie exactly its own delimiters, so the next record's count bounds them.
+    first_delimiter = np.concatenate(([0], delimiters_before_newline))[: record_start.size]
+    following_first = np.append(first_delimiter[1:], delimiter_count)
     fields = following_first - first_delimiter + 1
     header_fields = int(fields[0])
     blank = content_end == record_start
@@ -307,7 +360,6 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
         record_end=record_end,
         data_records=data_records,
         header_fields=header_fields,
-        delimiters=delimiters,
         first_delimiter=first_delimiter,
     )
 
@@ -348,10 +400,13 @@ def extract_column_values(scan: CsvScan, records: Offsets, encoding: str, column
 
 def header_names(scan: CsvScan, encoding: str) -> list[str]:
     """The header's column names, unquoted and decoded."""
-    header = np.array([0], dtype=np.int64)
+    # The header is cut out of a scan of its own record, so that the whole body's
+    # delimiter positions are never needed for it.
+    header = scan_csv(scan.name, scan.body[: int(scan.record_end[0])], scan.delimiter)
+    first = np.array([0], dtype=np.int64)
     return [
-        extract_column_values(scan, header, encoding, column)[:-1]
-        for column in range(scan.header_fields)
+        extract_column_values(header, first, encoding, column)[:-1]
+        for column in range(header.header_fields)
     ]
 
 

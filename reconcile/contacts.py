@@ -261,15 +261,45 @@ def _check_codec(name: str) -> str:
     return canonical
 
 
+_DECODE_BLOCK = 1 << 14  # small enough for the allocator to reuse one block
+
+
+def first_undecodable(body: bytes, codec: str) -> int | None:
+    """Where ``body`` stops being valid ``codec`` text, or None when all of it is.
+
+    Decoded block by block and thrown away: decoding a large file whole would build a
+    string as big as the file only to check it.
+    """
+    if body.isascii():  # every supported codec is ASCII-compatible
+        return None
+    decoder = codecs.getincrementaldecoder(codec)()
+    view = memoryview(body)
+    for begin in range(0, len(body), _DECODE_BLOCK):
+        try:
+            decoder.decode(view[begin : begin + _DECODE_BLOCK], final=False)
+        except UnicodeDecodeError:
+            break
+    else:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            pass
+        else:
+            return None
+    # the exact position comes from decoding the whole text once, on this rare path
+    try:
+        body.decode(codec)
+    except UnicodeDecodeError as error:
+        return error.start
+    return None
+
+
 def detect_encoding(name: str, body: bytes, has_bom: bool) -> str:
     """UTF-8 when the bytes decode as UTF-8, else Windows-1252; mixed files are refused."""
     if body.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise EncodingError(f"{name} is UTF-16 text; save it as CSV UTF-8 (or pass --encoding).")
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        first_bad = error.start
-    else:
+    first_bad = first_undecodable(body, "utf-8")
+    if first_bad is None:
         return "utf-8"
     line = body.count(b"\n", 0, first_bad) + 1
     # A UTF-8 file with a few broken bytes holds more valid multi-byte sequences than
@@ -306,10 +336,9 @@ def _read_csv(path: Path, choice: ColumnChoice, encoding: str | None) -> Contact
     body = raw[len(bom) :]
     if encoding is not None:
         codec = _check_codec(encoding)
-        try:
-            body.decode(codec)
-        except UnicodeDecodeError as error:
-            line = body.count(b"\n", 0, error.start) + 1
+        bad = first_undecodable(body, codec)
+        if bad is not None:
+            line = body.count(b"\n", 0, bad) + 1
             raise EncodingError(
                 f"{path.name}: line {line} is not valid {encoding}; check --encoding."
             ) from None
@@ -359,6 +388,46 @@ def _quote_expr(value: pl.Expr, delimiter: str) -> pl.Expr:
     )
 
 
+def _kept_runs(scan: CsvScan, keep: npt.NDArray[np.bool_]) -> list[memoryview]:
+    """The header and the kept records, as runs of consecutive records of the body."""
+    record_keep = np.zeros(scan.record_start.size, dtype=bool)
+    record_keep[0] = True
+    record_keep[scan.data_records] = keep
+    edges = np.flatnonzero(np.diff(record_keep.astype(np.int8))) + 1
+    bounds = np.concatenate(([0], edges, [record_keep.size]))
+    starts, stops = bounds[:-1], bounds[1:]
+    kept_runs = record_keep[starts]
+    body = memoryview(scan.body)
+    return [
+        body[begin:end]
+        for begin, end in zip(
+            scan.record_start[starts[kept_runs]].tolist(),
+            scan.record_end[stops[kept_runs] - 1].tolist(),
+            strict=True,
+        )
+    ]
+
+
+def write_csv_cleaned(
+    table: ContactTable,
+    keep: npt.NDArray[np.bool_],
+    extra: pl.DataFrame | None,
+    target: Path,
+) -> None:
+    """Write the cleaned CSV to ``target`` (see `csv_cleaned_bytes`).
+
+    In strip mode the kept runs go straight from the input's bytes to the file, with no
+    copy of the whole body in between.
+    """
+    with target.open("wb") as stream:
+        if extra is None:
+            assert table.scan is not None
+            stream.write(table.bom)
+            stream.writelines(_kept_runs(table.scan, keep))
+        else:
+            stream.write(csv_cleaned_bytes(table, keep, extra))
+
+
 def csv_cleaned_bytes(
     table: ContactTable, keep: npt.NDArray[np.bool_], extra: pl.DataFrame | None = None
 ) -> bytes:
@@ -370,24 +439,7 @@ def csv_cleaned_bytes(
     scan = table.scan
     assert scan is not None
     if extra is None:
-        record_keep = np.zeros(scan.record_start.size, dtype=bool)
-        record_keep[0] = True
-        record_keep[scan.data_records] = keep
-        # Copy runs of consecutive kept records as whole slices of the original bytes.
-        edges = np.flatnonzero(np.diff(record_keep.astype(np.int8))) + 1
-        bounds = np.concatenate(([0], edges, [record_keep.size]))
-        starts, stops = bounds[:-1], bounds[1:]
-        kept_runs = record_keep[starts]
-        body = scan.body
-        runs = [
-            body[begin:end]
-            for begin, end in zip(
-                scan.record_start[starts[kept_runs]].tolist(),
-                scan.record_end[stops[kept_runs] - 1].tolist(),
-                strict=True,
-            )
-        ]
-        return table.bom + b"".join(runs)
+        return table.bom + b"".join(_kept_runs(scan, keep))
     delimiter = scan.delimiter
     suffixes = extra.select(
         pl.concat_str(

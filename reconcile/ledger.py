@@ -134,6 +134,7 @@ class Ledger:
         self._lock_path = self.root / "lock"
         self._held = False
         self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        self._cached_entries: tuple[dict[str, Any], dict[str, ReportEntry]] | None = None
 
     # -- the lock ----------------------------------------------------------------
 
@@ -207,8 +208,13 @@ class Ledger:
 
     def entries(self) -> dict[str, ReportEntry]:
         """Every report the manifest knows, by id."""
-        reports = self._read_manifest().get("reports", {})
-        return {report_id: ReportEntry.from_json(data) for report_id, data in reports.items()}
+        manifest = self._read_manifest()
+        # Entries are frozen: one parse per manifest version serves every caller.
+        if self._cached_entries is None or self._cached_entries[0] is not manifest:
+            reports = manifest.get("reports", {})
+            parsed = {report_id: ReportEntry.from_json(data) for report_id, data in reports.items()}
+            self._cached_entries = (manifest, parsed)
+        return dict(self._cached_entries[1])
 
     def last_sync(self) -> datetime | None:
         """When a fetch last finished."""
