@@ -10,8 +10,9 @@ import contextlib
 import glob
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from reconcile.errors import OutputError
 
@@ -25,12 +26,7 @@ class OutputBatch:
         self._pending: list[tuple[Path, Path]] = []
         self._last: list[tuple[Path, Path]] = []
 
-    def add(self, target: Path, write: Callable[[Path], None], *, last: bool = False) -> None:
-        """Write ``target``'s content with ``write(temporary_path)``.
-
-        Outputs are renamed in the order they were added, those added with ``last``
-        after all others.
-        """
+    def _reserve(self, target: Path, last: bool) -> Path:
         # a run killed before it renamed leaves its temporary file; the next one removes it
         for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
             with contextlib.suppress(OSError):
@@ -48,6 +44,31 @@ class OutputBatch:
         os.close(handle)
         temporary = Path(name)
         (self._last if last else self._pending).append((temporary, target))
+        return temporary
+
+    @contextlib.contextmanager
+    def writing(self, target: Path, *, last: bool = False) -> Iterator[BinaryIO]:
+        """Stream ``target``'s content into the yielded file (see `add`)."""
+        temporary = self._reserve(target, last)
+        try:
+            with temporary.open("wb") as stream:
+                yield stream
+                stream.flush()
+                os.fsync(stream.fileno())
+        except OSError as error:
+            self.discard()
+            raise OutputError(f"{target}: cannot be written ({error.strerror}).") from None
+        except BaseException:
+            self.discard()
+            raise
+
+    def add(self, target: Path, write: Callable[[Path], None], *, last: bool = False) -> None:
+        """Write ``target``'s content with ``write(temporary_path)``.
+
+        Outputs are renamed in the order they were added, those added with ``last``
+        after all others.
+        """
+        temporary = self._reserve(target, last)
         try:
             write(temporary)
             with temporary.open("rb+") as stream:

@@ -23,7 +23,7 @@ import polars as pl
 
 from reconcile.errors import MalformedCSVError
 
-__all__ = ["CsvScan", "extract_column", "header_names", "scan_csv"]
+__all__ = ["CsvScan", "extract_column", "header_names", "read_columns", "scan_csv"]
 
 _QUOTE = ord('"')
 _LF = ord("\n")
@@ -410,31 +410,37 @@ def header_names(scan: CsvScan, encoding: str) -> list[str]:
     ]
 
 
-def extract_column(scan: CsvScan, column: int, encoding: str) -> pl.Series:
-    """The unquoted, decoded text of one column for every data row, in row order."""
-    if scan.row_count == 0:
+def extract_column(scan: CsvScan, column: int, encoding: str, records: Offsets) -> pl.Series:
+    """The unquoted, decoded text of one column for ``records``, in order."""
+    if records.size == 0:
         return pl.Series([], dtype=pl.String)
-    text = extract_column_values(scan, scan.data_records, encoding, column)
+    text = extract_column_values(scan, records, encoding, column)
     # one split in Rust; the text ends with a NUL, so the last piece is empty
     values = pl.Series([text[:-1]], dtype=pl.String).str.split("\x00").explode()
     return values.rename("")
 
 
 def read_columns(
-    scan: CsvScan, columns: list[int], names: list[str], encoding: str
+    scan: CsvScan, columns: list[int], encoding: str, first: int, stop: int
 ) -> list[pl.Series]:
-    """The text of ``columns`` for every data row.
+    """The text of ``columns`` for data rows ``first`` to ``stop`` (exclusive).
 
-    polars' multi-threaded reader does the work; its answer is used only when it has
-    exactly one row per record the scan found (blank lines come back as empty rows and
-    are dropped here). Otherwise the scan's own byte-exact extraction answers.
+    polars' multi-threaded reader does the work on those rows' bytes; its answer is used
+    only when it has exactly one row per data record there (it skips blank lines, as the
+    scan does). Otherwise the scan's own byte-exact extraction answers.
     """
-    body = scan.body if encoding == "utf-8" else scan.body.decode(encoding).encode("utf-8")
-    records = scan.record_start.size - 1
+    records = scan.data_records[first:stop]
+    # The first chunk is read with the header in front: a file read in one chunk is
+    # then handed over as it is, with no copy of its bytes.
+    begin = 0 if first == 0 else int(scan.record_start[records[0]])
+    end = int(scan.record_end[records[-1]])
+    piece = scan.body[begin:end]
+    if encoding != "utf-8":
+        piece = piece.decode(encoding).encode("utf-8")
     try:
         frame = pl.read_csv(
-            body,
-            has_header=True,
+            piece,
+            has_header=first == 0,
             columns=columns,
             separator=scan.delimiter,
             quote_char='"',
@@ -446,10 +452,6 @@ def read_columns(
         )
     except pl.exceptions.PolarsError:
         frame = None
-    expected = [names[column] for column in columns]
-    if frame is not None and frame.height == records and frame.columns == expected:
-        keep = scan.data_records - 1  # record index 0 is the header
-        if keep.size != records:
-            frame = frame[keep]
+    if frame is not None and frame.height == records.size and frame.width == len(columns):
         return [series.rename("") for series in frame.get_columns()]
-    return [extract_column(scan, column, encoding) for column in columns]
+    return [extract_column(scan, column, encoding, records) for column in columns]

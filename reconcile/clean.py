@@ -6,8 +6,9 @@ succeeded; the outputs are then written as temporary files and renamed together.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,19 +24,20 @@ from reconcile.contacts import (
     ColumnChoice,
     ContactTable,
     read_contacts,
-    write_csv_cleaned,
+    write_csv_rows,
     write_xlsx_cleaned,
 )
 from reconcile.errors import OutputError
 from reconcile.history import Coverage, History
 from reconcile.phones import normalize_phones, validate_region
-from reconcile.reports import changes_csv_bytes
+from reconcile.reports import write_changes
 from reconcile.verdicts import (
     ACTIONS,
     DEFAULT_ACTIONS,
     DROPPED_ACTIONS,
     VERDICTS,
-    decide,
+    Decided,
+    decide_rows,
     number_evidence,
 )
 from reconcile.workbook import RunInfo, write_audit_workbook
@@ -90,12 +92,31 @@ class CleanOptions:
         assert set(self.actions.values()) <= set(ACTIONS)
 
 
+# Every row keeps these; the reasons and evidence are kept for notable rows only.
+ROW_COLUMNS = ("row", "phone", "consent", "id", "phone_e164", "verdict", "action")
+DETAIL_COLUMNS = (
+    "reason",
+    "event_type",
+    "event_date",
+    "network",
+    "report_id",
+    "suggested_number",
+)
+# Rows decided at a time: bounds memory on large files; a small file is one chunk.
+CHUNK_ROWS = 1_000_000
+
+
 @dataclass
 class CleanResult:
-    """One contact file reconciled: the table, every row's decision, and the outputs."""
+    """One contact file reconciled: the table, every row's decision, and the outputs.
+
+    ``rows`` holds every row's verdict and action; ``notable`` holds the full decision
+    (reason, evidence) of every row that is not plainly ``ok``.
+    """
 
     table: ContactTable
-    decisions: pl.DataFrame
+    rows: pl.DataFrame
+    notable: pl.DataFrame
     coverage: Coverage
     options: CleanOptions
     cleaned_path: Path
@@ -104,17 +125,25 @@ class CleanResult:
     warnings: list[str]
 
     @property
+    def decisions(self) -> pl.DataFrame:
+        """Every row with its verdict, action, reason and evidence, in file order."""
+        details = self.notable.select("row", *DETAIL_COLUMNS)
+        return self.rows.join(details, on="row", how="left", maintain_order="left").select(
+            *ROW_COLUMNS, *DETAIL_COLUMNS
+        )
+
+    @property
     def keep(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
-        return (~self.decisions.get_column("action").is_in(list(DROPPED_ACTIONS))).to_numpy()
+        return _kept(self.rows)
 
     def summary(self) -> dict[str, Any]:
         """Counts, coverage, outputs and warnings, as plain JSON-ready values."""
         # one comparison per value is far cheaper than hashing a million strings
-        verdict_column = self.decisions.get_column("verdict")
-        action_column = self.decisions.get_column("action")
+        verdict_column = self.rows.get_column("verdict")
+        action_column = self.rows.get_column("action")
         verdicts = {verdict: int((verdict_column == verdict).sum()) for verdict in VERDICTS}
         actions = {action: int((action_column == action).sum()) for action in ACTIONS}
-        rows = self.decisions.height
+        rows = self.rows.height
         return {
             "input": str(self.table.path),
             "sheet": self.table.sheet,
@@ -145,6 +174,10 @@ class CleanResult:
         }
 
 
+def _kept(decisions: pl.DataFrame) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    return (~decisions.get_column("action").is_in(list(DROPPED_ACTIONS))).to_numpy()
+
+
 def output_paths(path: Path, out_dir: Path | None) -> tuple[Path, Path, Path]:
     """``NAME.cleaned.EXT``, ``NAME.changes.csv`` and ``NAME.report.xlsx``."""
     folder = out_dir if out_dir is not None else path.parent
@@ -157,37 +190,42 @@ def output_paths(path: Path, out_dir: Path | None) -> tuple[Path, Path, Path]:
 
 
 def reconcile_file(
-    path: Path, history: History, options: CleanOptions, now: datetime
+    path: Path,
+    history: History,
+    options: CleanOptions,
+    now: datetime,
+    batch: OutputBatch | None = None,
 ) -> CleanResult:
-    """Read one contact file and decide every row; nothing is written."""
+    """Read one contact file and decide every row.
+
+    With a ``batch``, the cleaned file and the change list are written into it (as
+    temporary files, renamed only when the batch commits); without one nothing is
+    written.
+    """
     table = read_contacts(path, options.columns, sheet=options.sheet, encoding=options.encoding)
-    values = table.values
-    # polars and numpy release the GIL: phones, consent and the history's evidence are
-    # worked out side by side, one per core.
+    # polars and numpy release the GIL: phones on this thread, consent and coverage on
+    # the other core, chunk by chunk.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        consent_job = pool.submit(
-            lambda: reject_future(
-                parse_consent(
-                    values.get_column("consent"), options.consent_timezone, options.consent_format
-                ),
-                now,
-            )
-        )
-        phones = normalize_phones(values.get_column("phone"), options.default_region)
-        evidence_job = pool.submit(
-            number_evidence, phones.get_column("phone_key"), history.lazy_events()
-        )
-        coverage = history.coverage()
-        consent = consent_job.result()
-        evidence = evidence_job.result()
-    contacts = pl.concat([values, phones, consent], how="horizontal")
-    decisions = decide(
-        contacts, history.lazy_events(), coverage.start, options.actions, evidence=evidence
-    )
+        coverage_job = pool.submit(history.coverage)
+        chunks: list[pl.DataFrame | None] = []
+        for values in table.value_chunks(CHUNK_ROWS):
+            consent_job = pool.submit(_parse_consent, values, options, now)
+            phones = normalize_phones(values.get_column("phone"), options.default_region)
+            chunks.append(pl.concat([values, phones, consent_job.result()], how="horizontal"))
+            del values, phones
+        # The history is read once, for the numbers of the whole file.
+        keys = pl.concat([chunk.get_column("phone_key") for chunk in chunks if chunk is not None])
+        evidence = number_evidence(keys, history.lazy_events())
+        del keys
+        coverage = coverage_job.result()
     cleaned, changes, report = output_paths(path, options.out_dir)
+    rows, notable = _decide_and_write(
+        table, chunks, evidence, coverage, options, batch, (cleaned, changes)
+    )
     return CleanResult(
         table=table,
-        decisions=decisions,
+        rows=rows,
+        notable=notable,
         coverage=coverage,
         options=options,
         cleaned_path=cleaned,
@@ -195,6 +233,87 @@ def reconcile_file(
         report_path=report if options.report else None,
         warnings=_warnings(history, coverage, now),
     )
+
+
+def _parse_consent(values: pl.DataFrame, options: CleanOptions, now: datetime) -> pl.DataFrame:
+    parsed = parse_consent(
+        values.get_column("consent"), options.consent_timezone, options.consent_format
+    )
+    return reject_future(parsed, now)
+
+
+def _with_details(rows: pl.DataFrame, decided: Decided) -> pl.DataFrame:
+    """``rows`` with the reasons and evidence of the notable ones scattered into place."""
+    return rows.with_columns(
+        pl.repeat(None, rows.height, dtype=pl.String, eager=True)
+        .rename(name)
+        .scatter(decided.positions, decided.notable.get_column(name))
+        for name in DETAIL_COLUMNS
+    )
+
+
+def _decide_and_write(
+    table: ContactTable,
+    chunks: list[pl.DataFrame | None],
+    evidence: pl.DataFrame,
+    coverage: Coverage,
+    options: CleanOptions,
+    batch: OutputBatch | None,
+    targets: tuple[Path, Path],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Decide chunk by chunk; stream each chunk's cleaned rows and changes to the batch."""
+    cleaned_path, changes_path = targets
+    flag = options.mode == "flag"
+    rows: list[pl.DataFrame] = []
+    notable: list[pl.DataFrame] = []
+    with contextlib.ExitStack() as stack:
+        changes_stream = cleaned_stream = None
+        if batch is not None:
+            changes_stream = stack.enter_context(batch.writing(changes_path))
+            if table.kind == "csv":
+                # renamed last: whoever finds the cleaned file finds the change list and
+                # the workbook of the same run beside it, even after a crash in between
+                cleaned_stream = stack.enter_context(batch.writing(cleaned_path, last=True))
+        # the change list is rendered on the other core while the cleaned rows are copied
+        writer = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        written: Future[None] | None = None
+        first = 0
+        for index, chunk in enumerate(chunks):
+            assert chunk is not None
+            chunks[index] = None  # each chunk's inputs go as soon as it is decided
+            decided = decide_rows(chunk, evidence, coverage.start, options.actions)
+            rows_part = chunk.select(ROW_COLUMNS[:5]).with_columns(decided.verdict, decided.action)
+            del chunk
+            stop = first + rows_part.height
+            if changes_stream is not None:
+                if written is not None:
+                    written.result()
+                written = writer.submit(write_changes, changes_stream, decided.notable, index == 0)
+            if cleaned_stream is not None:
+                keep = np.ones(rows_part.height, dtype=bool) if flag else _kept(rows_part)
+                extra = _flag_extra(_with_details(rows_part, decided)) if flag else None
+                write_csv_rows(cleaned_stream, table, first, stop, keep, extra)
+            rows.append(rows_part)
+            notable.append(
+                decided.notable.filter((pl.col("verdict") != "ok") | pl.col("reason").is_not_null())
+            )
+            first = stop
+        if written is not None:
+            written.result()
+    all_rows = pl.concat(rows)
+    all_notable = pl.concat(notable)
+    if batch is not None and table.kind == "xlsx":
+        keep = np.ones(all_rows.height, dtype=bool) if flag else _kept(all_rows)
+        extra = None
+        if flag:
+            details = all_notable.select("row", *DETAIL_COLUMNS)
+            extra = _flag_extra(all_rows.join(details, on="row", how="left", maintain_order="left"))
+        batch.add(
+            cleaned_path,
+            lambda temporary: write_xlsx_cleaned(table, keep, extra, temporary),
+            last=True,
+        )
+    return all_rows, all_notable
 
 
 def _warnings(history: History, coverage: Coverage, now: datetime) -> list[str]:
@@ -244,44 +363,18 @@ def _flag_extra(decisions: pl.DataFrame) -> pl.DataFrame:
     return decisions.select([pl.col(source).alias(name) for name, source in FLAG_COLUMNS.items()])
 
 
-def _write(result: CleanResult, history: History, batch: OutputBatch, now: datetime) -> None:
-    table = result.table
-    extra = _flag_extra(result.decisions) if result.options.mode == "flag" else None
-    keep = (
-        np.ones(result.decisions.height, dtype=bool)
-        if result.options.mode == "flag"
-        else result.keep
+def _add_workbook(result: CleanResult, history: History, batch: OutputBatch, now: datetime) -> None:
+    info = RunInfo(
+        tool_version=_tool_version(),
+        run_at=now,
+        history_source=history.description,
+        ledger_last_sync=history.last_sync,
+        options=result.options.described(),
     )
-    # The change list is rendered on the other core while the cleaned file is written.
-    # The cleaned file is renamed into place last: whoever finds it finds the change list
-    # and the workbook of the same run beside it, even after a crash in between.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        changes = pool.submit(changes_csv_bytes, result.decisions)
-        if table.kind == "csv":
-            batch.add(
-                result.cleaned_path,
-                lambda temporary: write_csv_cleaned(table, keep, extra, temporary),
-                last=True,
-            )
-        else:
-            batch.add(
-                result.cleaned_path,
-                lambda temporary: write_xlsx_cleaned(table, keep, extra, temporary),
-                last=True,
-            )
-        batch.add_bytes(result.changes_path, changes.result())
-    if result.report_path is not None:
-        info = RunInfo(
-            tool_version=_tool_version(),
-            run_at=now,
-            history_source=history.description,
-            ledger_last_sync=history.last_sync,
-            options=result.options.described(),
-        )
-        batch.add(
-            result.report_path,
-            lambda temporary: write_audit_workbook(result, history, info, temporary),
-        )
+    batch.add(
+        result.report_path,  # type: ignore[arg-type]
+        lambda temporary: write_audit_workbook(result, history, info, temporary),
+    )
 
 
 def _tool_version() -> str:
@@ -293,23 +386,33 @@ def _tool_version() -> str:
 def clean_files(
     paths: Sequence[Path], history: History, options: CleanOptions, now: datetime
 ) -> list[CleanResult]:
-    """Reconcile every file, then write all outputs; on any error nothing is written."""
+    """Reconcile every file and write its outputs; on any error nothing is written.
+
+    Outputs are written as temporary files while the files are decided, and renamed into
+    place only once every file succeeded.
+    """
     options.validate()
     _check_targets(paths, options)
-    results = [reconcile_file(path, history, options, now) for path in paths]
-    if options.out_dir is not None:
+    created: Path | None = None
+    if options.out_dir is not None and not options.out_dir.is_dir():
         try:
             options.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise OutputError(
                 f"--out-dir {options.out_dir}: cannot create the folder ({error.strerror})."
             ) from None
+        created = options.out_dir
     batch = OutputBatch()
     try:
+        results = [reconcile_file(path, history, options, now, batch) for path in paths]
         for result in results:
-            _write(result, history, batch, now)
+            if result.report_path is not None:
+                _add_workbook(result, history, batch, now)
     except BaseException:
         batch.discard()
+        if created is not None:
+            with contextlib.suppress(OSError):
+                created.rmdir()  # only if still empty
         raise
     batch.commit()
     return results

@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -108,7 +108,12 @@ class ColumnChoice:
 
 @dataclass
 class ContactTable:
-    """A contact file as read: names, the needed columns as text, and how to copy rows."""
+    """A contact file as read: names, the needed columns as text, and how to copy rows.
+
+    The values (one row per data row: row (1-based), phone, consent, id, raw text) of a
+    workbook are read at once; those of a CSV file are cut out of its bytes chunk by
+    chunk (`value_chunks`), so a large file never has every column in memory at once.
+    """
 
     path: Path
     kind: Literal["csv", "xlsx"]
@@ -116,18 +121,43 @@ class ContactTable:
     phone_column: str
     consent_column: str
     id_column: str | None
-    # one row per data row: row (1-based), phone, consent, id (raw text, null when empty)
-    values: pl.DataFrame
+    row_count: int
     blank_rows: int
     encoding: str = "utf-8"
     bom: bytes = b""
     scan: CsvScan | None = None
     sheet: str | None = None
     notes: list[str] = field(default_factory=list)
+    # XLSX: every row's values; CSV: the indexes of the columns to read
+    loaded: pl.DataFrame | None = None
+    csv_columns: tuple[int, ...] = ()
+
+    def value_chunks(self, rows: int) -> Iterator[pl.DataFrame]:
+        """The values, ``rows`` data rows at a time, in order."""
+        for first in range(0, self.row_count, rows):
+            yield self._values(first, min(first + rows, self.row_count))
 
     @property
-    def row_count(self) -> int:
-        return self.values.height
+    def values(self) -> pl.DataFrame:
+        """Every row's values at once."""
+        return self._values(0, self.row_count)
+
+    def _values(self, first: int, stop: int) -> pl.DataFrame:
+        if self.loaded is not None:
+            return self.loaded.slice(first, stop - first)
+        assert self.scan is not None
+        read = read_columns(self.scan, list(self.csv_columns), self.encoding, first, stop)
+        count = stop - first
+        return pl.DataFrame(
+            {
+                "row": pl.int_range(first + 1, stop + 1, eager=True, dtype=pl.UInt32),
+                "phone": read[0],
+                "consent": read[1],
+                "id": read[2]
+                if len(read) > 2
+                else pl.repeat(None, count, dtype=pl.String, eager=True),
+            }
+        )
 
 
 def _normalize_name(name: str) -> str:
@@ -352,17 +382,6 @@ def _read_csv(path: Path, choice: ColumnChoice, encoding: str | None) -> Contact
     wanted = [columns.index(phone), columns.index(consent)]
     if identifier:
         wanted.append(columns.index(identifier))
-    read = read_columns(scan, wanted, columns, codec)
-    values = pl.DataFrame(
-        {
-            "row": pl.int_range(1, scan.row_count + 1, eager=True, dtype=pl.UInt32),
-            "phone": read[0],
-            "consent": read[1],
-            "id": read[2]
-            if identifier
-            else pl.repeat(None, scan.row_count, dtype=pl.String, eager=True),
-        }
-    )
     return ContactTable(
         path=path,
         kind="csv",
@@ -370,7 +389,8 @@ def _read_csv(path: Path, choice: ColumnChoice, encoding: str | None) -> Contact
         phone_column=phone,
         consent_column=consent,
         id_column=identifier,
-        values=values,
+        row_count=scan.row_count,
+        csv_columns=tuple(wanted),
         blank_rows=scan.blank_lines,
         encoding=codec,
         bom=bom,
@@ -388,80 +408,72 @@ def _quote_expr(value: pl.Expr, delimiter: str) -> pl.Expr:
     )
 
 
-def _kept_runs(scan: CsvScan, keep: npt.NDArray[np.bool_]) -> list[memoryview]:
-    """The header and the kept records, as runs of consecutive records of the body."""
-    record_keep = np.zeros(scan.record_start.size, dtype=bool)
-    record_keep[0] = True
-    record_keep[scan.data_records] = keep
-    edges = np.flatnonzero(np.diff(record_keep.astype(np.int8))) + 1
-    bounds = np.concatenate(([0], edges, [record_keep.size]))
-    starts, stops = bounds[:-1], bounds[1:]
-    kept_runs = record_keep[starts]
-    body = memoryview(scan.body)
-    return [
-        body[begin:end]
-        for begin, end in zip(
-            scan.record_start[starts[kept_runs]].tolist(),
-            scan.record_end[stops[kept_runs] - 1].tolist(),
-            strict=True,
-        )
-    ]
-
-
-def write_csv_cleaned(
+def write_csv_rows(
+    stream: BinaryIO,
     table: ContactTable,
+    first: int,
+    stop: int,
     keep: npt.NDArray[np.bool_],
-    extra: pl.DataFrame | None,
-    target: Path,
+    extra: pl.DataFrame | None = None,
 ) -> None:
-    """Write the cleaned CSV to ``target`` (see `csv_cleaned_bytes`).
+    """Write data rows ``first`` to ``stop`` of the cleaned CSV, after the header if
+    ``first`` is 0.
 
-    In strip mode the kept runs go straight from the input's bytes to the file, with no
-    copy of the whole body in between.
-    """
-    with target.open("wb") as stream:
-        if extra is None:
-            assert table.scan is not None
-            stream.write(table.bom)
-            stream.writelines(_kept_runs(table.scan, keep))
-        else:
-            stream.write(csv_cleaned_bytes(table, keep, extra))
-
-
-def csv_cleaned_bytes(
-    table: ContactTable, keep: npt.NDArray[np.bool_], extra: pl.DataFrame | None = None
-) -> bytes:
-    """The cleaned CSV: the header and the kept records, copied byte for byte.
-
-    With ``extra`` (flag mode), every data record gets those columns appended, encoded
-    and quoted in the file's own encoding and delimiter.
+    Strip mode copies runs of consecutive kept records straight from the input's bytes
+    (blank lines are dropped). With ``extra`` (flag mode) every record gets those
+    columns appended, encoded and quoted in the file's own encoding and delimiter.
     """
     scan = table.scan
     assert scan is not None
+    records = scan.data_records[first:stop]
+    body = memoryview(scan.body)
+    if first == 0:
+        stream.write(table.bom)
     if extra is None:
-        return table.bom + b"".join(_kept_runs(scan, keep))
+        begin = 0 if first == 0 else int(records[0])
+        record_keep = np.zeros(int(records[-1]) + 1 - begin, dtype=bool)
+        record_keep[0] = first == 0  # the header
+        record_keep[records - begin] = keep
+        edges = np.flatnonzero(np.diff(record_keep.astype(np.int8))) + 1
+        bounds = np.concatenate(([0], edges, [record_keep.size]))
+        starts, stops = bounds[:-1], bounds[1:]
+        kept_runs = record_keep[starts]
+        stream.writelines(
+            body[run_start:run_end]
+            for run_start, run_end in zip(
+                scan.record_start[starts[kept_runs] + begin].tolist(),
+                scan.record_end[stops[kept_runs] - 1 + begin].tolist(),
+                strict=True,
+            )
+        )
+        return
     delimiter = scan.delimiter
     suffixes = extra.select(
         pl.concat_str(
             [_quote_expr(pl.col(name), delimiter) for name in extra.columns], separator=delimiter
         )
     ).to_series()
-    header_suffix = delimiter.join(extra.columns)
-    body = scan.body
-    pieces: list[bytes] = [table.bom, body[: scan.content_end[0]]]
-    pieces.append((delimiter + header_suffix).encode(table.encoding))
-    pieces.append(body[scan.content_end[0] : scan.record_end[0]] or scan.newline)
+    newline = scan.newline
+    if first == 0:
+        header_end = int(scan.content_end[0])
+        stream.write(body[:header_end])
+        stream.write((delimiter + delimiter.join(extra.columns)).encode(table.encoding))
+        stream.write(body[header_end : int(scan.record_end[0])] or newline)
     encoded = [(delimiter + suffix).encode(table.encoding, errors="replace") for suffix in suffixes]
-    starts = scan.record_start[scan.data_records].tolist()
-    content_ends = scan.content_end[scan.data_records].tolist()
-    ends = scan.record_end[scan.data_records].tolist()
-    last = len(starts) - 1
-    for index, (start, content_end, end) in enumerate(zip(starts, content_ends, ends, strict=True)):
+    last = scan.row_count - 1 - first  # the file's last row gets no terminator it lacked
+    pieces: list[bytes | memoryview] = []
+    for index, (start, content_end, end) in enumerate(
+        zip(
+            scan.record_start[records].tolist(),
+            scan.content_end[records].tolist(),
+            scan.record_end[records].tolist(),
+            strict=True,
+        )
+    ):
         pieces.append(body[start:content_end])
         pieces.append(encoded[index])
-        terminator = body[content_end:end]
-        pieces.append(terminator if terminator or index == last else scan.newline)
-    return b"".join(pieces)
+        pieces.append(body[content_end:end] if end > content_end or index == last else newline)
+    stream.writelines(pieces)
 
 
 # --- XLSX --------------------------------------------------------------------------
@@ -542,7 +554,8 @@ def _read_xlsx(path: Path, choice: ColumnChoice, sheet: str | None) -> ContactTa
         phone_column=phone,
         consent_column=consent,
         id_column=identifier,
-        values=values,
+        row_count=values.height,
+        loaded=values,
         blank_rows=int((~non_blank).sum()),
         sheet=names[sheet_index],
     )

@@ -77,24 +77,32 @@ def normalize_phones(raw: pl.Series, default_region: str = "US") -> pl.DataFrame
     # then the last ten before any extension marker. Every other cell (and any cell whose
     # fast digits do not come out clean) is answered by the general rules.
     cut = pl.col("raw").str.find(r"(?i)(?:x|#|;|ext)").fill_null(1 << 30)
-    digits = (
+    fast = (
         pl.DataFrame({"raw": text})
         .select(
-            pl.when(pl.col("raw").str.contains(_NANP_SHAPE))
-            .then(
+            digit_text=pl.when(pl.col("raw").str.contains(_NANP_SHAPE)).then(
                 pl.lit("1")
                 + pl.col("raw")
                 .str.head(cut)
                 .str.replace_many(_SEPARATORS, [""] * len(_SEPARATORS))
                 .str.slice(-10)
             )
-            .cast(pl.UInt64, strict=False)
         )
-        .to_series()
+        .with_columns(key=pl.col("digit_text").cast(pl.UInt64, strict=False))
+        # exactly eleven digits, so that the text is the key's own decimal digits
+        .with_columns(
+            key=pl.when(
+                (pl.col("digit_text").str.len_bytes() == 11) & (pl.col("key") >= 10**10)
+            ).then(pl.col("key"))
+        )
     )
+    digits = fast.get_column("key")
     result = pl.DataFrame(
         {
-            "phone_e164": "+" + digits.cast(pl.String),
+            # the text is the key's own digits wherever the key exists
+            "phone_e164": fast.select(
+                pl.when(pl.col("key").is_not_null()).then(pl.lit("+") + pl.col("digit_text"))
+            ).to_series(),
             "phone_key": digits,
             "phone_error": pl.repeat(None, text.len(), dtype=pl.String, eager=True),
         }

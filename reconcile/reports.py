@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+from typing import BinaryIO
 
 import polars as pl
 
-__all__ = ["CHANGE_COLUMNS", "changes_csv_bytes", "changes_frame"]
+__all__ = ["CHANGE_COLUMNS", "changes_csv_bytes", "changes_frame", "write_changes"]
 
 CHANGE_COLUMNS = (
     "row",
@@ -28,6 +29,11 @@ CHANGE_COLUMNS = (
 def changes_frame(decisions: pl.DataFrame) -> pl.DataFrame:
     """One row per contact that is not ``ok``, with SPEC's change-list columns."""
     return decisions.filter(pl.col("verdict") != "ok").select(CHANGE_COLUMNS)
+
+
+def write_changes(stream: BinaryIO, decisions: pl.DataFrame, header: bool) -> None:
+    """Append the change-list rows of ``decisions`` to ``stream`` (after the header)."""
+    changes_frame(decisions).write_csv(stream, include_header=header)
 
 
 def changes_csv_bytes(decisions: pl.DataFrame) -> bytes:

@@ -171,7 +171,7 @@ def clean_inputs(
             assert folder is not None
             folder.mkdir(parents=True, exist_ok=True)
             [result] = clean_files([item.path], history, options, now)
-        keys = contact_keys(result.decisions)
+        keys = contact_keys(result.rows)
         previous, previous_at = runs.previous(item.path)
         changes = compare_runs(previous, keys)
         changes["previous_run"] = previous_at

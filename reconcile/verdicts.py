@@ -14,6 +14,7 @@ No I/O happens here; every rule is one polars expression over the whole file.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
@@ -27,7 +28,9 @@ __all__ = [
     "DROPPED_ACTIONS",
     "RESULT_COLUMNS",
     "VERDICTS",
+    "Decided",
     "decide",
+    "decide_rows",
     "number_evidence",
     "resolve_actions",
 ]
@@ -128,23 +131,28 @@ def number_evidence(phone_keys: pl.Series, events: pl.DataFrame | pl.LazyFrame) 
     return latest.join(deactivation, on="number", how="left").sort("number")
 
 
-def decide(
+@dataclass(frozen=True)
+class Decided:
+    """Every row's verdict, and the full decision of the notable rows only.
+
+    Most rows are plainly ``ok``; their reasons and evidence are empty, so only the
+    ``notable`` rows (``positions`` in the contacts, ascending) carry them.
+    """
+
+    verdict: pl.Series
+    action: pl.Series
+    positions: pl.Series
+    # the contacts' columns at ``positions``, with RESULT_COLUMNS
+    notable: pl.DataFrame
+
+
+def decide_rows(
     contacts: pl.DataFrame,
-    events: pl.DataFrame | pl.LazyFrame,
+    evidence: pl.DataFrame,
     coverage_start: datetime | None,
     actions: Mapping[str, str] = DEFAULT_ACTIONS,
-    evidence: pl.DataFrame | None = None,
-) -> pl.DataFrame:
-    """Classify every contact row.
-
-    ``contacts`` holds ``phone_key`` (UInt64, null when invalid), ``phone_e164``,
-    ``phone_error``, ``consent_boundary`` (UTC), ``consent_status`` and ``consent``
-    (the raw cell). ``events`` has the ledger's event columns; ``evidence``, when given,
-    is `number_evidence` of these contacts already worked out (the events are then not
-    read). Returns ``contacts`` with the columns of RESULT_COLUMNS added, in row order.
-    """
-    if evidence is None:
-        evidence = number_evidence(contacts.get_column("phone_key"), events)
+) -> Decided:
+    """Classify every contact row (see `decide`), keeping details for notable rows only."""
     boundary = pl.col("consent_boundary")
     coverage = pl.lit(coverage_start, pl.Datetime("us", "UTC"))
     # Without events a row can only be invalid, unverified or ok: that is settled for
@@ -161,24 +169,65 @@ def decide(
     has_events = keys.is_in(evidence.get_column("number").implode()).fill_null(False)
     plain = contacts.select(verdict=plain_verdict, has_events=has_events)
     notable_mask = (plain.get_column("verdict") != "ok") | plain.get_column("has_events")
-    notable_rows = notable_mask.arg_true()
-    notable = contacts.gather(notable_rows).join(
-        evidence.rename({"number": "phone_key"}), on="phone_key", how="left", maintain_order="left"
+    positions = notable_mask.arg_true()
+    notable_contacts = contacts.gather(positions)
+    detailed = _detail(
+        notable_contacts.join(
+            evidence.rename({"number": "phone_key"}),
+            on="phone_key",
+            how="left",
+            maintain_order="left",
+        ),
+        coverage_start,
     )
-    detailed = _detail(notable, coverage_start)
+    verdict = plain.get_column("verdict").scatter(positions, detailed.get_column("verdict"))
+    mapping = dict(actions)
+    notable = notable_contacts.with_columns(
+        detailed.get_column("verdict"),
+        action=detailed.get_column("verdict").replace_strict(mapping, return_dtype=pl.String),
+        **{
+            name: detailed.get_column(name)
+            for name in RESULT_COLUMNS
+            if name not in ("verdict", "action", "phone_e164")
+        },
+    )
+    return Decided(
+        verdict=verdict,
+        action=verdict.replace_strict(mapping, return_dtype=pl.String).rename("action"),
+        positions=positions,
+        notable=notable.select(
+            [*contacts.columns, *(c for c in RESULT_COLUMNS if c not in contacts.columns)]
+        ),
+    )
+
+
+def decide(
+    contacts: pl.DataFrame,
+    events: pl.DataFrame | pl.LazyFrame | None,
+    coverage_start: datetime | None,
+    actions: Mapping[str, str] = DEFAULT_ACTIONS,
+    evidence: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Classify every contact row.
+
+    ``contacts`` holds ``phone_key`` (UInt64, null when invalid), ``phone_e164``,
+    ``phone_error``, ``consent_boundary`` (UTC), ``consent_status`` and ``consent``
+    (the raw cell). ``events`` has the ledger's event columns; ``evidence``, when given,
+    is `number_evidence` of these contacts already worked out (the events are then not
+    read). Returns ``contacts`` with the columns of RESULT_COLUMNS added, in row order.
+    """
+    if evidence is None:
+        assert events is not None, "decide needs the events or their evidence"
+        evidence = number_evidence(contacts.get_column("phone_key"), events)
+    decided = decide_rows(contacts, evidence, coverage_start, actions)
     filled = {
         name: pl.repeat(None, contacts.height, dtype=pl.String, eager=True)
         .rename(name)
-        .scatter(notable_rows, detailed.get_column(name))
+        .scatter(decided.positions, decided.notable.get_column(name))
         for name in RESULT_COLUMNS
         if name not in ("verdict", "action", "phone_e164")
     }
-    verdict = plain.get_column("verdict").scatter(notable_rows, detailed.get_column("verdict"))
-    result = contacts.with_columns(
-        verdict=verdict,
-        action=verdict.replace_strict(dict(actions), return_dtype=pl.String),
-        **filled,
-    )
+    result = contacts.with_columns(decided.verdict, decided.action, **filled)
     return result.select(
         [*contacts.columns, *(c for c in RESULT_COLUMNS if c not in contacts.columns)]
     )

@@ -269,7 +269,7 @@ def write_audit_workbook(result: Any, history: History, info: RunInfo, target: P
 
     workbook = openpyxl.Workbook(write_only=True)
     _summary(workbook, result, info, file_sha256(result.table.path))
-    _evidence(workbook, result.decisions)
+    _evidence(workbook, result.notable)
     _coverage(workbook, result.coverage)
     _reports(workbook, history)
     _deactivations(workbook, history)

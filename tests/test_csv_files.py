@@ -192,3 +192,37 @@ def test_the_parallel_byte_scan_finds_what_the_serial_one_does(tmp_path, history
     parallel = run_clean(source, history_dir, out_dir=tmp_path / "parallel")[0]
     assert parallel.cleaned_path.read_bytes() == serial.cleaned_path.read_bytes()
     assert parallel.decisions.equals(serial.decisions)
+
+
+@pytest.mark.parametrize("mode", ["strip", "flag"])
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 5])
+def test_chunked_runs_write_the_same_bytes(tmp_path, history_dir, monkeypatch, mode, chunk_rows):
+    import reconcile.clean as clean_module
+
+    # blank lines between and after rows, a quoted newline, no newline at the very end
+    content = (
+        b"Contact ID,Mobile Phone,Opt-In Date,Notes\r\n"
+        b"C1,(415) 555-0101,2024-03-09,a\r\n"
+        b"\r\n"
+        b'C2,415.555.0102,2024-03-20,"two\r\nlines"\r\n'
+        b"C3,+1 415 555 0104,2024-04-01,\r\n"
+        b"\r\n\r\n"
+        b"C4,,2024-04-01,no phone\r\n"
+        b"C5,4155550103,2024-03-06,b\r\n"
+        b"C6,4155550105,2024-01-15,last"
+    )
+    source = tmp_path / "contacts.csv"
+    source.write_bytes(content)
+    whole = run_clean(source, history_dir, mode=mode, out_dir=tmp_path / "whole")[0]
+    monkeypatch.setattr(clean_module, "CHUNK_ROWS", chunk_rows)
+    chunked = run_clean(source, history_dir, mode=mode, out_dir=tmp_path / "chunked")[0]
+    assert chunked.cleaned_path.read_bytes() == whole.cleaned_path.read_bytes()
+    assert chunked.changes_path.read_bytes() == whole.changes_path.read_bytes()
+    assert chunked.decisions.equals(whole.decisions)
+    assert chunked.summary()["blank_rows_skipped"] == 3
+    kept_ids = [record[0] for record in records_of(chunked.cleaned_path.read_bytes(), ",", "utf-8")]
+    if mode == "strip":
+        assert kept_ids == ["Contact ID", "C3", "C4", "C5", "C6"]
+    else:
+        assert kept_ids == ["Contact ID", "C1", "C2", "C3", "C4", "C5", "C6"]
+    assert source.read_bytes() == content

@@ -68,8 +68,19 @@ def test_csv_reader_raises_only_our_errors(body):
         scan = scan_csv("f.csv", body)
         names = header_names(scan, encoding)
         if scan.row_count:
-            columns = read_columns(scan, list(range(len(names))), names, encoding)
+            every = list(range(len(names)))
+            columns = read_columns(scan, every, encoding, 0, scan.row_count)
             assert all(column.len() == scan.row_count for column in columns)
+            # read in two chunks, the same values come back
+            half = scan.row_count // 2
+            if half:
+                parts = zip(
+                    read_columns(scan, every, encoding, 0, half),
+                    read_columns(scan, every, encoding, half, scan.row_count),
+                    strict=True,
+                )
+                for whole, (head, tail) in zip(columns, parts, strict=True):
+                    assert head.append(tail).to_list() == whole.to_list()
     except ReconcileError:
         pass
 

@@ -150,17 +150,16 @@ def test_full_disk_and_read_only_folders_leave_nothing_partial(
     if where == "mkstemp":
         monkeypatch.setattr(atomic.tempfile, "mkstemp", failing)
     else:
-        original = Path.write_bytes
+        original = os.fsync
 
-        def write_bytes(self, data):
+        def fsync(descriptor):
             calls["count"] += 1
-            # the change list is written after the cleaned file (streamed to its
-            # temporary file): the disk fills up with one output already written
-            if calls["count"] == 1:
+            # the second output: the disk fills up with one output already written
+            if calls["count"] == 2:
                 raise OSError(code, os.strerror(code))
-            return original(self, data)
+            return original(descriptor)
 
-        monkeypatch.setattr(Path, "write_bytes", write_bytes)
+        monkeypatch.setattr(atomic.os, "fsync", fsync)
     result = run_cli("clean", source, "--changes", history_dir, "--out-dir", out, "--no-report")
     assert result.exit_code == 1
     assert message in result.stderr and result.stderr.count("\n") == 1

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import reconcile.clean as clean_module
 from reconcile.clean import CleanOptions, clean_files
 from reconcile.history import History, empty_reports
 from reconcile.verdicts import decide
@@ -124,9 +125,10 @@ def _csv_bytes(header, rows, delimiter, newline, encoding, bom) -> bytes:
     encoding=st.sampled_from(["utf-8", "cp1252"]),
     bom=st.booleans(),
     mode=st.sampled_from(["strip", "flag"]),
+    chunk_rows=st.integers(min_value=1, max_value=7),
 )
 def test_files_lose_no_row_and_keep_every_cell(
-    tmp_path_factory, rows, events, delimiter, newline, encoding, bom, mode
+    tmp_path_factory, rows, events, delimiter, newline, encoding, bom, mode, chunk_rows
 ):
     folder = tmp_path_factory.mktemp("prop")
     header = ["Notes", "Phone", "Opt-In Date", "Zip"]
@@ -155,3 +157,16 @@ def test_files_lose_no_row_and_keep_every_cell(
         assert [record[width] for record in written[1:]] == result.decisions["verdict"].to_list()
     changes = list(csv.DictReader(io.StringIO(result.changes_path.read_text())))
     assert len(changes) == summary["rows"] - summary["verdicts"]["ok"]
+    # Decided and written a few rows at a time, the outputs are the same bytes.
+    chunked_dir = folder / "chunked"
+    original = clean_module.CHUNK_ROWS
+    clean_module.CHUNK_ROWS = chunk_rows
+    try:
+        [chunked] = clean_files(
+            [source], history, CleanOptions(mode=mode, out_dir=chunked_dir, report=False), NOW
+        )
+    finally:
+        clean_module.CHUNK_ROWS = original
+    assert chunked.cleaned_path.read_bytes() == result.cleaned_path.read_bytes()
+    assert chunked.changes_path.read_bytes() == result.changes_path.read_bytes()
+    assert chunked.decisions.equals(result.decisions)
