@@ -207,16 +207,29 @@ def reconcile_file(
     # the other core, chunk by chunk.
     with ThreadPoolExecutor(max_workers=2) as pool:
         coverage_job = pool.submit(history.coverage)
-        chunks: list[pl.DataFrame | None] = []
+        phone_parts: list[pl.DataFrame] = []
+        consent_jobs: list[Future[pl.DataFrame]] = []
+        value_parts: list[pl.DataFrame] = []
         for values in table.value_chunks(CHUNK_ROWS):
-            consent_job = pool.submit(_parse_consent, values, options, now)
-            phones = normalize_phones(values.get_column("phone"), options.default_region)
-            chunks.append(pl.concat([values, phones, consent_job.result()], how="horizontal"))
-            del values, phones
-        # The history is read once, for the numbers of the whole file.
-        keys = pl.concat([chunk.get_column("phone_key") for chunk in chunks if chunk is not None])
-        evidence = number_evidence(keys, history.lazy_events())
+            consent_jobs.append(pool.submit(_parse_consent, values, options, now))
+            phone_parts.append(normalize_phones(values.get_column("phone"), options.default_region))
+            value_parts.append(values)
+            del values
+        # The history is read once, for the numbers of the whole file, while the last
+        # consent values are still being parsed.
+        keys = pl.concat([part.get_column("phone_key") for part in phone_parts])
+        evidence_job = pool.submit(number_evidence, keys, history.lazy_events())
         del keys
+        chunks: list[pl.DataFrame | None] = []
+        for index, consent_job in enumerate(consent_jobs):
+            chunks.append(
+                pl.concat(
+                    [value_parts[index], phone_parts[index], consent_job.result()],
+                    how="horizontal",
+                )
+            )
+        del value_parts, phone_parts, consent_jobs
+        evidence = evidence_job.result()
         coverage = coverage_job.result()
     cleaned, changes, report = output_paths(path, options.out_dir)
     rows, notable = _decide_and_write(
