@@ -268,3 +268,14 @@ def test_outputs_and_ledger_files_follow_the_users_umask(run_cli, contacts, hist
     for path in written:
         if path.is_file() and path.name != "lock":
             assert stat.S_IMODE(path.stat().st_mode) & 0o007 == 0, path  # nothing for others
+
+
+def test_the_version_is_the_one_pyproject_declares():
+    import tomllib
+    from pathlib import Path
+
+    import reconcile
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text())["project"]["version"]
+    assert reconcile.__version__ == declared
