@@ -287,9 +287,12 @@ def _decide_and_write(
                 # renamed last: whoever finds the cleaned file finds the change list and
                 # the workbook of the same run beside it, even after a crash in between
                 cleaned_stream = stack.enter_context(batch.writing(cleaned_path, last=True))
-        # the change list is rendered on the other core while the cleaned rows are copied
-        writer = stack.enter_context(ThreadPoolExecutor(max_workers=1))
-        written: Future[None] | None = None
+        # The change list and the cleaned rows are written by threads of their own, each
+        # in chunk order, while this thread decides the next chunk; one chunk at most
+        # waits to be written.
+        changes_writer = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        cleaned_writer = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        in_flight: list[Future[None]] = []
         first = 0
         for index, chunk in enumerate(chunks):
             assert chunk is not None
@@ -298,21 +301,30 @@ def _decide_and_write(
             rows_part = chunk.select(ROW_COLUMNS[:5]).with_columns(decided.verdict, decided.action)
             del chunk
             stop = first + rows_part.height
+            for job in in_flight:
+                job.result()
+            in_flight = []
             if changes_stream is not None:
-                if written is not None:
-                    written.result()
-                written = writer.submit(write_changes, changes_stream, decided.notable, index == 0)
+                in_flight.append(
+                    changes_writer.submit(
+                        write_changes, changes_stream, decided.notable, index == 0
+                    )
+                )
             if cleaned_stream is not None:
                 keep = np.ones(rows_part.height, dtype=bool) if flag else _kept(rows_part)
                 extra = _flag_extra(_with_details(rows_part, decided)) if flag else None
-                write_csv_rows(cleaned_stream, table, first, stop, keep, extra)
+                in_flight.append(
+                    cleaned_writer.submit(
+                        write_csv_rows, cleaned_stream, table, first, stop, keep, extra
+                    )
+                )
             rows.append(rows_part)
             notable.append(
                 decided.notable.filter((pl.col("verdict") != "ok") | pl.col("reason").is_not_null())
             )
             first = stop
-        if written is not None:
-            written.result()
+        for job in in_flight:
+            job.result()
     all_rows = pl.concat(rows)
     all_notable = pl.concat(notable)
     if batch is not None and table.kind == "xlsx":
