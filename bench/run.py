@@ -283,10 +283,11 @@ def measure_extras(
     history = Ledger(ledger).history()
     now = datetime.now(UTC)
     result = reconcile_file(contacts, history, CleanOptions(), now)
-    affected = result.decisions.filter(pl.col("action") != "keep")
+    affected = result.rows.filter(pl.col("action") != "keep")
     # the workbook budget is for 100,000 affected contacts: take the first that many rows
     cut = affected.get_column("row").to_list()[min(100_000, affected.height) - 1]
-    result.decisions = result.decisions.filter(pl.col("row") <= cut)
+    result.rows = result.rows.filter(pl.col("row") <= cut)
+    result.notable = result.notable.filter(pl.col("row") <= cut)
     started = time.perf_counter()
     write_audit_workbook(
         result, history, RunInfo("bench", now, "bench ledger"), work / "bench.report.xlsx"
