@@ -47,20 +47,25 @@ class OutputBatch:
         return temporary
 
     @contextlib.contextmanager
-    def writing(self, target: Path, *, last: bool = False) -> Iterator[BinaryIO]:
-        """Stream ``target``'s content into the yielded file (see `add`)."""
-        temporary = self._reserve(target, last)
+    def _guarded(self, target: Path) -> Iterator[None]:
+        # any failure while writing discards the whole batch; OS errors become one line
         try:
-            with temporary.open("wb") as stream:
-                yield stream
-                stream.flush()
-                os.fsync(stream.fileno())
+            yield
         except OSError as error:
             self.discard()
             raise OutputError(f"{target}: cannot be written ({error.strerror}).") from None
         except BaseException:
             self.discard()
             raise
+
+    @contextlib.contextmanager
+    def writing(self, target: Path, *, last: bool = False) -> Iterator[BinaryIO]:
+        """Stream ``target``'s content into the yielded file (see `add`)."""
+        temporary = self._reserve(target, last)
+        with self._guarded(target), temporary.open("wb") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
 
     def add(self, target: Path, write: Callable[[Path], None], *, last: bool = False) -> None:
         """Write ``target``'s content with ``write(temporary_path)``.
@@ -69,16 +74,10 @@ class OutputBatch:
         after all others.
         """
         temporary = self._reserve(target, last)
-        try:
+        with self._guarded(target):
             write(temporary)
             with temporary.open("rb+") as stream:
                 os.fsync(stream.fileno())
-        except OSError as error:
-            self.discard()
-            raise OutputError(f"{target}: cannot be written ({error.strerror}).") from None
-        except BaseException:
-            self.discard()
-            raise
 
     def add_bytes(self, target: Path, content: bytes) -> None:
         """Write ``content`` as ``target``."""

@@ -34,11 +34,12 @@ from reconcile.reports import write_changes
 from reconcile.verdicts import (
     ACTIONS,
     DEFAULT_ACTIONS,
+    DETAIL_COLUMNS,
     DROPPED_ACTIONS,
     VERDICTS,
-    Decided,
     decide_rows,
     number_evidence,
+    with_details,
 )
 from reconcile.workbook import RunInfo, write_audit_workbook
 
@@ -92,16 +93,10 @@ class CleanOptions:
         assert set(self.actions.values()) <= set(ACTIONS)
 
 
-# Every row keeps these; the reasons and evidence are kept for notable rows only.
-ROW_COLUMNS = ("row", "phone", "consent", "id", "phone_e164", "verdict", "action")
-DETAIL_COLUMNS = (
-    "reason",
-    "event_type",
-    "event_date",
-    "network",
-    "report_id",
-    "suggested_number",
-)
+# Every row keeps these; the reasons and evidence (DETAIL_COLUMNS) are kept for notable
+# rows only.
+CONTACT_COLUMNS = ("row", "phone", "consent", "id", "phone_e164")
+ROW_COLUMNS = (*CONTACT_COLUMNS, "verdict", "action")
 # Rows decided at a time: bounds memory on large files; a small file is one chunk.
 CHUNK_ROWS = 1_000_000
 
@@ -127,10 +122,7 @@ class CleanResult:
     @property
     def decisions(self) -> pl.DataFrame:
         """Every row with its verdict, action, reason and evidence, in file order."""
-        details = self.notable.select("row", *DETAIL_COLUMNS)
-        return self.rows.join(details, on="row", how="left", maintain_order="left").select(
-            *ROW_COLUMNS, *DETAIL_COLUMNS
-        )
+        return _assembled(self.rows, self.notable)
 
     @property
     def keep(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -172,6 +164,13 @@ class CleanResult:
             },
             "warnings": self.warnings,
         }
+
+
+def _assembled(rows: pl.DataFrame, notable: pl.DataFrame) -> pl.DataFrame:
+    details = notable.select("row", *DETAIL_COLUMNS)
+    return rows.join(details, on="row", how="left", maintain_order="left").select(
+        *ROW_COLUMNS, *DETAIL_COLUMNS
+    )
 
 
 def _kept(decisions: pl.DataFrame) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -255,16 +254,6 @@ def _parse_consent(values: pl.DataFrame, options: CleanOptions, now: datetime) -
     return reject_future(parsed, now)
 
 
-def _with_details(rows: pl.DataFrame, decided: Decided) -> pl.DataFrame:
-    """``rows`` with the reasons and evidence of the notable ones scattered into place."""
-    return rows.with_columns(
-        pl.repeat(None, rows.height, dtype=pl.String, eager=True)
-        .rename(name)
-        .scatter(decided.positions, decided.notable.get_column(name))
-        for name in DETAIL_COLUMNS
-    )
-
-
 def _decide_and_write(
     table: ContactTable,
     chunks: list[pl.DataFrame | None],
@@ -298,7 +287,7 @@ def _decide_and_write(
             assert chunk is not None
             chunks[index] = None  # each chunk's inputs go as soon as it is decided
             decided = decide_rows(chunk, evidence, coverage.start, options.actions)
-            rows_part = chunk.select(ROW_COLUMNS[:5]).with_columns(decided.verdict, decided.action)
+            rows_part = chunk.select(CONTACT_COLUMNS).with_columns(decided.verdict, decided.action)
             del chunk
             stop = first + rows_part.height
             for job in in_flight:
@@ -312,7 +301,7 @@ def _decide_and_write(
                 )
             if cleaned_stream is not None:
                 keep = np.ones(rows_part.height, dtype=bool) if flag else _kept(rows_part)
-                extra = _flag_extra(_with_details(rows_part, decided)) if flag else None
+                extra = _flag_extra(with_details(rows_part, decided)) if flag else None
                 in_flight.append(
                     cleaned_writer.submit(
                         write_csv_rows, cleaned_stream, table, first, stop, keep, extra
@@ -329,10 +318,7 @@ def _decide_and_write(
     all_notable = pl.concat(notable)
     if batch is not None and table.kind == "xlsx":
         keep = np.ones(all_rows.height, dtype=bool) if flag else _kept(all_rows)
-        extra = None
-        if flag:
-            details = all_notable.select("row", *DETAIL_COLUMNS)
-            extra = _flag_extra(all_rows.join(details, on="row", how="left", maintain_order="left"))
+        extra = _flag_extra(_assembled(all_rows, all_notable)) if flag else None
         batch.add(
             cleaned_path,
             lambda temporary: write_xlsx_cleaned(table, keep, extra, temporary),

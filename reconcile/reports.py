@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from typing import BinaryIO
 
 import polars as pl
 
-__all__ = ["CHANGE_COLUMNS", "changes_csv_bytes", "changes_frame", "write_changes"]
+__all__ = ["CHANGE_COLUMNS", "changes_frame", "write_changes"]
 
 CHANGE_COLUMNS = (
     "row",
@@ -34,10 +33,3 @@ def changes_frame(decisions: pl.DataFrame) -> pl.DataFrame:
 def write_changes(stream: BinaryIO, decisions: pl.DataFrame, header: bool) -> None:
     """Append the change-list rows of ``decisions`` to ``stream`` (after the header)."""
     changes_frame(decisions).write_csv(stream, include_header=header)
-
-
-def changes_csv_bytes(decisions: pl.DataFrame) -> bytes:
-    """The change list as UTF-8 CSV bytes."""
-    buffer = io.BytesIO()
-    changes_frame(decisions).write_csv(buffer)
-    return buffer.getvalue()

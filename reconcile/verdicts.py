@@ -25,6 +25,7 @@ from reconcile.history import ACTIVATION, DEACTIVATION, SUSPENSION
 __all__ = [
     "ACTIONS",
     "DEFAULT_ACTIONS",
+    "DETAIL_COLUMNS",
     "DROPPED_ACTIONS",
     "RESULT_COLUMNS",
     "VERDICTS",
@@ -33,6 +34,7 @@ __all__ = [
     "decide_rows",
     "number_evidence",
     "resolve_actions",
+    "with_details",
 ]
 
 VERDICTS = ("invalid_number", "deactivated", "suspended", "unverified", "ok")
@@ -55,6 +57,10 @@ RESULT_COLUMNS = (
     "network",
     "report_id",
     "suggested_number",
+)
+# What only notable rows carry: the reason and the evidence.
+DETAIL_COLUMNS = tuple(
+    name for name in RESULT_COLUMNS if name not in ("verdict", "action", "phone_e164")
 )
 RECONSENTED = "deactivated before consent (re-consented)"
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
@@ -185,11 +191,7 @@ def decide_rows(
     notable = notable_contacts.with_columns(
         detailed.get_column("verdict"),
         action=detailed.get_column("verdict").replace_strict(mapping, return_dtype=pl.String),
-        **{
-            name: detailed.get_column(name)
-            for name in RESULT_COLUMNS
-            if name not in ("verdict", "action", "phone_e164")
-        },
+        **{name: detailed.get_column(name) for name in DETAIL_COLUMNS},
     )
     return Decided(
         verdict=verdict,
@@ -198,6 +200,17 @@ def decide_rows(
         notable=notable.select(
             [*contacts.columns, *(c for c in RESULT_COLUMNS if c not in contacts.columns)]
         ),
+    )
+
+
+def with_details(rows: pl.DataFrame, decided: Decided) -> pl.DataFrame:
+    """``rows`` (the decided contacts) with the notable rows' reasons and evidence
+    scattered into place, null elsewhere."""
+    return rows.with_columns(
+        pl.repeat(None, rows.height, dtype=pl.String, eager=True)
+        .rename(name)
+        .scatter(decided.positions, decided.notable.get_column(name))
+        for name in DETAIL_COLUMNS
     )
 
 
@@ -220,14 +233,7 @@ def decide(
         assert events is not None, "decide needs the events or their evidence"
         evidence = number_evidence(contacts.get_column("phone_key"), events)
     decided = decide_rows(contacts, evidence, coverage_start, actions)
-    filled = {
-        name: pl.repeat(None, contacts.height, dtype=pl.String, eager=True)
-        .rename(name)
-        .scatter(decided.positions, decided.notable.get_column(name))
-        for name in RESULT_COLUMNS
-        if name not in ("verdict", "action", "phone_e164")
-    }
-    result = contacts.with_columns(decided.verdict, decided.action, **filled)
+    result = with_details(contacts.with_columns(decided.verdict, decided.action), decided)
     return result.select(
         [*contacts.columns, *(c for c in RESULT_COLUMNS if c not in contacts.columns)]
     )
