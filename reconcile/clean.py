@@ -7,7 +7,7 @@ succeeded; the outputs are then written as temporary files and renamed together.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -97,8 +97,10 @@ class CleanOptions:
 # rows only.
 CONTACT_COLUMNS = ("row", "phone", "consent", "id", "phone_e164")
 ROW_COLUMNS = (*CONTACT_COLUMNS, "verdict", "action")
-# Rows decided at a time: bounds memory on large files; a small file is one chunk.
+# Rows read at a time: bounds memory on large files; a small file is one chunk.
 CHUNK_ROWS = 1_000_000
+# Rows decided at once: while one slice is decided, the one before is being written.
+DECIDE_ROWS = 250_000
 
 
 @dataclass
@@ -283,9 +285,7 @@ def _decide_and_write(
         cleaned_writer = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         in_flight: list[Future[None]] = []
         first = 0
-        for index, chunk in enumerate(chunks):
-            assert chunk is not None
-            chunks[index] = None  # each chunk's inputs go as soon as it is decided
+        for piece, chunk in enumerate(_pieces(chunks)):
             decided = decide_rows(chunk, evidence, coverage.start, options.actions)
             rows_part = chunk.select(CONTACT_COLUMNS).with_columns(decided.verdict, decided.action)
             del chunk
@@ -296,7 +296,7 @@ def _decide_and_write(
             if changes_stream is not None:
                 in_flight.append(
                     changes_writer.submit(
-                        write_changes, changes_stream, decided.notable, index == 0
+                        write_changes, changes_stream, decided.notable, piece == 0
                     )
                 )
             if cleaned_stream is not None:
@@ -325,6 +325,15 @@ def _decide_and_write(
             last=True,
         )
     return all_rows, all_notable
+
+
+def _pieces(chunks: list[pl.DataFrame | None]) -> Iterator[pl.DataFrame]:
+    """The chunks in slices of DECIDE_ROWS; each chunk is let go once it is sliced."""
+    for index, chunk in enumerate(chunks):
+        assert chunk is not None
+        chunks[index] = None
+        for offset in range(0, chunk.height, DECIDE_ROWS):
+            yield chunk.slice(offset, DECIDE_ROWS)
 
 
 def _warnings(history: History, coverage: Coverage, now: datetime) -> list[str]:

@@ -215,6 +215,7 @@ def test_chunked_runs_write_the_same_bytes(tmp_path, history_dir, monkeypatch, m
     source.write_bytes(content)
     whole = run_clean(source, history_dir, mode=mode, out_dir=tmp_path / "whole")[0]
     monkeypatch.setattr(clean_module, "CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(clean_module, "DECIDE_ROWS", max(1, chunk_rows - 1))
     chunked = run_clean(source, history_dir, mode=mode, out_dir=tmp_path / "chunked")[0]
     assert chunked.cleaned_path.read_bytes() == whole.cleaned_path.read_bytes()
     assert chunked.changes_path.read_bytes() == whole.changes_path.read_bytes()

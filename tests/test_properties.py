@@ -159,14 +159,15 @@ def test_files_lose_no_row_and_keep_every_cell(
     assert len(changes) == summary["rows"] - summary["verdicts"]["ok"]
     # Decided and written a few rows at a time, the outputs are the same bytes.
     chunked_dir = folder / "chunked"
-    original = clean_module.CHUNK_ROWS
-    clean_module.CHUNK_ROWS = chunk_rows
+    original = clean_module.CHUNK_ROWS, clean_module.DECIDE_ROWS
+    # read in chunks, and decided in slices of those chunks
+    clean_module.CHUNK_ROWS, clean_module.DECIDE_ROWS = chunk_rows, max(1, chunk_rows // 2)
     try:
         [chunked] = clean_files(
             [source], history, CleanOptions(mode=mode, out_dir=chunked_dir, report=False), NOW
         )
     finally:
-        clean_module.CHUNK_ROWS = original
+        clean_module.CHUNK_ROWS, clean_module.DECIDE_ROWS = original
     assert chunked.cleaned_path.read_bytes() == result.cleaned_path.read_bytes()
     assert chunked.changes_path.read_bytes() == result.changes_path.read_bytes()
     assert chunked.decisions.equals(result.decisions)
