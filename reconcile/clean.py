@@ -124,7 +124,7 @@ class CleanResult:
     @property
     def decisions(self) -> pl.DataFrame:
         """Every row with its verdict, action, reason and evidence, in file order."""
-        return _assembled(self.rows, self.notable)
+        return _as_text(_assembled(self.rows, self.notable))
 
     @property
     def keep(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -132,11 +132,8 @@ class CleanResult:
 
     def summary(self) -> dict[str, Any]:
         """Counts, coverage, outputs and warnings, as plain JSON-ready values."""
-        # one comparison per value is far cheaper than hashing a million strings
-        verdict_column = self.rows.get_column("verdict")
-        action_column = self.rows.get_column("action")
-        verdicts = {verdict: int((verdict_column == verdict).sum()) for verdict in VERDICTS}
-        actions = {action: int((action_column == action).sum()) for action in ACTIONS}
+        verdicts = dict(zip(VERDICTS, _counts(self.rows.get_column("verdict")), strict=True))
+        actions = dict(zip(ACTIONS, _counts(self.rows.get_column("action")), strict=True))
         rows = self.rows.height
         return {
             "input": str(self.table.path),
@@ -166,6 +163,17 @@ class CleanResult:
             },
             "warnings": self.warnings,
         }
+
+
+def _counts(column: pl.Series) -> list[int]:
+    """How many rows hold each value of an enum column, in the enum's order."""
+    assert isinstance(column.dtype, pl.Enum)
+    codes = column.to_physical().to_numpy()
+    return np.bincount(codes, minlength=len(column.dtype.categories)).tolist()  # type: ignore[no-any-return]
+
+
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(pl.col("verdict", "action").cast(pl.String))
 
 
 def _assembled(rows: pl.DataFrame, notable: pl.DataFrame) -> pl.DataFrame:
@@ -380,7 +388,9 @@ def _check_targets(paths: Sequence[Path], options: CleanOptions) -> None:
 
 
 def _flag_extra(decisions: pl.DataFrame) -> pl.DataFrame:
-    return decisions.select([pl.col(source).alias(name) for name, source in FLAG_COLUMNS.items()])
+    return _as_text(decisions).select(
+        [pl.col(source).alias(name) for name, source in FLAG_COLUMNS.items()]
+    )
 
 
 def _add_workbook(result: CleanResult, history: History, batch: OutputBatch, now: datetime) -> None:
