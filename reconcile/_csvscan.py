@@ -161,21 +161,23 @@ def _structure(
             # quote parity before each position (xor-accumulate is far faster than cumsum)
             before = np.bitwise_xor.accumulate(flags) ^ flags ^ parity
             outside = before == 0
-            is_newline = (kinds == _LF) & outside
-            is_delimiter = (kinds == delimiter_byte) & outside
-            newlines.append(positions[is_newline])
-            running = np.cumsum(is_delimiter, dtype=np.int64)
-            before_newline.append(running[is_newline] + delimiters_so_far)
-            delimiters_so_far += int(running[-1]) if running.size else 0
+            newline_index = np.flatnonzero((kinds == _LF) & outside)
+            delimiter_index = np.flatnonzero((kinds == delimiter_byte) & outside)
+            newlines.append(positions[newline_index])
+            # the delimiters before a newline: those listed before it in this block
+            before_newline.append(
+                np.searchsorted(delimiter_index, newline_index) + delimiters_so_far
+            )
+            delimiters_so_far += delimiter_index.size
             if keep_delimiters:
-                delimiters.append(positions[is_delimiter])
+                delimiters.append(positions[delimiter_index])
             carriage_returns.append(positions[(kinds == _CR) & outside])
-            block_quotes = positions[is_quote]
+            block_quotes = positions[np.flatnonzero(is_quote)]
             quotes.append(block_quotes)
-            # a quote opens a field when an even number of quotes precede it in the body
-            opening = before[is_quote] == 0
-            bad.append(_bad_quotes(data, block_quotes, opening, delimiter_byte))
-            parity ^= int(np.count_nonzero(flags)) & 1
+            # A quote opens a field when an even number of quotes precede it in the body;
+            # every quote flips that parity, so from the block's first on they alternate.
+            bad.append(_bad_quotes(data, block_quotes, parity, delimiter_byte))
+            parity ^= block_quotes.size & 1
         return (
             newlines,
             delimiters,
@@ -223,16 +225,17 @@ def _structure(
 
 
 def _bad_quotes(
-    data: npt.NDArray[np.uint8],
-    quotes: Offsets,
-    opening: npt.NDArray[np.bool_],
-    delimiter_byte: int,
+    data: npt.NDArray[np.uint8], quotes: Offsets, parity: int, delimiter_byte: int
 ) -> Offsets:
-    """RFC 4180 allows quotes only at a field's edges, or doubled inside a quoted field."""
+    """RFC 4180 allows quotes only at a field's edges, or doubled inside a quoted field.
+
+    ``quotes`` are consecutive quotes of the body; ``parity`` is 0 when an even number
+    of quotes precede the first (so it opens a field), 1 when it closes one.
+    """
     if quotes.size == 0:
         return quotes
     size = data.size
-    opens, closes = quotes[opening], quotes[~opening]
+    opens, closes = quotes[parity::2], quotes[1 - parity :: 2]
     before = np.where(opens > 0, data[np.maximum(opens - 1, 0)], _LF)
     after = np.where(closes + 1 < size, data[np.minimum(closes + 1, size - 1)], _LF)
     open_ok = (before == delimiter_byte) | (before == _LF) | (before == _QUOTE)
