@@ -227,3 +227,31 @@ def test_chunked_runs_write_the_same_bytes(tmp_path, history_dir, monkeypatch, m
     else:
         assert kept_ids == ["Contact ID", "C1", "C2", "C3", "C4", "C5", "C6"]
     assert source.read_bytes() == content
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 64])
+def test_the_byte_scan_does_not_depend_on_where_its_blocks_end(monkeypatch, block):
+    import reconcile._csvscan as scanner
+    from reconcile.errors import MalformedCSVError
+
+    body = (
+        b'id,phone,"notes, quoted"\n'
+        b'1,"(415) 555-0101","a ""b"", c"\n'
+        b'2,415.555.0102,"two\nlines, ""q"""\n'
+        b'"3","",""\r\n'
+        b"\n"
+        b'4,"4155550104",plain\n'
+    ) * 5
+    whole = scanner.scan_csv("body.csv", body)
+    monkeypatch.setattr(scanner, "_BLOCK", block)
+    monkeypatch.setattr(scanner, "_PARALLEL_FROM", 16)
+    monkeypatch.setattr(scanner.os, "cpu_count", lambda: 3)
+    cut = scanner.scan_csv("body.csv", body)
+    for name in ("record_start", "content_end", "record_end", "data_records", "first_delimiter"):
+        assert getattr(cut, name).tolist() == getattr(whole, name).tolist(), name
+    assert cut.delimiters.tolist() == whole.delimiters.tolist()
+    # a quote inside an unquoted field, found whichever quote parity its block starts with
+    for stray_at, line in ((body.index(b"plain") + 1, 7), (body.rindex(b"plain") + 2, 35)):
+        broken = body[:stray_at] + b'""' + body[stray_at:]
+        with pytest.raises(MalformedCSVError, match=f"line {line}: a quote inside a field"):
+            scanner.scan_csv("body.csv", broken)
