@@ -20,6 +20,7 @@ __all__ = [
     "FUTURE",
     "MISSING",
     "PARSED",
+    "STATUS_TYPE",
     "UNPARSEABLE",
     "parse_consent",
     "parse_utc_instants",
@@ -31,6 +32,8 @@ PARSED = "parsed"
 MISSING = "missing"
 UNPARSEABLE = "unparseable"
 FUTURE = "future"
+# an enum, a byte per row: a million statuses cost no strings
+STATUS_TYPE = pl.Enum((PARSED, MISSING, UNPARSEABLE, FUTURE))
 
 _ISO = (
     r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
@@ -154,7 +157,7 @@ def parse_consent(
     ``consent_status`` (``parsed``, ``missing`` or ``unparseable``), one row per input.
     """
     validate_timezone(timezone)
-    frame = pl.DataFrame({"raw": raw.cast(pl.String)}).with_row_index("index")
+    frame = pl.DataFrame({"raw": raw.cast(pl.String)})
     frame = frame.with_columns(text=pl.col("raw").str.strip_chars())
     if consent_format is not None:
         parsed = _general(frame, timezone, consent_format)
@@ -164,10 +167,10 @@ def parse_consent(
     return parsed.select(
         consent_boundary=pl.col("boundary"),
         consent_status=pl.when(empty)
-        .then(pl.lit(MISSING))
+        .then(pl.lit(MISSING, STATUS_TYPE))
         .when(pl.col("boundary").is_null())
-        .then(pl.lit(UNPARSEABLE))
-        .otherwise(pl.lit(PARSED)),
+        .then(pl.lit(UNPARSEABLE, STATUS_TYPE))
+        .otherwise(pl.lit(PARSED, STATUS_TYPE)),
     )
 
 
@@ -194,10 +197,12 @@ def _staged(frame: pl.DataFrame, timezone: str) -> pl.DataFrame:
     ).to_series()
     boundary = pl.repeat(None, frame.height, dtype=_UTC, eager=True).rename("boundary")
     for index, (_pattern, fmt, is_utc) in enumerate(_FAST_SHAPES):
-        rows = (shape == index).arg_true()
+        matches = shape == index
+        rows = matches.arg_true()
         if rows.len() == 0:
             continue
-        naive = text.gather(rows).str.strptime(pl.Datetime("us"), fmt, strict=False)
+        # a filter copies the matching strings far faster than a gather by position
+        naive = text.filter(matches).str.strptime(pl.Datetime("us"), fmt, strict=False)
         localized = (
             naive.dt.replace_time_zone("UTC")
             if is_utc
@@ -238,7 +243,9 @@ def reject_future(consent: pl.DataFrame, now: datetime) -> pl.DataFrame:
     """
     future = pl.col("consent_boundary") > pl.lit(now, _UTC)
     return consent.with_columns(
-        consent_status=pl.when(future).then(pl.lit(FUTURE)).otherwise(pl.col("consent_status")),
+        consent_status=pl.when(future)
+        .then(pl.lit(FUTURE, STATUS_TYPE))
+        .otherwise(pl.col("consent_status")),
         consent_boundary=pl.when(future).then(None).otherwise(pl.col("consent_boundary")),
     )
 
