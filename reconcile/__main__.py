@@ -1,5 +1,5 @@
 """``python -m reconcile``: the same as the ``reconcile`` command."""
 
-from reconcile.cli import main
+from reconcile.cli import process_main
 
-main()
+process_main()

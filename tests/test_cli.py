@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -279,3 +281,37 @@ def test_the_version_is_the_one_pyproject_declares():
     pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
     declared = tomllib.loads(pyproject.read_text())["project"]["version"]
     assert reconcile.__version__ == declared
+
+
+def _process(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconcile", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_real_process_flushes_its_output_and_keeps_its_exit_code(
+    tmp_path, contacts, history_dir
+):
+    # the process leaves with os._exit: what it printed must still arrive, codes intact
+    done = _process("clean", contacts, "--changes", history_dir, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["removed"] == 1
+    assert (contacts.parent / "contacts.cleaned.csv").exists()
+    refused = _process("clean", tmp_path / "absent.csv", "--changes", history_dir, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("reconcile: error: ") and refused.stderr.count("\n") == 1
+    assert refused.stdout == ""
+    usage = _process("clean", "--no-such-option", cwd=tmp_path)
+    assert usage.returncode == 2 and "No such option" in usage.stderr
+
+
+def test_the_console_script_is_the_process_entry_point():
+    from importlib.metadata import entry_points
+
+    [script] = entry_points(group="console_scripts", name="reconcile")
+    assert script.value == "reconcile.cli:process_main"
