@@ -284,7 +284,7 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
         .then(
             pl.lit("unparseable consent date '") + pl.col("consent").str.strip_chars() + pl.lit("'")
         )
-        .otherwise(pl.lit("consent ") + _iso(boundary))
+        .otherwise(pl.lit("consent ") + pl.col("consent_text"))
     )
     suggestion = pl.when(pl.col("deact_new").is_not_null()).then(
         pl.lit("+") + pl.col("deact_new").cast(pl.String)
@@ -298,7 +298,7 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
                 [
                     pl.col("deact_type"),
                     pl.lit(" on "),
-                    _iso(pl.col("deact_at")),
+                    pl.col("event_date"),  # the deactivation's date
                     pl.when(no_consent).then(pl.lit(", ")).otherwise(pl.lit(", at or after ")),
                     consent_text,
                     pl.when(suggestion.is_not_null())
@@ -308,7 +308,7 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
             )
         )
         .when(pl.col("verdict") == "suspended")
-        .then(pl.lit("SUSPENSION on ") + _iso(pl.col("latest_at")) + pl.lit(" is the latest event"))
+        .then(pl.lit("SUSPENSION on ") + pl.col("event_date") + pl.lit(" is the latest event"))
         .when(pl.col("verdict") == "unverified")
         .then(
             pl.when(coverage.is_null())
@@ -340,7 +340,7 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
     detail_columns = {
         "reason": reason,
         "event_type": evidence_type,
-        "event_date": _iso(evidence_date),
+        "event_date": pl.col("event_date"),
         "network": pl.when(pl.col("verdict") == "deactivated")
         .then(pl.col("deact_network"))
         .when(pl.col("verdict") == "suspended")
@@ -351,6 +351,11 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
         .then(pl.col("suspended_report")),
         "suggested_number": pl.when(pl.col("verdict") == "deactivated").then(suggestion),
     }
+    # Dates are formatted once (strftime is the costly part) and reused by the reason.
     return (
-        notable.lazy().with_columns(verdict=verdict).select("verdict", **detail_columns).collect()
+        notable.lazy()
+        .with_columns(verdict=verdict)
+        .with_columns(event_date=_iso(evidence_date), consent_text=_iso(boundary))
+        .select("verdict", **detail_columns)
+        .collect()
     )
