@@ -38,6 +38,7 @@ from reconcile.verdicts import (
     DROPPED_ACTIONS,
     VERDICTS,
     decide_rows,
+    evidence_rows,
     number_evidence,
     with_details,
 )
@@ -293,7 +294,7 @@ def _decide_and_write(
         cleaned_writer = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         in_flight: list[Future[None]] = []
         first = 0
-        for piece, chunk in enumerate(_pieces(chunks)):
+        for piece, chunk in enumerate(_pieces(chunks, evidence)):
             decided = decide_rows(chunk, evidence, coverage.start, options.actions)
             rows_part = chunk.select(CONTACT_COLUMNS).with_columns(decided.verdict, decided.action)
             del chunk
@@ -335,11 +336,13 @@ def _decide_and_write(
     return all_rows, all_notable
 
 
-def _pieces(chunks: list[pl.DataFrame | None]) -> Iterator[pl.DataFrame]:
-    """The chunks in slices of DECIDE_ROWS; each chunk is let go once it is sliced."""
+def _pieces(chunks: list[pl.DataFrame | None], evidence: pl.DataFrame) -> Iterator[pl.DataFrame]:
+    """The chunks in slices of DECIDE_ROWS, each row with its ``evidence_row``; each
+    chunk is let go once it is sliced."""
     for index, chunk in enumerate(chunks):
         assert chunk is not None
         chunks[index] = None
+        chunk = chunk.with_columns(evidence_rows(chunk.get_column("phone_key"), evidence))
         for offset in range(0, chunk.height, DECIDE_ROWS):
             yield chunk.slice(offset, DECIDE_ROWS)
 

@@ -28,12 +28,14 @@ __all__ = [
     "DEFAULT_ACTIONS",
     "DETAIL_COLUMNS",
     "DROPPED_ACTIONS",
+    "EVIDENCE_ROW",
     "RESULT_COLUMNS",
     "VERDICTS",
     "VERDICT_TYPE",
     "Decided",
     "decide",
     "decide_rows",
+    "evidence_rows",
     "number_evidence",
     "resolve_actions",
     "with_details",
@@ -69,6 +71,8 @@ RESULT_COLUMNS = (
 DETAIL_COLUMNS = tuple(
     name for name in RESULT_COLUMNS if name not in ("verdict", "action", "phone_e164")
 )
+# a contacts column `decide_rows` may be given: the row's evidence (`evidence_rows`)
+EVIDENCE_ROW = "evidence_row"
 RECONSENTED = "deactivated before consent (re-consented)"
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -178,20 +182,18 @@ def decide_rows(
         .then(pl.lit("unverified", VERDICT_TYPE))
         .otherwise(pl.lit("ok", VERDICT_TYPE))
     )
-    keys = contacts.get_column("phone_key")
-    has_events = keys.is_in(evidence.get_column("number").implode()).fill_null(False)
-    plain = contacts.select(verdict=plain_verdict, has_events=has_events)
+    if EVIDENCE_ROW in contacts.columns:
+        found = contacts.get_column(EVIDENCE_ROW)
+        contacts = contacts.drop(EVIDENCE_ROW)
+    else:
+        found = evidence_rows(contacts.get_column("phone_key"), evidence)
+    plain = contacts.select(verdict=plain_verdict, has_events=found.is_not_null())
     notable_mask = (plain.get_column("verdict") != "ok") | plain.get_column("has_events")
     positions = notable_mask.arg_true()
     notable_contacts = contacts.gather(positions)
+    their_evidence = evidence.drop("number").gather(found.gather(positions))
     detailed = _detail(
-        notable_contacts.join(
-            evidence.rename({"number": "phone_key"}),
-            on="phone_key",
-            how="left",
-            maintain_order="left",
-        ),
-        coverage_start,
+        pl.concat([notable_contacts, their_evidence], how="horizontal"), coverage_start
     )
     verdict = plain.get_column("verdict").scatter(positions, detailed.get_column("verdict"))
     mapping = dict(actions)
@@ -207,6 +209,24 @@ def decide_rows(
         notable=notable.select(
             [*contacts.columns, *(c for c in RESULT_COLUMNS if c not in contacts.columns)]
         ),
+    )
+
+
+def evidence_rows(phone_keys: pl.Series, evidence: pl.DataFrame) -> pl.Series:
+    """Each key's row in ``evidence`` (`number_evidence`), null when it has no events.
+
+    One hash join: a large file looks its keys up once per chunk, and `decide_rows`
+    then takes the rows from the ``evidence_row`` column instead of joining per slice.
+    """
+    return (
+        pl.DataFrame({"number": phone_keys})
+        .join(
+            evidence.select("number").with_row_index(EVIDENCE_ROW),
+            on="number",
+            how="left",
+            maintain_order="left",
+        )
+        .get_column(EVIDENCE_ROW)
     )
 
 
