@@ -110,9 +110,9 @@ class ColumnChoice:
 class ContactTable:
     """A contact file as read: names, the needed columns as text, and how to copy rows.
 
-    The values (one row per data row: row (1-based), phone, consent, id, raw text) of a
-    workbook are read at once; those of a CSV file are cut out of its bytes chunk by
-    chunk (`value_chunks`), so a large file never has every column in memory at once.
+    The values (one row per data row: row (1-based), phone, consent, id, raw text) are
+    read once: from a workbook by calamine, from a CSV file by polars, only the columns
+    reconcile needs; `value_chunks` hands them out a chunk at a time.
     """
 
     path: Path
@@ -131,6 +131,7 @@ class ContactTable:
     # XLSX: every row's values; CSV: the indexes of the columns to read
     loaded: pl.DataFrame | None = None
     csv_columns: tuple[int, ...] = ()
+    _columns: list[pl.Series] | None = field(default=None, repr=False)
 
     def value_chunks(self, rows: int) -> Iterator[pl.DataFrame]:
         """The values, ``rows`` data rows at a time, in order."""
@@ -146,7 +147,13 @@ class ContactTable:
         if self.loaded is not None:
             return self.loaded.slice(first, stop - first)
         assert self.scan is not None
-        read = read_columns(self.scan, list(self.csv_columns), self.encoding, first, stop)
+        if self._columns is None:
+            # polars reads the columns of every row in one parallel pass over the bytes
+            # as they are; a pass per chunk would first copy each chunk's bytes.
+            self._columns = read_columns(
+                self.scan, list(self.csv_columns), self.encoding, 0, self.row_count
+            )
+        read = [column.slice(first, stop - first) for column in self._columns]
         count = stop - first
         return pl.DataFrame(
             {
