@@ -7,12 +7,13 @@ succeeded; the outputs are then written as temporary files and renamed together.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import polars as pl
@@ -292,6 +293,8 @@ def _decide_and_write(
         # waits to be written.
         changes_writer = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         cleaned_writer = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        changes_out = _Settling(changes_stream) if changes_stream is not None else None
+        cleaned_out = _Settling(cleaned_stream) if cleaned_stream is not None else None
         in_flight: list[Future[None]] = []
         first = 0
         for piece, chunk in enumerate(_pieces(chunks, evidence)):
@@ -302,18 +305,16 @@ def _decide_and_write(
             for job in in_flight:
                 job.result()
             in_flight = []
-            if changes_stream is not None:
+            if changes_out is not None:
                 in_flight.append(
-                    changes_writer.submit(
-                        write_changes, changes_stream, decided.notable, piece == 0
-                    )
+                    changes_writer.submit(changes_out, write_changes, decided.notable, piece == 0)
                 )
-            if cleaned_stream is not None:
+            if cleaned_out is not None:
                 keep = np.ones(rows_part.height, dtype=bool) if flag else _kept(rows_part)
                 extra = _flag_extra(with_details(rows_part, decided)) if flag else None
                 in_flight.append(
                     cleaned_writer.submit(
-                        write_csv_rows, cleaned_stream, table, first, stop, keep, extra
+                        cleaned_out, write_csv_rows, table, first, stop, keep, extra
                     )
                 )
             rows.append(rows_part)
@@ -334,6 +335,29 @@ def _decide_and_write(
             last=True,
         )
     return all_rows, all_notable
+
+
+SETTLE_BYTES = 16 << 20
+
+
+class _Settling:
+    """Writes to one output, sending its bytes to disk every SETTLE_BYTES.
+
+    The batch fsyncs every output before it renames it; bytes sent to disk while the
+    next slices are decided leave that fsync only the last few to wait for.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.settled = 0
+
+    def __call__(self, write: Callable[..., None], *args: Any) -> None:
+        write(self.stream, *args)
+        position = self.stream.tell()
+        if position - self.settled >= SETTLE_BYTES:
+            self.stream.flush()
+            os.fdatasync(self.stream.fileno())
+            self.settled = position
 
 
 def _pieces(chunks: list[pl.DataFrame | None], evidence: pl.DataFrame) -> Iterator[pl.DataFrame]:

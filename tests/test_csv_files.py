@@ -255,3 +255,27 @@ def test_the_byte_scan_does_not_depend_on_where_its_blocks_end(monkeypatch, bloc
         broken = body[:stray_at] + b'""' + body[stray_at:]
         with pytest.raises(MalformedCSVError, match=f"line {line}: a quote inside a field"):
             scanner.scan_csv("body.csv", broken)
+
+
+def test_large_outputs_go_to_disk_while_the_next_rows_are_decided(
+    tmp_path, history_dir, monkeypatch
+):
+    import reconcile.clean as clean_module
+
+    source = tmp_path / "contacts.csv"
+    write_csv(source, rows=ROWS * 20)
+    whole = run_clean(source, history_dir, out_dir=tmp_path / "whole")[0]
+    settled: list[int] = []
+    real_fdatasync = clean_module.os.fdatasync
+
+    def fdatasync(descriptor: int) -> None:
+        settled.append(descriptor)
+        real_fdatasync(descriptor)
+
+    monkeypatch.setattr(clean_module, "DECIDE_ROWS", 7)
+    monkeypatch.setattr(clean_module, "SETTLE_BYTES", 100)
+    monkeypatch.setattr(clean_module.os, "fdatasync", fdatasync)
+    sliced = run_clean(source, history_dir, out_dir=tmp_path / "sliced")[0]
+    assert len(settled) >= 10  # both outputs, many times over
+    assert sliced.cleaned_path.read_bytes() == whole.cleaned_path.read_bytes()
+    assert sliced.changes_path.read_bytes() == whole.changes_path.read_bytes()

@@ -125,6 +125,7 @@ def test_valid_but_unusual_files_are_cleaned_exactly(run_cli, tmp_path, history_
     ("where", "code", "message"),
     [
         ("write", errno.ENOSPC, "No space left on device"),
+        ("settle", errno.ENOSPC, "No space left on device"),
         (
             "mkstemp",
             errno.EROFS,
@@ -149,6 +150,11 @@ def test_full_disk_and_read_only_folders_leave_nothing_partial(
 
     if where == "mkstemp":
         monkeypatch.setattr(atomic.tempfile, "mkstemp", failing)
+    elif where == "settle":  # the disk fills up while the outputs are being written
+        import reconcile.clean as clean_module
+
+        monkeypatch.setattr(clean_module, "SETTLE_BYTES", 1)
+        monkeypatch.setattr(clean_module.os, "fdatasync", failing)
     else:
         original = os.fsync
 
