@@ -6,6 +6,7 @@ succeeded; the outputs are then written as temporary files and renamed together.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -104,6 +105,8 @@ ROW_COLUMNS = (*CONTACT_COLUMNS, "verdict", "action")
 CHUNK_ROWS = 500_000
 # Rows decided at once: while one slice is decided, the one before is being written.
 DECIDE_ROWS = 250_000
+# Decided slices that may wait to be written (each writer keeps them in order).
+WRITE_AHEAD = 3
 
 
 @dataclass
@@ -284,41 +287,44 @@ def _decide_and_write(
                 # the workbook of the same run beside it, even after a crash in between
                 cleaned_stream = stack.enter_context(batch.writing(cleaned_path, last=True))
         # The change list and the cleaned rows are written by threads of their own, each
-        # in chunk order, while this thread decides the next chunk; one chunk at most
-        # waits to be written.
+        # in slice order, while this thread decides the next slices; WRITE_AHEAD slices
+        # at most wait to be written.
         changes_writer = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         cleaned_writer = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         changes_out = _Settling(changes_stream) if changes_stream is not None else None
         cleaned_out = _Settling(cleaned_stream) if cleaned_stream is not None else None
-        in_flight: list[Future[None]] = []
+        in_flight: collections.deque[list[Future[None]]] = collections.deque()
         first = 0
         for piece, chunk in enumerate(_pieces(chunks, evidence)):
             decided = decide_rows(chunk, evidence, coverage.start, options.actions)
             rows_part = chunk.select(CONTACT_COLUMNS).with_columns(decided.verdict, decided.action)
             del chunk
             stop = first + rows_part.height
-            for job in in_flight:
-                job.result()
-            in_flight = []
+            while len(in_flight) >= WRITE_AHEAD:
+                for job in in_flight.popleft():
+                    job.result()
+            jobs: list[Future[None]] = []
             if changes_out is not None:
-                in_flight.append(
+                jobs.append(
                     changes_writer.submit(changes_out, write_changes, decided.notable, piece == 0)
                 )
             if cleaned_out is not None:
                 keep = np.ones(rows_part.height, dtype=bool) if flag else _kept(rows_part)
                 extra = _flag_extra(with_details(rows_part, decided)) if flag else None
-                in_flight.append(
+                jobs.append(
                     cleaned_writer.submit(
                         cleaned_out, write_csv_rows, table, first, stop, keep, extra
                     )
                 )
+            in_flight.append(jobs)
             rows.append(rows_part)
             notable.append(
                 decided.notable.filter((pl.col("verdict") != "ok") | pl.col("reason").is_not_null())
             )
             first = stop
-        for job in in_flight:
-            job.result()
+        for jobs in in_flight:
+            for job in jobs:
+                job.result()
     all_rows = pl.concat(rows)
     all_notable = pl.concat(notable)
     if batch is not None and table.kind == "xlsx":
