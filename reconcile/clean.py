@@ -291,11 +291,12 @@ def _decide_and_write(
         # at most wait to be written.
         changes_writer = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         cleaned_writer = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        lookups = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         changes_out = _Settling(changes_stream) if changes_stream is not None else None
         cleaned_out = _Settling(cleaned_stream) if cleaned_stream is not None else None
         in_flight: collections.deque[list[Future[None]]] = collections.deque()
         first = 0
-        for piece, chunk in enumerate(_pieces(chunks, evidence)):
+        for piece, chunk in enumerate(_pieces(chunks, evidence, lookups)):
             decided = decide_rows(chunk, evidence, coverage.start, options.actions)
             rows_part = chunk.select(CONTACT_COLUMNS).with_columns(decided.verdict, decided.action)
             del chunk
@@ -361,13 +362,28 @@ class _Settling:
             self.settled = position
 
 
-def _pieces(chunks: list[pl.DataFrame | None], evidence: pl.DataFrame) -> Iterator[pl.DataFrame]:
-    """The chunks in slices of DECIDE_ROWS, each row with its ``evidence_row``; each
-    chunk is let go once it is sliced."""
+def _pieces(
+    chunks: list[pl.DataFrame | None], evidence: pl.DataFrame, pool: ThreadPoolExecutor
+) -> Iterator[pl.DataFrame]:
+    """The chunks in slices of DECIDE_ROWS, each row with its ``evidence_row``.
+
+    A chunk's rows are looked up in the evidence on ``pool`` while the chunk before is
+    being decided; each chunk is let go once it is sliced.
+    """
+
+    def look_up(index: int) -> Future[pl.Series] | None:
+        chunk = chunks[index] if index < len(chunks) else None
+        if chunk is None:
+            return None
+        return pool.submit(evidence_rows, chunk.get_column("phone_key"), evidence)
+
+    upcoming = look_up(0)
     for index, chunk in enumerate(chunks):
-        assert chunk is not None
+        assert chunk is not None and upcoming is not None
         chunks[index] = None
-        chunk = chunk.with_columns(evidence_rows(chunk.get_column("phone_key"), evidence))
+        found = upcoming.result()
+        upcoming = look_up(index + 1)
+        chunk = chunk.with_columns(found)
         for offset in range(0, chunk.height, DECIDE_ROWS):
             yield chunk.slice(offset, DECIDE_ROWS)
 
