@@ -23,7 +23,16 @@ import polars as pl
 
 from reconcile.errors import MalformedCSVError
 
-__all__ = ["CsvScan", "extract_column", "header_names", "read_columns", "scan_csv"]
+__all__ = [
+    "CsvScan",
+    "checked_columns",
+    "extract_column",
+    "header_names",
+    "polars_columns",
+    "read_columns",
+    "read_header",
+    "scan_csv",
+]
 
 _QUOTE = ord('"')
 _LF = ord("\n")
@@ -406,6 +415,19 @@ def header_names(scan: CsvScan, encoding: str) -> list[str]:
     # The header is cut out of a scan of its own record, so that the whole body's
     # delimiter positions are never needed for it.
     header = scan_csv(scan.name, scan.body[: int(scan.record_end[0])], scan.delimiter)
+    return _names(header, encoding)
+
+
+def read_header(name: str, body: bytes, encoding: str) -> tuple[str, list[str]]:
+    """The delimiter and the column names, from the header record alone (no scan of the
+    whole body); raises MalformedCSVError where the header itself is malformed."""
+    record = _first_record(body)
+    terminated = body[: len(record) + 1] if len(record) < len(body) else record
+    header = scan_csv(name, terminated)
+    return header.delimiter, _names(header, encoding)
+
+
+def _names(header: CsvScan, encoding: str) -> list[str]:
     first = np.array([0], dtype=np.int64)
     return [
         extract_column_values(header, first, encoding, column)[:-1]
@@ -437,15 +459,26 @@ def read_columns(
     # then handed over as it is, with no copy of its bytes.
     begin = 0 if first == 0 else int(scan.record_start[records[0]])
     end = int(scan.record_end[records[-1]])
-    piece = scan.body[begin:end]
+    read = polars_columns(scan.body[begin:end], columns, scan.delimiter, encoding, first == 0)
+    return checked_columns(scan, read, columns, encoding, records)
+
+
+def polars_columns(
+    body: bytes, columns: list[int], delimiter: str, encoding: str, has_header: bool = True
+) -> list[pl.Series] | None:
+    """``columns`` of every record in ``body``, read by polars; None if it refuses them.
+
+    Needs no scan, so it can run beside one; `checked_columns` then decides whether
+    polars' answer agrees with the scan.
+    """
     if encoding != "utf-8":
-        piece = piece.decode(encoding).encode("utf-8")
+        body = body.decode(encoding).encode("utf-8")
     try:
         frame = pl.read_csv(
-            piece,
-            has_header=first == 0,
+            body,
+            has_header=has_header,
             columns=columns,
-            separator=scan.delimiter,
+            separator=delimiter,
             quote_char='"',
             infer_schema=False,
             empty_string_is_null=False,
@@ -454,7 +487,21 @@ def read_columns(
             raise_if_empty=True,
         )
     except pl.exceptions.PolarsError:
-        frame = None
-    if frame is not None and frame.height == records.size and frame.width == len(columns):
-        return [series.rename("") for series in frame.get_columns()]
+        return None
+    if frame.width != len(columns):
+        return None
+    return [series.rename("") for series in frame.get_columns()]
+
+
+def checked_columns(
+    scan: CsvScan,
+    read: list[pl.Series] | None,
+    columns: list[int],
+    encoding: str,
+    records: Offsets,
+) -> list[pl.Series]:
+    """polars' ``read`` of ``records`` when it has one row per record, else the scan's
+    own byte-exact extraction."""
+    if read is not None and all(series.len() == records.size for series in read):
+        return read
     return [extract_column(scan, column, encoding, records) for column in columns]

@@ -13,6 +13,7 @@ import html
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -21,12 +22,21 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from reconcile._csvscan import CsvScan, header_names, read_columns, scan_csv
+from reconcile._csvscan import (
+    CsvScan,
+    checked_columns,
+    header_names,
+    polars_columns,
+    read_columns,
+    read_header,
+    scan_csv,
+)
 from reconcile._text import first_line as _first_line
 from reconcile.errors import (
     ColumnError,
     EncodingError,
     InputError,
+    ReconcileError,
     UnsupportedFormatError,
 )
 
@@ -132,6 +142,7 @@ class ContactTable:
     loaded: pl.DataFrame | None = None
     csv_columns: tuple[int, ...] = ()
     _columns: list[pl.Series] | None = field(default=None, repr=False)
+    _reading: Future[list[pl.Series] | None] | None = field(default=None, repr=False)
 
     def value_chunks(self, rows: int) -> Iterator[pl.DataFrame]:
         """The values, ``rows`` data rows at a time, in order."""
@@ -149,10 +160,17 @@ class ContactTable:
         assert self.scan is not None
         if self._columns is None:
             # polars reads the columns of every row in one parallel pass over the bytes
-            # as they are; a pass per chunk would first copy each chunk's bytes.
-            self._columns = read_columns(
-                self.scan, list(self.csv_columns), self.encoding, 0, self.row_count
-            )
+            # as they are (a pass per chunk would first copy each chunk's bytes), most
+            # often already begun beside the scan.
+            wanted = list(self.csv_columns)
+            if self._reading is not None:
+                read = self._reading.result()
+                self._reading = None
+                self._columns = checked_columns(
+                    self.scan, read, wanted, self.encoding, self.scan.data_records
+                )
+            else:
+                self._columns = read_columns(self.scan, wanted, self.encoding, 0, self.row_count)
         read = [column.slice(first, stop - first) for column in self._columns]
         count = stop - first
         return pl.DataFrame(
@@ -381,14 +399,27 @@ def _read_csv(path: Path, choice: ColumnChoice, encoding: str | None) -> Contact
             ) from None
     else:
         codec = detect_encoding(path.name, body, bool(bom))
+    # When the header names the columns, polars reads them in the background while the
+    # scan checks the whole file; a header with a problem is reported after the scan,
+    # exactly as if nothing had been read ahead.
+    reading: Future[list[pl.Series] | None] | None = None
+    try:
+        delimiter, header = read_header(path.name, body, codec)
+        ahead = _wanted(header, _resolve_all(path, header, choice))
+    except ReconcileError:
+        pass
+    else:
+        reader = ThreadPoolExecutor(max_workers=1)
+        reading = reader.submit(polars_columns, body, ahead, delimiter, codec)
+        reader.shutdown(wait=False)
     scan = scan_csv(path.name, body)
     columns = header_names(scan, codec)
     phone, consent, identifier = _resolve_all(path, columns, choice)
     if scan.row_count == 0:
         raise InputError(f"{path.name}: the file has a header but no data rows.")
-    wanted = [columns.index(phone), columns.index(consent)]
-    if identifier:
-        wanted.append(columns.index(identifier))
+    wanted = _wanted(columns, (phone, consent, identifier))
+    if reading is not None and (ahead != wanted or delimiter != scan.delimiter):
+        reading = None  # cannot happen: both come from the same header
     return ContactTable(
         path=path,
         kind="csv",
@@ -402,7 +433,12 @@ def _read_csv(path: Path, choice: ColumnChoice, encoding: str | None) -> Contact
         encoding=codec,
         bom=bom,
         scan=scan,
+        _reading=reading,
     )
+
+
+def _wanted(columns: list[str], chosen: tuple[str, str, str | None]) -> list[int]:
+    return [columns.index(name) for name in chosen if name]
 
 
 def _quote_expr(value: pl.Expr, delimiter: str) -> pl.Expr:

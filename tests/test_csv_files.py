@@ -279,3 +279,28 @@ def test_large_outputs_go_to_disk_while_the_next_rows_are_decided(
     assert len(settled) >= 10  # both outputs, many times over
     assert sliced.cleaned_path.read_bytes() == whole.cleaned_path.read_bytes()
     assert sliced.changes_path.read_bytes() == whole.changes_path.read_bytes()
+
+
+def test_the_columns_are_read_beside_the_scan_and_agree_with_it(tmp_path):
+    from reconcile._csvscan import extract_column
+
+    source = tmp_path / "contacts.csv"
+    write_csv(source, rows=ROWS * 3)
+    table = read_contacts(source, ColumnChoice())
+    assert table._reading is not None  # polars began while the bytes were scanned
+    values = table.values
+    assert table.scan is not None
+    records = table.scan.data_records
+    for name, column in zip(("phone", "consent", "id"), table.csv_columns, strict=True):
+        expected = extract_column(table.scan, column, table.encoding, records)
+        assert values.get_column(name).to_list() == expected.to_list()
+
+
+def test_reading_ahead_does_not_change_which_error_is_reported(tmp_path):
+    from reconcile.errors import MalformedCSVError
+
+    # no phone column and a ragged row: the scan's error comes first, as it always has
+    source = tmp_path / "contacts.csv"
+    source.write_bytes(b"Name,Opt-In Date\nAna,2024-03-09\nBen,2024-03-20,extra\n")
+    with pytest.raises(MalformedCSVError, match="line 3 has 3 fields"):
+        read_contacts(source, ColumnChoice())
