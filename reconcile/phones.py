@@ -8,7 +8,8 @@ non-NANP default region, are handed to `phonenumbers`, once per distinct value.
 
 from __future__ import annotations
 
-import phonenumbers
+from types import ModuleType
+
 import polars as pl
 
 from reconcile.errors import OptionError
@@ -24,14 +25,28 @@ _FLOAT_TAIL = r"^([0-9]+)\.0+$"
 # Characters a written phone number may hold once the extension is gone.
 _ALLOWED = r"^\+?[0-9\s().\-/]*$"
 
-_NANP_REGIONS = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(1, ()))
+# The regions of country code 1 (phonenumbers' COUNTRY_CODE_TO_REGION_CODE[1], which a
+# test keeps in step): a North American default region never loads phonenumbers.
+_NANP_REGIONS = frozenset(
+    # SIM905: one line of codes reads (and compares with the library's list) best
+    "AG AI AS BB BM BS CA DM DO GD GU JM KN KY LC MP MS PR SX TC TT US VC VG VI".split()  # noqa: SIM905
+)
+
+
+def _library() -> ModuleType:
+    """phonenumbers, imported the first time a number needs it (it takes a while)."""
+    import phonenumbers
+
+    return phonenumbers
+
+
 _MAX_E164_DIGITS = 15
 
 
 def validate_region(region: str) -> str:
     """Return the upper-cased region code, or raise OptionError for an unknown one."""
     code = region.strip().upper()
-    if code not in phonenumbers.SUPPORTED_REGIONS:
+    if code not in _NANP_REGIONS and code not in _library().SUPPORTED_REGIONS:
         raise OptionError(
             f"--default-region {region!r} is not a region code phonenumbers knows "
             "(use a two-letter code such as US, CA, GB)."
@@ -237,6 +252,7 @@ def _parse_with_library(
         text = "+" + intl_digits
     else:
         text = body
+    phonenumbers = _library()
     try:
         number = phonenumbers.parse(text, None if intl_digits is not None else region)
     except phonenumbers.NumberParseException:

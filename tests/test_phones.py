@@ -110,3 +110,27 @@ def test_canadian_region_uses_the_nanp_fast_path():
 def test_unknown_region_is_an_option_error():
     with pytest.raises(OptionError, match="--default-region 'XX'"):
         normalize_phones(pl.Series(["4155550123"]), "XX")
+
+
+def test_the_north_american_regions_are_the_librarys():
+    import phonenumbers
+
+    from reconcile.phones import _NANP_REGIONS
+
+    assert frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1]) == _NANP_REGIONS
+
+
+def test_a_north_american_run_does_not_load_phonenumbers():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, polars as pl\n"
+        "from reconcile.phones import normalize_phones, validate_region\n"
+        "validate_region('ca')\n"
+        "normalize_phones(pl.Series(['(415) 555-0101', '', 'call me']), 'US')\n"
+        "assert 'phonenumbers' not in sys.modules\n"
+        "normalize_phones(pl.Series(['+44 20 7946 0958']), 'US')\n"
+        "assert 'phonenumbers' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
