@@ -90,3 +90,26 @@ def test_bad_parquet_is_refused_and_the_ledger_unchanged(run_cli, tmp_path, fram
     assert result.exit_code == 1
     assert message in result.stderr
     assert not Ledger(tmp_path / "ledger").manifest_path.exists()
+
+
+def test_ledger_files_are_lz4_and_older_zstd_files_still_read(run_cli, tmp_path, monkeypatch):
+    _contacts, events = write_dataset(tmp_path / "data", 100, 1_000)
+    written: list[dict[str, object]] = []
+    original = pl.DataFrame.write_parquet
+
+    def spy(frame, target, **options):
+        written.append(options)
+        return original(frame, target, **options)
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", spy)
+    data = tmp_path / "ledger"
+    assert run_cli("ledger", "import", events, "--data-dir", data).exit_code == 0
+    assert [options["compression"] for options in written] == ["lz4"]
+    monkeypatch.undo()
+    # a file written as earlier versions wrote it reads the same
+    ledger = Ledger(data)
+    [file] = ledger.events_dir.glob("*.parquet")
+    before = ledger.history().events.sort("number", "occurred_at", "type")
+    pl.read_parquet(file).write_parquet(file, compression="zstd")
+    after = Ledger(data).history().events.sort("number", "occurred_at", "type")
+    assert after.equals(before)
