@@ -31,7 +31,7 @@ from reconcile.contacts import (
 )
 from reconcile.errors import OutputError
 from reconcile.history import Coverage, History
-from reconcile.phones import normalize_phones, validate_region
+from reconcile.phones import e164_of, normalize_phones, validate_region
 from reconcile.reports import write_changes
 from reconcile.verdicts import (
     ACTIONS,
@@ -98,8 +98,10 @@ class CleanOptions:
 
 # Every row keeps these; the reasons and evidence (DETAIL_COLUMNS) are kept for notable
 # rows only.
-CONTACT_COLUMNS = ("row", "phone", "consent", "id", "phone_e164")
+CONTACT_COLUMNS = ("row", "phone", "consent", "id", "phone_key")
 ROW_COLUMNS = (*CONTACT_COLUMNS, "verdict", "action")
+# What `CleanResult.decisions` holds per row before the details: the key as E.164 text.
+DECISION_COLUMNS = ("row", "phone", "consent", "id", "phone_e164", "verdict", "action")
 # Rows whose phones or consent cells are worked out in one job: a million-row file
 # is two jobs, one per core.
 CHUNK_ROWS = 500_000
@@ -184,8 +186,10 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _assembled(rows: pl.DataFrame, notable: pl.DataFrame) -> pl.DataFrame:
     details = notable.select("row", *DETAIL_COLUMNS)
-    return rows.join(details, on="row", how="left", maintain_order="left").select(
-        *ROW_COLUMNS, *DETAIL_COLUMNS
+    return (
+        rows.join(details, on="row", how="left", maintain_order="left")
+        .with_columns(phone_e164=e164_of(pl.col("phone_key")))
+        .select(*DECISION_COLUMNS, *DETAIL_COLUMNS)
     )
 
 
@@ -225,7 +229,12 @@ def reconcile_file(
         coverage_job = pool.submit(history.coverage)
         parts = list(table.value_chunks(CHUNK_ROWS))
         phone_jobs = [
-            pool.submit(normalize_phones, part.get_column("phone"), options.default_region)
+            pool.submit(
+                normalize_phones,
+                part.get_column("phone"),
+                options.default_region,
+                with_e164=False,  # made from the key for the rows that show it
+            )
             for part in parts
         ]
         phones = [job.result() for job in phone_jobs]
@@ -432,6 +441,8 @@ def _check_targets(paths: Sequence[Path], options: CleanOptions) -> None:
 
 
 def _flag_extra(decisions: pl.DataFrame) -> pl.DataFrame:
+    if "phone_e164" not in decisions.columns:
+        decisions = decisions.with_columns(phone_e164=e164_of(pl.col("phone_key")))
     return _as_text(decisions).select(
         [pl.col(source).alias(name) for name, source in FLAG_COLUMNS.items()]
     )

@@ -14,7 +14,7 @@ import polars as pl
 
 from reconcile.errors import OptionError
 
-__all__ = ["normalize_phones", "validate_region"]
+__all__ = ["e164_of", "normalize_phones", "validate_region"]
 
 # Extension markers CRMs write after the number: "x12", "ext. 12", "extension 12", "#12".
 _EXTENSION = r"\s*(?:;\s*ext=|ext(?:ension)?\.?|x|#)\s*[0-9]{1,7}\s*$"
@@ -77,17 +77,27 @@ _NANP_SHAPE = (
 _SEPARATORS = [" ", "(", ")", "-", ".", "/", "\u00a0", "\t"]
 
 
-def normalize_phones(raw: pl.Series, default_region: str = "US") -> pl.DataFrame:
+def e164_of(key: pl.Expr) -> pl.Expr:
+    """``+14155550123`` from a ``phone_key``: the key is the E.164 number's digits."""
+    return pl.when(key.is_not_null()).then(pl.lit("+") + key.cast(pl.String))
+
+
+def normalize_phones(
+    raw: pl.Series, default_region: str = "US", *, with_e164: bool = True
+) -> pl.DataFrame:
     """Normalize raw phone cells.
 
     Returns one row per input with ``phone_e164`` (``+14155550123``), ``phone_key``
     (UInt64, the E.164 digits) and ``phone_error`` (why a cell is not a valid number;
     null when it is). All three are null/valid together: a key exists iff no error.
+    Without ``with_e164`` the text is left out: `e164_of` makes it from the key, for
+    the few rows that are shown.
     """
     region = validate_region(default_region)
     text = raw.cast(pl.String)
     if region not in _NANP_REGIONS:
-        return _normalize_general(text, region)
+        general = _normalize_general(text, region)
+        return general if with_e164 else general.drop("phone_e164")
     # Fast path: one DFA match for the common North American shapes; the digits are
     # then the last ten before any extension marker. Every other cell (and any cell whose
     # fast digits do not come out clean) is answered by the general rules.
@@ -112,16 +122,19 @@ def normalize_phones(raw: pl.Series, default_region: str = "US") -> pl.DataFrame
         )
     )
     digits = fast.get_column("key")
-    result = pl.DataFrame(
-        {
-            # the text is the key's own digits wherever the key exists
+    columns = {
+        "phone_key": digits,
+        "phone_error": pl.repeat(None, text.len(), dtype=pl.String, eager=True),
+    }
+    if with_e164:
+        # the text is the key's own digits wherever the key exists
+        columns = {
             "phone_e164": fast.select(
                 pl.when(pl.col("key").is_not_null()).then(pl.lit("+") + pl.col("digit_text"))
             ).to_series(),
-            "phone_key": digits,
-            "phone_error": pl.repeat(None, text.len(), dtype=pl.String, eager=True),
+            **columns,
         }
-    )
+    result = pl.DataFrame(columns)
     rest = digits.is_null().arg_true()
     if rest.len():
         general = _normalize_general(text.gather(rest), region)

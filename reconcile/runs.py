@@ -24,6 +24,7 @@ from reconcile.clean import CleanOptions, CleanResult, clean_files, reconcile_fi
 from reconcile.config import RunConfig
 from reconcile.contacts import ColumnChoice
 from reconcile.history import History
+from reconcile.phones import e164_of
 from reconcile.verdicts import resolve_actions
 
 __all__ = ["InputRun", "RunHistory", "compare_runs", "contact_keys", "options_for"]
@@ -47,11 +48,14 @@ def options_for(config: Any, out_dir: Path | None) -> CleanOptions:
 
 def contact_keys(decisions: pl.DataFrame) -> pl.DataFrame:
     """One stable key per contact: ``id:...`` when the file has ids, else ``phone:+1...``."""
+    e164 = (
+        pl.col("phone_e164") if "phone_e164" in decisions.columns else e164_of(pl.col("phone_key"))
+    )
     key = (
         pl.when(pl.col("id").is_not_null() & (pl.col("id").str.strip_chars() != ""))
         .then(pl.lit("id:") + pl.col("id").str.strip_chars())
-        .when(pl.col("phone_e164").is_not_null())
-        .then(pl.lit("phone:") + pl.col("phone_e164"))
+        .when(e164.is_not_null())
+        .then(pl.lit("phone:") + e164)
         .otherwise(pl.lit("row:") + pl.col("row").cast(pl.String))
     )
     return decisions.select(key=key, row="row", verdict="verdict", action="action").unique(

@@ -21,6 +21,7 @@ import polars as pl
 
 from reconcile.consent import FUTURE, MISSING, UNPARSEABLE
 from reconcile.history import ACTIVATION, DEACTIVATION, SUSPENSION
+from reconcile.phones import e164_of
 
 __all__ = [
     "ACTIONS",
@@ -197,6 +198,8 @@ def decide_rows(
     )
     verdict = plain.get_column("verdict").scatter(positions, detailed.get_column("verdict"))
     mapping = dict(actions)
+    if "phone_e164" not in notable_contacts.columns:
+        notable_contacts = notable_contacts.with_columns(phone_e164=e164_of(pl.col("phone_key")))
     notable = notable_contacts.with_columns(
         detailed.get_column("verdict"),
         action=detailed.get_column("verdict").replace_strict(mapping, return_dtype=ACTION_TYPE),
@@ -260,6 +263,8 @@ def decide(
         assert events is not None, "decide needs the events or their evidence"
         evidence = number_evidence(contacts.get_column("phone_key"), events)
     decided = decide_rows(contacts, evidence, coverage_start, actions)
+    if "phone_e164" not in contacts.columns:
+        contacts = contacts.with_columns(phone_e164=e164_of(pl.col("phone_key")))
     result = with_details(
         contacts.with_columns(decided.verdict.cast(pl.String), decided.action.cast(pl.String)),
         decided,

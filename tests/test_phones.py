@@ -134,3 +134,32 @@ def test_a_north_american_run_does_not_load_phonenumbers():
         "assert 'phonenumbers' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_e164_text_is_the_key_s_own_digits():
+    import polars as pl
+
+    from reconcile.phones import e164_of, normalize_phones
+
+    raw = pl.Series(
+        [
+            "(415) 555-0101",
+            "+1 415 555 0102 x7",
+            "+44 20 7946 0958",
+            "011 33 1 42 68 53 00",
+            "+49 30 901820",
+            "",
+            "call me",
+            "4.15555E+09",
+            *(raw for raw, _e164 in VALID),
+        ]
+    )
+    with_text = normalize_phones(raw, "US")
+    without = normalize_phones(raw, "US", with_e164=False)
+    assert without.columns == ["phone_key", "phone_error"]
+    assert without.equals(with_text.drop("phone_e164"))
+    made = without.select(e164_of(pl.col("phone_key"))).to_series()
+    assert made.to_list() == with_text.get_column("phone_e164").to_list()
+    assert with_text.get_column("phone_e164").null_count() == 3  # the three invalid cells
+    general = normalize_phones(raw, "GB", with_e164=False)  # the general path alone
+    assert general.columns == ["phone_key", "phone_error"]
