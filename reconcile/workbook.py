@@ -91,6 +91,15 @@ class _Sheet:
         self.sheet.append(cells)
         self.rows += 1
 
+    def append_checked(self, values: Sequence[Any], plain: bool) -> None:
+        """`append`, with the per-value checks skipped when the caller knows the row is
+        ``plain``: no text starting with ``=`` and no datetime with a time zone."""
+        if plain:
+            self.sheet.append(values)
+            self.rows += 1
+        else:
+            self.append(values)
+
     def finish(self) -> None:
         self.sheet.auto_filter.ref = f"A1:{self._letter}{max(self.rows, 1)}"
 
@@ -139,16 +148,21 @@ def _evidence(workbook: Any, decisions: pl.DataFrame) -> None:
     ).select("action", *(name for name, _title, _width in EVIDENCE_COLUMNS))
     # each sheet is one action, so the action is not repeated on every row
     headers = [(title, width) for _name, title, width in EVIDENCE_COLUMNS]
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    # Rows holding text that Excel would take for a formula are found at once; every
+    # other row goes to the sheet as it is (event_at is a naive UTC datetime already).
+    formula_like = pl.any_horizontal(pl.col(text).str.starts_with("=")).fill_null(False)
     for action, title in ACTION_SHEETS:
         chosen = frame.filter(pl.col("action") == action).drop("action")
+        careful = chosen.select(formula_like).to_series().to_list()
         part = 1
         sheet = _Sheet(workbook, title, headers)
-        for row in chosen.iter_rows():
+        for row, needs_care in zip(chosen.iter_rows(), careful, strict=True):
             if sheet.rows >= EXCEL_MAX_ROWS:  # Excel's limit: continue on a next sheet
                 sheet.finish()
                 part += 1
                 sheet = _Sheet(workbook, f"{title} ({part})", headers)
-            sheet.append(row)
+            sheet.append_checked(row, plain=not needs_care)
         sheet.finish()
 
 
