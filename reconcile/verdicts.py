@@ -100,7 +100,7 @@ def number_evidence(phone_keys: pl.Series, events: pl.DataFrame | pl.LazyFrame) 
     event (``suspended``, with its report and network) and the latest DEACTIVATION or
     ACTIVATION (``deact_*``). Only events of the given numbers are read.
     """
-    numbers = phone_keys.drop_nulls().unique()
+    numbers = phone_keys.drop_nulls()  # is_in makes its own set: no unique() first
     relevant = (
         events.lazy()
         .select("number", "type", "occurred_at", "new_number", "report_id", "network_name")
