@@ -326,19 +326,28 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
                 "again with Windows or Unix line endings."
             )
 
-    record_start = np.concatenate(([0], newlines + 1)).astype(np.int64)
-    record_end = np.concatenate((newlines + 1, [size])).astype(np.int64)
-    if record_start[-1] == size:  # the body ends with a newline: no record after it
-        record_start, record_end = record_start[:-1], record_end[:-1]
-    if record_start.size == 0:
+    # Record k > 0 starts right after newline k - 1. The arrays are filled in place:
+    # at ten million records every temporary is fresh memory, and page faults cost more
+    # than the arithmetic.
+    terminated = newlines.size
+    # a last record without a terminator, unless the body ends with its last newline
+    unterminated = size > 0 and (terminated == 0 or int(newlines[-1]) + 1 < size)
+    count = terminated + int(unterminated)
+    if count == 0:
         raise MalformedCSVError(f"{name}: the file is empty: it needs a header line and rows.")
-    terminated = np.zeros(record_start.size, dtype=np.int64)
-    terminated[: newlines.size] = 1
-    content_end = record_end - terminated
+    record_start = np.empty(count, dtype=np.int64)
+    record_start[0] = 0
+    np.add(newlines[: count - 1], 1, out=record_start[1:])
+    record_end = np.empty(count, dtype=np.int64)
+    np.add(newlines, 1, out=record_end[:terminated])
+    if unterminated:
+        record_end[-1] = size
+    content_end = record_end.copy()
+    content_end[:terminated] -= 1
     if carriage_returns.size:  # a CR just before the LF belongs to the terminator
         before = np.maximum(content_end - 1, 0)
         has_cr = (content_end > record_start) & (data[np.minimum(before, size - 1)] == _CR)
-        content_end = content_end - has_cr.astype(np.int64)
+        content_end -= has_cr
     newline = b"\r\n" if body[content_end[0] : content_end[0] + 2] == b"\r\n" else b"\n"
 
     if content_end[0] == record_start[0]:
@@ -346,14 +355,17 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
             f"{name}: line 1 is empty: the first line must be the header with the column names."
         )
 
-    # Record k > 0 starts right after newline k - 1; between a record's start and its
-    # terminator lie exactly its own delimiters, so the next record's count bounds them.
-    first_delimiter = np.concatenate(([0], delimiters_before_newline))[: record_start.size]
-    following_first = np.append(first_delimiter[1:], delimiter_count)
-    fields = following_first - first_delimiter + 1
+    # Between a record's start and its terminator lie exactly its own delimiters, so
+    # the count before the next record bounds them.
+    first_delimiter = np.empty(count, dtype=np.int64)
+    first_delimiter[0] = 0
+    first_delimiter[1:] = delimiters_before_newline[: count - 1]
+    fields = np.empty(count, dtype=np.int64)
+    np.subtract(first_delimiter[1:], first_delimiter[:-1], out=fields[:-1])
+    fields[-1] = delimiter_count - first_delimiter[-1]
+    fields += 1
     header_fields = int(fields[0])
-    blank = content_end == record_start
-    data_records = np.flatnonzero(~blank)[1:].astype(np.int64)
+    data_records = np.flatnonzero(content_end != record_start)[1:]
     ragged = data_records[fields[data_records] != header_fields]
     if ragged.size:
         record = int(ragged[0])
