@@ -96,10 +96,9 @@ class CleanOptions:
         assert set(self.actions.values()) <= set(ACTIONS)
 
 
-# Every row keeps these; the reasons and evidence (DETAIL_COLUMNS) are kept for notable
-# rows only.
+# Every row keeps these, with its verdict and action (enums); the reasons and evidence
+# (DETAIL_COLUMNS) are kept for notable rows only.
 CONTACT_COLUMNS = ("row", "phone", "consent", "id", "phone_key")
-ROW_COLUMNS = (*CONTACT_COLUMNS, "verdict", "action")
 # What `CleanResult.decisions` holds per row before the details: the key as E.164 text.
 DECISION_COLUMNS = ("row", "phone", "consent", "id", "phone_e164", "verdict", "action")
 # Rows whose phones or consent cells are worked out in one job: a million-row file
@@ -115,8 +114,9 @@ WRITE_AHEAD = 3
 class CleanResult:
     """One contact file reconciled: the table, every row's decision, and the outputs.
 
-    ``rows`` holds every row's verdict and action; ``notable`` holds the full decision
-    (reason, evidence) of every row that is not plainly ``ok``.
+    ``rows`` holds every row's verdict and action (enums) beside CONTACT_COLUMNS;
+    ``notable`` holds the full decision (reason, evidence) of every row that is not
+    plainly ``ok``; ``decisions`` joins them as text.
     """
 
     table: ContactTable
@@ -282,7 +282,7 @@ def _decide_and_write(
     batch: OutputBatch | None,
     targets: tuple[Path, Path],
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Decide chunk by chunk; stream each chunk's cleaned rows and changes to the batch."""
+    """Decide slice by slice; stream each slice's cleaned rows and changes to the batch."""
     cleaned_path, changes_path = targets
     flag = options.mode == "flag"
     rows: list[pl.DataFrame] = []
