@@ -18,6 +18,8 @@ from reconcile.errors import OutputError
 
 __all__ = ["OutputBatch"]
 
+WRITE_BUFFER = 1 << 20
+
 
 class OutputBatch:
     """Collect outputs as temporary files; `commit` renames them all into place."""
@@ -62,7 +64,9 @@ class OutputBatch:
     def writing(self, target: Path, *, last: bool = False) -> Iterator[BinaryIO]:
         """Stream ``target``'s content into the yielded file (see `add`)."""
         temporary = self._reserve(target, last)
-        with self._guarded(target), temporary.open("wb") as stream:
+        # A large buffer: kept rows are copied as many short runs of bytes, and each
+        # system call costs more than the copy.
+        with self._guarded(target), temporary.open("wb", buffering=WRITE_BUFFER) as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
