@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a failure reported in one line (no traceback unless -v)
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -70,6 +71,8 @@ def process_main() -> None:
     memory back at once anyway. Every output is already committed (or discarded) when
     `main` returns, so only the standard streams are left to flush.
     """
+    # The modules just imported are not garbage: the collector stops walking them.
+    gc.freeze()
     try:
         main()
         code: object = 0
