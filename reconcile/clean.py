@@ -31,7 +31,7 @@ from reconcile.contacts import (
 )
 from reconcile.errors import OutputError
 from reconcile.history import Coverage, History
-from reconcile.phones import e164_of, normalize_phones, validate_region
+from reconcile.phones import add_e164, normalize_phones, validate_region
 from reconcile.reports import write_changes
 from reconcile.verdicts import (
     ACTIONS,
@@ -186,11 +186,8 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _assembled(rows: pl.DataFrame, notable: pl.DataFrame) -> pl.DataFrame:
     details = notable.select("row", *DETAIL_COLUMNS)
-    return (
-        rows.join(details, on="row", how="left", maintain_order="left")
-        .with_columns(phone_e164=e164_of(pl.col("phone_key")))
-        .select(*DECISION_COLUMNS, *DETAIL_COLUMNS)
-    )
+    joined = rows.join(details, on="row", how="left", maintain_order="left")
+    return add_e164(joined).select(*DECISION_COLUMNS, *DETAIL_COLUMNS)
 
 
 def _kept(decisions: pl.DataFrame) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -441,9 +438,7 @@ def _check_targets(paths: Sequence[Path], options: CleanOptions) -> None:
 
 
 def _flag_extra(decisions: pl.DataFrame) -> pl.DataFrame:
-    if "phone_e164" not in decisions.columns:
-        decisions = decisions.with_columns(phone_e164=e164_of(pl.col("phone_key")))
-    return _as_text(decisions).select(
+    return _as_text(add_e164(decisions)).select(
         [pl.col(source).alias(name) for name, source in FLAG_COLUMNS.items()]
     )
 

@@ -14,7 +14,7 @@ import polars as pl
 
 from reconcile.errors import OptionError
 
-__all__ = ["e164_of", "normalize_phones", "validate_region"]
+__all__ = ["add_e164", "normalize_phones", "validate_region"]
 
 # Extension markers CRMs write after the number: "x12", "ext. 12", "extension 12", "#12".
 _EXTENSION = r"\s*(?:;\s*ext=|ext(?:ension)?\.?|x|#)\s*[0-9]{1,7}\s*$"
@@ -41,6 +41,7 @@ def _library() -> ModuleType:
 
 
 _MAX_E164_DIGITS = 15
+_COLUMNS = ("phone_e164", "phone_key", "phone_error")
 
 
 def validate_region(region: str) -> str:
@@ -77,9 +78,15 @@ _NANP_SHAPE = (
 _SEPARATORS = [" ", "(", ")", "-", ".", "/", "\u00a0", "\t"]
 
 
-def e164_of(key: pl.Expr) -> pl.Expr:
-    """``+14155550123`` from a ``phone_key``: the key is the E.164 number's digits."""
-    return pl.when(key.is_not_null()).then(pl.lit("+") + key.cast(pl.String))
+def add_e164(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with ``phone_e164`` (``+14155550123``) made from its ``phone_key`` (the
+    E.164 number's digits), unless it has the column already."""
+    if "phone_e164" in frame.columns:
+        return frame
+    key = pl.col("phone_key")
+    return frame.with_columns(
+        phone_e164=pl.when(key.is_not_null()).then(pl.lit("+") + key.cast(pl.String))
+    )
 
 
 def normalize_phones(
@@ -90,7 +97,7 @@ def normalize_phones(
     Returns one row per input with ``phone_e164`` (``+14155550123``), ``phone_key``
     (UInt64, the E.164 digits) and ``phone_error`` (why a cell is not a valid number;
     null when it is). All three are null/valid together: a key exists iff no error.
-    Without ``with_e164`` the text is left out: `e164_of` makes it from the key, for
+    Without ``with_e164`` the text is left out: `add_e164` makes it from the key, for
     the few rows that are shown.
     """
     region = validate_region(default_region)
@@ -122,19 +129,12 @@ def normalize_phones(
         )
     )
     digits = fast.get_column("key")
-    columns = {
-        "phone_key": digits,
-        "phone_error": pl.repeat(None, text.len(), dtype=pl.String, eager=True),
-    }
-    if with_e164:
-        # the text is the key's own digits wherever the key exists
-        columns = {
-            "phone_e164": fast.select(
-                pl.when(pl.col("key").is_not_null()).then(pl.lit("+") + pl.col("digit_text"))
-            ).to_series(),
-            **columns,
+    result = pl.DataFrame(
+        {
+            "phone_key": digits,
+            "phone_error": pl.repeat(None, text.len(), dtype=pl.String, eager=True),
         }
-    result = pl.DataFrame(columns)
+    )
     rest = digits.is_null().arg_true()
     if rest.len():
         general = _normalize_general(text.gather(rest), region)
@@ -144,7 +144,7 @@ def normalize_phones(
                 for name in result.columns
             }
         )
-    return result
+    return add_e164(result).select(_COLUMNS) if with_e164 else result
 
 
 def _normalize_general(text: pl.Series, region: str) -> pl.DataFrame:

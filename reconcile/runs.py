@@ -24,7 +24,7 @@ from reconcile.clean import CleanOptions, CleanResult, clean_files, reconcile_fi
 from reconcile.config import RunConfig
 from reconcile.contacts import ColumnChoice
 from reconcile.history import History
-from reconcile.phones import e164_of
+from reconcile.phones import add_e164
 from reconcile.verdicts import resolve_actions
 
 __all__ = ["InputRun", "RunHistory", "compare_runs", "contact_keys", "options_for"]
@@ -48,19 +48,15 @@ def options_for(config: Any, out_dir: Path | None) -> CleanOptions:
 
 def contact_keys(decisions: pl.DataFrame) -> pl.DataFrame:
     """One stable key per contact: ``id:...`` when the file has ids, else ``phone:+1...``."""
-    e164 = (
-        pl.col("phone_e164") if "phone_e164" in decisions.columns else e164_of(pl.col("phone_key"))
-    )
     key = (
         pl.when(pl.col("id").is_not_null() & (pl.col("id").str.strip_chars() != ""))
         .then(pl.lit("id:") + pl.col("id").str.strip_chars())
-        .when(e164.is_not_null())
-        .then(pl.lit("phone:") + e164)
+        .when(pl.col("phone_e164").is_not_null())
+        .then(pl.lit("phone:") + pl.col("phone_e164"))
         .otherwise(pl.lit("row:") + pl.col("row").cast(pl.String))
     )
-    return decisions.select(key=key, row="row", verdict="verdict", action="action").unique(
-        "key", keep="first", maintain_order=True
-    )
+    keys = add_e164(decisions).select(key=key, row="row", verdict="verdict", action="action")
+    return keys.unique("key", keep="first", maintain_order=True)
 
 
 def compare_runs(previous: pl.DataFrame | None, current: pl.DataFrame) -> dict[str, Any]:

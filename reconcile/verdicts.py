@@ -21,7 +21,7 @@ import polars as pl
 
 from reconcile.consent import FUTURE, MISSING, UNPARSEABLE
 from reconcile.history import ACTIVATION, DEACTIVATION, SUSPENSION
-from reconcile.phones import e164_of
+from reconcile.phones import add_e164
 
 __all__ = [
     "ACTIONS",
@@ -198,9 +198,7 @@ def decide_rows(
     )
     verdict = plain.get_column("verdict").scatter(positions, detailed.get_column("verdict"))
     mapping = dict(actions)
-    if "phone_e164" not in notable_contacts.columns:
-        notable_contacts = notable_contacts.with_columns(phone_e164=e164_of(pl.col("phone_key")))
-    notable = notable_contacts.with_columns(
+    notable = add_e164(notable_contacts).with_columns(
         detailed.get_column("verdict"),
         action=detailed.get_column("verdict").replace_strict(mapping, return_dtype=ACTION_TYPE),
         **{name: detailed.get_column(name) for name in DETAIL_COLUMNS},
@@ -263,8 +261,7 @@ def decide(
         assert events is not None, "decide needs the events or their evidence"
         evidence = number_evidence(contacts.get_column("phone_key"), events)
     decided = decide_rows(contacts, evidence, coverage_start, actions)
-    if "phone_e164" not in contacts.columns:
-        contacts = contacts.with_columns(phone_e164=e164_of(pl.col("phone_key")))
+    contacts = add_e164(contacts)
     result = with_details(
         contacts.with_columns(decided.verdict.cast(pl.String), decided.action.cast(pl.String)),
         decided,
@@ -309,7 +306,7 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
         .then(
             pl.lit("unparseable consent date '") + pl.col("consent").str.strip_chars() + pl.lit("'")
         )
-        .otherwise(pl.lit("consent ") + pl.col("consent_text"))
+        .otherwise(pl.lit("consent ") + pl.col("boundary_text"))
     )
     suggestion = pl.when(pl.col("deact_new").is_not_null()).then(
         pl.lit("+") + pl.col("deact_new").cast(pl.String)
@@ -380,7 +377,7 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
     return (
         notable.lazy()
         .with_columns(verdict=verdict)
-        .with_columns(event_date=_iso(evidence_date), consent_text=_iso(boundary))
+        .with_columns(event_date=_iso(evidence_date), boundary_text=_iso(boundary))
         .select("verdict", **detail_columns)
         .collect()
     )
