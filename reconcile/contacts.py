@@ -400,26 +400,25 @@ def _read_csv(path: Path, choice: ColumnChoice, encoding: str | None) -> Contact
     else:
         codec = detect_encoding(path.name, body, bool(bom))
     # When the header names the columns, polars reads them in the background while the
-    # scan checks the whole file; a header with a problem is reported after the scan,
-    # exactly as if nothing had been read ahead.
+    # scan checks the whole file. A header with a problem is looked at again after the
+    # scan, so that errors come in the same order as if nothing had been read ahead.
     reading: Future[list[pl.Series] | None] | None = None
     try:
-        delimiter, header = read_header(path.name, body, codec)
-        ahead = _wanted(header, _resolve_all(path, header, choice))
+        delimiter, columns = read_header(path.name, body, codec)
+        phone, consent, identifier = _resolve_all(path, columns, choice)
     except ReconcileError:
-        pass
+        scan = scan_csv(path.name, body)
+        columns = header_names(scan, codec)
+        phone, consent, identifier = _resolve_all(path, columns, choice)
+        wanted = _wanted(columns, (phone, consent, identifier))
     else:
+        wanted = _wanted(columns, (phone, consent, identifier))
         reader = ThreadPoolExecutor(max_workers=1)
-        reading = reader.submit(polars_columns, body, ahead, delimiter, codec)
+        reading = reader.submit(polars_columns, body, wanted, delimiter, codec)
         reader.shutdown(wait=False)
-    scan = scan_csv(path.name, body)
-    columns = header_names(scan, codec)
-    phone, consent, identifier = _resolve_all(path, columns, choice)
+        scan = scan_csv(path.name, body, delimiter)
     if scan.row_count == 0:
         raise InputError(f"{path.name}: the file has a header but no data rows.")
-    wanted = _wanted(columns, (phone, consent, identifier))
-    if reading is not None and (ahead != wanted or delimiter != scan.delimiter):
-        reading = None  # cannot happen: both come from the same header
     return ContactTable(
         path=path,
         kind="csv",
