@@ -1,51 +1,151 @@
 """reconcile: keep SMS and voice contact lists safe to message.
 
-The public API is small; the modules behind it are private in spirit.
+The public API is this module; the modules behind it are private in spirit. What
+reaches the network (`fetch`, `run_once`) is imported on first use, so that a
+command that never fetches does not pay for the HTTP stack.
 """
 
 from __future__ import annotations
 
-# Kept equal to pyproject.toml's version by a test; reading it from the installed
-# metadata would cost every command a twentieth of a second of start-up.
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
+from reconcile import printed
 from reconcile.changefiles import load_change_files
-from reconcile.clean import CleanOptions, CleanResult, clean_files, reconcile_file
-from reconcile.contacts import ColumnChoice, read_contacts
+from reconcile.check import CheckAnswer, check_number, phone_key
+from reconcile.clean import CleanOptions, CleanResult, CleanSummary, clean_files, reconcile_file
+from reconcile.columns import ColumnChoice
+from reconcile.config import InputConfig, RunConfig, load_config
+from reconcile.contacts import ContactTable, read_contacts
 from reconcile.errors import (
+    ApiError,
+    AuthError,
     ChangeFileError,
     ColumnError,
+    ConfigError,
     EncodingError,
     InputError,
+    LedgerBusyError,
+    LedgerError,
     MalformedCSVError,
+    MalformedResponseError,
     OptionError,
     OutputError,
     ReconcileError,
+    ReportGoneError,
     UnsupportedFormatError,
 )
 from reconcile.history import Coverage, History, compute_coverage
-from reconcile.verdicts import decide
+from reconcile.ledger import Ledger
+from reconcile.ledger_io import (
+    ImportSummary,
+    LedgerStatus,
+    export_events,
+    import_change_files,
+    ledger_status,
+)
+from reconcile.settings import (
+    ApiSettings,
+    api_settings_from_environment,
+    open_client,
+    resolve_data_dir,
+)
+from reconcile.verdicts import ACTIONS, DEFAULT_ACTIONS, VERDICTS, decide, resolve_actions
+
+if TYPE_CHECKING:
+    from reconcile.runs import Attention, RunChanges, RunReport, run_once
+    from reconcile.sync import FetchResult, FetchSummary, check_since, fetch
 
 __all__ = [
+    "ACTIONS",
+    "DEFAULT_ACTIONS",
+    "VERDICTS",
+    "ApiError",
+    "ApiSettings",
+    "Attention",
+    "AuthError",
     "ChangeFileError",
+    "CheckAnswer",
     "CleanOptions",
     "CleanResult",
+    "CleanSummary",
     "ColumnChoice",
     "ColumnError",
+    "ConfigError",
+    "ContactTable",
     "Coverage",
     "EncodingError",
+    "FetchResult",
+    "FetchSummary",
     "History",
+    "ImportSummary",
+    "InputConfig",
     "InputError",
+    "Ledger",
+    "LedgerBusyError",
+    "LedgerError",
+    "LedgerStatus",
     "MalformedCSVError",
+    "MalformedResponseError",
     "OptionError",
     "OutputError",
     "ReconcileError",
+    "ReportGoneError",
+    "RunChanges",
+    "RunConfig",
+    "RunReport",
     "UnsupportedFormatError",
     "__version__",
+    "api_settings_from_environment",
+    "check_number",
+    "check_since",
     "clean_files",
     "compute_coverage",
     "decide",
+    "export_events",
+    "fetch",
+    "import_change_files",
+    "ledger_status",
     "load_change_files",
+    "load_config",
+    "open_client",
+    "phone_key",
+    "printed",
     "read_contacts",
     "reconcile_file",
+    "resolve_actions",
+    "resolve_data_dir",
+    "run_once",
+    "version",
 ]
+
+# Imported on first use: these bring httpx and tenacity with them.
+_ON_FIRST_USE = {
+    "Attention": "reconcile.runs",
+    "RunChanges": "reconcile.runs",
+    "RunReport": "reconcile.runs",
+    "run_once": "reconcile.runs",
+    "FetchResult": "reconcile.sync",
+    "FetchSummary": "reconcile.sync",
+    "check_since": "reconcile.sync",
+    "fetch": "reconcile.sync",
+}
+
+
+def version() -> str:
+    """The installed version of reconcile (from the package metadata)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("reconcile")
+    except PackageNotFoundError:  # a checkout that was never installed
+        return "0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return version()
+    if name in _ON_FIRST_USE:
+        return getattr(importlib.import_module(_ON_FIRST_USE[name]), name)
+    raise AttributeError(f"module 'reconcile' has no attribute {name!r}")

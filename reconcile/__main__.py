@@ -1,5 +1,5 @@
 """``python -m reconcile``: the same as the ``reconcile`` command."""
 
-from reconcile.cli import process_main
+from reconcile._process import process_main
 
 process_main()

@@ -16,9 +16,15 @@ from typing import BinaryIO
 
 from reconcile.errors import OutputError
 
-__all__ = ["OutputBatch"]
+__all__ = ["OutputBatch", "sync_data"]
 
 WRITE_BUFFER = 1 << 20
+
+
+def sync_data(descriptor: int) -> None:
+    """Send a file's data to disk: fdatasync where the system has it (not macOS), else fsync."""
+    sync = getattr(os, "fdatasync", os.fsync)
+    sync(descriptor)
 
 
 class OutputBatch:

@@ -33,6 +33,7 @@ from reconcile.errors import (
     OptionError,
     ReportGoneError,
 )
+from reconcile.settings import DEFAULT_BASE_URL
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -44,7 +45,6 @@ __all__ = [
     "SystemClock",
 ]
 
-DEFAULT_BASE_URL = "https://api.infobip.com"
 REPORTS_PATH = "/number-activation-state/1/network-reports"
 AUTH_SCHEMES = ("App", "Basic", "Bearer", "IBSSO")
 _MAX_RETRY_AFTER = 300.0
@@ -161,6 +161,10 @@ class _Temporary(Exception):
         self.wait = wait
 
 
+class _NotJson(_Temporary):
+    """A 200 whose body is not a JSON object: retried, then a malformed response."""
+
+
 def _retry_after(response: httpx.Response, now: datetime) -> float | None:
     value = response.headers.get("Retry-After")
     if value is None:
@@ -272,9 +276,9 @@ class InfobipClient:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             # a 200 with HTML or a body cut short: often a proxy hiccup, so retried
-            raise _Temporary(f"{what}: the answer is not JSON") from None
+            raise _NotJson(f"{what}: the answer is not JSON") from None
         if not isinstance(body, dict):
-            raise _Temporary(f"{what}: the answer is not a JSON object")
+            raise _NotJson(f"{what}: the answer is not a JSON object")
         return body
 
     def _get(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
@@ -288,7 +292,7 @@ class InfobipClient:
         try:
             return retrying(self._get_once, path, params, what)
         except _Temporary as error:
-            kind = MalformedResponseError if "JSON" in str(error) else ApiError
+            kind = MalformedResponseError if isinstance(error, _NotJson) else ApiError
             raise kind(f"{error}, after {self._attempts} attempts; try again later.") from None
 
     def _page(self, path: str, params: dict[str, Any], what: str) -> Page:

@@ -19,20 +19,14 @@ from typing import Any
 
 import polars as pl
 
-from reconcile.consent import parse_utc_instants
+from reconcile.api_pages import events_from_text, parse_metadata_page, parse_records_page
 from reconcile.errors import ChangeFileError
-from reconcile.history import (
-    EVENT_SCHEMA,
-    EVENT_TYPES,
-    REPORT_SCHEMA,
-    History,
-)
+from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History
 
-__all__ = ["load_change_files", "parse_metadata_page", "parse_records_page"]
+__all__ = ["expand_paths", "load_change_files"]
 
 _FILE_SUFFIXES = (".json", ".csv")
 _CSV_COLUMNS = ("destination", "date", "type", "newdestination")
-_DIGITS = r"^[0-9]{7,15}$"
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
@@ -82,27 +76,6 @@ def _is_metadata(document: dict[str, Any]) -> bool:
     return bool(results) and isinstance(results[0], dict) and "reportId" in results[0]
 
 
-def _text_field(name: str, records: list[Any], key: str, required: bool) -> list[str | None]:
-    """Pull one string field out of every record, refusing wrong types."""
-    values: list[str | None] = []
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise ChangeFileError(f"{name}: results[{index}] is not an object.")
-        value = record.get(key)
-        if value is None:
-            if required:
-                raise ChangeFileError(f"{name}: results[{index}] has no {key!r}.")
-            values.append(None)
-        elif isinstance(value, str):
-            values.append(value)
-        else:
-            raise ChangeFileError(
-                f"{name}: results[{index}].{key} is {type(value).__name__} {value!r}, "
-                "expected text."
-            )
-    return values
-
-
 def _paging(name: str, document: dict[str, Any]) -> tuple[int | None, int | None]:
     paging = document.get("paging")
     if not isinstance(paging, dict):
@@ -111,117 +84,6 @@ def _paging(name: str, document: dict[str, Any]) -> tuple[int | None, int | None
     if not (isinstance(page, int) and isinstance(total, int)) or page < 0 or total < 0:
         raise ChangeFileError(f'{name}: "paging" needs whole numbers page and totalPages.')
     return page, total
-
-
-def parse_records_page(name: str, records: list[Any], report_id: str) -> pl.DataFrame:
-    """Validate API record objects into events (without operator names)."""
-    raw = pl.DataFrame(
-        {
-            "destination": _text_field(name, records, "destination", True),
-            "date": _text_field(name, records, "date", True),
-            "type": _text_field(name, records, "type", True),
-            "newDestination": _text_field(name, records, "newDestination", False),
-        },
-        schema=dict.fromkeys(("destination", "date", "type", "newDestination"), pl.String),
-    )
-    return events_from_text(name, raw, report_id, "results[{}]", 0)
-
-
-def events_from_text(
-    name: str, raw: pl.DataFrame, report_id: str, where: str, first_index: int
-) -> pl.DataFrame:
-    """Validate text columns destination, date, type, newDestination into events.
-
-    ``where`` formats a record's index for messages (``results[{}]``, ``line {}``).
-    """
-    frame = raw.with_columns(
-        pl.col("destination").str.strip_chars(),
-        pl.col("type").str.strip_chars().str.to_uppercase(),
-        pl.col("newDestination").str.strip_chars(),
-        occurred_at=parse_utc_instants(raw.get_column("date")),
-    ).with_row_index("index")
-    checks = (
-        (
-            ~pl.col("destination").str.contains(_DIGITS).fill_null(False),
-            "destination {destination!r} is not country code and number in digits only",
-        ),
-        (pl.col("occurred_at").is_null(), "date {date!r} is not an ISO 8601 date and time"),
-        (
-            ~pl.col("type").is_in(list(EVENT_TYPES)).fill_null(False),
-            "type {type!r} is not one of " + ", ".join(EVENT_TYPES),
-        ),
-        (
-            pl.col("newDestination").is_not_null()
-            & (pl.col("newDestination") != "")
-            & ~pl.col("newDestination").str.contains(_DIGITS).fill_null(False),
-            "newDestination {newDestination!r} is not digits only",
-        ),
-    )
-    for condition, message in checks:
-        bad = frame.filter(condition)
-        if bad.height:
-            row = bad.row(0, named=True)
-            position = where.format(int(row["index"]) + first_index)
-            raise ChangeFileError(f"{name}: {position}: " + message.format(**row) + ".")
-    return frame.select(
-        number=pl.col("destination").cast(pl.UInt64),
-        type=pl.col("type"),
-        occurred_at=pl.col("occurred_at"),
-        new_number=pl.when(pl.col("newDestination") != "")
-        .then(pl.col("newDestination"))
-        .cast(pl.UInt64),
-        report_id=pl.lit(report_id, pl.String),
-        network_id=pl.lit(None, pl.Int64),
-        network_name=pl.lit(None, pl.String),
-    )
-
-
-def parse_metadata_page(name: str, records: list[Any]) -> pl.DataFrame:
-    """Validate API report metadata objects into a report frame (status ``listed``)."""
-    network_ids: list[int | None] = []
-    for index, record in enumerate(records):
-        value = record.get("networkId") if isinstance(record, dict) else None
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise ChangeFileError(f"{name}: results[{index}].networkId {value!r} is not a number.")
-        network_ids.append(value)
-    frame = pl.DataFrame(
-        {
-            "report_id": _text_field(name, records, "reportId", True),
-            "network_id": network_ids,
-            "network_name": _text_field(name, records, "networkName", False),
-            **{
-                column: parse_utc_instants(
-                    pl.Series(
-                        _text_field(name, records, key, key in ("dateFrom", "dateTo")),
-                        dtype=pl.String,
-                    )
-                )
-                for column, key in (
-                    ("generated_date", "generatedDate"),
-                    ("date_from", "dateFrom"),
-                    ("date_to", "dateTo"),
-                    ("expiry_date", "expiryDate"),
-                )
-            },
-        },
-        schema_overrides={"network_id": pl.Int64},
-    ).with_row_index("index")
-    bad = frame.filter(
-        pl.col("date_from").is_null()
-        | pl.col("date_to").is_null()
-        | (pl.col("date_from") > pl.col("date_to"))
-    )
-    if bad.height:
-        row = bad.row(0, named=True)
-        raise ChangeFileError(
-            f"{name}: results[{row['index']}] (report {row['report_id']}): dateFrom and dateTo "
-            "must be dates, dateFrom not after dateTo."
-        )
-    return (
-        frame.drop("index")
-        .with_columns(status=pl.lit("listed"), records=pl.lit(0, pl.Int64), source=pl.lit(name))
-        .select(list(REPORT_SCHEMA))
-    )
 
 
 def _read_csv_changes(path: Path) -> pl.DataFrame:

@@ -8,18 +8,47 @@ agree on the same number and date.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 import polars as pl
 
 from reconcile._text import iso_utc as _iso
 from reconcile.consent import parse_consent, reject_future
 from reconcile.errors import InputError
-from reconcile.history import Coverage
+from reconcile.history import Coverage, History, compute_coverage
+from reconcile.ledger import Ledger
 from reconcile.phones import normalize_phones
 from reconcile.verdicts import decide
 
-__all__ = ["ANSWERS", "check_number", "phone_key"]
+__all__ = ["ANSWERS", "CheckAnswer", "check_number", "phone_key"]
+
+
+class Evidence(TypedDict):
+    event_type: str
+    event_date: str
+    network: str | None
+    report_id: str | None
+    suggested_number: str | None
+
+
+class CoverageSpan(TypedDict):
+    start: str | None
+    end: str | None
+
+
+class CheckAnswer(TypedDict):
+    """One number's answer (``reconcile check --json``)."""
+
+    number: str
+    e164: str
+    since: str | None
+    answer: str
+    verdict: str
+    reason: str | None
+    notes: list[str]
+    evidence: Evidence | None
+    coverage: CoverageSpan
+
 
 ANSWERS = {"deactivated": "yes", "ok": "no", "suspended": "no", "unverified": "no data"}
 
@@ -34,18 +63,33 @@ def phone_key(number: str, default_region: str = "US") -> int:
     return int(normalized["phone_key"])
 
 
+def _number_history(
+    key: int, source: History | Ledger, wait: float
+) -> tuple[pl.DataFrame, Coverage]:
+    """The events of one number, and the coverage of the whole history."""
+    if isinstance(source, History):
+        return source.events.filter(pl.col("number") == key), source.coverage()
+    with source.locked(wait):
+        reports = source.reports_frame()
+        scan = source.scan_events()
+        # each event file is sorted by number: row-group statistics skip the rest
+        events = scan.filter(pl.col("number") == key).collect()
+        coverage = compute_coverage(reports, scan)
+    return events, coverage
+
+
 def check_number(
     number: str,
     since: str | None,
-    events: pl.DataFrame,
-    coverage: Coverage,
+    source: History | Ledger,
     *,
     default_region: str = "US",
     consent_timezone: str = "UTC",
     now: datetime | None = None,
-) -> dict[str, Any]:
-    """Answer for one number; ``events`` may hold only that number's events."""
-    phone_key(number, default_region)  # refuse an invalid number with its reason
+    wait: float = 0,
+) -> CheckAnswer:
+    """Answer for one number from change files (a History) or the ledger."""
+    key = phone_key(number, default_region)  # refuse an invalid number with its reason
     contacts = pl.DataFrame(
         {"row": [1], "phone": [number], "consent": [since], "id": [None]},
         schema={"row": pl.UInt32, "phone": pl.String, "consent": pl.String, "id": pl.String},
@@ -55,6 +99,7 @@ def check_number(
         raise InputError(f"--since {since!r} is not a date or timestamp (use YYYY-MM-DD).")
     if now is not None:  # as in `clean`: a consent date in the future counts as none
         consent = reject_future(consent, now)
+    events, coverage = _number_history(key, source, wait)
     phones = normalize_phones(contacts.get_column("phone"), default_region)
     decision = decide(
         pl.concat([contacts, phones, consent], how="horizontal"), events, coverage.start
@@ -65,6 +110,15 @@ def check_number(
         notes.append("the number is suspended: do not message it until it is reactivated")
     if decision["reason"] and verdict == "ok":
         notes.append(decision["reason"])
+    evidence: Evidence | None = None
+    if decision["event_type"]:
+        evidence = {
+            "event_type": decision["event_type"],
+            "event_date": decision["event_date"],
+            "network": decision["network"],
+            "report_id": decision["report_id"],
+            "suggested_number": decision["suggested_number"],
+        }
     return {
         "number": number,
         "e164": decision["phone_e164"],
@@ -73,14 +127,6 @@ def check_number(
         "verdict": verdict,
         "reason": decision["reason"],
         "notes": notes,
-        "evidence": {
-            "event_type": decision["event_type"],
-            "event_date": decision["event_date"],
-            "network": decision["network"],
-            "report_id": decision["report_id"],
-            "suggested_number": decision["suggested_number"],
-        }
-        if decision["event_type"]
-        else None,
+        "evidence": evidence,
         "coverage": {"start": _iso(coverage.start), "end": _iso(coverage.end)},
     }

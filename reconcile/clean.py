@@ -8,31 +8,27 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
-from reconcile._atomic import OutputBatch
+from reconcile._atomic import OutputBatch, sync_data
 from reconcile._text import iso_utc as _iso
+from reconcile.changelist import write_changes
+from reconcile.columns import ColumnChoice
 from reconcile.consent import parse_consent, reject_future, validate_timezone
-from reconcile.contacts import (
-    ColumnChoice,
-    ContactTable,
-    read_contacts,
-    write_csv_rows,
-    write_xlsx_cleaned,
-)
-from reconcile.errors import OutputError
+from reconcile.contacts import ContactTable, read_contacts
+from reconcile.csv_files import write_csv_rows
+from reconcile.errors import OptionError, OutputError
 from reconcile.history import Coverage, History
 from reconcile.phones import add_e164, normalize_phones, validate_region
-from reconcile.reports import write_changes
 from reconcile.verdicts import (
     ACTIONS,
     DEFAULT_ACTIONS,
@@ -45,8 +41,16 @@ from reconcile.verdicts import (
     with_details,
 )
 from reconcile.workbook import RunInfo, write_audit_workbook
+from reconcile.xlsx_files import write_xlsx_cleaned
 
-__all__ = ["CleanOptions", "CleanResult", "clean_files", "output_paths", "reconcile_file"]
+__all__ = [
+    "CleanOptions",
+    "CleanResult",
+    "CleanSummary",
+    "clean_files",
+    "output_paths",
+    "reconcile_file",
+]
 
 STALE_AFTER = timedelta(days=3)
 FLAG_COLUMNS = {
@@ -75,7 +79,7 @@ class CleanOptions:
     force: bool = False
     report: bool = True
 
-    def described(self) -> dict[str, Any]:
+    def described(self) -> dict[str, str]:
         """The options that shape verdicts and outputs, for the audit trail."""
         return {
             "mode": self.mode,
@@ -90,10 +94,56 @@ class CleanOptions:
         }
 
     def validate(self) -> None:
+        """Raise OptionError for a region, time zone or action map that cannot work."""
         validate_region(self.default_region)
         validate_timezone(self.consent_timezone)
-        assert set(self.actions) == set(VERDICTS)
-        assert set(self.actions.values()) <= set(ACTIONS)
+        if set(self.actions) != set(VERDICTS):
+            raise OptionError(
+                f"actions must name every verdict ({', '.join(VERDICTS)}), "
+                f"not {', '.join(sorted(self.actions))}."
+            )
+        unknown = sorted(set(self.actions.values()) - set(ACTIONS))
+        if unknown:
+            raise OptionError(
+                f"{', '.join(unknown)} is not an action; the actions are {', '.join(ACTIONS)}."
+            )
+
+
+class CoverageSpan(TypedDict):
+    start: str | None
+    end: str | None
+
+
+class ChosenColumnNames(TypedDict):
+    phone: str
+    consent: str
+    id: str | None
+
+
+class OutputPaths(TypedDict):
+    cleaned: str
+    changes: str
+    report: str | None
+
+
+class CleanSummary(TypedDict):
+    """One reconciled file in numbers (``reconcile clean --json`` prints a list of these)."""
+
+    input: str
+    sheet: str | None
+    rows: int
+    blank_rows_skipped: int
+    kept: int
+    removed: int
+    suppressed: int
+    review: int
+    verdicts: dict[str, int]
+    actions: dict[str, int]
+    columns: ChosenColumnNames
+    mode: str
+    coverage: CoverageSpan
+    outputs: OutputPaths
+    warnings: list[str]
 
 
 # Every row keeps these, with its verdict and action (enums); the reasons and evidence
@@ -128,6 +178,8 @@ class CleanResult:
     changes_path: Path
     report_path: Path | None
     warnings: list[str]
+    # the history ends more than STALE_AFTER before the run (one of the warnings)
+    stale_history: bool = False
 
     @property
     def decisions(self) -> pl.DataFrame:
@@ -135,10 +187,11 @@ class CleanResult:
         return _as_text(_assembled(self.rows, self.notable))
 
     @property
-    def keep(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    def keep(self) -> npt.NDArray[np.bool_]:
+        """Per row, whether strip mode keeps it."""
         return _kept(self.rows)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> CleanSummary:
         """Counts, coverage, outputs and warnings, as plain JSON-ready values."""
         verdicts = dict(zip(VERDICTS, _counts(self.rows.get_column("verdict")), strict=True))
         actions = dict(zip(ACTIONS, _counts(self.rows.get_column("action")), strict=True))
@@ -175,7 +228,8 @@ class CleanResult:
 
 def _counts(column: pl.Series) -> list[int]:
     """How many rows hold each value of an enum column, in the enum's order."""
-    assert isinstance(column.dtype, pl.Enum)
+    if not isinstance(column.dtype, pl.Enum):
+        raise TypeError(f"{column.name} is not an enum column")
     codes = column.to_physical().to_numpy()
     return np.bincount(codes, minlength=len(column.dtype.categories)).tolist()  # type: ignore[no-any-return]
 
@@ -190,7 +244,7 @@ def _assembled(rows: pl.DataFrame, notable: pl.DataFrame) -> pl.DataFrame:
     return add_e164(joined).select(*DECISION_COLUMNS, *DETAIL_COLUMNS)
 
 
-def _kept(decisions: pl.DataFrame) -> np.ndarray[Any, np.dtype[np.bool_]]:
+def _kept(decisions: pl.DataFrame) -> npt.NDArray[np.bool_]:
     return (~decisions.get_column("action").is_in(list(DROPPED_ACTIONS))).to_numpy()
 
 
@@ -250,6 +304,7 @@ def reconcile_file(
     rows, notable = _decide_and_write(
         table, chunks, evidence, coverage, options, batch, (cleaned, changes)
     )
+    stale = coverage.end is not None and now - coverage.end > STALE_AFTER
     return CleanResult(
         table=table,
         rows=rows,
@@ -259,7 +314,8 @@ def reconcile_file(
         cleaned_path=cleaned,
         changes_path=changes,
         report_path=report if options.report else None,
-        warnings=_warnings(history, coverage, now),
+        warnings=_warnings(history, coverage, now, stale),
+        stale_history=stale,
     )
 
 
@@ -288,7 +344,7 @@ def _decide_and_write(
         changes_stream = cleaned_stream = None
         if batch is not None:
             changes_stream = stack.enter_context(batch.writing(changes_path))
-            if table.kind == "csv":
+            if table.csv is not None:
                 # renamed last: whoever finds the cleaned file finds the change list and
                 # the workbook of the same run beside it, even after a crash in between
                 cleaned_stream = stack.enter_context(batch.writing(cleaned_path, last=True))
@@ -320,7 +376,7 @@ def _decide_and_write(
                 extra = _flag_extra(with_details(rows_part, decided)) if flag else None
                 jobs.append(
                     cleaned_writer.submit(
-                        cleaned_out, write_csv_rows, table, first, stop, keep, extra
+                        cleaned_out, write_csv_rows, table.csv, first, stop, keep, extra
                     )
                 )
             in_flight.append(jobs)
@@ -334,12 +390,15 @@ def _decide_and_write(
                 job.result()
     all_rows = pl.concat(rows)
     all_notable = pl.concat(notable)
-    if batch is not None and table.kind == "xlsx":
+    if batch is not None and table.sheet is not None:
+        sheet = table.sheet
         keep = np.ones(all_rows.height, dtype=bool) if flag else _kept(all_rows)
         extra = _flag_extra(_assembled(all_rows, all_notable)) if flag else None
         batch.add(
             cleaned_path,
-            lambda temporary: write_xlsx_cleaned(table, keep, extra, temporary),
+            lambda temporary: write_xlsx_cleaned(
+                table.path, sheet, table.row_count, keep, extra, temporary
+            ),
             last=True,
         )
     return all_rows, all_notable
@@ -364,7 +423,7 @@ class _Settling:
         position = self.stream.tell()
         if position - self.settled >= SETTLE_BYTES:
             self.stream.flush()
-            os.fdatasync(self.stream.fileno())
+            sync_data(self.stream.fileno())
             self.settled = position
 
 
@@ -385,7 +444,8 @@ def _pieces(
 
     upcoming = look_up(0)
     for index, chunk in enumerate(chunks):
-        assert chunk is not None and upcoming is not None
+        if chunk is None or upcoming is None:
+            raise RuntimeError("a chunk was decided twice")
         chunks[index] = None
         found = upcoming.result()
         upcoming = look_up(index + 1)
@@ -394,9 +454,9 @@ def _pieces(
             yield chunk.slice(offset, DECIDE_ROWS)
 
 
-def _warnings(history: History, coverage: Coverage, now: datetime) -> list[str]:
+def _warnings(history: History, coverage: Coverage, now: datetime, stale: bool) -> list[str]:
     warnings = list(history.warnings)
-    if coverage.end is not None and now - coverage.end > STALE_AFTER:
+    if stale and coverage.end is not None:
         age = (now - coverage.end).days
         warnings.append(
             f"the history is stale: it ends {coverage.end:%Y-%m-%d} ({age} days ago); "
@@ -444,23 +504,20 @@ def _flag_extra(decisions: pl.DataFrame) -> pl.DataFrame:
 
 
 def _add_workbook(result: CleanResult, history: History, batch: OutputBatch, now: datetime) -> None:
+    from reconcile import version
+
     info = RunInfo(
-        tool_version=_tool_version(),
+        tool_version=version(),
         run_at=now,
         history_source=history.description,
         ledger_last_sync=history.last_sync,
         options=result.options.described(),
     )
-    batch.add(
-        result.report_path,  # type: ignore[arg-type]
-        lambda temporary: write_audit_workbook(result, history, info, temporary),
-    )
-
-
-def _tool_version() -> str:
-    from reconcile import __version__
-
-    return __version__
+    if result.report_path is not None:
+        batch.add(
+            result.report_path,
+            lambda temporary: write_audit_workbook(result, history, info, temporary),
+        )
 
 
 def clean_files(
@@ -486,8 +543,7 @@ def clean_files(
     try:
         results = [reconcile_file(path, history, options, now, batch) for path in paths]
         for result in results:
-            if result.report_path is not None:
-                _add_workbook(result, history, batch, now)
+            _add_workbook(result, history, batch, now)
     except BaseException:
         batch.discard()
         if created is not None:

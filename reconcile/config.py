@@ -27,9 +27,10 @@ from typing import Any
 
 from reconcile.api import AUTH_SCHEMES
 from reconcile.errors import ConfigError
+from reconcile.settings import ApiSettings
 from reconcile.verdicts import ACTIONS, VERDICTS
 
-__all__ = ["InfobipConfig", "InputConfig", "RunConfig", "load_config"]
+__all__ = ["InputConfig", "RunConfig", "load_config"]
 
 _SECRET_KEYS = frozenset(
     {"api_key", "apikey", "key", "password", "token", "secret", "authorization"}
@@ -37,18 +38,9 @@ _SECRET_KEYS = frozenset(
 
 
 @dataclass(frozen=True)
-class InfobipConfig:
-    base_url: str = "https://api.infobip.com"
-    api_key_env: str = "INFOBIP_API_KEY"
-    auth_scheme: str = "App"
-    rate: float = 1.0
-    page_size: int = 10_000
-    timeout: float = 30.0
-    since: str | None = None
-
-
-@dataclass(frozen=True)
 class InputConfig:
+    """One ``[[inputs]]`` table: a contact file and how to clean it."""
+
     path: Path
     phone_column: str | None = None
     consent_column: str | None = None
@@ -65,8 +57,10 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """The whole file: where to fetch from (if anywhere), the ledger, the outputs."""
+
     path: Path
-    infobip: InfobipConfig | None
+    infobip: ApiSettings | None
     data_dir: Path | None
     output_dir: Path
     inputs: list[InputConfig]
@@ -166,13 +160,14 @@ def load_config(path: Path) -> RunConfig:
                 "since": str,
             },
         )
-        infobip = InfobipConfig(
-            base_url=section.get("base_url", InfobipConfig.base_url),
-            api_key_env=section.get("api_key_env", InfobipConfig.api_key_env),
-            auth_scheme=section.choice("auth_scheme", AUTH_SCHEMES, "App"),
-            rate=float(section.get("rate", 1.0)),
-            page_size=int(section.get("page_size", InfobipConfig.page_size)),
-            timeout=float(section.get("timeout", 30.0)),
+        defaults = ApiSettings()
+        infobip = ApiSettings(
+            base_url=section.get("base_url", defaults.base_url),
+            api_key_env=section.get("api_key_env", defaults.api_key_env),
+            auth_scheme=section.choice("auth_scheme", AUTH_SCHEMES, defaults.auth_scheme),
+            rate=float(section.get("rate", defaults.rate)),
+            page_size=int(section.get("page_size", defaults.page_size)),
+            timeout=float(section.get("timeout", defaults.timeout)),
             since=section.get("since"),
         )
         if infobip.rate <= 0 or infobip.page_size <= 0 or infobip.timeout <= 0:

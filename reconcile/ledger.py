@@ -23,9 +23,9 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +35,18 @@ import polars as pl
 from reconcile.errors import LedgerBusyError, LedgerError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History, empty_events
 
-__all__ = ["MANIFEST_FORMAT", "Ledger", "ReportEntry", "default_data_dir"]
+__all__ = [
+    "EXPIRY_WARNING",
+    "MANIFEST_FORMAT",
+    "Ledger",
+    "ReportEntry",
+    "expiry_of_unfetched",
+]
 
 MANIFEST_FORMAT = 1
+# reports that expire unfetched within this long are warned about
+EXPIRY_WARNING = timedelta(days=7)
 _DATE_FIELDS = ("generated_date", "date_from", "date_to", "expiry_date")
-
-
-def default_data_dir() -> Path:
-    """The user's data directory for reconcile (platformdirs)."""
-    import platformdirs
-
-    return Path(platformdirs.user_data_path("reconcile", appauthor=False))
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -120,6 +121,23 @@ class ReportEntry:
         base = {"report_id": row["report_id"], "status": row.get("status") or "listed", **fields}
         base.update(changes)
         return cls(**base)
+
+
+def expiry_of_unfetched(
+    entries: Iterable[ReportEntry], now: datetime
+) -> tuple[list[ReportEntry], list[ReportEntry]]:
+    """Reports listed but never fetched: those already expired (a gap in the history),
+    and those that expire within EXPIRY_WARNING."""
+    expired: list[ReportEntry] = []
+    expiring: list[ReportEntry] = []
+    for entry in entries:
+        if entry.status != "listed" or entry.expiry_date is None:
+            continue
+        if entry.expiry_date <= now:
+            expired.append(entry)
+        elif entry.expiry_date <= now + EXPIRY_WARNING:
+            expiring.append(entry)
+    return expired, expiring
 
 
 class Ledger:
@@ -279,6 +297,17 @@ class Ledger:
             last_sync=self.last_sync(),
         )
 
+    def read_history(self, wait: float = 0.0) -> History:
+        """`history` under the lock, with a warning when the ledger holds no report."""
+        with self.locked(wait):
+            history = self.history()
+        if history.reports.height == 0:
+            history.warnings.append(
+                f"the ledger at {self.root} is empty: run `reconcile fetch` "
+                "(or pass --changes PATH)"
+            )
+        return history
+
     # -- writing -------------------------------------------------------------------
 
     def _write_manifest(
@@ -351,14 +380,14 @@ class Ledger:
                 if old is None:
                     entries[listed.report_id] = listed
                 else:
-                    entries[listed.report_id] = ReportEntry(
-                        **{
-                            **old.__dict__,
-                            **{
-                                name: getattr(listed, name)
-                                for name in ("network_id", "network_name", *_DATE_FIELDS)
-                            },
-                        }
+                    entries[listed.report_id] = replace(
+                        old,
+                        network_id=listed.network_id,
+                        network_name=listed.network_name,
+                        generated_date=listed.generated_date,
+                        date_from=listed.date_from,
+                        date_to=listed.date_to,
+                        expiry_date=listed.expiry_date,
                     )
             replaced: list[str] = []
             for entry, events in reports:
@@ -366,15 +395,11 @@ class Ledger:
                 if events is not None:
                     file = self._stage_events(entry.report_id, events)
                     new_files[file] = 1
-                    entry = ReportEntry(
-                        **{**entry.__dict__, "file": file, "records": events.height}
-                    )
+                    entry = replace(entry, file=file, records=events.height)
                     if old is not None and old.file is not None:
                         replaced.append(old.file)
                 elif old is not None:
-                    entry = ReportEntry(
-                        **{**entry.__dict__, "file": old.file, "records": old.records}
-                    )
+                    entry = replace(entry, file=old.file, records=old.records)
                 entries[entry.report_id] = entry
             self._write_manifest(entries, last_sync or self.last_sync(), new_files)
         except OSError as error:
@@ -396,9 +421,7 @@ class Ledger:
                 if old is not None and old.file is not None:
                     replaced.append(old.file)
                 records = int(counts.get(entry.report_id, 0))
-                entries[entry.report_id] = ReportEntry(
-                    **{**entry.__dict__, "file": file, "records": records}
-                )
+                entries[entry.report_id] = replace(entry, file=file, records=records)
             self._write_manifest(entries, self.last_sync(), {file: len(reports)})
         except OSError as error:
             raise LedgerError(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
 import polars as pl
 
@@ -16,21 +17,65 @@ from reconcile._text import iso_utc as _iso
 from reconcile.changefiles import load_change_files
 from reconcile.errors import ChangeFileError, OutputError
 from reconcile.history import EVENT_SCHEMA, EVENT_TYPES
-from reconcile.ledger import Ledger, ReportEntry
-from reconcile.sync import EXPIRY_WARNING
+from reconcile.ledger import Ledger, ReportEntry, expiry_of_unfetched
 
-__all__ = ["export_events", "import_change_files", "ledger_status"]
+__all__ = [
+    "ImportSummary",
+    "LedgerStatus",
+    "export_events",
+    "import_change_files",
+    "ledger_status",
+]
+
+
+class ImportSummary(TypedDict):
+    """What `import_change_files` imported."""
+
+    label: str
+    files: int
+    reports: int
+    events: int
+    warnings: list[str]
+
+
+class OperatorStatus(TypedDict):
+    network: str
+    start: str | None
+    end: str | None
+    reports: int
+    gaps: list[list[str | None]]
+    assumed: bool
+
+
+class CoverageStatus(TypedDict):
+    start: str | None
+    end: str | None
+    operators: list[OperatorStatus]
+    notes: list[str]
+
+
+class LedgerStatus(TypedDict):
+    """`ledger status` as JSON."""
+
+    ledger: str
+    reports: int
+    by_status: dict[str, int]
+    events: int
+    last_sync: str | None
+    coverage: CoverageStatus
+    expired_unfetched: list[str]
+    expiring_soon: list[str]
 
 
 def import_change_files(
     ledger: Ledger, paths: Sequence[Path], label: str, now: datetime
-) -> dict[str, Any]:
+) -> ImportSummary:
     """Import change files as reports; a report imported again replaces its rows."""
     parquet = [path for path in paths if path.suffix.lower() == ".parquet"]
     if parquet:
         if len(parquet) != len(paths):
             raise ChangeFileError("import Parquet files on their own, not mixed with JSON/CSV.")
-        totals: dict[str, Any] = {
+        totals: ImportSummary = {
             "label": label,
             "files": 0,
             "reports": 0,
@@ -39,8 +84,9 @@ def import_change_files(
         }
         for path in parquet:
             done = import_parquet(ledger, path, label, now)
-            for key in ("files", "reports", "events"):
-                totals[key] += done[key]
+            totals["files"] += done["files"]
+            totals["reports"] += done["reports"]
+            totals["events"] += done["events"]
         return totals
     history = load_change_files(paths)
     source = f"import:{label}"
@@ -60,7 +106,7 @@ def import_change_files(
     }
 
 
-def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> dict[str, Any]:
+def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> ImportSummary:
     """Import events saved as Parquet with the ledger's own columns (``ledger export``).
 
     Every report in the file becomes one report of the ledger, committed with the others
@@ -119,7 +165,7 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> dic
     for report_id, start, end, network_id, network_name in spans.iter_rows():
         old = known.get(report_id)
         if old is not None and old.status == "complete":
-            entries.append(ReportEntry(**{**old.__dict__, "source": f"import:{label}"}))
+            entries.append(replace(old, source=f"import:{label}"))
         else:
             entries.append(
                 ReportEntry(
@@ -163,7 +209,7 @@ def export_events(
     return events.height
 
 
-def ledger_status(ledger: Ledger, now: datetime) -> dict[str, Any]:
+def ledger_status(ledger: Ledger, now: datetime) -> LedgerStatus:
     """Reports by status, events, coverage per operator, last sync, expiry warnings."""
     entries = ledger.entries()
     history = ledger.history()
@@ -171,7 +217,7 @@ def ledger_status(ledger: Ledger, now: datetime) -> dict[str, Any]:
     statuses: dict[str, int] = {}
     for entry in entries.values():
         statuses[entry.status] = statuses.get(entry.status, 0) + 1
-    listed = [entry for entry in entries.values() if entry.status == "listed"]
+    expired, expiring = expiry_of_unfetched(entries.values(), now)
     return {
         "ledger": str(ledger.root),
         "reports": len(entries),
@@ -194,14 +240,6 @@ def ledger_status(ledger: Ledger, now: datetime) -> dict[str, Any]:
             ],
             "notes": coverage.notes,
         },
-        "expired_unfetched": sorted(
-            entry.report_id
-            for entry in listed
-            if entry.expiry_date is not None and entry.expiry_date <= now
-        ),
-        "expiring_soon": sorted(
-            entry.report_id
-            for entry in listed
-            if entry.expiry_date is not None and now < entry.expiry_date <= now + EXPIRY_WARNING
-        ),
+        "expired_unfetched": sorted(entry.report_id for entry in expired),
+        "expiring_soon": sorted(entry.report_id for entry in expiring),
     }

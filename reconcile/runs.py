@@ -8,6 +8,7 @@ their E.164 number. The run history lives in ``DATA_DIR/runs``: one JSON line pe
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import os
@@ -15,22 +16,72 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import polars as pl
 
 from reconcile._atomic import OutputBatch
-from reconcile.clean import CleanOptions, CleanResult, clean_files, reconcile_file
-from reconcile.config import RunConfig
-from reconcile.contacts import ColumnChoice
+from reconcile._text import iso_utc
+from reconcile.clean import CleanOptions, CleanResult, CleanSummary, clean_files, reconcile_file
+from reconcile.columns import ColumnChoice
+from reconcile.config import InputConfig, RunConfig
+from reconcile.errors import ApiError, OptionError
 from reconcile.history import History
+from reconcile.ledger import Ledger
 from reconcile.phones import add_e164
+from reconcile.settings import open_client
+from reconcile.sync import FetchSummary, fetch
 from reconcile.verdicts import resolve_actions
 
-__all__ = ["InputRun", "RunHistory", "compare_runs", "contact_keys", "options_for"]
+__all__ = [
+    "Attention",
+    "InputRun",
+    "Notice",
+    "RunChanges",
+    "RunHistory",
+    "RunReport",
+    "compare_runs",
+    "contact_keys",
+    "options_for",
+    "run_once",
+]
 
 
-def options_for(config: Any, out_dir: Path | None) -> CleanOptions:
+class Attention(enum.Enum):
+    """Why a run that finished still needs a person to read its output (exit 3)."""
+
+    FETCH_FAILED = "fetch_failed"
+    REPORTS_FAILED = "reports_failed"
+    STALE_HISTORY = "stale_history"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One reason for attention, with the words shown for it."""
+
+    kind: Attention
+    text: str
+
+
+class ChangedContact(TypedDict):
+    contact: str
+    row: int
+    before: str
+    now: str
+
+
+class RunChanges(TypedDict):
+    """What changed for one input since its previous run."""
+
+    previous_run: str | None
+    changed: list[ChangedContact]
+    new_contacts: int
+    newly_removed: list[str]
+    newly_suppressed: list[str]
+    no_longer_suppressed: list[str]
+
+
+def options_for(config: InputConfig, out_dir: Path | None) -> CleanOptions:
     """CleanOptions from one [[inputs]] table."""
     return CleanOptions(
         columns=ColumnChoice(config.phone_column, config.consent_column, config.id_column),
@@ -59,7 +110,9 @@ def contact_keys(decisions: pl.DataFrame) -> pl.DataFrame:
     return keys.unique("key", keep="first", maintain_order=True)
 
 
-def compare_runs(previous: pl.DataFrame | None, current: pl.DataFrame) -> dict[str, Any]:
+def compare_runs(
+    previous: pl.DataFrame | None, current: pl.DataFrame, previous_run: str | None = None
+) -> RunChanges:
     """Contacts whose verdict changed between two runs of one input, by kind of change."""
     if previous is None:
         return {
@@ -76,12 +129,12 @@ def compare_runs(previous: pl.DataFrame | None, current: pl.DataFrame) -> dict[s
     )
 
     def keys(frame: pl.DataFrame) -> list[str]:
-        return frame.get_column("key").to_list()
+        return frame.get_column("key").cast(pl.String).to_list()
 
     known = joined.filter(pl.col("verdict_before").is_not_null())
     return {
         "changed": [
-            {"contact": key, "row": row, "before": before, "now": now}
+            {"contact": key, "row": row, "before": str(before), "now": str(now)}
             for key, row, before, now in changed.select(
                 "key", "row", "verdict_before", "verdict"
             ).iter_rows()
@@ -96,7 +149,27 @@ def compare_runs(previous: pl.DataFrame | None, current: pl.DataFrame) -> dict[s
         "no_longer_suppressed": keys(
             known.filter((pl.col("action_before") == "suppress") & (pl.col("action") != "suppress"))
         ),
+        "previous_run": previous_run,
     }
+
+
+class InputCounts(TypedDict):
+    input: str
+    rows: int
+    kept: int
+    removed: int
+    suppressed: int
+    verdicts: dict[str, int]
+
+
+class RunRecord(TypedDict):
+    """One line of ``runs/history.jsonl``."""
+
+    run_at: str
+    config: str
+    output: str | None
+    attention: list[str]
+    inputs: list[InputCounts]
 
 
 class RunHistory:
@@ -107,18 +180,21 @@ class RunHistory:
 
     @staticmethod
     def input_key(path: Path) -> str:
+        """A short stable name for one input file (its resolved path, hashed)."""
         return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
 
     def _latest(self, path: Path) -> Path:
         return self.root / f"latest-{self.input_key(path)}.parquet"
 
     def previous(self, path: Path) -> tuple[pl.DataFrame | None, str | None]:
+        """The contact keys and verdicts of the input's last run, and when it ran."""
         latest = self._latest(path)
         if not latest.exists():
             return None, None
         return pl.read_parquet(latest), pl.read_parquet_metadata(latest).get("run_at")
 
-    def record(self, run: dict[str, Any], keys_by_input: dict[Path, pl.DataFrame]) -> None:
+    def record(self, run: RunRecord, keys_by_input: dict[Path, pl.DataFrame]) -> None:
+        """Keep each input's verdicts for the next run, and append the run's line."""
         self.root.mkdir(parents=True, exist_ok=True)
         batch = OutputBatch()
         for path, keys in keys_by_input.items():
@@ -142,7 +218,7 @@ class InputRun:
     """One input of one run."""
 
     result: CleanResult
-    changes: dict[str, Any]
+    changes: RunChanges
     keys: pl.DataFrame = field(repr=False)
 
 
@@ -165,15 +241,132 @@ def clean_inputs(
     done: list[InputRun] = []
     for item in config.inputs:
         options = options_for(item, folder)
-        if dry_run:
+        if folder is None:
             result = reconcile_file(item.path, history, options, now)
         else:
-            assert folder is not None
             folder.mkdir(parents=True, exist_ok=True)
             [result] = clean_files([item.path], history, options, now)
         keys = contact_keys(result.rows)
         previous, previous_at = runs.previous(item.path)
-        changes = compare_runs(previous, keys)
-        changes["previous_run"] = previous_at
+        changes = compare_runs(previous, keys, previous_at)
         done.append(InputRun(result=result, changes=changes, keys=keys))
     return folder, done
+
+
+class InputJson(CleanSummary):
+    changes: RunChanges
+
+
+class RunJson(TypedDict):
+    """`RunReport` as JSON (``reconcile run --json``)."""
+
+    run_at: str
+    config: str
+    dry_run: bool
+    output: str | None
+    fetch: FetchSummary | None
+    inputs: list[InputJson]
+    attention: list[str]
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What one `run_once` did: the fetch, every input, and what needs attention."""
+
+    run_at: datetime
+    config: Path
+    dry_run: bool
+    output: Path | None
+    fetched: FetchSummary | None
+    inputs: list[InputRun]
+    attention: list[Notice]
+
+    def to_json(self) -> RunJson:
+        """The run as JSON-ready values."""
+        return {
+            "run_at": iso_utc(self.run_at) or "",
+            "config": str(self.config),
+            "dry_run": self.dry_run,
+            "output": str(self.output) if self.output else None,
+            "fetch": self.fetched,
+            "inputs": [{**item.result.summary(), "changes": item.changes} for item in self.inputs],
+            "attention": [notice.text for notice in self.attention],
+        }
+
+    def record(self) -> RunRecord:
+        """The line the run history keeps of this run."""
+        inputs: list[InputCounts] = []
+        for item in self.inputs:
+            summary = item.result.summary()
+            inputs.append(
+                {
+                    "input": str(item.result.table.path),
+                    "rows": summary["rows"],
+                    "kept": summary["kept"],
+                    "removed": summary["removed"],
+                    "suppressed": summary["suppressed"],
+                    "verdicts": summary["verdicts"],
+                }
+            )
+        return {
+            "run_at": iso_utc(self.run_at) or "",
+            "config": str(self.config),
+            "output": str(self.output) if self.output else None,
+            "attention": [notice.text for notice in self.attention],
+            "inputs": inputs,
+        }
+
+
+def run_once(
+    config: RunConfig, now: datetime, *, data_dir: Path, dry_run: bool = False, wait: float = 0
+) -> RunReport:
+    """Fetch (unless ``dry_run`` or no ``[infobip]``), clean every input, keep the history.
+
+    A fetch that fails is not the end of the run: the inputs are cleaned against the
+    ledger as it was, and the report says so (`Attention.FETCH_FAILED`).
+    """
+    ledger = Ledger(data_dir)
+    attention: list[Notice] = []
+    fetched: FetchSummary | None = None
+    if config.infobip is not None and not dry_run:
+        try:
+            with open_client(config.infobip) as client, ledger.locked(wait):
+                fetched = fetch(
+                    ledger,
+                    client,
+                    now=now,
+                    page_size=config.infobip.page_size,
+                    since=config.infobip.since,
+                ).summary()
+        except (ApiError, OptionError) as error:
+            attention.append(
+                Notice(
+                    Attention.FETCH_FAILED,
+                    f"fetch failed ({error}); cleaned against the ledger as it was",
+                )
+            )
+        if fetched is not None and fetched["failed"]:
+            attention.append(
+                Notice(
+                    Attention.REPORTS_FAILED,
+                    f"{len(fetched['failed'])} report(s) could not be fetched",
+                )
+            )
+    with ledger.locked(wait):
+        history = ledger.history()
+    runs = RunHistory(data_dir)
+    folder, done = clean_inputs(config, history, runs, now, dry_run=dry_run)
+    if any(item.result.stale_history for item in done):
+        attention.append(Notice(Attention.STALE_HISTORY, "the history is stale"))
+    report = RunReport(
+        run_at=now,
+        config=config.path,
+        dry_run=dry_run,
+        output=folder,
+        fetched=fetched,
+        inputs=done,
+        attention=attention,
+    )
+    if not dry_run:
+        runs.record(report.record(), {item.result.table.path: item.keys for item in done})
+    return report

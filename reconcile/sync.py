@@ -8,24 +8,74 @@ leaves the ledger exactly as after the previous commit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal, TypedDict
 
 import polars as pl
 
 from reconcile._text import day as _day
 from reconcile.api import InfobipClient, Page
-from reconcile.changefiles import parse_metadata_page, parse_records_page
-from reconcile.errors import ChangeFileError, MalformedResponseError, ReportGoneError
-from reconcile.ledger import Ledger, ReportEntry
+from reconcile.api_pages import parse_metadata_page, parse_records_page
+from reconcile.consent import parse_utc_instants
+from reconcile.errors import MalformedResponseError, OptionError, ReportGoneError
+from reconcile.ledger import Ledger, ReportEntry, expiry_of_unfetched
 
-__all__ = ["EXPIRY_WARNING", "FetchResult", "fetch"]
+__all__ = [
+    "FetchResult",
+    "FetchSummary",
+    "Progress",
+    "ProgressEvent",
+    "check_since",
+    "fetch",
+]
 
-EXPIRY_WARNING = timedelta(days=7)
 _RESTARTS = 2
 
-Progress = Callable[[str, dict[str, Any]], None]
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a fetch, for a progress bar or a log line.
+
+    ``plan``: ``reports`` will be fetched; ``page``: one page of ``report_id`` arrived;
+    ``restart``: the report is read again; ``report``: ``entry`` was committed with
+    ``records`` in ``pages``; ``gone``: 404; ``failed``: ``error``.
+    """
+
+    kind: Literal["plan", "page", "restart", "report", "gone", "failed"]
+    report_id: str | None = None
+    reports: int = 0
+    page: int = 0
+    total_pages: int = 0
+    records: int = 0
+    pages: int = 0
+    entry: ReportEntry | None = None
+    error: str | None = None
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+class FetchedReport(TypedDict):
+    report_id: str
+    records: int
+    pages: int
+
+
+class FailedReport(TypedDict):
+    report_id: str
+    error: str
+
+
+class FetchSummary(TypedDict):
+    """`FetchResult` as JSON (``reconcile fetch --json``)."""
+
+    listed: int
+    fetched: list[FetchedReport]
+    gone: list[str]
+    failed: list[FailedReport]
+    requests: int
+    warnings: list[str]
 
 
 @dataclass
@@ -62,7 +112,8 @@ class FetchResult:
         ]
         return lines
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> FetchSummary:
+        """Counts and warnings, ready for JSON."""
         return {
             "listed": self.listed,
             "fetched": [{"report_id": r, "records": n, "pages": p} for r, n, p in self.fetched],
@@ -73,17 +124,22 @@ class FetchResult:
         }
 
 
-def _no_progress(_event: str, _data: dict[str, Any]) -> None:
+def check_since(since: str | None) -> str | None:
+    """``--since`` as given, once it is known to be a date; OptionError otherwise."""
+    if since is not None and parse_utc_instants(pl.Series([since])).item() is None:
+        raise OptionError(f"--since {since!r} is not a date (use YYYY-MM-DD).")
+    return since
+
+
+def _no_progress(_event: ProgressEvent) -> None:
     return None
 
 
 def _list_reports(client: InfobipClient, page_size: int, filters: dict[str, str]) -> pl.DataFrame:
-    frames = []
-    for page in client.report_pages(page_size, **filters):
-        try:
-            frames.append(parse_metadata_page("report list", page.results))
-        except ChangeFileError as error:
-            raise MalformedResponseError(str(error)) from None
+    frames = [
+        parse_metadata_page("report list", page.results, MalformedResponseError)
+        for page in client.report_pages(page_size, **filters)
+    ]
     if not frames:
         return pl.DataFrame()
     return pl.concat(frames).unique("report_id", keep="last", maintain_order=True)
@@ -106,21 +162,19 @@ def _fetch_records(
             records.extend(page.results)
             pages += 1
             progress(
-                "page",
-                {"report_id": entry.report_id, "page": page.page, "total_pages": page.total_pages},
+                ProgressEvent("page", entry.report_id, page=page.page, total_pages=page.total_pages)
             )
         # record_pages always yields the first page (or raises), so `first` is set here
         if consistent and first is not None and len(records) == first.total_results:
             break
-        progress("restart", {"report_id": entry.report_id})
+        progress(ProgressEvent("restart", entry.report_id))
     else:
         raise MalformedResponseError(
             f"report {entry.report_id}: its page count kept changing while it was read"
         )
-    try:
-        events = parse_records_page(f"report {entry.report_id}", records, entry.report_id)
-    except ChangeFileError as error:
-        raise MalformedResponseError(str(error)) from None
+    events = parse_records_page(
+        f"report {entry.report_id}", records, entry.report_id, MalformedResponseError
+    )
     events = events.with_columns(
         network_id=pl.lit(entry.network_id, pl.Int64),
         network_name=pl.lit(entry.network_name, pl.String),
@@ -161,7 +215,7 @@ def fetch(
         ),
         key=lambda entry: (entry.date_from or now, entry.report_id),
     )
-    progress("plan", {"reports": len(pending)})
+    progress(ProgressEvent("plan", reports=len(pending)))
     metadata = list(listed.values())
     for entry in pending:
         # Past its expiry date but still listed: try anyway, it may not be deleted yet.
@@ -169,28 +223,23 @@ def fetch(
             events, pages = _fetch_records(client, entry, page_size, progress)
         except ReportGoneError:
             result.gone.append(entry.report_id)
-            ledger.commit([(_with(entry, status="gone"), None)], metadata=metadata)
-            progress("gone", {"report_id": entry.report_id})
+            ledger.commit([(replace(entry, status="gone"), None)], metadata=metadata)
+            progress(ProgressEvent("gone", entry.report_id))
             continue
         except MalformedResponseError as error:
             result.failed.append((entry.report_id, str(error)))
-            progress("failed", {"report_id": entry.report_id, "error": str(error)})
+            progress(ProgressEvent("failed", entry.report_id, error=str(error)))
             continue
-        done = _with(entry, status="complete", fetched_at=now)
+        done = replace(entry, status="complete", fetched_at=now)
         ledger.commit([(done, events)], metadata=metadata)
         result.fetched.append((entry.report_id, events.height, pages))
-        progress("report", {"entry": done, "records": events.height, "pages": pages})
+        progress(
+            ProgressEvent("report", done.report_id, entry=done, records=events.height, pages=pages)
+        )
     ledger.commit(metadata=metadata, last_sync=now)
-    for entry in ledger.entries().values():
-        if entry.status == "listed" and entry.expiry_date is not None:
-            if entry.expiry_date <= now:
-                result.expired_unfetched.append(entry)
-            elif now < entry.expiry_date <= now + EXPIRY_WARNING:
-                result.expiring_soon.append(entry)
+    result.expired_unfetched, result.expiring_soon = expiry_of_unfetched(
+        ledger.entries().values(), now
+    )
     result.requests = client.requests
     result.retry_waits = list(client.retry_waits)
     return result
-
-
-def _with(entry: ReportEntry, **changes: Any) -> ReportEntry:
-    return ReportEntry(**{**entry.__dict__, **changes})

@@ -20,6 +20,7 @@ from datetime import datetime
 import polars as pl
 
 from reconcile.consent import FUTURE, MISSING, UNPARSEABLE
+from reconcile.errors import OptionError
 from reconcile.history import ACTIVATION, DEACTIVATION, SUSPENSION
 from reconcile.phones import add_e164
 
@@ -82,11 +83,25 @@ def resolve_actions(overrides: Mapping[str, str | None]) -> dict[str, str]:
     """The default action per verdict, with the given overrides applied."""
     actions = dict(DEFAULT_ACTIONS)
     for verdict, action in overrides.items():
-        if action is not None:
-            if verdict not in actions or action not in ACTIONS:
-                raise ValueError(f"no verdict {verdict!r} or action {action!r}")
-            actions[verdict] = action
+        if action is None:
+            continue
+        if verdict not in actions:
+            raise OptionError(
+                f"{verdict!r} is not a verdict; the verdicts are {', '.join(VERDICTS)}."
+            )
+        if action not in ACTIONS:
+            raise OptionError(
+                f"--{verdict.replace('_', '-')} {action!r} is not an action; "
+                f"the actions are {', '.join(ACTIONS)}."
+            )
+        actions[verdict] = action
     return actions
+
+
+def _unverified(boundary: pl.Expr, coverage: pl.Expr) -> pl.Expr:
+    """SPEC's unverified rule: no history, no (usable) consent, or consent before coverage
+    starts, so a deactivation in between cannot be ruled out."""
+    return coverage.is_null() | boundary.is_null() | (boundary < coverage)
 
 
 def _iso(expr: pl.Expr) -> pl.Expr:
@@ -179,7 +194,7 @@ def decide_rows(
     plain_verdict = (
         pl.when(pl.col("phone_error").is_not_null())
         .then(pl.lit("invalid_number", VERDICT_TYPE))
-        .when(coverage.is_null() | boundary.is_null() | (boundary < coverage))
+        .when(_unverified(boundary, coverage))
         .then(pl.lit("unverified", VERDICT_TYPE))
         .otherwise(pl.lit("ok", VERDICT_TYPE))
     )
@@ -258,7 +273,8 @@ def decide(
     read). Returns ``contacts`` with the columns of RESULT_COLUMNS added, in row order.
     """
     if evidence is None:
-        assert events is not None, "decide needs the events or their evidence"
+        if events is None:
+            raise TypeError("decide needs the events or their evidence")
         evidence = number_evidence(contacts.get_column("phone_key"), events)
     decided = decide_rows(contacts, evidence, coverage_start, actions)
     contacts = add_e164(contacts)
@@ -281,7 +297,7 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
         no_consent | (pl.col("deact_at") >= boundary)
     )
     is_suspended = pl.col("suspended").fill_null(False)
-    is_unverified = coverage.is_null() | no_consent | (boundary < coverage)
+    is_unverified = _unverified(boundary, coverage)
     verdict = (
         pl.when(is_invalid)
         .then(pl.lit("invalid_number", VERDICT_TYPE))

@@ -314,4 +314,4 @@ def test_the_console_script_is_the_process_entry_point():
     from importlib.metadata import entry_points
 
     [script] = entry_points(group="console_scripts", name="reconcile")
-    assert script.value == "reconcile.cli:process_main"
+    assert script.value == "reconcile._process:process_main"

@@ -256,8 +256,9 @@ def test_progress_thread_safety_of_the_fake_clock():
 def test_progress_bar_on_a_terminal_and_log_lines_under_cron(capsys):
     from datetime import UTC, datetime
 
-    from reconcile.cli import _progress
     from reconcile.ledger import ReportEntry
+    from reconcile.printed import fetch_progress
+    from reconcile.sync import ProgressEvent
 
     entry = ReportEntry(
         "r1",
@@ -267,11 +268,11 @@ def test_progress_bar_on_a_terminal_and_log_lines_under_cron(capsys):
         date_to=datetime(2024, 3, 2, tzinfo=UTC),
     )
     for enabled in (True, False):
-        with _progress(enabled) as progress:
-            progress("plan", {"reports": 2})
-            progress("page", {"report_id": "r1", "page": 0, "total_pages": 2})
-            progress("report", {"entry": entry, "records": 12, "pages": 2})
-            progress("gone", {"report_id": "r2"})
+        with fetch_progress(enabled) as progress:
+            progress(ProgressEvent("plan", reports=2))
+            progress(ProgressEvent("page", "r1", page=0, total_pages=2))
+            progress(ProgressEvent("report", "r1", entry=entry, records=12, pages=2))
+            progress(ProgressEvent("gone", "r2"))
     err = capsys.readouterr().err
     assert "fetching reports" in err  # the bar's label (click draws no bar off a terminal)
     assert (

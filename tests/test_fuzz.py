@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconcile._csvscan import header_names, read_columns, scan_csv
-from reconcile.changefiles import parse_metadata_page, parse_records_page
+from reconcile.api_pages import parse_metadata_page, parse_records_page
 from reconcile.consent import parse_consent, parse_utc_instants
-from reconcile.contacts import detect_encoding
+from reconcile.csv_files import detect_encoding
 from reconcile.errors import ChangeFileError, ReconcileError
 from reconcile.phones import normalize_phones
 

@@ -154,7 +154,7 @@ def test_full_disk_and_read_only_folders_leave_nothing_partial(
         import reconcile.clean as clean_module
 
         monkeypatch.setattr(clean_module, "SETTLE_BYTES", 1)
-        monkeypatch.setattr(clean_module.os, "fdatasync", failing)
+        monkeypatch.setattr(clean_module, "sync_data", failing)
     else:
         original = os.fsync
 

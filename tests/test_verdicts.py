@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from reconcile.errors import OptionError
 from reconcile.verdicts import RECONSENTED, decide, resolve_actions
 from tests.helpers import contacts_frame, decide_one, events_frame, utc
 
@@ -217,8 +218,10 @@ def test_action_overrides_apply_per_verdict():
 
 
 def test_resolve_actions_refuses_unknown_names():
-    with pytest.raises(ValueError, match="no verdict"):
+    with pytest.raises(OptionError, match="'bogus' is not a verdict"):
         resolve_actions({"bogus": "remove"})
+    with pytest.raises(OptionError, match="--unverified 'drop' is not an action"):
+        resolve_actions({"unverified": "drop"})
 
 
 def test_decide_accepts_empty_events():

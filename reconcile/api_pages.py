@@ -1,0 +1,166 @@
+"""Infobip API pages to frames: one parser for live answers and saved change files.
+
+A records page (``{"results": [{date, destination, type, newDestination?}]}``) becomes
+events; a metadata page (``{"results": [{reportId, networkName, dateFrom, ...}]}``)
+becomes report rows. Every field is checked; the first bad one is reported with its
+place (``results[3]``, ``data row 7``) as ``error`` (ChangeFileError for files,
+MalformedResponseError for the API).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from reconcile.consent import parse_utc_instants
+from reconcile.errors import ChangeFileError, ReconcileError
+from reconcile.history import EVENT_TYPES, REPORT_SCHEMA
+
+__all__ = ["ErrorType", "events_from_text", "parse_metadata_page", "parse_records_page"]
+
+ErrorType = type[ReconcileError]
+_DIGITS = r"^[0-9]{7,15}$"
+
+
+def _text_field(
+    name: str, records: list[Any], key: str, required: bool, error: ErrorType
+) -> list[str | None]:
+    """Pull one string field out of every record, refusing wrong types."""
+    values: list[str | None] = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise error(f"{name}: results[{index}] is not an object.")
+        value = record.get(key)
+        if value is None:
+            if required:
+                raise error(f"{name}: results[{index}] has no {key!r}.")
+            values.append(None)
+        elif isinstance(value, str):
+            values.append(value)
+        else:
+            raise error(
+                f"{name}: results[{index}].{key} is {type(value).__name__} {value!r}, "
+                "expected text."
+            )
+    return values
+
+
+def parse_records_page(
+    name: str, records: list[Any], report_id: str, error: ErrorType = ChangeFileError
+) -> pl.DataFrame:
+    """Validate API record objects into events (without operator names)."""
+    raw = pl.DataFrame(
+        {
+            "destination": _text_field(name, records, "destination", True, error),
+            "date": _text_field(name, records, "date", True, error),
+            "type": _text_field(name, records, "type", True, error),
+            "newDestination": _text_field(name, records, "newDestination", False, error),
+        },
+        schema=dict.fromkeys(("destination", "date", "type", "newDestination"), pl.String),
+    )
+    return events_from_text(name, raw, report_id, "results[{}]", 0, error)
+
+
+def events_from_text(
+    name: str,
+    raw: pl.DataFrame,
+    report_id: str,
+    where: str,
+    first_index: int,
+    error: ErrorType = ChangeFileError,
+) -> pl.DataFrame:
+    """Validate text columns destination, date, type, newDestination into events.
+
+    ``where`` formats a record's index for messages (``results[{}]``, ``line {}``).
+    """
+    frame = raw.with_columns(
+        pl.col("destination").str.strip_chars(),
+        pl.col("type").str.strip_chars().str.to_uppercase(),
+        pl.col("newDestination").str.strip_chars(),
+        occurred_at=parse_utc_instants(raw.get_column("date")),
+    ).with_row_index("index")
+    checks = (
+        (
+            ~pl.col("destination").str.contains(_DIGITS).fill_null(False),
+            "destination {destination!r} is not country code and number in digits only",
+        ),
+        (pl.col("occurred_at").is_null(), "date {date!r} is not an ISO 8601 date and time"),
+        (
+            ~pl.col("type").is_in(list(EVENT_TYPES)).fill_null(False),
+            "type {type!r} is not one of " + ", ".join(EVENT_TYPES),
+        ),
+        (
+            pl.col("newDestination").is_not_null()
+            & (pl.col("newDestination") != "")
+            & ~pl.col("newDestination").str.contains(_DIGITS).fill_null(False),
+            "newDestination {newDestination!r} is not digits only",
+        ),
+    )
+    for condition, message in checks:
+        bad = frame.filter(condition)
+        if bad.height:
+            row = bad.row(0, named=True)
+            position = where.format(int(row["index"]) + first_index)
+            raise error(f"{name}: {position}: " + message.format(**row) + ".")
+    return frame.select(
+        number=pl.col("destination").cast(pl.UInt64),
+        type=pl.col("type"),
+        occurred_at=pl.col("occurred_at"),
+        new_number=pl.when(pl.col("newDestination") != "")
+        .then(pl.col("newDestination"))
+        .cast(pl.UInt64),
+        report_id=pl.lit(report_id, pl.String),
+        network_id=pl.lit(None, pl.Int64),
+        network_name=pl.lit(None, pl.String),
+    )
+
+
+def parse_metadata_page(
+    name: str, records: list[Any], error: ErrorType = ChangeFileError
+) -> pl.DataFrame:
+    """Validate API report metadata objects into a report frame (status ``listed``)."""
+    network_ids: list[int | None] = []
+    for index, record in enumerate(records):
+        value = record.get("networkId") if isinstance(record, dict) else None
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise error(f"{name}: results[{index}].networkId {value!r} is not a number.")
+        network_ids.append(value)
+    frame = pl.DataFrame(
+        {
+            "report_id": _text_field(name, records, "reportId", True, error),
+            "network_id": network_ids,
+            "network_name": _text_field(name, records, "networkName", False, error),
+            **{
+                column: parse_utc_instants(
+                    pl.Series(
+                        _text_field(name, records, key, key in ("dateFrom", "dateTo"), error),
+                        dtype=pl.String,
+                    )
+                )
+                for column, key in (
+                    ("generated_date", "generatedDate"),
+                    ("date_from", "dateFrom"),
+                    ("date_to", "dateTo"),
+                    ("expiry_date", "expiryDate"),
+                )
+            },
+        },
+        schema_overrides={"network_id": pl.Int64},
+    ).with_row_index("index")
+    bad = frame.filter(
+        pl.col("date_from").is_null()
+        | pl.col("date_to").is_null()
+        | (pl.col("date_from") > pl.col("date_to"))
+    )
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise error(
+            f"{name}: results[{row['index']}] (report {row['report_id']}): dateFrom and dateTo "
+            "must be dates, dateFrom not after dateTo."
+        )
+    return (
+        frame.drop("index")
+        .with_columns(status=pl.lit("listed"), records=pl.lit(0, pl.Int64), source=pl.lit(name))
+        .select(list(REPORT_SCHEMA))
+    )

@@ -1,0 +1,302 @@
+"""CSV contact files: encoding detection, reading the needed columns, writing kept rows.
+
+Nothing is converted on the way in: the byte scan (`_csvscan`) finds where records and
+fields lie, polars reads the few needed columns as text, and the cleaned file is
+written from the input's own bytes, so the encoding, BOM, delimiter, quoting and every
+field of a kept row stay byte-identical.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from reconcile._csvscan import (
+    CsvScan,
+    checked_columns,
+    header_names,
+    polars_columns,
+    read_columns,
+    read_header,
+    scan_csv,
+)
+from reconcile.columns import ChosenColumns, ColumnChoice, choose_columns
+from reconcile.errors import EncodingError, InputError, ReconcileError
+
+__all__ = [
+    "CsvContacts",
+    "CsvSource",
+    "detect_encoding",
+    "first_undecodable",
+    "read_csv_contacts",
+    "write_csv_rows",
+]
+
+UTF8_BOM = b"\xef\xbb\xbf"
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+# Codecs whose multi-byte sequences never contain ASCII bytes, so that quotes,
+# delimiters and newlines can be found in the raw bytes.
+_ASCII_SAFE_CODECS = frozenset(
+    {"utf-8", "cp1252", "latin-1", "iso8859-1", "iso8859-15", "ascii", "cp1250", "mac-roman"}
+)
+_DECODE_BLOCK = 1 << 14  # small enough for the allocator to reuse one block
+
+
+@dataclass
+class CsvSource:
+    """Where a CSV's values come from: its scan, and polars' read of the needed columns.
+
+    ``wanted`` are the indexes of the phone, consent and (if any) id columns. The read
+    may have begun beside the scan (``reading``); its answer is used only when it has
+    one row per data record the scan found.
+    """
+
+    scan: CsvScan
+    encoding: str
+    bom: bytes
+    wanted: tuple[int, ...]
+    reading: Future[list[pl.Series] | None] | None = field(default=None, repr=False)
+    _columns: list[pl.Series] | None = field(default=None, repr=False)
+
+    def values(self, first: int, stop: int) -> pl.DataFrame:
+        """Data rows ``first`` to ``stop``: row (1-based), phone, consent, id as text."""
+        if self._columns is None:
+            wanted = list(self.wanted)
+            if self.reading is not None:
+                read = self.reading.result()
+                self.reading = None
+                self._columns = checked_columns(
+                    self.scan, read, wanted, self.encoding, self.scan.data_records
+                )
+            else:
+                self._columns = read_columns(
+                    self.scan, wanted, self.encoding, 0, self.scan.row_count
+                )
+        read = [column.slice(first, stop - first) for column in self._columns]
+        count = stop - first
+        return pl.DataFrame(
+            {
+                "row": pl.int_range(first + 1, stop + 1, eager=True, dtype=pl.UInt32),
+                "phone": read[0],
+                "consent": read[1],
+                "id": read[2]
+                if len(read) > 2
+                else pl.repeat(None, count, dtype=pl.String, eager=True),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class CsvContacts:
+    """A CSV contact file as read: its header, the chosen columns and its source."""
+
+    header: list[str]
+    chosen: ChosenColumns
+    source: CsvSource
+
+
+def _check_codec(name: str) -> str:
+    try:
+        canonical = codecs.lookup(name).name
+    except LookupError:
+        raise EncodingError(f"--encoding {name!r} is not an encoding Python knows.") from None
+    if canonical not in _ASCII_SAFE_CODECS:
+        raise EncodingError(
+            f"--encoding {name!r} is not supported; use UTF-8 or a single-byte encoding such "
+            "as cp1252 or latin-1 (save UTF-16 files as UTF-8)."
+        )
+    return canonical
+
+
+def first_undecodable(body: bytes, codec: str) -> int | None:
+    """Where ``body`` stops being valid ``codec`` text, or None when all of it is.
+
+    Decoded block by block and thrown away: decoding a large file whole would build a
+    string as big as the file only to check it.
+    """
+    if body.isascii():  # every supported codec is ASCII-compatible
+        return None
+    decoder = codecs.getincrementaldecoder(codec)()
+    view = memoryview(body)
+    for begin in range(0, len(body), _DECODE_BLOCK):
+        try:
+            decoder.decode(view[begin : begin + _DECODE_BLOCK], final=False)
+        except UnicodeDecodeError:
+            break
+    else:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            pass
+        else:
+            return None
+    # the exact position comes from decoding the whole text once, on this rare path
+    try:
+        body.decode(codec)
+    except UnicodeDecodeError as error:
+        return error.start
+    return None
+
+
+def detect_encoding(name: str, body: bytes, has_bom: bool) -> str:
+    """UTF-8 when the bytes decode as UTF-8, else Windows-1252; mixed files are refused."""
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise EncodingError(f"{name} is UTF-16 text; save it as CSV UTF-8 (or pass --encoding).")
+    first_bad = first_undecodable(body, "utf-8")
+    if first_bad is None:
+        return "utf-8"
+    line = body.count(b"\n", 0, first_bad) + 1
+    # A UTF-8 file with a few broken bytes holds more valid multi-byte sequences than
+    # stray high bytes; in Windows-1252 text, valid-looking sequences are coincidences.
+    valid_sequences = _UTF8_SEQUENCE.findall(body)
+    valid_bytes = sum(len(sequence) for sequence in valid_sequences)
+    high_bytes = int(np.count_nonzero(np.frombuffer(body, dtype=np.uint8) >= 0x80))
+    stray_bytes = high_bytes - valid_bytes
+    if has_bom or len(valid_sequences) > stray_bytes:
+        raise EncodingError(
+            f"{name}: line {line} is not valid UTF-8 although the file looks like UTF-8 "
+            "elsewhere (mixed encodings?); fix that line, or pass --encoding cp1252 if the "
+            "whole file is Windows-1252."
+        )
+    try:
+        body.decode("cp1252")
+    except UnicodeDecodeError as error:
+        bad_line = body.count(b"\n", 0, error.start) + 1
+        raise EncodingError(
+            f"{name}: line {bad_line} is neither UTF-8 nor Windows-1252 text; "
+            "pass the file's encoding with --encoding."
+        ) from None
+    return "cp1252"
+
+
+def read_csv_contacts(path: Path, choice: ColumnChoice, encoding: str | None) -> CsvContacts:
+    """Scan a CSV contact file and choose its columns; the values are read on demand."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read the file ({error.strerror}).") from None
+    if not raw or raw.isspace():
+        raise InputError(f"{path.name}: the file is empty; it needs a header line and rows.")
+    bom = UTF8_BOM if raw.startswith(UTF8_BOM) else b""
+    body = raw[len(bom) :]
+    if encoding is not None:
+        codec = _check_codec(encoding)
+        bad = first_undecodable(body, codec)
+        if bad is not None:
+            line = body.count(b"\n", 0, bad) + 1
+            raise EncodingError(
+                f"{path.name}: line {line} is not valid {encoding}; check --encoding."
+            ) from None
+    else:
+        codec = detect_encoding(path.name, body, bool(bom))
+    # When the header names the columns, polars reads them in the background while the
+    # scan checks the whole file. A header with a problem is looked at again after the
+    # scan, so that errors come in the same order as if nothing had been read ahead.
+    reading: Future[list[pl.Series] | None] | None = None
+    try:
+        delimiter, header = read_header(path.name, body, codec)
+        chosen = choose_columns(path, header, choice)
+    except ReconcileError:
+        scan = scan_csv(path.name, body)
+        header = header_names(scan, codec)
+        chosen = choose_columns(path, header, choice)
+        wanted = chosen.indexes(header)
+    else:
+        wanted = chosen.indexes(header)
+        reader = ThreadPoolExecutor(max_workers=1)
+        reading = reader.submit(polars_columns, body, wanted, delimiter, codec)
+        reader.shutdown(wait=False)
+        scan = scan_csv(path.name, body, delimiter)
+    if scan.row_count == 0:
+        raise InputError(f"{path.name}: the file has a header but no data rows.")
+    source = CsvSource(scan=scan, encoding=codec, bom=bom, wanted=tuple(wanted), reading=reading)
+    return CsvContacts(header=header, chosen=chosen, source=source)
+
+
+def _quote_expr(value: pl.Expr, delimiter: str) -> pl.Expr:
+    needs_quotes = value.str.contains(f'[{re.escape(delimiter)}"\r\n]')
+    return (
+        pl.when(needs_quotes)
+        .then(pl.lit('"') + value.str.replace_all('"', '""', literal=True) + pl.lit('"'))
+        .otherwise(value)
+        .fill_null("")
+    )
+
+
+def write_csv_rows(
+    stream: BinaryIO,
+    source: CsvSource,
+    first: int,
+    stop: int,
+    keep: npt.NDArray[np.bool_],
+    extra: pl.DataFrame | None = None,
+) -> None:
+    """Write data rows ``first`` to ``stop`` of the cleaned CSV, after the header if
+    ``first`` is 0.
+
+    Strip mode copies runs of consecutive kept records straight from the input's bytes
+    (blank lines are dropped). With ``extra`` (flag mode) every record gets those
+    columns appended, encoded and quoted in the file's own encoding and delimiter.
+    """
+    scan = source.scan
+    records = scan.data_records[first:stop]
+    body = memoryview(scan.body)
+    if first == 0:
+        stream.write(source.bom)
+    if extra is None:
+        begin = 0 if first == 0 else int(records[0])
+        record_keep = np.zeros(int(records[-1]) + 1 - begin, dtype=bool)
+        record_keep[0] = first == 0  # the header
+        record_keep[records - begin] = keep
+        edges = np.flatnonzero(np.diff(record_keep.astype(np.int8))) + 1
+        bounds = np.concatenate(([0], edges, [record_keep.size]))
+        starts, stops = bounds[:-1], bounds[1:]
+        kept_runs = record_keep[starts]
+        stream.writelines(
+            body[run_start:run_end]
+            for run_start, run_end in zip(
+                scan.record_start[starts[kept_runs] + begin].tolist(),
+                scan.record_end[stops[kept_runs] - 1 + begin].tolist(),
+                strict=True,
+            )
+        )
+        return
+    delimiter = scan.delimiter
+    suffixes = extra.select(
+        pl.concat_str(
+            [_quote_expr(pl.col(name), delimiter) for name in extra.columns], separator=delimiter
+        )
+    ).to_series()
+    newline = scan.newline
+    if first == 0:
+        header_end = int(scan.content_end[0])
+        stream.write(body[:header_end])
+        stream.write((delimiter + delimiter.join(extra.columns)).encode(source.encoding))
+        stream.write(body[header_end : int(scan.record_end[0])] or newline)
+    encoded = [
+        (delimiter + suffix).encode(source.encoding, errors="replace") for suffix in suffixes
+    ]
+    last = scan.row_count - 1 - first  # the file's last row gets no terminator it lacked
+    pieces: list[bytes | memoryview] = []
+    for index, (start, content_end, end) in enumerate(
+        zip(
+            scan.record_start[records].tolist(),
+            scan.content_end[records].tolist(),
+            scan.record_end[records].tolist(),
+            strict=True,
+        )
+    ):
+        pieces.append(body[start:content_end])
+        pieces.append(encoded[index])
+        pieces.append(body[content_end:end] if end > content_end or index == last else newline)
+    stream.writelines(pieces)

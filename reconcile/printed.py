@@ -1,0 +1,199 @@
+"""What the commands print for a person: each result in a few lines of text.
+
+``--json`` prints the results themselves; these are their human forms, kept apart from
+the command line so that each can be read (and tested) on its own.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from reconcile._text import day
+
+if TYPE_CHECKING:
+    from reconcile.check import CheckAnswer
+    from reconcile.clean import CleanResult
+    from reconcile.ledger_io import LedgerStatus
+    from reconcile.runs import RunChanges, RunReport
+    from reconcile.sync import FetchResult, Progress, ProgressEvent
+
+__all__ = [
+    "changes_line",
+    "check_lines",
+    "clean_lines",
+    "fetch_lines",
+    "fetch_progress",
+    "run_lines",
+    "status_lines",
+]
+
+
+def clean_lines(result: CleanResult) -> list[str]:
+    """The short summary of one reconciled file."""
+    summary = result.summary()
+    if summary["mode"] == "flag":
+        head = (
+            f"{summary['input']}: {summary['rows']} rows flagged (all stay in the file): "
+            f"{summary['kept']} to keep ({summary['review']} to review), "
+            f"{summary['removed']} to remove, {summary['suppressed']} to suppress"
+        )
+    else:
+        head = (
+            f"{summary['input']}: {summary['rows']} rows -> {summary['kept']} kept "
+            f"({summary['review']} to review), {summary['removed']} removed, "
+            f"{summary['suppressed']} suppressed"
+        )
+    lines = [
+        head,
+        "  " + ", ".join(f"{verdict} {count}" for verdict, count in summary["verdicts"].items()),
+    ]
+    coverage = summary["coverage"]
+    if coverage["start"]:
+        lines.append(
+            f"  history covers {coverage['start']} to {coverage['end']}; "
+            "verdicts hold as of its end"
+        )
+    else:
+        lines.append("  no history: every consent is unverified")
+    if summary["blank_rows_skipped"]:
+        lines.append(f"  {summary['blank_rows_skipped']} blank row(s) skipped")
+    lines.extend(f"  warning: {warning}" for warning in summary["warnings"])
+    outputs = summary["outputs"]
+    written = [outputs["cleaned"], outputs["changes"]]
+    if outputs["report"]:
+        written.append(outputs["report"])
+    lines.append(f"  wrote {', '.join(written[:-1])} and {written[-1]}")
+    return lines
+
+
+def changes_line(changes: RunChanges) -> str:
+    """What changed since the previous run of one input, in one line."""
+    if changes["previous_run"] is None and not changes["changed"]:
+        return "first run of this input: nothing to compare with"
+
+    def named(keys: list[str]) -> str:
+        shown = ", ".join(key.split(":", 1)[1] for key in keys[:10])
+        return f"{len(keys)}" + (f" ({shown}{', …' if len(keys) > 10 else ''})" if keys else "")
+
+    return (
+        f"since the run of {changes['previous_run']}: "
+        f"{len(changes['changed'])} changed verdict(s); "
+        f"newly removed {named(changes['newly_removed'])}, "
+        f"newly suppressed {named(changes['newly_suppressed'])}, "
+        f"no longer suppressed {named(changes['no_longer_suppressed'])}; "
+        f"{changes['new_contacts']} new contact(s)"
+    )
+
+
+def run_lines(report: RunReport) -> list[str]:
+    """One run: the fetch, each input's summary and changes, what needs attention."""
+    summary = report.to_json()
+    lines = [f"run {summary['run_at']}" + (" (dry run: nothing written)" if report.dry_run else "")]
+    fetched = summary["fetch"]
+    if fetched is not None:
+        lines.append(f"  fetched {len(fetched['fetched'])} report(s) of {fetched['listed']} listed")
+    for item in report.inputs:
+        lines.extend(clean_lines(item.result))
+        lines.append("  " + changes_line(item.changes))
+    lines.extend(f"attention: {line}" for line in summary["attention"])
+    return lines
+
+
+def fetch_lines(result: FetchResult) -> list[str]:
+    """What one fetch did, and its warnings."""
+    records = sum(count for _, count, _ in result.fetched)
+    return [
+        f"{result.listed} reports listed, {len(result.fetched)} fetched ({records} records), "
+        f"{len(result.gone)} gone, {len(result.failed)} failed; {result.requests} requests",
+        *(f"  warning: {warning}" for warning in result.warnings()),
+    ]
+
+
+def status_lines(info: LedgerStatus) -> list[str]:
+    """`ledger status`: reports, events, coverage per operator, warnings."""
+    coverage = info["coverage"]
+    by_status = ", ".join(f"{count} {name}" for name, count in info["by_status"].items())
+    lines = [
+        f"ledger {info['ledger']}",
+        f"  {info['reports']} reports ({by_status or 'none'}), {info['events']} events",
+        f"  last sync: {info['last_sync'] or 'never'}",
+    ]
+    if coverage["start"]:
+        lines.append(f"  coverage {coverage['start']} to {coverage['end']}")
+    else:
+        lines.append("  no coverage yet: run `reconcile fetch` or `reconcile ledger import`")
+    for operator in coverage["operators"]:
+        gaps = "; ".join(f"{start} to {end}" for start, end in operator["gaps"]) or "none"
+        lines.append(
+            f"  {operator['network']}: {operator['start']} to {operator['end']}, "
+            f"{operator['reports']} report(s), gaps: {gaps}"
+        )
+    lines.extend(
+        f"  warning: report {report_id} expired before it was fetched"
+        for report_id in info["expired_unfetched"]
+    )
+    lines.extend(
+        f"  warning: report {report_id} expires within 7 days and is not fetched"
+        for report_id in info["expiring_soon"]
+    )
+    return lines
+
+
+def check_lines(answer: CheckAnswer) -> list[str]:
+    """One number's answer with its evidence."""
+    lines = [f"{answer['answer']}: {answer['e164']} ({answer['verdict']})"]
+    if answer["reason"]:
+        lines.append(f"  {answer['reason']}")
+    evidence = answer["evidence"]
+    if evidence:
+        lines.append(
+            f"  evidence: {evidence['event_type']} {evidence['event_date']}, "
+            f"{evidence['network'] or 'operator not named'}, report {evidence['report_id']}"
+        )
+    lines.extend(f"  note: {note}" for note in answer["notes"])
+    span = answer["coverage"]
+    lines.append(
+        f"  history covers {span['start']} to {span['end']}" if span["start"] else "  no history"
+    )
+    return lines
+
+
+@contextmanager
+def fetch_progress(enabled: bool) -> Iterator[Progress]:
+    """A progress bar on a terminal (``enabled``); one log line per report otherwise."""
+    bar: Any = None
+
+    def report(event: ProgressEvent) -> None:
+        nonlocal bar
+        if event.kind == "plan" and enabled and event.reports:
+            bar = click.progressbar(length=event.reports, label="fetching reports", file=sys.stderr)
+            bar.__enter__()
+        elif event.kind == "page" and bar is not None:
+            bar.label = f"report {event.report_id} page {event.page + 1}/{event.total_pages}"
+            bar.render_progress()
+        elif event.kind in ("report", "gone", "failed"):
+            if bar is not None:
+                bar.update(1)
+            elif event.kind == "report" and event.entry is not None:
+                entry = event.entry
+                click.echo(
+                    f"fetched report {entry.report_id} ({entry.network_name}, "
+                    f"{day(entry.date_from)} to {day(entry.date_to)}): "
+                    f"{event.records} records in {event.pages} page(s)",
+                    err=True,
+                )
+            elif event.kind == "gone":
+                click.echo(f"report {event.report_id} is gone (HTTP 404)", err=True)
+            elif event.kind == "failed":
+                click.echo(f"report {event.report_id} failed: {event.error}", err=True)
+
+    try:
+        yield report
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
