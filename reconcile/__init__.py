@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from reconcile import printed
+from reconcile._version import version
 from reconcile.changefiles import load_change_files
 from reconcile.check import CheckAnswer, check_number, phone_key
 from reconcile.clean import CleanOptions, CleanResult, CleanSummary, clean_files, reconcile_file
@@ -130,17 +131,6 @@ _ON_FIRST_USE = {
     "check_since": "reconcile.sync",
     "fetch": "reconcile.sync",
 }
-
-
-def version() -> str:
-    """The installed version of reconcile (from the package metadata)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed_version
-
-    try:
-        return installed_version("reconcile")
-    except PackageNotFoundError:  # a checkout that was never installed
-        return "0+unknown"
 
 
 def __getattr__(name: str) -> Any:

@@ -142,7 +142,7 @@ class RateLimiter:
 class Page:
     """One page of an API answer."""
 
-    results: list[dict[str, Any]]
+    results: list[object]
     page: int
     size: int
     total_pages: int

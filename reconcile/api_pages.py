@@ -9,7 +9,7 @@ MalformedResponseError for the API).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -24,7 +24,7 @@ _DIGITS = r"^[0-9]{7,15}$"
 
 
 def _text_field(
-    name: str, records: list[Any], key: str, required: bool, error: ErrorType
+    name: str, records: Sequence[object], key: str, required: bool, error: ErrorType
 ) -> list[str | None]:
     """Pull one string field out of every record, refusing wrong types."""
     values: list[str | None] = []
@@ -47,7 +47,7 @@ def _text_field(
 
 
 def parse_records_page(
-    name: str, records: list[Any], report_id: str, error: ErrorType = ChangeFileError
+    name: str, records: Sequence[object], report_id: str, error: ErrorType = ChangeFileError
 ) -> pl.DataFrame:
     """Validate API record objects into events (without operator names)."""
     raw = pl.DataFrame(
@@ -117,7 +117,7 @@ def events_from_text(
 
 
 def parse_metadata_page(
-    name: str, records: list[Any], error: ErrorType = ChangeFileError
+    name: str, records: Sequence[object], error: ErrorType = ChangeFileError
 ) -> pl.DataFrame:
     """Validate API report metadata objects into a report frame (status ``listed``)."""
     network_ids: list[int | None] = []

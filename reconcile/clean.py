@@ -21,6 +21,7 @@ import polars as pl
 
 from reconcile._atomic import OutputBatch, sync_data
 from reconcile._text import iso_utc as _iso
+from reconcile._version import version
 from reconcile.changelist import write_changes
 from reconcile.columns import ColumnChoice
 from reconcile.consent import parse_consent, reject_future, validate_timezone
@@ -504,8 +505,6 @@ def _flag_extra(decisions: pl.DataFrame) -> pl.DataFrame:
 
 
 def _add_workbook(result: CleanResult, history: History, batch: OutputBatch, now: datetime) -> None:
-    from reconcile import version
-
     info = RunInfo(
         tool_version=version(),
         run_at=now,

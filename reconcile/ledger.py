@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -85,8 +85,9 @@ class ReportEntry:
     source: str = "api"
     fetched_at: datetime | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
+    def to_json(self) -> dict[str, object]:
+        """The manifest's line for this report."""
+        return {
             "report_id": self.report_id,
             "status": self.status,
             "network_id": self.network_id,
@@ -95,32 +96,53 @@ class ReportEntry:
             "file": self.file,
             "source": self.source,
             "fetched_at": _iso(self.fetched_at),
+            **{name: _iso(getattr(self, name)) for name in _DATE_FIELDS},
         }
-        for name in _DATE_FIELDS:
-            data[name] = _iso(getattr(self, name))
-        return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ReportEntry:
+    def from_json(cls, data: Mapping[str, object]) -> ReportEntry:
+        """An entry from its manifest line."""
         return cls(
             report_id=str(data["report_id"]),
             status=str(data["status"]),
-            network_id=data.get("network_id"),
-            network_name=data.get("network_name"),
-            records=int(data.get("records") or 0),
-            file=data.get("file"),
-            source=str(data.get("source") or "api"),
-            fetched_at=_parse(data.get("fetched_at")),
-            **{name: _parse(data.get(name)) for name in _DATE_FIELDS},
+            network_id=_whole(data.get("network_id")),
+            network_name=_text(data.get("network_name")),
+            records=_whole(data.get("records")) or 0,
+            file=_text(data.get("file")),
+            source=_text(data.get("source")) or "api",
+            fetched_at=_parse(_text(data.get("fetched_at"))),
+            generated_date=_parse(_text(data.get("generated_date"))),
+            date_from=_parse(_text(data.get("date_from"))),
+            date_to=_parse(_text(data.get("date_to"))),
+            expiry_date=_parse(_text(data.get("expiry_date"))),
         )
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], **changes: Any) -> ReportEntry:
-        """From a REPORT_SCHEMA row (change files, API metadata)."""
-        fields = {name: row.get(name) for name in ("network_id", "network_name", *_DATE_FIELDS)}
-        base = {"report_id": row["report_id"], "status": row.get("status") or "listed", **fields}
-        base.update(changes)
-        return cls(**base)
+    def from_row(cls, row: Mapping[str, object]) -> ReportEntry:
+        """From a REPORT_SCHEMA row (change files, API metadata), status ``listed`` if
+        the row has none."""
+        return cls(
+            report_id=str(row["report_id"]),
+            status=_text(row.get("status")) or "listed",
+            network_id=_whole(row.get("network_id")),
+            network_name=_text(row.get("network_name")),
+            generated_date=_moment(row.get("generated_date")),
+            date_from=_moment(row.get("date_from")),
+            date_to=_moment(row.get("date_to")),
+            expiry_date=_moment(row.get("expiry_date")),
+        )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _moment(value: object) -> datetime | None:
+    return value if isinstance(value, datetime) else None
 
 
 def expiry_of_unfetched(

@@ -94,7 +94,9 @@ def import_change_files(
     for row in history.reports.iter_rows(named=True):
         events = history.events.filter(pl.col("report_id") == row["report_id"])
         has_records = row["status"] != "listed"
-        entry = ReportEntry.from_row(row, source=source, fetched_at=now if has_records else None)
+        entry = replace(
+            ReportEntry.from_row(row), source=source, fetched_at=now if has_records else None
+        )
         reports.append((entry, events if has_records else None))
     ledger.commit(reports)
     return {

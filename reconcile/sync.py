@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
 import polars as pl
 
@@ -151,7 +151,7 @@ def _fetch_records(
     """All records of one report; restarted when the server's totals move under us."""
     for _attempt in range(_RESTARTS + 1):
         first: Page | None = None
-        records: list[dict[str, Any]] = []
+        records: list[object] = []
         pages = 0
         consistent = True
         for page in client.record_pages(entry.report_id, page_size):
@@ -201,8 +201,8 @@ def fetch(
     for row in listing.iter_rows(named=True):
         old = known.get(row["report_id"])
         status = old.status if old is not None else "listed"
-        listed[row["report_id"]] = ReportEntry.from_row(
-            row,
+        listed[row["report_id"]] = replace(
+            ReportEntry.from_row(row),
             status=status,
             source=old.source if old else "api",
             fetched_at=old.fetched_at if old else None,

@@ -14,11 +14,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from reconcile.history import ACTIVATION, DEACTIVATION, Coverage, History
+
+if TYPE_CHECKING:
+    from reconcile.clean import CleanResult
 
 __all__ = ["EXCEL_MAX_ROWS", "RunInfo", "file_sha256", "write_audit_workbook"]
 
@@ -48,7 +51,7 @@ class RunInfo:
     run_at: datetime
     history_source: str
     ledger_last_sync: datetime | None = None
-    options: dict[str, Any] | None = None
+    options: dict[str, str] | None = None
 
 
 def file_sha256(path: Path) -> str:
@@ -104,7 +107,7 @@ class _Sheet:
         self.sheet.auto_filter.ref = f"A1:{self._letter}{max(self.rows, 1)}"
 
 
-def _summary(workbook: Any, result: Any, info: RunInfo, input_hash: str) -> None:
+def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str) -> None:
     sheet = _Sheet(workbook, "Summary", [("Field", 34), ("Value", 90)])
     summary = result.summary()
     coverage: Coverage = result.coverage
@@ -277,7 +280,9 @@ def _column_letter(index: int) -> str:
     return str(get_column_letter(index))
 
 
-def write_audit_workbook(result: Any, history: History, info: RunInfo, target: Path) -> None:
+def write_audit_workbook(
+    result: CleanResult, history: History, info: RunInfo, target: Path
+) -> None:
     """Write the audit workbook of one CleanResult to ``target``."""
     import openpyxl
 

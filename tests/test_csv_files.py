@@ -257,9 +257,7 @@ def test_the_byte_scan_does_not_depend_on_where_its_blocks_end(monkeypatch, bloc
             scanner.scan_csv("body.csv", broken)
 
 
-def test_outputs_sent_to_disk_slice_by_slice_are_the_same_bytes(
-    tmp_path, history_dir, monkeypatch
-):
+def test_outputs_sent_to_disk_slice_by_slice_are_the_same_bytes(tmp_path, history_dir, monkeypatch):
     import reconcile.clean as clean_module
 
     source = tmp_path / "contacts.csv"
