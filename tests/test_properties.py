@@ -12,13 +12,32 @@ from hypothesis import strategies as st
 
 import reconcile.clean as clean_module
 from reconcile.clean import CleanOptions, clean_files
+from reconcile.consent import reject_future
 from reconcile.history import History, empty_reports
 from reconcile.verdicts import decide
+from tests import oracle
 from tests.helpers import NOW, contacts_frame, events_frame
 
 NUMBERS = [14155550100 + offset for offset in range(6)]
 START = datetime(2024, 3, 1, tzinfo=UTC)
-PHONE_CELLS = st.sampled_from(
+NANP_WRITTEN = st.tuples(
+    st.sampled_from(NUMBERS),
+    st.sampled_from(
+        [
+            "{a}{b}{c}",
+            "({a}) {b}-{c}",
+            "+1 {a} {b} {c}",
+            "1-{a}-{b}-{c}",
+            "{a}.{b}.{c} x7",
+            "tel:+1{a}{b}{c}",
+            "001{a}{b}{c}",
+            "011 1 {a} {b} {c}",
+            " {a} {b} {c} ",
+            "{a}{b}{c}.0",
+        ]
+    ),
+).map(lambda pair: pair[1].format(a=str(pair[0])[1:4], b=str(pair[0])[4:7], c=str(pair[0])[7:]))
+PHONE_CELLS = NANP_WRITTEN | st.sampled_from(
     [
         "4155550100",
         "(415) 555-0101",
@@ -47,11 +66,15 @@ INSTANT = st.integers(min_value=-40, max_value=90).flatmap(
     )
 )
 CONSENT = st.one_of(
-    st.just(""),
-    st.just("2024-02-30"),
+    st.sampled_from(["", "  ", "2024-02-30", "13/10/2024", "2024-03-10 25:00", "yesterday"]),
     INSTANT.map(lambda moment: moment.strftime("%Y-%m-%d")),
     INSTANT.map(lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    INSTANT.map(lambda moment: moment.strftime("%Y-%m-%d %H:%M")),
+    INSTANT.map(lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%S.%f+0000")),
+    INSTANT.map(lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%S-05:00")),
     INSTANT.map(lambda moment: f"{moment.month}/{moment.day}/{moment.year}"),
+    INSTANT.map(lambda moment: moment.strftime(f"{moment.month}/{moment.day}/%Y %I:%M %p")),
+    INSTANT.map(lambda moment: f" {moment:%Y-%m-%d} "),
 )
 EVENT = st.tuples(
     st.sampled_from(NUMBERS),
@@ -59,23 +82,6 @@ EVENT = st.tuples(
     INSTANT,
     st.sampled_from(["r1", "r2"]),
 )
-
-
-def oracle(phone_key, boundary, consent_status, events, coverage_start) -> str:
-    """SPEC's verdict table, written as plainly as possible."""
-    if phone_key is None:
-        return "invalid_number"
-    mine = {(kind, moment) for number, kind, moment, _ in events if number == phone_key}
-    deactivations = [moment for kind, moment in mine if kind in ("DEACTIVATION", "ACTIVATION")]
-    if any(boundary is None or moment >= boundary for moment in deactivations):
-        return "deactivated"
-    if mine:
-        latest = max(moment for _, moment in mine)
-        if ("SUSPENSION", latest) in mine:
-            return "suspended"
-    if coverage_start is None or boundary is None or boundary < coverage_start:
-        return "unverified"
-    return "ok"
 
 
 @settings(max_examples=150, deadline=None)
@@ -93,17 +99,30 @@ def test_verdicts_match_the_oracle(rows, events, has_coverage):
             for number, kind, moment, report in events
         ]
     )
-    result = decide(contacts, frame, coverage_start)
+    consent = reject_future(contacts.select("consent_boundary", "consent_status"), NOW)
+    result = decide(contacts.with_columns(consent), frame, coverage_start)
     assert result.height == len(rows)
-    for decision in result.iter_rows(named=True):
-        expected = oracle(
-            decision["phone_key"],
-            decision["consent_boundary"],
-            decision["consent_status"],
-            events,
-            coverage_start,
-        )
-        assert decision["verdict"] == expected, decision
+    history = [(number, kind, moment) for number, kind, moment, _ in events]
+    for (phone, consent_cell), decision in zip(rows, result.iter_rows(named=True), strict=True):
+        expected = oracle.contact_verdict(phone, consent_cell, history, coverage_start, NOW)
+        assert decision["verdict"] == expected, (phone, consent_cell, decision)
+
+
+def test_the_oracle_reads_what_spec_says():
+    # the oracle itself, on SPEC's own examples
+    assert oracle.phone_key("+1 (415) 555-0123") == 14155550123
+    assert oracle.phone_key("(415) 555-0123 ext. 12") == 14155550123
+    assert oracle.phone_key("4155550123.0") == 14155550123
+    assert oracle.phone_key("011 44 20 7946 0958") == 442079460958
+    assert oracle.phone_key("(123) 555-0123") is None
+    assert oracle.phone_key("4.15555E+09") is None
+    assert oracle.phone_key("+44 20 7946 095") is None
+    assert oracle.consent_boundary("2024-03-10T06:00:00-05:00") == datetime(
+        2024, 3, 10, 11, tzinfo=UTC
+    )
+    assert oracle.consent_boundary("3/9/2024 11:30 PM") == datetime(2024, 3, 9, 23, 30, tzinfo=UTC)
+    assert oracle.consent_boundary("2024-02-30") is None
+    assert oracle.consent_boundary("12:30 AM") is None
 
 
 def _csv_bytes(header, rows, delimiter, newline, encoding, bom) -> bytes:
