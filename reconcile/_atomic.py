@@ -70,8 +70,7 @@ class OutputBatch:
     def writing(self, target: Path, *, last: bool = False) -> Iterator[BinaryIO]:
         """Stream ``target``'s content into the yielded file (see `add`)."""
         temporary = self._reserve(target, last)
-        # A large buffer: kept rows are copied as many short runs of bytes, and each
-        # system call costs more than the copy.
+        # A large buffer: kept rows are copied as many short runs of bytes.
         with self._guarded(target), temporary.open("wb", buffering=WRITE_BUFFER) as stream:
             yield stream
             stream.flush()

@@ -143,8 +143,7 @@ def _structure(
     def scan(start: int, stop: int, start_parity: int) -> tuple[list[Offsets], ...]:
         # Delimiters are counted, not kept: a record's field count is the difference of
         # the counts at its ends, and the positions would be the largest array of all.
-        # Small blocks with reused masks: temporaries the size of the body would be fresh
-        # memory, and page faults then cost more than the comparisons.
+        # Small blocks with reused masks, so that no temporary grows with the body.
         mask = np.empty(_BLOCK, dtype=bool)
         scratch = np.empty(_BLOCK, dtype=bool)
         newlines: list[Offsets] = []
@@ -167,7 +166,7 @@ def _structure(
             kinds = data[positions]
             is_quote = kinds == _QUOTE
             flags = is_quote.view(np.uint8)
-            # quote parity before each position (xor-accumulate is far faster than cumsum)
+            # quote parity before each position
             before = np.bitwise_xor.accumulate(flags) ^ flags ^ parity
             outside = before == 0
             newline_index = np.flatnonzero((kinds == _LF) & outside)
@@ -326,9 +325,8 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
                 "again with Windows or Unix line endings."
             )
 
-    # Record k > 0 starts right after newline k - 1. The arrays are filled in place:
-    # at ten million records every temporary is fresh memory, and page faults cost more
-    # than the arithmetic.
+    # Record k > 0 starts right after newline k - 1. The arrays are filled in place, so
+    # that no temporary of the size of the file is made.
     terminated = newlines.size
     # a last record without a terminator, unless the body ends with its last newline
     unterminated = size > 0 and (terminated == 0 or int(newlines[-1]) + 1 < size)

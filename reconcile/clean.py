@@ -152,8 +152,7 @@ class CleanSummary(TypedDict):
 CONTACT_COLUMNS = ("row", "phone", "consent", "id", "phone_key")
 # What `CleanResult.decisions` holds per row before the details: the key as E.164 text.
 DECISION_COLUMNS = ("row", "phone", "consent", "id", "phone_e164", "verdict", "action")
-# Rows whose phones or consent cells are worked out in one job: a million-row file
-# is two jobs, one per core.
+# Rows whose phones or consent cells are worked out in one job (jobs run side by side).
 CHUNK_ROWS = 500_000
 # Rows decided at once: while one slice is decided, the one before is being written.
 DECIDE_ROWS = 250_000

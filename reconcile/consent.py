@@ -32,7 +32,7 @@ PARSED = "parsed"
 MISSING = "missing"
 UNPARSEABLE = "unparseable"
 FUTURE = "future"
-# an enum, a byte per row: a million statuses cost no strings
+# an enum: one byte per row
 STATUS_TYPE = pl.Enum((PARSED, MISSING, UNPARSEABLE, FUTURE))
 
 _ISO = (
@@ -201,7 +201,6 @@ def _staged(frame: pl.DataFrame, timezone: str) -> pl.DataFrame:
         rows = matches.arg_true()
         if rows.len() == 0:
             continue
-        # a filter copies the matching strings far faster than a gather by position
         naive = text.filter(matches).str.strptime(pl.Datetime("us"), fmt, strict=False)
         localized = (
             naive.dt.replace_time_zone("UTC")

@@ -53,9 +53,8 @@ DEFAULT_ACTIONS: Mapping[str, str] = {
     "ok": "keep",
 }
 DROPPED_ACTIONS = frozenset({"remove", "suppress"})
-# Inside a run verdicts and actions are enums: a byte per row instead of a string, so
-# that a million rows are classified, mapped to actions and counted at the cost of
-# integers. Everything a user sees (files, `decide`, `CleanResult.decisions`) is text.
+# Inside a run verdicts and actions are enums, compared and counted as integers.
+# Everything a user sees (files, `decide`, `CleanResult.decisions`) is text.
 VERDICT_TYPE = pl.Enum(VERDICTS)
 ACTION_TYPE = pl.Enum(ACTIONS)
 RESULT_COLUMNS = (
