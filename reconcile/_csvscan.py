@@ -27,6 +27,7 @@ __all__ = [
     "CsvScan",
     "checked_columns",
     "extract_column",
+    "field_bounds",
     "header_names",
     "polars_columns",
     "read_columns",
@@ -63,13 +64,19 @@ class CsvScan:
     header_fields: int
     # how many structural delimiters precede each record (the index of its first one)
     first_delimiter: Offsets
+    # where a trailing report footer (a blank line, then lines of one field, as
+    # Salesforce report exports end) begins; None when the file has none
+    footer_start: int | None = None
 
     @functools.cached_property
     def delimiters(self) -> Offsets:
         """Every structural delimiter's position: found again only when fields are cut
         out by the scan itself (the header, and the rare fallback from polars' reader)."""
         return _structure(
-            np.frombuffer(self.body, dtype=np.uint8), ord(self.delimiter), True
+            np.frombuffer(self.body, dtype=np.uint8),
+            ord(self.delimiter),
+            True,
+            self.newline[-1],
         ).delimiters
 
     @property
@@ -78,11 +85,26 @@ class CsvScan:
 
     @property
     def blank_lines(self) -> int:
-        return int(self.record_start.size - 1 - self.data_records.size)
+        """Blank lines among the data rows (a footer's are not counted)."""
+        records = self.record_start.size
+        if self.footer_start is not None:
+            records = int(np.searchsorted(self.record_start, self.footer_start))
+        return int(records - 1 - self.data_records.size)
+
+    @property
+    def footer(self) -> bytes:
+        """The trailing report footer's bytes, blank line included (empty when none)."""
+        return self.body[self.footer_start :] if self.footer_start is not None else b""
 
 
 def _line_of(body: bytes, position: int) -> int:
-    return body.count(b"\n", 0, position) + 1
+    newline = b"\n" if b"\n" in body or b"\r" not in body else b"\r"
+    return body.count(newline, 0, position) + 1
+
+
+def newline_byte(body: bytes) -> int:
+    """LF, or CR for a file whose lines end in CR alone (Excel's "CSV (Macintosh)")."""
+    return _CR if b"\n" not in body and b"\r" in body else _LF
 
 
 def _positions(data: npt.NDArray[np.uint8], byte: int) -> Offsets:
@@ -119,7 +141,10 @@ class _Structure:
 
 
 def _structure(
-    data: npt.NDArray[np.uint8], delimiter_byte: int, keep_delimiters: bool = False
+    data: npt.NDArray[np.uint8],
+    delimiter_byte: int,
+    keep_delimiters: bool = False,
+    line_end: int = _LF,
 ) -> _Structure:
     """Find newlines, delimiters and CRs outside quotes, and the quotes, on every core.
 
@@ -158,7 +183,7 @@ def _structure(
             chunk = data[begin : min(begin + _BLOCK, stop)]
             here, spare = mask[: chunk.size], scratch[: chunk.size]
             np.equal(chunk, _QUOTE, out=here)
-            for byte in (_LF, _CR, delimiter_byte):
+            for byte in (_LF, _CR, delimiter_byte) if line_end == _LF else (_CR, delimiter_byte):
                 np.equal(chunk, byte, out=spare)
                 here |= spare
             positions = np.flatnonzero(here)
@@ -169,7 +194,7 @@ def _structure(
             # quote parity before each position
             before = np.bitwise_xor.accumulate(flags) ^ flags ^ parity
             outside = before == 0
-            newline_index = np.flatnonzero((kinds == _LF) & outside)
+            newline_index = np.flatnonzero((kinds == line_end) & outside)
             delimiter_index = np.flatnonzero((kinds == delimiter_byte) & outside)
             newlines.append(positions[newline_index])
             # the delimiters before a newline: those listed before it in this block
@@ -179,7 +204,8 @@ def _structure(
             delimiters_so_far += delimiter_index.size
             if keep_delimiters:
                 delimiters.append(positions[delimiter_index])
-            carriage_returns.append(positions[(kinds == _CR) & outside])
+            if line_end == _LF:
+                carriage_returns.append(positions[(kinds == _CR) & outside])
             block_quotes = positions[np.flatnonzero(is_quote)]
             quotes.append(block_quotes)
             # A quote opens a field when an even number of quotes precede it in the body;
@@ -246,7 +272,7 @@ def _bad_quotes(
     opens, closes = quotes[parity::2], quotes[1 - parity :: 2]
     before = np.where(opens > 0, data[np.maximum(opens - 1, 0)], _LF)
     after = np.where(closes + 1 < size, data[np.minimum(closes + 1, size - 1)], _LF)
-    open_ok = (before == delimiter_byte) | (before == _LF) | (before == _QUOTE)
+    open_ok = (before == delimiter_byte) | (before == _LF) | (before == _CR) | (before == _QUOTE)
     close_ok = (after == delimiter_byte) | (after == _LF) | (after == _CR) | (after == _QUOTE)
     bad_open, bad_close = opens[~open_ok], closes[~close_ok]
     return np.concatenate((bad_open, bad_close))
@@ -255,8 +281,9 @@ def _bad_quotes(
 def _first_record(body: bytes) -> bytes:
     """The header record's bytes (it may hold quoted newlines)."""
     end = 0
+    newline = bytes([newline_byte(body)])
     while True:
-        end = body.find(b"\n", end)
+        end = body.find(newline, end)
         if end < 0:
             return body
         if body.count(b'"', 0, end) % 2 == 0:
@@ -264,37 +291,55 @@ def _first_record(body: bytes) -> bytes:
         end += 1
 
 
-def detect_delimiter(header: bytes) -> str:
-    """The candidate that occurs most often outside quotes in the header line.
-
-    Contact exports name their columns with words, so the header alone decides, which
-    is more reliable than sniffing a sample of data rows (phone numbers hold dots,
-    dashes and spaces; addresses hold commas). Ties go to the comma.
-    """
+def delimiter_candidates(header: bytes) -> list[str]:
+    """The candidates that occur outside quotes in the header line, most frequent first
+    (ties in the order , ; tab |); the comma alone when none occurs."""
     data = np.frombuffer(header, dtype=np.uint8)
     quotes = _positions(data, _QUOTE)
-    best, best_count = ",", 0
-    for candidate in _CANDIDATE_DELIMITERS:
-        count = _outside_quotes(_positions(data, ord(candidate)), quotes).size
-        if count > best_count:
-            best, best_count = candidate, count
-    return best
+    counts = {
+        candidate: _outside_quotes(_positions(data, ord(candidate)), quotes).size
+        for candidate in _CANDIDATE_DELIMITERS
+    }
+    found = sorted((c for c in _CANDIDATE_DELIMITERS if counts[c]), key=lambda c: -counts[c])
+    return found or [","]
+
+
+def detect_delimiter(header: bytes) -> str:
+    """The candidate that occurs most often outside quotes in the header line."""
+    return delimiter_candidates(header)[0]
 
 
 def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
-    """Scan a CSV body (no BOM, any ASCII-compatible encoding) into a CsvScan."""
+    """Scan a CSV body (no BOM, any ASCII-compatible encoding) into a CsvScan.
+
+    Without a ``delimiter``, the candidates found in the header are tried, most frequent
+    first: the first that splits every record into the header's number of fields wins
+    (a ";" file whose fields hold unquoted commas is a ";" file). When none does, the
+    first candidate's error is raised.
+    """
     nul = body.find(b"\x00")
     if nul >= 0:
         raise MalformedCSVError(
             f"{name}: line {_line_of(body, nul)} holds a NUL byte: this is not a text CSV "
             "file (export it again as CSV from your spreadsheet or CRM)."
         )
+    if delimiter is not None:
+        return _scan(name, body, delimiter)
+    errors: list[MalformedCSVError] = []
+    for candidate in delimiter_candidates(_first_record(body)):
+        try:
+            return _scan(name, body, candidate)
+        except MalformedCSVError as error:
+            errors.append(error)
+    raise errors[0]
+
+
+def _scan(name: str, body: bytes, delimiter: str) -> CsvScan:
     data = np.frombuffer(body, dtype=np.uint8)
     size = data.size
-    if delimiter is None:
-        delimiter = detect_delimiter(_first_record(body))
+    line_end = newline_byte(body)
     delimiter_byte = ord(delimiter)
-    structure = _structure(data, delimiter_byte)
+    structure = _structure(data, delimiter_byte, line_end=line_end)
     quotes = structure.quotes
     if quotes.size & 1:
         opening = int(quotes[-1])
@@ -346,7 +391,12 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
         before = np.maximum(content_end - 1, 0)
         has_cr = (content_end > record_start) & (data[np.minimum(before, size - 1)] == _CR)
         content_end -= has_cr
-    newline = b"\r\n" if body[content_end[0] : content_end[0] + 2] == b"\r\n" else b"\n"
+    if line_end == _CR:
+        newline = b"\r"
+    elif body[content_end[0] : content_end[0] + 2] == b"\r\n":
+        newline = b"\r\n"
+    else:
+        newline = b"\n"
 
     if content_end[0] == record_start[0]:
         raise MalformedCSVError(
@@ -364,6 +414,9 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
     fields += 1
     header_fields = int(fields[0])
     data_records = np.flatnonzero(content_end != record_start)[1:]
+    footer = _footer_record(record_start, content_end, fields) if header_fields > 1 else None
+    if footer is not None:
+        data_records = data_records[data_records < footer]
     ragged = data_records[fields[data_records] != header_fields]
     if ragged.size:
         record = int(ragged[0])
@@ -383,10 +436,28 @@ def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
         data_records=data_records,
         header_fields=header_fields,
         first_delimiter=first_delimiter,
+        footer_start=int(record_start[footer]) if footer is not None else None,
     )
 
 
-def _field_bounds(scan: CsvScan, records: Offsets, column: int) -> tuple[Offsets, Offsets]:
+def _footer_record(record_start: Offsets, content_end: Offsets, fields: Offsets) -> int | None:
+    """The blank record that starts a trailing report footer, or None.
+
+    A footer is a blank line after the last record of several fields, followed by at
+    least one line of a single field and nothing else (blank lines aside), as Salesforce
+    report exports end (copyright, "Confidential Information", "Generated By").
+    """
+    blank = content_end == record_start
+    several = np.flatnonzero(~blank & (fields != 1))
+    last = int(several[-1]) if several.size else 0
+    blank_after = np.flatnonzero(blank[last + 1 :]) + last + 1
+    if blank_after.size == 0:
+        return None
+    start = int(blank_after[0])
+    return start if bool((~blank[start:]).any()) else None
+
+
+def field_bounds(scan: CsvScan, records: Offsets, column: int) -> tuple[Offsets, Offsets]:
     """Start and end (exclusive) of one column's field in each of ``records``."""
     first = scan.first_delimiter[records]
     starts = scan.record_start[records] if column == 0 else scan.delimiters[first + column - 1] + 1
@@ -399,7 +470,7 @@ def _field_bounds(scan: CsvScan, records: Offsets, column: int) -> tuple[Offsets
 
 def extract_column_values(scan: CsvScan, records: Offsets, encoding: str, column: int) -> str:
     """Decoded, unquoted text of ``column`` for ``records``, each followed by a NUL."""
-    starts, ends = _field_bounds(scan, records, column)
+    starts, ends = field_bounds(scan, records, column)
     data = np.frombuffer(scan.body, dtype=np.uint8)
     if starts.size == 0:
         return ""
@@ -428,12 +499,14 @@ def header_names(scan: CsvScan, encoding: str) -> list[str]:
     return _names(header, encoding)
 
 
-def read_header(name: str, body: bytes, encoding: str) -> tuple[str, list[str]]:
+def read_header(
+    name: str, body: bytes, encoding: str, delimiter: str | None = None
+) -> tuple[str, list[str]]:
     """The delimiter and the column names, from the header record alone (no scan of the
     whole body); raises MalformedCSVError where the header itself is malformed."""
     record = _first_record(body)
     terminated = body[: len(record) + 1] if len(record) < len(body) else record
-    header = scan_csv(name, terminated)
+    header = scan_csv(name, terminated, delimiter)
     return header.delimiter, _names(header, encoding)
 
 

@@ -11,6 +11,7 @@ __all__ = ["CHANGE_COLUMNS", "changes_frame", "write_changes"]
 CHANGE_COLUMNS = (
     "row",
     "id",
+    "phone_column",
     "phone",
     "phone_e164",
     "consent",
@@ -26,7 +27,7 @@ CHANGE_COLUMNS = (
 
 
 def changes_frame(decisions: pl.DataFrame) -> pl.DataFrame:
-    """One row per contact that is not ``ok``, with SPEC's change-list columns."""
+    """One row per number that is not ``ok``, with SPEC's change-list columns."""
     return decisions.filter(pl.col("verdict") != "ok").select(CHANGE_COLUMNS)
 
 

@@ -1,13 +1,17 @@
 """`reconcile clean` as a library: read contact files, decide, write the outputs.
 
-`clean_files` reads and decides every file first and writes nothing until all of them
-succeeded; the outputs are then written as temporary files and renamed together.
+Every phone column of a row is checked, and every number in a cell: the numbers are
+decided one by one (`verdicts.decide_rows`), and a row takes the verdict and action of
+its most severe number (`verdicts.deciding_entries`). `clean_files` reads and decides
+every file first and writes nothing until all of them succeeded; the outputs are then
+written as temporary files and renamed together.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,20 +27,23 @@ from reconcile._atomic import OutputBatch, sync_data
 from reconcile._text import iso_utc as _iso
 from reconcile._version import version
 from reconcile.changelist import write_changes
-from reconcile.columns import ColumnChoice
-from reconcile.consent import parse_consent, reject_future, validate_timezone
+from reconcile.columns import ColumnChoice, MissingConsentColumn
+from reconcile.consent import UNPARSEABLE, parse_consent, reject_future, validate_timezone
 from reconcile.contacts import ContactTable, read_contacts
 from reconcile.csv_files import write_csv_rows
 from reconcile.errors import OptionError, OutputError
 from reconcile.history import Coverage, History
-from reconcile.phones import add_e164, normalize_phones, validate_region
+from reconcile.phones import add_e164, find_numbers, validate_region
 from reconcile.verdicts import (
     ACTIONS,
     DEFAULT_ACTIONS,
     DETAIL_COLUMNS,
     DROPPED_ACTIONS,
+    EVIDENCE_ROW,
     VERDICTS,
+    Decided,
     decide_rows,
+    deciding_entries,
     evidence_rows,
     number_evidence,
     with_details,
@@ -45,6 +52,7 @@ from reconcile.workbook import RunInfo, write_audit_workbook
 from reconcile.xlsx_files import write_xlsx_cleaned
 
 __all__ = [
+    "MODES",
     "CleanOptions",
     "CleanResult",
     "CleanSummary",
@@ -54,6 +62,7 @@ __all__ = [
 ]
 
 STALE_AFTER = timedelta(days=3)
+MODES = ("strip", "blank", "flag")
 FLAG_COLUMNS = {
     "reconcile_verdict": "verdict",
     "reconcile_action": "action",
@@ -69,13 +78,14 @@ class CleanOptions:
     """Everything `reconcile clean` can be told."""
 
     columns: ColumnChoice = field(default_factory=ColumnChoice)
-    mode: Literal["strip", "flag"] = "strip"
+    mode: Literal["strip", "blank", "flag"] = "strip"
     actions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ACTIONS))
     default_region: str = "US"
     consent_timezone: str = "UTC"
     consent_format: str | None = None
     sheet: str | None = None
     encoding: str | None = None
+    delimiter: str | None = None
     out_dir: Path | None = None
     force: bool = False
     report: bool = True
@@ -90,7 +100,8 @@ class CleanOptions:
             "consent_format": self.consent_format or "(ISO 8601, M/D/YYYY)",
             "sheet": self.sheet or "(first visible)",
             "encoding": self.encoding or "(detected)",
-            "columns": f"phone={self.columns.phone or '(guessed)'}, "
+            "delimiter": repr(self.delimiter) if self.delimiter else "(detected)",
+            "columns": f"phone={', '.join(self.columns.phones) or '(every phone column)'}, "
             f"consent={self.columns.consent or '(guessed)'}, id={self.columns.id or '(guessed)'}",
         }
 
@@ -98,6 +109,10 @@ class CleanOptions:
         """Raise OptionError for a region, time zone or action map that cannot work."""
         validate_region(self.default_region)
         validate_timezone(self.consent_timezone)
+        if self.mode not in MODES:
+            raise OptionError(f"--mode {self.mode!r} is not one of {', '.join(MODES)}.")
+        if self.delimiter is not None and self.delimiter not in (",", ";", "\t", "|"):
+            raise OptionError(f"--delimiter {self.delimiter!r} is not one of , ; | or a tab (\\t).")
         if set(self.actions) != set(VERDICTS):
             raise OptionError(
                 f"actions must name every verdict ({', '.join(VERDICTS)}), "
@@ -116,7 +131,7 @@ class CoverageSpan(TypedDict):
 
 
 class ChosenColumnNames(TypedDict):
-    phone: str
+    phone: list[str]
     consent: str
     id: str | None
 
@@ -125,6 +140,21 @@ class OutputPaths(TypedDict):
     cleaned: str
     changes: str
     report: str | None
+
+
+class NumberCounts(TypedDict):
+    """The numbers checked (every valid number of every phone cell) and their verdicts."""
+
+    checked: int
+    verdicts: dict[str, int]
+
+
+class ConsentProblems(TypedDict):
+    """Consent values that could not be read (they count as no consent date)."""
+
+    unreadable: int
+    examples: list[str]
+    hint: str | None
 
 
 class CleanSummary(TypedDict):
@@ -140,18 +170,23 @@ class CleanSummary(TypedDict):
     review: int
     verdicts: dict[str, int]
     actions: dict[str, int]
+    numbers: NumberCounts
     columns: ChosenColumnNames
     mode: str
     coverage: CoverageSpan
+    consent: ConsentProblems
+    footer_lines: int
     outputs: OutputPaths
     warnings: list[str]
 
 
-# Every row keeps these, with its verdict and action (enums); the reasons and evidence
-# (DETAIL_COLUMNS) are kept for notable rows only.
-CONTACT_COLUMNS = ("row", "phone", "consent", "id", "phone_key")
-# What `CleanResult.decisions` holds per row before the details: the key as E.164 text.
-DECISION_COLUMNS = ("row", "phone", "consent", "id", "phone_e164", "verdict", "action")
+# Every row keeps these, with its verdict and action (enums); ``column`` and
+# ``position`` say which of its numbers decided it.
+ROW_COLUMNS = ("row", "consent", "id", "phone_key", "column", "position")
+# Every number keeps these, with its verdict and action.
+NUMBER_COLUMNS = ("row", "column", "position", "phone_key")
+# What `CleanResult.decisions` holds per row before the details.
+DECISION_COLUMNS = ("row", "consent", "id", "phone_e164", "verdict", "action")
 # Rows whose phones or consent cells are worked out in one job (jobs run side by side).
 CHUNK_ROWS = 500_000
 # Rows decided at once: while one slice is decided, the one before is being written.
@@ -162,15 +197,18 @@ WRITE_AHEAD = 3
 
 @dataclass
 class CleanResult:
-    """One contact file reconciled: the table, every row's decision, and the outputs.
+    """One contact file reconciled: the table, every row's and number's decision, and
+    the outputs.
 
-    ``rows`` holds every row's verdict and action (enums) beside CONTACT_COLUMNS;
-    ``notable`` holds the full decision (reason, evidence) of every row that is not
-    plainly ``ok``; ``decisions`` joins them as text.
+    ``rows`` holds every row's verdict and action (enums) beside ROW_COLUMNS;
+    ``numbers`` every number's, beside NUMBER_COLUMNS; ``notable`` the full decision
+    (phone column, cell, reason, evidence) of every number that is not plainly ``ok``;
+    ``decisions`` joins rows and details as text.
     """
 
     table: ContactTable
     rows: pl.DataFrame
+    numbers: pl.DataFrame
     notable: pl.DataFrame
     coverage: Coverage
     options: CleanOptions
@@ -178,12 +216,14 @@ class CleanResult:
     changes_path: Path
     report_path: Path | None
     warnings: list[str]
+    consent_problems: ConsentProblems
     # the history ends more than STALE_AFTER before the run (one of the warnings)
     stale_history: bool = False
 
     @property
     def decisions(self) -> pl.DataFrame:
-        """Every row with its verdict, action, reason and evidence, in file order."""
+        """Every row with its verdict, action, reason and evidence (of the number that
+        decided it), in file order."""
         return _as_text(_assembled(self.rows, self.notable))
 
     @property
@@ -195,6 +235,8 @@ class CleanResult:
         """Counts, coverage, outputs and warnings, as plain JSON-ready values."""
         verdicts = dict(zip(VERDICTS, _counts(self.rows.get_column("verdict")), strict=True))
         actions = dict(zip(ACTIONS, _counts(self.rows.get_column("action")), strict=True))
+        numbers = self.numbers.filter(pl.col("phone_key").is_not_null())
+        number_verdicts = _counts(numbers.get_column("verdict"))
         rows = self.rows.height
         return {
             "input": str(self.table.path),
@@ -207,8 +249,12 @@ class CleanResult:
             "review": actions["review"],
             "verdicts": {verdict: verdicts[verdict] for verdict in VERDICTS},
             "actions": {action: actions[action] for action in ACTIONS},
+            "numbers": {
+                "checked": numbers.height,
+                "verdicts": dict(zip(VERDICTS, number_verdicts, strict=True)),
+            },
             "columns": {
-                "phone": self.table.phone_column,
+                "phone": list(self.table.phone_columns),
                 "consent": self.table.consent_column,
                 "id": self.table.id_column,
             },
@@ -217,6 +263,8 @@ class CleanResult:
                 "start": _iso(self.coverage.start),
                 "end": _iso(self.coverage.end),
             },
+            "consent": self.consent_problems,
+            "footer_lines": self.table.footer_lines,
             "outputs": {
                 "cleaned": str(self.cleaned_path),
                 "changes": str(self.changes_path),
@@ -239,9 +287,16 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _assembled(rows: pl.DataFrame, notable: pl.DataFrame) -> pl.DataFrame:
-    details = notable.select("row", *DETAIL_COLUMNS)
-    joined = rows.join(details, on="row", how="left", maintain_order="left")
-    return add_e164(joined).select(*DECISION_COLUMNS, *DETAIL_COLUMNS)
+    """Rows with the details of the number that decided each (null for plain ok rows)."""
+    details = notable.select("row", "column", "position", "phone", *DETAIL_COLUMNS)
+    joined = rows.join(
+        details,
+        on=["row", "column", "position"],
+        how="left",
+        maintain_order="left",
+        nulls_equal=True,
+    )
+    return add_e164(joined).select(*DECISION_COLUMNS, "phone", *DETAIL_COLUMNS)
 
 
 def _kept(decisions: pl.DataFrame) -> npt.NDArray[np.bool_]:
@@ -259,6 +314,43 @@ def output_paths(path: Path, out_dir: Path | None) -> tuple[Path, Path, Path]:
     )
 
 
+@dataclass
+class _Chunk:
+    """One chunk of rows: their values with the parsed consent, and their numbers with
+    the row values each needs (``entries``)."""
+
+    first: int
+    rows: pl.DataFrame
+    entries: pl.DataFrame
+
+
+def _read(path: Path, options: CleanOptions) -> ContactTable:
+    try:
+        return read_contacts(
+            path,
+            options.columns,
+            sheet=options.sheet,
+            encoding=options.encoding,
+            delimiter=options.delimiter,
+        )
+    except MissingConsentColumn as error:
+        raise error.with_date_columns(_date_columns(error.sample, options)) from None
+
+
+def _date_columns(sample: Mapping[str, list[str | None]], options: CleanOptions) -> list[str]:
+    """The columns most of whose (non-empty) sample values read as consent dates."""
+    found = []
+    for name, values in sample.items():
+        cells = pl.Series(values, dtype=pl.String)
+        filled = cells.filter(cells.str.strip_chars() != "")
+        if filled.len() == 0:
+            continue
+        parsed = parse_consent(filled, options.consent_timezone, options.consent_format)
+        if parsed.get_column("consent_boundary").is_not_null().mean() >= 0.5:  # type: ignore[operator]
+            found.append(name)
+    return found
+
+
 def reconcile_file(
     path: Path,
     history: History,
@@ -272,50 +364,80 @@ def reconcile_file(
     temporary files, renamed only when the batch commits); without one nothing is
     written.
     """
-    table = read_contacts(path, options.columns, sheet=options.sheet, encoding=options.encoding)
+    table = _read(path, options)
+    phone_count = len(table.phone_columns)
     # polars and numpy release the GIL, so these threads run on every core. The phones
     # come first: the history's evidence needs every number, and the consent cells are
     # parsed while the history is read.
     with ThreadPoolExecutor(max_workers=3) as pool:
         coverage_job = pool.submit(history.coverage)
         parts = list(table.value_chunks(CHUNK_ROWS))
-        phone_jobs = [
+        number_jobs = [
             pool.submit(
-                normalize_phones,
-                part.get_column("phone"),
+                find_numbers,
+                [part.get_column(f"phone_{index}") for index in range(phone_count)],
                 options.default_region,
-                with_e164=False,  # made from the key for the rows that show it
             )
             for part in parts
         ]
-        phones = [job.result() for job in phone_jobs]
-        keys = pl.concat([part.get_column("phone_key") for part in phones])
+        numbers = [job.result() for job in number_jobs]
+        keys = pl.concat([part.get_column("phone_key") for part in numbers])
         evidence_job = pool.submit(number_evidence, keys, history.lazy_events())
         del keys
         consent_jobs = [pool.submit(_parse_consent, part, options, now) for part in parts]
-        chunks: list[pl.DataFrame | None] = [
-            pl.concat([part, phone, consent_job.result()], how="horizontal")
-            for part, phone, consent_job in zip(parts, phones, consent_jobs, strict=True)
-        ]
-        del parts, phones, consent_jobs
+        chunks: list[_Chunk | None] = []
+        first = 0
+        for part, found, consent_job in zip(parts, numbers, consent_jobs, strict=True):
+            rows = pl.concat(
+                [part.select("row", "consent", "id"), consent_job.result()], how="horizontal"
+            )
+            chunks.append(_Chunk(first, rows, _entries(rows, found)))
+            first += part.height
+        del parts, numbers, consent_jobs
         evidence = evidence_job.result()
         coverage = coverage_job.result()
+    consent_problems = _consent_problems(chunks, options)
     cleaned, changes, report = output_paths(path, options.out_dir)
-    rows, notable = _decide_and_write(
+    rows, numbers_decided, notable = _decide_and_write(
         table, chunks, evidence, coverage, options, batch, (cleaned, changes)
     )
     stale = coverage.end is not None and now - coverage.end > STALE_AFTER
+    warnings = _warnings(history, coverage, now, stale)
+    if consent_problems["unreadable"]:
+        warnings.append(_consent_warning(consent_problems))
+    if table.footer_lines:
+        warnings.append(
+            f"the file ends with a report footer of {table.footer_lines} line(s) after a "
+            "blank line (not contacts); it is copied unchanged to the cleaned file"
+        )
     return CleanResult(
         table=table,
         rows=rows,
+        numbers=numbers_decided,
         notable=notable,
         coverage=coverage,
         options=options,
         cleaned_path=cleaned,
         changes_path=changes,
         report_path=report if options.report else None,
-        warnings=_warnings(history, coverage, now, stale),
+        warnings=warnings,
+        consent_problems=consent_problems,
         stale_history=stale,
+    )
+
+
+def _entries(rows: pl.DataFrame, numbers: pl.DataFrame) -> pl.DataFrame:
+    """Each number with its row's values (row, consent, id and the parsed consent)."""
+    index = numbers.get_column("index")
+    row_values = rows.select("row", "consent", "id", "consent_boundary", "consent_status")
+    if numbers.height != rows.height:  # a row with several numbers (or none): gather
+        row_values = row_values.gather(index)
+    return pl.concat(
+        [
+            row_values,
+            numbers.select("index", "column", "position", "phone_key", "phone_error", phone="cell"),
+        ],
+        how="horizontal",
     )
 
 
@@ -326,19 +448,58 @@ def _parse_consent(values: pl.DataFrame, options: CleanOptions, now: datetime) -
     return reject_future(parsed, now)
 
 
+_DAY_FIRST = re.compile(r"^\s*(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})\b")
+
+
+def _consent_problems(chunks: Sequence[_Chunk | None], options: CleanOptions) -> ConsentProblems:
+    """How many consent values could not be read, three of them, and a hint when they
+    look day-first."""
+    unreadable = pl.concat(
+        [
+            chunk.rows.filter(pl.col("consent_status") == UNPARSEABLE).get_column("consent")
+            for chunk in chunks
+            if chunk is not None
+        ]
+    )
+    examples = [value.strip() for value in unreadable.head(3).to_list() if value is not None]
+    hint = None
+    if options.consent_format is None:
+        for value in unreadable.head(1000).to_list():
+            match = _DAY_FIRST.match(value or "")
+            if match and int(match.group(1)) > 12 and int(match.group(3)) <= 12:
+                separator = match.group(2)
+                hint = f"--consent-format '%d{separator}%m{separator}%Y'"
+                break
+    return {"unreadable": unreadable.len(), "examples": examples, "hint": hint}
+
+
+def _consent_warning(problems: ConsentProblems) -> str:
+    shown = ", ".join(repr(value) for value in problems["examples"])
+    text = (
+        f"{problems['unreadable']} consent value(s) could not be read (e.g. {shown}); "
+        "they count as no consent date"
+    )
+    if problems["hint"]:
+        text += f"; they look day-first: pass {problems['hint']}"
+    return text
+
+
 def _decide_and_write(
     table: ContactTable,
-    chunks: list[pl.DataFrame | None],
+    chunks: list[_Chunk | None],
     evidence: pl.DataFrame,
     coverage: Coverage,
     options: CleanOptions,
     batch: OutputBatch | None,
     targets: tuple[Path, Path],
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Decide slice by slice; stream each slice's cleaned rows and changes to the batch."""
     cleaned_path, changes_path = targets
-    flag = options.mode == "flag"
+    mode = options.mode
+    column_names = pl.Series(list(table.phone_columns), dtype=pl.String)
+    no_number_column = ", ".join(table.phone_columns)
     rows: list[pl.DataFrame] = []
+    numbers: list[pl.DataFrame] = []
     notable: list[pl.DataFrame] = []
     with contextlib.ExitStack() as stack:
         changes_stream = cleaned_stream = None
@@ -357,51 +518,158 @@ def _decide_and_write(
         changes_out = _Settling(changes_stream) if changes_stream is not None else None
         cleaned_out = _Settling(cleaned_stream) if cleaned_stream is not None else None
         in_flight: collections.deque[list[Future[None]]] = collections.deque()
-        first = 0
-        for piece, chunk in enumerate(_pieces(chunks, evidence, lookups)):
-            decided = decide_rows(chunk, evidence, coverage.start, options.actions)
-            rows_part = chunk.select(CONTACT_COLUMNS).with_columns(decided.verdict, decided.action)
-            del chunk
-            stop = first + rows_part.height
+        for piece, (first, row_part, entry_part) in enumerate(_pieces(chunks, evidence, lookups)):
+            decided = decide_rows(entry_part, evidence, coverage.start, options.actions)
+            index = entry_part.get_column("index")
+            deciding = deciding_entries(index, decided.verdict, decided.action)
+            verdict, action = decided.verdict.gather(deciding), decided.action.gather(deciding)
+            decided_rows = row_part.select("row", "consent", "id").with_columns(
+                entry_part.select("phone_key", "column", "position").gather(deciding),
+                verdict=verdict,
+                action=action,
+            )
+            details = decided.notable.with_columns(
+                phone_column=pl.col("column")
+                .replace_strict(
+                    pl.int_range(column_names.len(), eager=True).cast(pl.UInt8),
+                    column_names,
+                    default=None,
+                )
+                .fill_null(no_number_column),
+            )
+            stop = first + decided_rows.height
             while len(in_flight) >= WRITE_AHEAD:
                 for job in in_flight.popleft():
                     job.result()
             jobs: list[Future[None]] = []
             if changes_out is not None:
-                jobs.append(
-                    changes_writer.submit(changes_out, write_changes, decided.notable, piece == 0)
-                )
+                jobs.append(changes_writer.submit(changes_out, write_changes, details, piece == 0))
             if cleaned_out is not None:
-                keep = np.ones(rows_part.height, dtype=bool) if flag else _kept(rows_part)
-                extra = _flag_extra(with_details(rows_part, decided)) if flag else None
+                keep = (
+                    np.ones(decided_rows.height, dtype=bool)
+                    if mode != "strip"
+                    else _kept(decided_rows)
+                )
+                extra = (
+                    _flag_extra(entry_part, decided, deciding, decided_rows)
+                    if mode == "flag"
+                    else None
+                )
+                blank = (
+                    _blank_masks(index, entry_part, decided, decided_rows.height)
+                    if mode == "blank"
+                    else None
+                )
                 jobs.append(
                     cleaned_writer.submit(
-                        cleaned_out, write_csv_rows, table.csv, first, stop, keep, extra
+                        cleaned_out, write_csv_rows, table.csv, first, stop, keep, extra, blank
                     )
                 )
             in_flight.append(jobs)
-            rows.append(rows_part)
-            notable.append(
-                decided.notable.filter((pl.col("verdict") != "ok") | pl.col("reason").is_not_null())
+            rows.append(decided_rows)
+            numbers.append(
+                entry_part.select(NUMBER_COLUMNS).with_columns(decided.verdict, decided.action)
             )
-            first = stop
+            notable.append(
+                details.filter((pl.col("verdict") != "ok") | pl.col("reason").is_not_null())
+            )
         for jobs in in_flight:
             for job in jobs:
                 job.result()
     all_rows = pl.concat(rows)
+    all_numbers = pl.concat(numbers)
     all_notable = pl.concat(notable)
     if batch is not None and table.sheet is not None:
-        sheet = table.sheet
-        keep = np.ones(all_rows.height, dtype=bool) if flag else _kept(all_rows)
-        extra = _flag_extra(_assembled(all_rows, all_notable)) if flag else None
-        batch.add(
-            cleaned_path,
-            lambda temporary: write_xlsx_cleaned(
-                table.path, sheet, table.row_count, keep, extra, temporary
-            ),
-            last=True,
+        _add_xlsx(batch, table, cleaned_path, mode, all_rows, all_numbers, all_notable)
+    return all_rows, all_numbers, all_notable
+
+
+def _add_xlsx(
+    batch: OutputBatch,
+    table: ContactTable,
+    target: Path,
+    mode: str,
+    rows: pl.DataFrame,
+    numbers: pl.DataFrame,
+    notable: pl.DataFrame,
+) -> None:
+    sheet = table.sheet
+    if sheet is None:
+        return
+    keep = np.ones(rows.height, dtype=bool) if mode != "strip" else _kept(rows)
+    extra = None
+    if mode == "flag":
+        listed = _number_lists(numbers, rows)
+        extra = (
+            _as_text(_assembled(rows, notable))
+            .with_columns(phone_e164=listed)
+            .select([pl.col(source).alias(name) for name, source in FLAG_COLUMNS.items()])
         )
-    return all_rows, all_notable
+    blank: dict[int, list[str]] | None = None
+    if mode == "blank":
+        blank = {}
+        dropped = numbers.filter(
+            pl.col("action").is_in(list(DROPPED_ACTIONS)) & pl.col("column").is_not_null()
+        )
+        positions = dict(zip(rows.get_column("row").to_list(), range(rows.height), strict=True))
+        for row, column in dropped.select("row", "column").unique(maintain_order=True).iter_rows():
+            blank.setdefault(positions[row], []).append(table.phone_columns[column])
+    batch.add(
+        target,
+        lambda temporary: write_xlsx_cleaned(
+            table.path, sheet, table.row_count, keep, extra, temporary, blank
+        ),
+        last=True,
+    )
+
+
+def _number_lists(numbers: pl.DataFrame, rows: pl.DataFrame) -> pl.Series:
+    """Per row, every valid number checked as E.164, ``;``-separated, in column order."""
+    listed = (
+        numbers.filter(pl.col("phone_key").is_not_null())
+        .group_by("row", maintain_order=True)
+        .agg(numbers=(pl.lit("+") + pl.col("phone_key").cast(pl.String)).str.join(";"))
+    )
+    return (
+        rows.select("row")
+        .join(listed, on="row", how="left", maintain_order="left")
+        .get_column("numbers")
+        .rename("phone_e164")
+    )
+
+
+def _flag_extra(
+    entries: pl.DataFrame, decided: Decided, deciding: pl.Series, rows: pl.DataFrame
+) -> pl.DataFrame:
+    """The flag-mode columns of a slice's rows: the deciding number's verdict, action,
+    reason, event date and suggested number, and every number checked."""
+    detailed = with_details(entries.select("index"), decided).gather(deciding)
+    listed = _number_lists(entries.select("row", "phone_key"), rows)
+    return pl.DataFrame(
+        {
+            "reconcile_verdict": rows.get_column("verdict").cast(pl.String),
+            "reconcile_action": rows.get_column("action").cast(pl.String),
+            "reconcile_reason": detailed.get_column("reason"),
+            "reconcile_phone_e164": listed,
+            "reconcile_event_date": detailed.get_column("event_date"),
+            "reconcile_suggested_number": detailed.get_column("suggested_number"),
+        }
+    )
+
+
+def _blank_masks(
+    index: pl.Series, entries: pl.DataFrame, decided: Decided, row_count: int
+) -> npt.NDArray[np.uint64]:
+    """Per row of a slice, a bit per phone column holding a removed or suppressed number."""
+    masks = np.zeros(row_count, dtype=np.uint64)
+    dropped = (
+        decided.action.is_in(list(DROPPED_ACTIONS)) & entries.get_column("column").is_not_null()
+    )
+    if bool(dropped.any()):
+        rows = (index.filter(dropped) - index[0]).to_numpy().astype(np.int64)
+        columns = entries.get_column("column").filter(dropped).to_numpy().astype(np.uint64)
+        np.bitwise_or.at(masks, rows, np.left_shift(np.uint64(1), columns))
+    return masks
 
 
 SETTLE_BYTES = 16 << 20
@@ -428,30 +696,38 @@ class _Settling:
 
 
 def _pieces(
-    chunks: list[pl.DataFrame | None], evidence: pl.DataFrame, pool: ThreadPoolExecutor
-) -> Iterator[pl.DataFrame]:
-    """The chunks in slices of DECIDE_ROWS, each row with its ``evidence_row``.
+    chunks: list[_Chunk | None], evidence: pl.DataFrame, pool: ThreadPoolExecutor
+) -> Iterator[tuple[int, pl.DataFrame, pl.DataFrame]]:
+    """The chunks in slices of DECIDE_ROWS rows: the slice's first row (in the file), its
+    rows, and its numbers, each with its ``evidence_row``.
 
-    A chunk's rows are looked up in the evidence on ``pool`` while the chunk before is
-    being decided; each chunk is let go once it is sliced.
+    A chunk's numbers are looked up in the evidence on ``pool`` while the chunk before
+    is being decided; each chunk is let go once it is sliced.
     """
 
-    def look_up(index: int) -> Future[pl.Series] | None:
-        chunk = chunks[index] if index < len(chunks) else None
+    def look_up(position: int) -> Future[pl.Series] | None:
+        chunk = chunks[position] if position < len(chunks) else None
         if chunk is None:
             return None
-        return pool.submit(evidence_rows, chunk.get_column("phone_key"), evidence)
+        return pool.submit(evidence_rows, chunk.entries.get_column("phone_key"), evidence)
 
     upcoming = look_up(0)
-    for index, chunk in enumerate(chunks):
+    for position, chunk in enumerate(chunks):
         if chunk is None or upcoming is None:
             raise RuntimeError("a chunk was decided twice")
-        chunks[index] = None
-        found = upcoming.result()
-        upcoming = look_up(index + 1)
-        chunk = chunk.with_columns(found)
-        for offset in range(0, chunk.height, DECIDE_ROWS):
-            yield chunk.slice(offset, DECIDE_ROWS)
+        chunks[position] = None
+        found = upcoming.result().rename(EVIDENCE_ROW)
+        upcoming = look_up(position + 1)
+        entries = chunk.entries.with_columns(found)
+        index = entries.get_column("index").to_numpy()
+        for offset in range(0, chunk.rows.height, DECIDE_ROWS):
+            stop = min(offset + DECIDE_ROWS, chunk.rows.height)
+            begin, end = np.searchsorted(index, [offset, stop])
+            yield (
+                chunk.first + offset,
+                chunk.rows.slice(offset, stop - offset),
+                entries.slice(int(begin), int(end - begin)),
+            )
 
 
 def _warnings(history: History, coverage: Coverage, now: datetime, stale: bool) -> list[str]:
@@ -495,12 +771,6 @@ def _check_targets(paths: Sequence[Path], options: CleanOptions) -> None:
     if existing:
         shown = ", ".join(existing[:3]) + (" …" if len(existing) > 3 else "")
         raise OutputError(f"output already exists: {shown}; pass --force to replace it.")
-
-
-def _flag_extra(decisions: pl.DataFrame) -> pl.DataFrame:
-    return _as_text(add_e164(decisions)).select(
-        [pl.col(source).alias(name) for name, source in FLAG_COLUMNS.items()]
-    )
 
 
 def _add_workbook(result: CleanResult, history: History, batch: OutputBatch, now: datetime) -> None:

@@ -161,18 +161,29 @@ def _print_lines(lines: list[str]) -> None:
 @changes_option("Change file or folder (API JSON pages, CSV destination,date,type). Repeatable.")
 @click.option(
     "--mode",
-    type=click.Choice(["strip", "flag"]),
+    type=click.Choice(["strip", "blank", "flag"]),
     default="strip",
     show_default=True,
-    help="strip: drop removed and suppressed rows. flag: keep every row, add reconcile_* columns.",
+    help="strip: drop removed and suppressed rows. blank: keep every row, empty the phone "
+    "cells of removed and suppressed numbers. flag: keep every row, add reconcile_* columns.",
 )
-@click.option("--phone-column", help="Phone column name (default: guessed: Phone, Mobile, ...).")
+@click.option(
+    "--phone-column",
+    "phone_columns",
+    multiple=True,
+    help="A phone column to check (repeatable; default: every column named like a phone).",
+)
 @click.option("--consent-column", help="Consent date column (default: guessed: Opt-In Date, ...).")
 @click.option("--id-column", help="Column echoed into the change list as id.")
 @reading_options
 @click.option("--consent-format", help="strftime format for consent values, e.g. %d/%m/%Y.")
 @click.option("--sheet", help="XLSX sheet name or 1-based number (default: the first visible).")
 @click.option("--encoding", help="CSV encoding (default: detect UTF-8 or Windows-1252).")
+@click.option(
+    "--delimiter",
+    type=click.Choice([",", ";", "|", "tab"]),
+    help="CSV delimiter (default: the one that splits every row into the header's fields).",
+)
 @click.option("--out-dir", type=click.Path(path_type=Path), help="Folder for the outputs.")
 @click.option("--force", is_flag=True, help="Replace outputs that exist already.")
 @click.option(
@@ -188,7 +199,7 @@ def clean(
     files: tuple[Path, ...],
     changes: tuple[Path, ...],
     mode: str,
-    phone_column: str | None,
+    phone_columns: tuple[str, ...],
     consent_column: str | None,
     id_column: str | None,
     default_region: str,
@@ -196,6 +207,7 @@ def clean(
     consent_format: str | None,
     sheet: str | None,
     encoding: str | None,
+    delimiter: str | None,
     out_dir: Path | None,
     force: bool,
     report: bool,
@@ -215,14 +227,15 @@ def clean(
         reconcile clean samples/contacts.csv --changes samples/changes
     """
     options = CleanOptions(
-        columns=ColumnChoice(phone=phone_column, consent=consent_column, id=id_column),
-        mode="flag" if mode == "flag" else "strip",
+        columns=ColumnChoice(phones=phone_columns, consent=consent_column, id=id_column),
+        mode="flag" if mode == "flag" else "blank" if mode == "blank" else "strip",
         actions=reconcile.resolve_actions(overrides),
         default_region=default_region,
         consent_timezone=consent_timezone,
         consent_format=consent_format,
         sheet=sheet,
         encoding=encoding,
+        delimiter="\t" if delimiter == "tab" else delimiter,
         out_dir=out_dir,
         force=force,
         report=report,

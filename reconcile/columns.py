@@ -17,33 +17,39 @@ from reconcile.errors import ColumnError, InputError
 __all__ = [
     "CONSENT_GUESSES",
     "ID_GUESSES",
-    "PHONE_GUESSES",
     "ChosenColumns",
     "ColumnChoice",
+    "MissingConsentColumn",
     "choose_columns",
+    "is_phone_name",
     "resolve_column",
 ]
 
-PHONE_GUESSES = (
-    "phone",
-    "mobile",
-    "mobile phone",
-    "phone number",
-    "mobile number",
-    "cell",
-    "cell phone",
-    "cellphone",
-    "mobilephone",
-    "phonenumber",
-    "msisdn",
-    "telephone",
-    "sms number",
-    "sms phone",
-    "contact number",
-    "primary phone",
+# A header names a phone when, lower-cased and without spaces, "_" and "-" (and a
+# Salesforce "__c" suffix), it is a kind of phone with an optional "number" and digit:
+# Phone, Mobile, MobilePhone, Mobile Phone Number, Cell, Home Phone, phone_number,
+# SMS Phone, Phone 2, msisdn, ...
+_PHONE_NAME = re.compile(
+    r"^(?:"
+    r"(?:sms|mobile|cell|home|work|business|office|other|primary|personal|direct|main"
+    r"|alternate|alt|assistant|asst|contact|company|private|secondary)?"
+    r"(?:phone|mobile|cell|cellphone|mobilephone|telephone|tel)"
+    r"(?:number|no|num|nr)?[0-9]?"
+    r"|(?:mobile|cell|sms|contact|whatsapp)(?:number|no|num|nr)[0-9]?"
+    r"|msisdn"
+    r")$"
 )
 CONSENT_GUESSES = (
     "opt in date",
+    "sms consent timestamp",
+    "sms opt in timestamp",
+    "sms consent date",
+    "sms opt in date",
+    "sms subscribed at",
+    "sms subscription date",
+    "date subscribed",
+    "subscribed date",
+    "consent given at",
     "optin date",
     "opted in",
     "opted in at",
@@ -54,8 +60,6 @@ CONSENT_GUESSES = (
     "consent",
     "consented at",
     "consent timestamp",
-    "sms opt in date",
-    "sms consent date",
     "date opted in",
     "subscribed at",
     "subscription date",
@@ -65,28 +69,37 @@ ID_GUESSES = ("id", "contact id", "record id", "customer id", "lead id", "extern
 
 @dataclass(frozen=True)
 class ColumnChoice:
-    """Which columns to read: explicit names, or None to guess from common CRM names."""
+    """Which columns to read: the names given (phones: every one named), or empty/None to
+    guess from the names CRMs export."""
 
-    phone: str | None = None
+    phones: tuple[str, ...] = ()
     consent: str | None = None
     id: str | None = None
 
 
 @dataclass(frozen=True)
 class ChosenColumns:
-    """The header names of the columns a file is read by."""
+    """The header names of the columns a file is read by: every phone column, in the
+    file's order, the consent column and the id column (if any)."""
 
-    phone: str
+    phones: tuple[str, ...]
     consent: str
     id: str | None
 
     def indexes(self, header: Sequence[str]) -> list[int]:
-        """Positions of the chosen columns in ``header``: phone, consent, then id if any."""
-        return [header.index(name) for name in (self.phone, self.consent, self.id) if name]
+        """Positions in ``header``: each phone column, the consent column, then the id."""
+        names = [*self.phones, self.consent, *([self.id] if self.id else [])]
+        return [header.index(name) for name in names]
 
 
 def _normalize_name(name: str) -> str:
-    return re.sub(r"[\s_\-]+", " ", name.strip().lower()).strip()
+    name = re.sub(r"__c$", "", name.strip(), flags=re.IGNORECASE)  # Salesforce custom field
+    return re.sub(r"[\s_\-]+", " ", name.lower()).strip()
+
+
+def is_phone_name(name: str) -> bool:
+    """Whether a column header names a phone (SPEC "Several numbers per contact")."""
+    return bool(_PHONE_NAME.match(_normalize_name(name).replace(" ", "")))
 
 
 def resolve_column(
@@ -136,37 +149,73 @@ def resolve_column(
     return None
 
 
-def _required(path: Path, columns: Sequence[str], found: str | None, role: str, option: str) -> str:
-    if found is None:
+def _phone_columns(path: Path, columns: Sequence[str], wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """Every phone column: exactly those named, or every header that names a phone."""
+    if wanted:
+        found: list[str] = []
+        for name in wanted:
+            column = resolve_column(path, columns, name, (), "phone", "--phone-column")
+            if column is not None and column not in found:
+                found.append(column)
+        return tuple(name for name in columns if name in found)
+    guessed = [name for name in columns if name.strip() and is_phone_name(name)]
+    duplicated = sorted({name for name in guessed if guessed.count(name) > 1})
+    if duplicated:
+        raise ColumnError(
+            f"{path.name}: {guessed.count(duplicated[0])} columns are named "
+            f"{duplicated[0]!r}; rename one so each phone column can be told apart."
+        )
+    if not guessed:
         listing = ", ".join(repr(name) for name in columns)
         raise ColumnError(
-            f"{path.name}: no {role} column found; name it with {option}. The file has: {listing}."
+            f"{path.name}: no phone column found; name it with --phone-column. "
+            f"The file has: {listing}."
         )
-    return found
+    return tuple(guessed)
 
 
 def choose_columns(path: Path, columns: Sequence[str], choice: ColumnChoice) -> ChosenColumns:
-    """The phone, consent and id columns of a file with header ``columns``."""
+    """The phone, consent and id columns of a file with header ``columns``.
+
+    Raises ColumnError when the consent column cannot be found; the caller may then add
+    which columns hold dates (`date_like_hint`).
+    """
     if not columns or all(not name.strip() for name in columns):
         raise InputError(f"{path.name}: the first row has no column names; it must be the header.")
-    phone = _required(
-        path,
-        columns,
-        resolve_column(path, columns, choice.phone, PHONE_GUESSES, "phone", "--phone-column"),
-        "phone",
-        "--phone-column",
+    phones = _phone_columns(path, columns, choice.phones)
+    consent = resolve_column(
+        path, columns, choice.consent, CONSENT_GUESSES, "consent date", "--consent-column"
     )
-    consent = _required(
-        path,
-        columns,
-        resolve_column(
-            path, columns, choice.consent, CONSENT_GUESSES, "consent date", "--consent-column"
-        ),
-        "consent date",
-        "--consent-column",
-    )
+    if consent is None:
+        raise MissingConsentColumn(path, list(columns))
     # without --id-column an id is only used when a guess names one
     identifier = resolve_column(path, columns, choice.id, ID_GUESSES, "id", "--id-column")
-    if phone == consent:
-        raise ColumnError(f"{path.name}: the phone and consent columns are both {phone!r}.")
-    return ChosenColumns(phone, consent, identifier)
+    if consent in phones:
+        raise ColumnError(f"{path.name}: the phone and consent columns are both {consent!r}.")
+    return ChosenColumns(phones, consent, identifier)
+
+
+class MissingConsentColumn(ColumnError):
+    """No consent column was named or guessed; `with_date_columns` says which columns
+    hold dates."""
+
+    def __init__(self, path: Path, columns: list[str]) -> None:
+        self.path = path
+        self.columns = columns
+        # the first rows of every column, as read (set by the reader that knows them)
+        self.sample: dict[str, list[str | None]] = {}
+        listing = ", ".join(repr(name) for name in columns)
+        super().__init__(
+            f"{path.name}: no consent date column found; name it with --consent-column. "
+            f"The file has: {listing}."
+        )
+
+    def with_date_columns(self, date_columns: Sequence[str]) -> ColumnError:
+        """The same error, naming the columns whose values look like dates."""
+        if not date_columns:
+            return ColumnError(f"{self} No column holds dates.")
+        named = ", ".join(repr(name) for name in date_columns)
+        return ColumnError(
+            f"{self.path.name}: no consent date column found; name it with --consent-column "
+            f"(the columns holding dates: {named})."
+        )

@@ -42,11 +42,12 @@ class InputConfig:
     """One ``[[inputs]]`` table: a contact file and how to clean it."""
 
     path: Path
-    phone_column: str | None = None
+    phone_columns: tuple[str, ...] = ()
     consent_column: str | None = None
     id_column: str | None = None
     sheet: str | None = None
     encoding: str | None = None
+    delimiter: str | None = None
     default_region: str = "US"
     consent_timezone: str = "UTC"
     consent_format: str | None = None
@@ -197,11 +198,12 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
         table,
         {
             "path": str,
-            "phone_column": str,
+            "phone_column": (str, list),
             "consent_column": str,
             "id_column": str,
             "sheet": str,
             "encoding": str,
+            "delimiter": str,
             "default_region": str,
             "consent_timezone": str,
             "consent_format": str,
@@ -226,15 +228,27 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
     }
     return InputConfig(
         path=file,
-        phone_column=section.get("phone_column"),
+        phone_columns=_phone_columns(section),
         consent_column=section.get("consent_column"),
         id_column=section.get("id_column"),
         sheet=section.get("sheet"),
         encoding=section.get("encoding"),
+        delimiter=section.get("delimiter"),
         default_region=section.get("default_region", "US"),
         consent_timezone=section.get("consent_timezone", "UTC"),
         consent_format=section.get("consent_format"),
-        mode=section.choice("mode", ("strip", "flag"), "strip"),
+        mode=section.choice("mode", ("strip", "blank", "flag"), "strip"),
         report=section.get("report", True),
         actions=actions,
     )
+
+
+def _phone_columns(section: _Reader) -> tuple[str, ...]:
+    """``phone_column``: one name, or a list of names (every one is checked)."""
+    value = section.get("phone_column")
+    if value is None:
+        return ()
+    names = [value] if isinstance(value, str) else value
+    if not names or not all(isinstance(name, str) and name for name in names):
+        section.fail("phone_column", "expected a column name or a list of column names")
+    return tuple(names)

@@ -36,7 +36,8 @@ _ZIP_MAGIC = b"PK\x03\x04"
 class ContactTable:
     """A contact file as read: its columns, the ones chosen, and its values.
 
-    The values (one row per data row: row (1-based), phone, consent, id, as text) come
+    The values (one row per data row: ``row`` as a spreadsheet numbers it, ``phone_0``...
+    one per phone column, ``consent``, ``id``, as text) come
     from ``csv`` for a CSV file and from ``loaded`` for a workbook's sheet;
     `value_chunks` hands them out a chunk at a time.
     """
@@ -44,13 +45,15 @@ class ContactTable:
     path: Path
     kind: Literal["csv", "xlsx"]
     columns: list[str]
-    phone_column: str
+    phone_columns: tuple[str, ...]
     consent_column: str
     id_column: str | None
     row_count: int
     blank_rows: int
     encoding: str | None = None
     delimiter: str | None = None
+    newline: str | None = None
+    footer_lines: int = 0
     sheet: str | None = None
     csv: CsvSource | None = None
     loaded: pl.DataFrame | None = None
@@ -74,7 +77,12 @@ class ContactTable:
 
 
 def read_contacts(
-    path: Path, choice: ColumnChoice, *, sheet: str | None = None, encoding: str | None = None
+    path: Path,
+    choice: ColumnChoice,
+    *,
+    sheet: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
 ) -> ContactTable:
     """Read a CSV or XLSX contact file; raise an InputError subclass on anything unusable."""
     suffix = path.suffix.lower()
@@ -110,7 +118,7 @@ def read_contacts(
             path=path,
             kind="xlsx",
             columns=book.header,
-            phone_column=book.chosen.phone,
+            phone_columns=book.chosen.phones,
             consent_column=book.chosen.consent,
             id_column=book.chosen.id,
             row_count=book.values.height,
@@ -123,18 +131,20 @@ def read_contacts(
             f"{path.name} is a zip archive (an Excel workbook?), not CSV text; "
             "rename it to .xlsx or export it as CSV."
         )
-    text = read_csv_contacts(path, choice, encoding)
+    text = read_csv_contacts(path, choice, encoding, delimiter)
     scan = text.source.scan
     return ContactTable(
         path=path,
         kind="csv",
         columns=text.header,
-        phone_column=text.chosen.phone,
+        phone_columns=text.chosen.phones,
         consent_column=text.chosen.consent,
         id_column=text.chosen.id,
         row_count=scan.row_count,
         blank_rows=scan.blank_lines,
         encoding=text.source.encoding,
         delimiter=scan.delimiter,
+        newline={b"\r\n": "CRLF", b"\r": "CR"}.get(scan.newline, "LF"),
+        footer_lines=sum(1 for line in scan.footer.splitlines() if line.strip()),
         csv=text.source,
     )

@@ -21,14 +21,17 @@ import polars as pl
 
 from reconcile._csvscan import (
     CsvScan,
-    checked_columns,
+    Offsets,
+    extract_column,
+    field_bounds,
     header_names,
+    newline_byte,
     polars_columns,
     read_columns,
     read_header,
     scan_csv,
 )
-from reconcile.columns import ChosenColumns, ColumnChoice, choose_columns
+from reconcile.columns import ChosenColumns, ColumnChoice, MissingConsentColumn, choose_columns
 from reconcile.errors import EncodingError, InputError, ReconcileError
 
 __all__ = [
@@ -68,29 +71,36 @@ class CsvSource:
     reading: Future[list[pl.Series] | None] | None = field(default=None, repr=False)
     _columns: list[pl.Series] | None = field(default=None, repr=False)
 
+    phone_count: int = 1
+
     def values(self, first: int, stop: int) -> pl.DataFrame:
-        """Data rows ``first`` to ``stop``: row (1-based), phone, consent, id as text."""
+        """Data rows ``first`` to ``stop``: ``row`` (as a spreadsheet numbers it: the
+        header is row 0, blank lines count), ``phone_0``... (one per phone column),
+        ``consent`` and ``id``, as text."""
         if self._columns is None:
             wanted = list(self.wanted)
+            read = None
             if self.reading is not None:
                 read = self.reading.result()
                 self.reading = None
-                self._columns = checked_columns(
-                    self.scan, read, wanted, self.encoding, self.scan.data_records
-                )
+            if read is not None and all(c.len() == self.scan.row_count for c in read):
+                self._columns = read
             else:
+                # read again over the data records only (a footer or a different
+                # delimiter makes the read-ahead disagree), else the scan's own answer
                 self._columns = read_columns(
                     self.scan, wanted, self.encoding, 0, self.scan.row_count
                 )
         read = [column.slice(first, stop - first) for column in self._columns]
         count = stop - first
+        phones = self.phone_count
         return pl.DataFrame(
             {
-                "row": pl.int_range(first + 1, stop + 1, eager=True, dtype=pl.UInt32),
-                "phone": read[0],
-                "consent": read[1],
-                "id": read[2]
-                if len(read) > 2
+                "row": pl.Series(self.scan.data_records[first:stop], dtype=pl.UInt32),
+                **{f"phone_{index}": read[index] for index in range(phones)},
+                "consent": read[phones],
+                "id": read[phones + 1]
+                if len(read) > phones + 1
                 else pl.repeat(None, count, dtype=pl.String, eager=True),
             }
         )
@@ -179,7 +189,9 @@ def detect_encoding(name: str, body: bytes, has_bom: bool) -> str:
     return "cp1252"
 
 
-def read_csv_contacts(path: Path, choice: ColumnChoice, encoding: str | None) -> CsvContacts:
+def read_csv_contacts(
+    path: Path, choice: ColumnChoice, encoding: str | None, delimiter: str | None = None
+) -> CsvContacts:
     """Scan a CSV contact file and choose its columns; the values are read on demand."""
     try:
         raw = path.read_bytes()
@@ -204,23 +216,54 @@ def read_csv_contacts(path: Path, choice: ColumnChoice, encoding: str | None) ->
     # scan, so that errors come in the same order as if nothing had been read ahead.
     reading: Future[list[pl.Series] | None] | None = None
     try:
-        delimiter, header = read_header(path.name, body, codec)
+        header_delimiter, header = read_header(path.name, body, codec, delimiter)
         chosen = choose_columns(path, header, choice)
     except ReconcileError:
-        scan = scan_csv(path.name, body)
-        header = header_names(scan, codec)
-        chosen = choose_columns(path, header, choice)
-        wanted = chosen.indexes(header)
-    else:
-        wanted = chosen.indexes(header)
-        reader = ThreadPoolExecutor(max_workers=1)
-        reading = reader.submit(polars_columns, body, wanted, delimiter, codec)
-        reader.shutdown(wait=False)
         scan = scan_csv(path.name, body, delimiter)
+        header = header_names(scan, codec)
+        chosen = _choose(path, header, choice, scan, codec)
+    else:
+        if newline_byte(body) == ord("\n"):  # polars reads LF and CRLF lines only
+            reader = ThreadPoolExecutor(max_workers=1)
+            reading = reader.submit(
+                polars_columns, body, chosen.indexes(header), header_delimiter, codec
+            )
+            reader.shutdown(wait=False)
+        scan = scan_csv(path.name, body, delimiter)
+        if scan.delimiter != header_delimiter:  # the data rows chose another delimiter
+            reading = None
+            header = header_names(scan, codec)
+            chosen = _choose(path, header, choice, scan, codec)
     if scan.row_count == 0:
         raise InputError(f"{path.name}: the file has a header but no data rows.")
-    source = CsvSource(scan=scan, encoding=codec, bom=bom, wanted=tuple(wanted), reading=reading)
+    source = CsvSource(
+        scan=scan,
+        encoding=codec,
+        bom=bom,
+        wanted=tuple(chosen.indexes(header)),
+        reading=reading,
+        phone_count=len(chosen.phones),
+    )
     return CsvContacts(header=header, chosen=chosen, source=source)
+
+
+_SAMPLE_ROWS = 200
+
+
+def _choose(
+    path: Path, header: list[str], choice: ColumnChoice, scan: CsvScan, codec: str
+) -> ChosenColumns:
+    """`choose_columns`; a missing consent column's error carries a sample of every
+    column, so that the columns holding dates can be named."""
+    try:
+        return choose_columns(path, header, choice)
+    except MissingConsentColumn as error:
+        records = scan.data_records[:_SAMPLE_ROWS]
+        error.sample = {
+            name: extract_column(scan, index, codec, records).to_list()
+            for index, name in enumerate(header)
+        }
+        raise
 
 
 def _quote_expr(value: pl.Expr, delimiter: str) -> pl.Expr:
@@ -240,37 +283,101 @@ def write_csv_rows(
     stop: int,
     keep: npt.NDArray[np.bool_],
     extra: pl.DataFrame | None = None,
+    blank: npt.NDArray[np.uint64] | None = None,
 ) -> None:
     """Write data rows ``first`` to ``stop`` of the cleaned CSV, after the header if
-    ``first`` is 0.
+    ``first`` is 0, and the file's report footer after its last row.
 
     Strip mode copies runs of consecutive kept records straight from the input's bytes
-    (blank lines are dropped). With ``extra`` (flag mode) every record gets those
-    columns appended, encoded and quoted in the file's own encoding and delimiter.
+    (blank lines are dropped). ``blank`` (blank mode) holds, per row, a bit per phone
+    column whose field is emptied; every other byte of the record is copied. With
+    ``extra`` (flag mode) every record gets those columns appended, encoded and quoted
+    in the file's own encoding and delimiter.
     """
     scan = source.scan
-    records = scan.data_records[first:stop]
-    body = memoryview(scan.body)
     if first == 0:
         stream.write(source.bom)
     if extra is None:
-        begin = 0 if first == 0 else int(records[0])
-        record_keep = np.zeros(int(records[-1]) + 1 - begin, dtype=bool)
-        record_keep[0] = first == 0  # the header
-        record_keep[records - begin] = keep
-        edges = np.flatnonzero(np.diff(record_keep.astype(np.int8))) + 1
-        bounds = np.concatenate(([0], edges, [record_keep.size]))
-        starts, stops = bounds[:-1], bounds[1:]
-        kept_runs = record_keep[starts]
-        stream.writelines(
-            body[run_start:run_end]
-            for run_start, run_end in zip(
-                scan.record_start[starts[kept_runs] + begin].tolist(),
-                scan.record_end[stops[kept_runs] - 1 + begin].tolist(),
-                strict=True,
-            )
-        )
+        _copy_records(stream, source, first, stop, keep, blank)
+    else:
+        _write_flagged(stream, source, first, stop, extra)
+    if stop == scan.row_count:
+        stream.write(scan.footer)
+
+
+def _copy_records(
+    stream: BinaryIO,
+    source: CsvSource,
+    first: int,
+    stop: int,
+    keep: npt.NDArray[np.bool_],
+    blank: npt.NDArray[np.uint64] | None,
+) -> None:
+    scan = source.scan
+    records = scan.data_records[first:stop]
+    body = memoryview(scan.body)
+    copied = keep if blank is None else keep & (blank == 0)
+    begin = 0 if first == 0 else int(records[0])
+    record_keep = np.zeros(int(records[-1]) + 1 - begin, dtype=bool)
+    record_keep[0] = first == 0  # the header
+    record_keep[records - begin] = copied
+    edges = np.flatnonzero(np.diff(record_keep.astype(np.int8))) + 1
+    bounds = np.concatenate(([0], edges, [record_keep.size]))
+    starts, stops = bounds[:-1], bounds[1:]
+    kept_runs = record_keep[starts]
+    runs = zip(
+        scan.record_start[starts[kept_runs] + begin].tolist(),
+        scan.record_end[stops[kept_runs] - 1 + begin].tolist(),
+        strict=True,
+    )
+    if blank is None:
+        stream.writelines(body[run_start:run_end] for run_start, run_end in runs)
         return
+    emptied = _emptied_records(source, records[(blank != 0) & keep], blank[(blank != 0) & keep])
+    pieces: list[tuple[int, bytes | memoryview]] = [
+        (run_start, body[run_start:run_end]) for run_start, run_end in runs
+    ]
+    pieces.extend(emptied)
+    pieces.sort(key=lambda piece: piece[0])
+    stream.writelines(piece for _start, piece in pieces)
+
+
+def _emptied_records(
+    source: CsvSource, records: Offsets, masks: npt.NDArray[np.uint64]
+) -> list[tuple[int, bytes]]:
+    """``records`` rewritten with the phone fields of their ``masks`` emptied (blank
+    mode): every other byte stays, the emptied field stays in its place."""
+    if records.size == 0:
+        return []
+    scan = source.scan
+    body = scan.body
+    cuts: list[tuple[Offsets, Offsets, npt.NDArray[np.bool_]]] = []
+    for bit, column in enumerate(source.wanted[: source.phone_count]):
+        starts, ends = field_bounds(scan, records, column)
+        cuts.append((starts, ends, (masks >> np.uint64(bit)) & np.uint64(1) == 1))
+    rewritten: list[tuple[int, bytes]] = []
+    record_starts = scan.record_start[records].tolist()
+    record_ends = scan.record_end[records].tolist()
+    for index, (start, end) in enumerate(zip(record_starts, record_ends, strict=True)):
+        spans = sorted(
+            (int(starts[index]), int(ends[index])) for starts, ends, chosen in cuts if chosen[index]
+        )
+        parts: list[bytes] = []
+        position = start
+        for field_start, field_end in spans:
+            parts.append(body[position:field_start])
+            position = field_end
+        parts.append(body[position:end])
+        rewritten.append((start, b"".join(parts)))
+    return rewritten
+
+
+def _write_flagged(
+    stream: BinaryIO, source: CsvSource, first: int, stop: int, extra: pl.DataFrame
+) -> None:
+    scan = source.scan
+    records = scan.data_records[first:stop]
+    body = memoryview(scan.body)
     delimiter = scan.delimiter
     suffixes = extra.select(
         pl.concat_str(

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from types import ModuleType
 
+import numpy as np
 import polars as pl
 
 from reconcile.errors import OptionError
 
-__all__ = ["add_e164", "normalize_phones", "validate_region"]
+__all__ = [
+    "NO_PHONE_NUMBER",
+    "add_e164",
+    "find_numbers",
+    "normalize_phones",
+    "validate_region",
+]
 
 # Extension markers CRMs write after the number: "x12", "ext. 12", "extension 12", "#12".
 _EXTENSION = r"\s*(?:;\s*ext=|ext(?:ension)?\.?|x|#)\s*[0-9]{1,7}\s*$"
@@ -41,6 +48,7 @@ def _library() -> ModuleType:
 
 
 _MAX_E164_DIGITS = 15
+_LETTERS = "letters or symbols in the number"
 _COLUMNS = ("phone_e164", "phone_key", "phone_error")
 
 
@@ -192,7 +200,7 @@ def _normalize_general(text: pl.Series, region: str) -> pl.DataFrame:
         .when(pl.col("stripped").str.contains(_SCIENTIFIC))
         .then(pl.lit("digits lost to scientific notation"))
         .when(~pl.col("body").str.contains(_ALLOWED))
-        .then(pl.lit("letters or symbols in the number"))
+        .then(pl.lit(_LETTERS))
         .when(national == "")
         .then(pl.lit("no digits"))
         .when(intl == "")
@@ -275,3 +283,118 @@ def _parse_with_library(
         code = phonenumbers.region_code_for_country_code(country_code)
         return None, f"not a valid number for +{country_code} ({code})"
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+
+
+# A run of a written number inside a longer cell: digits with the separators numbers
+# are written with (no "/", ",", ";", letters or line breaks: those separate numbers),
+# an optional leading "+" and a trailing extension.
+_CANDIDATE = (
+    r"(?i)(?:\+[ \t]*)?\(?[0-9][0-9 \t\u00a0().\-]*[0-9]"
+    r"(?:[ \t]*(?:ext(?:ension)?\.?|x|#)[ \t]*[0-9]{1,7})?"
+)
+# fewer digits than this are not a phone number ("call after 5", "x12")
+_CANDIDATE_DIGITS = 7
+NO_PHONE_NUMBER = "no phone number"
+_ENTRY_SCHEMA = {
+    "index": pl.UInt32,
+    "column": pl.UInt8,
+    "position": pl.UInt8,
+    "cell": pl.String,
+    "phone_key": pl.UInt64,
+    "phone_error": pl.String,
+}
+
+
+def find_numbers(cells: list[pl.Series], default_region: str = "US") -> pl.DataFrame:
+    """Every number in a row's phone cells: one entry per number found.
+
+    ``cells`` holds one Series per phone column (the rows aligned). Each entry has the
+    row's ``index``, the ``column`` (its position in ``cells``), the number's
+    ``position`` in its cell, the raw ``cell``, and ``phone_key``/``phone_error`` as
+    `normalize_phones` gives them. A cell that is one number (the common case) is settled
+    by the fast path; only the others are searched for several numbers or a number with
+    a label (``Mobile: 212-555-0143``). A cell with text but no number is one invalid
+    entry quoting it; an empty cell has none; a row with no number at all gets one
+    invalid entry, ``no phone number``, with a null column. Entries are in row order,
+    then column order, then order in the cell.
+    """
+    region = validate_region(default_region)
+    rows = cells[0].len() if cells else 0
+    frames = []
+    for column, series in enumerate(cells):
+        text = series.cast(pl.String)
+        present = (text.str.strip_chars() != "").fill_null(False)
+        frames.append(
+            pl.DataFrame(
+                {
+                    "index": present.arg_true().cast(pl.UInt32),
+                    "column": pl.repeat(column, int(present.sum()), dtype=pl.UInt8, eager=True),
+                    "cell": text.filter(present),
+                }
+            )
+        )
+    entries = pl.concat(frames) if frames else pl.DataFrame(schema=_ENTRY_SCHEMA)
+    normalized = normalize_phones(entries.get_column("cell"), region, with_e164=False)
+    entries = pl.concat([entries, normalized], how="horizontal").with_columns(
+        position=pl.lit(0, pl.UInt8)
+    )
+    unsettled = entries.get_column("phone_key").is_null()
+    reordered = len(cells) > 1
+    if bool(unsettled.any()):
+        searched = _search_cells(entries.filter(unsettled), region)
+        entries = pl.concat([entries.filter(~unsettled), searched], how="diagonal_relaxed")
+        reordered = True
+    has_entry = np.zeros(rows, dtype=bool)
+    has_entry[entries.get_column("index").to_numpy()] = True
+    missing = np.flatnonzero(~has_entry)
+    if missing.size:
+        entries = pl.concat(
+            [
+                entries,
+                pl.DataFrame(
+                    {
+                        "index": pl.Series(missing, dtype=pl.UInt32),
+                        "column": pl.repeat(None, missing.size, dtype=pl.UInt8, eager=True),
+                        "position": pl.repeat(0, missing.size, dtype=pl.UInt8, eager=True),
+                        "cell": pl.repeat("", missing.size, dtype=pl.String, eager=True),
+                        "phone_key": pl.repeat(None, missing.size, dtype=pl.UInt64, eager=True),
+                        "phone_error": pl.repeat(
+                            NO_PHONE_NUMBER, missing.size, dtype=pl.String, eager=True
+                        ),
+                    }
+                ),
+            ],
+            how="diagonal_relaxed",
+        )
+        reordered = True
+    entries = entries.select(list(_ENTRY_SCHEMA)).cast(_ENTRY_SCHEMA)  # type: ignore[arg-type]
+    if reordered:
+        entries = entries.sort("index", "column", "position", nulls_last=False)
+    return entries
+
+
+def _search_cells(unsettled: pl.DataFrame, region: str) -> pl.DataFrame:
+    """The cells that are not one valid number, searched for the numbers in them."""
+    found = (
+        unsettled.select("index", "column", "cell", "phone_error")
+        .with_columns(candidate=pl.col("cell").str.extract_all(_CANDIDATE))
+        .explode("candidate")
+        .filter(pl.col("candidate").str.count_matches("[0-9]") >= _CANDIDATE_DIGITS)
+    )
+    found = found.with_columns(
+        position=pl.int_range(pl.len()).over("index", "column").cast(pl.UInt8)
+    )
+    if found.height:
+        numbers = normalize_phones(found.get_column("candidate"), region, with_e164=False)
+        found = pl.concat([found.drop("phone_error"), numbers], how="horizontal")
+    else:
+        found = found.with_columns(phone_key=pl.lit(None, pl.UInt64))
+    # a cell in which nothing like a number was found stays one invalid entry
+    searched_cells = found.select("index", "column").unique()
+    empty_handed = unsettled.join(searched_cells, on=["index", "column"], how="anti").with_columns(
+        position=pl.lit(0, pl.UInt8),
+        phone_error=pl.when(pl.col("phone_error") == _LETTERS)
+        .then(pl.lit("no phone number in '") + pl.col("cell").str.strip_chars() + pl.lit("'"))
+        .otherwise(pl.col("phone_error")),
+    )
+    return pl.concat([found.drop("candidate"), empty_handed], how="diagonal_relaxed")

@@ -84,14 +84,15 @@ class RunChanges(TypedDict):
 def options_for(config: InputConfig, out_dir: Path | None) -> CleanOptions:
     """CleanOptions from one [[inputs]] table."""
     return CleanOptions(
-        columns=ColumnChoice(config.phone_column, config.consent_column, config.id_column),
-        mode="flag" if config.mode == "flag" else "strip",
+        columns=ColumnChoice(config.phone_columns, config.consent_column, config.id_column),
+        mode="flag" if config.mode == "flag" else "blank" if config.mode == "blank" else "strip",
         actions=resolve_actions(config.actions),
         default_region=config.default_region,
         consent_timezone=config.consent_timezone,
         consent_format=config.consent_format,
         sheet=config.sheet,
         encoding=config.encoding,
+        delimiter=config.delimiter,
         out_dir=out_dir,
         report=config.report,
     )

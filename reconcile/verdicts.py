@@ -37,7 +37,9 @@ __all__ = [
     "Decided",
     "decide",
     "decide_rows",
+    "deciding_entries",
     "evidence_rows",
+    "iso_instant",
     "number_evidence",
     "resolve_actions",
     "with_details",
@@ -75,7 +77,6 @@ DETAIL_COLUMNS = tuple(
 # a contacts column `decide_rows` may be given: the row's evidence (`evidence_rows`)
 EVIDENCE_ROW = "evidence_row"
 RECONSENTED = "deactivated before consent (re-consented)"
-_ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def resolve_actions(overrides: Mapping[str, str | None]) -> dict[str, str]:
@@ -103,8 +104,36 @@ def _unverified(boundary: pl.Expr, coverage: pl.Expr) -> pl.Expr:
     return coverage.is_null() | boundary.is_null() | (boundary < coverage)
 
 
-def _iso(expr: pl.Expr) -> pl.Expr:
-    return expr.dt.strftime(_ISO)
+def iso_instant(expr: pl.Expr) -> pl.Expr:
+    """``2024-03-10T11:00:00Z``, with the fraction of a second when there is one
+    (``…T11:00:00.250Z``), so that an event never reads as earlier than it was."""
+    micros = expr.dt.microsecond()
+    return (
+        pl.when(micros == 0)
+        .then(expr.dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        .when(micros % 1000 == 0)
+        .then(expr.dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
+        .otherwise(expr.dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
+    )
+
+
+def deciding_entries(index: pl.Series, verdict: pl.Series, action: pl.Series) -> pl.Series:
+    """For entries (numbers) sorted by their row ``index``, the one that decides each row.
+
+    A row's verdict is that of its most severe number: actions rank remove > suppress >
+    review > keep; within one action the verdict table's order decides, then the
+    numbers' order (column, then place in the cell). Every row has at least one entry.
+    """
+    if index.len() == 0 or index.n_unique() == index.len():
+        return pl.int_range(index.len(), eager=True, dtype=pl.UInt32)
+    severity = action.to_physical().cast(pl.UInt16) * 8 + verdict.to_physical().cast(pl.UInt16)
+    return (
+        pl.DataFrame({"index": index, "severity": severity})
+        .with_row_index("entry")
+        .sort("index", "severity", "entry")
+        .unique("index", keep="first", maintain_order=True)
+        .get_column("entry")
+    )
 
 
 def number_evidence(phone_keys: pl.Series, events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
@@ -354,10 +383,10 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
             .then(
                 consent_text
                 + pl.lit(": a deactivation before coverage starts ")
-                + _iso(coverage)
+                + iso_instant(coverage)
                 + pl.lit(" cannot be ruled out")
             )
-            .otherwise(consent_text + pl.lit(" is before coverage starts ") + _iso(coverage))
+            .otherwise(consent_text + pl.lit(" is before coverage starts ") + iso_instant(coverage))
         )
         .when(pl.col("deact_at").is_not_null())
         .then(pl.lit(RECONSENTED))
@@ -392,7 +421,7 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
     return (
         notable.lazy()
         .with_columns(verdict=verdict)
-        .with_columns(event_date=_iso(evidence_date), boundary_text=_iso(boundary))
+        .with_columns(event_date=iso_instant(evidence_date), boundary_text=iso_instant(boundary))
         .select("verdict", **detail_columns)
         .collect()
     )

@@ -127,7 +127,7 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
     rows += [(f"Verdict: {verdict}", count) for verdict, count in summary["verdicts"].items()]
     rows += [(f"Action: {action}", count) for action, count in summary["actions"].items()]
     rows += [
-        ("Phone column", result.table.phone_column),
+        ("Phone columns checked", ", ".join(result.table.phone_columns)),
         ("Consent column", result.table.consent_column),
         ("Id column", result.table.id_column or ""),
         ("History", info.history_source),

@@ -21,7 +21,7 @@ import numpy.typing as npt
 import polars as pl
 
 from reconcile._text import first_line
-from reconcile.columns import ChosenColumns, ColumnChoice, choose_columns
+from reconcile.columns import ChosenColumns, ColumnChoice, MissingConsentColumn, choose_columns
 from reconcile.errors import InputError, UnsupportedFormatError
 
 __all__ = [
@@ -94,23 +94,40 @@ def read_xlsx_contacts(path: Path, choice: ColumnChoice, sheet: str | None) -> X
         ) from None
     if frame.width == 0 or frame.height == 0:
         raise InputError(f"{path.name}: sheet {names[sheet_index]!r} is empty.")
-    frame = frame.select(pl.all().cast(pl.String))
+    frame = frame.select(pl.all().cast(pl.String)).with_row_index("_position")
     non_blank = frame.select(
         pl.any_horizontal(
-            [pl.col(name).is_not_null() & (pl.col(name) != "") for name in frame.columns]
+            [
+                pl.col(name).is_not_null() & (pl.col(name) != "")
+                for name in frame.columns
+                if name != "_position"
+            ]
         )
     ).to_series()
     frame = frame.filter(non_blank)
+    positions = frame.get_column("_position")
+    frame = frame.drop("_position")
     header = [value if value is not None else "" for value in frame.row(0)]
     data = frame.slice(1)
-    chosen = choose_columns(path, header, choice)
+    try:
+        chosen = choose_columns(path, header, choice)
+    except MissingConsentColumn as error:
+        error.sample = {
+            name: data.get_column(column).head(200).to_list()
+            for name, column in zip(header, data.columns, strict=True)
+        }
+        raise
     if data.height == 0:
         raise InputError(f"{path.name}: sheet {names[sheet_index]!r} has a header but no rows.")
     by_name = dict(zip(header, data.columns, strict=True))
     values = pl.DataFrame(
         {
-            "row": pl.int_range(1, data.height + 1, eager=True, dtype=pl.UInt32),
-            "phone": data.get_column(by_name[chosen.phone]),
+            # as a spreadsheet numbers them: the header is row 0, blank rows count
+            "row": (positions.slice(1) - positions[0]).cast(pl.UInt32),
+            **{
+                f"phone_{index}": data.get_column(by_name[name])
+                for index, name in enumerate(chosen.phones)
+            },
             "consent": data.get_column(by_name[chosen.consent]),
             "id": data.get_column(by_name[chosen.id])
             if chosen.id
@@ -180,8 +197,13 @@ def write_xlsx_cleaned(
     keep: npt.NDArray[np.bool_],
     extra: pl.DataFrame | None,
     target: Path,
+    blank: dict[int, list[str]] | None = None,
 ) -> None:
-    """Write the kept rows of ``path``'s ``sheet``, each cell with its value and type."""
+    """Write the kept rows of ``path``'s ``sheet``, each cell with its value and type.
+
+    ``blank`` (blank mode) maps a data row's position to the names of the phone columns
+    whose cells are emptied.
+    """
     import openpyxl
     from openpyxl.cell import WriteOnlyCell
 
@@ -190,6 +212,7 @@ def write_xlsx_cleaned(
     extra_rows = extra.rows() if extra is not None else None
     width = 0
     seen = -1
+    column_of: dict[str, int] = {}
 
     def cell(value: Any, number_format: str | None = None) -> Any:
         written = WriteOnlyCell(worksheet, value=value)
@@ -202,12 +225,20 @@ def write_xlsx_cleaned(
     for seen, row in enumerate(_iter_rows(path, sheet)):
         if seen == 0:
             width = len(row)
+            for index, source in enumerate(row):
+                value = getattr(source, "value", None)
+                column_of.setdefault("" if value is None else str(value), index)
         elif seen > row_count or not keep[seen - 1]:
             continue
         cells = [
             cell(getattr(source, "value", None), getattr(source, "number_format", None))
             for source in row
         ]
+        if blank and seen > 0:
+            for name in blank.get(seen - 1, ()):
+                column = column_of.get(name)
+                if column is not None and column < len(cells):
+                    cells[column] = cell(None)
         if extra is not None and extra_rows is not None:
             cells.extend(cell(None) for _ in range(width - len(cells)))
             cells.extend(

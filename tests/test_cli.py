@@ -51,7 +51,7 @@ def test_json_summary(run_cli, contacts, history_dir):
     }
     assert summary["coverage"] == {"start": "2024-03-01T00:00:00Z", "end": "2024-06-01T00:00:00Z"}
     assert summary["columns"] == {
-        "phone": "Mobile Phone",
+        "phone": ["Mobile Phone"],
         "consent": "Opt-In Date",
         "id": "Contact ID",
     }
@@ -100,8 +100,8 @@ BAD_INPUTS = [
     ),
     (
         "cols.csv",
-        b"Name,Telephone Nr,Opt-In Date\nA,4155550104,2024-04-01\n",
-        "reconcile: error: cols.csv: no phone column found; name it with --phone-column. The file has: 'Name', 'Telephone Nr', 'Opt-In Date'.",
+        b"Name,Fax,Opt-In Date\nA,4155550104,2024-04-01\n",
+        "reconcile: error: cols.csv: no phone column found; name it with --phone-column. The file has: 'Name', 'Fax', 'Opt-In Date'.",
     ),
     (
         "old.xls",

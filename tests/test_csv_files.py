@@ -138,6 +138,7 @@ def test_changes_csv_columns_and_rows(tmp_path, history_dir):
     assert list(rows[0]) == [
         "row",
         "id",
+        "phone_column",
         "phone",
         "phone_e164",
         "consent",
@@ -276,7 +277,7 @@ def test_the_columns_read_are_the_cells_of_the_file(tmp_path):
     values = read_contacts(source, ColumnChoice()).values
     with source.open(newline="", encoding="utf-8") as stream:
         records = list(csv.DictReader(stream))
-    assert values.get_column("phone").to_list() == [record["Mobile Phone"] for record in records]
+    assert values.get_column("phone_0").to_list() == [record["Mobile Phone"] for record in records]
     assert values.get_column("consent").to_list() == [record["Opt-In Date"] for record in records]
 
 

@@ -217,7 +217,7 @@ path = "contacts.csv"
         ),
         (
             '[[inputs]]\npath = "contacts.csv"\nmode = "delete"\n',
-            "[inputs][1].mode: expected one of strip, flag, got 'delete'.",
+            "[inputs][1].mode: expected one of strip, blank, flag, got 'delete'.",
         ),
         (
             '[[inputs]]\npath = "contacts.csv"\n[inputs.actions]\nok = "drop"\n',

@@ -54,7 +54,7 @@ def test_numeric_cells_are_read_without_growing_a_digit(tmp_path):
     source = tmp_path / "contacts.xlsx"
     write_xlsx(source)
     table = read_contacts(source, ColumnChoice())
-    assert table.values.get_column("phone").to_list() == [
+    assert table.values.get_column("phone_0").to_list() == [
         "4155550101",
         "4155550104",
         "(415) 555-0102",
@@ -120,9 +120,9 @@ def test_sheet_option_by_name_and_number(tmp_path, history_dir):
     source = tmp_path / "contacts.xlsx"
     write_xlsx(source, title="Summary", extra_sheets=("Contacts",))
     # the first sheet has the contacts, the second only a header
-    assert read_contacts(source, ColumnChoice(phone="Phone")).sheet == "Summary"
+    assert read_contacts(source, ColumnChoice(phones=("Phone",))).sheet == "Summary"
     with pytest.raises(InputError, match="has a header but no rows"):
-        read_contacts(source, ColumnChoice(phone="Phone"), sheet="2")
+        read_contacts(source, ColumnChoice(phones=("Phone",)), sheet="2")
     with pytest.raises(
         InputError, match=r"no sheet 'Nope' \(--sheet\); the workbook has: 'Summary', 'Contacts'"
     ):
