@@ -28,7 +28,6 @@ from reconcile.config import InputConfig, RunConfig
 from reconcile.errors import ApiError, OptionError
 from reconcile.history import History
 from reconcile.ledger import Ledger
-from reconcile.phones import add_e164
 from reconcile.settings import open_client
 from reconcile.sync import FetchSummary, fetch
 from reconcile.verdicts import resolve_actions
@@ -98,16 +97,33 @@ def options_for(config: InputConfig, out_dir: Path | None) -> CleanOptions:
     )
 
 
-def contact_keys(decisions: pl.DataFrame) -> pl.DataFrame:
-    """One stable key per contact: ``id:...`` when the file has ids, else ``phone:+1...``."""
+def contact_keys(rows: pl.DataFrame, numbers: pl.DataFrame) -> pl.DataFrame:
+    """One stable key per contact: ``id:...`` when the file has ids, else the row's set of
+    E.164 numbers (``phone:+1415...`` for one, ``phones:+1212...;+1415...`` sorted for
+    several), else its row number."""
+    phones = (
+        numbers.filter(pl.col("phone_key").is_not_null())
+        .group_by("row")
+        .agg(
+            phones=(pl.lit("+") + pl.col("phone_key").cast(pl.String))
+            .unique()
+            .sort()
+            .str.join(";"),
+            count=pl.col("phone_key").n_unique(),
+        )
+    )
     key = (
         pl.when(pl.col("id").is_not_null() & (pl.col("id").str.strip_chars() != ""))
         .then(pl.lit("id:") + pl.col("id").str.strip_chars())
-        .when(pl.col("phone_e164").is_not_null())
-        .then(pl.lit("phone:") + pl.col("phone_e164"))
+        .when(pl.col("count") == 1)
+        .then(pl.lit("phone:") + pl.col("phones"))
+        .when(pl.col("phones").is_not_null())
+        .then(pl.lit("phones:") + pl.col("phones"))
         .otherwise(pl.lit("row:") + pl.col("row").cast(pl.String))
     )
-    keys = add_e164(decisions).select(key=key, row="row", verdict="verdict", action="action")
+    keys = rows.join(phones, on="row", how="left", maintain_order="left").select(
+        key=key, row="row", verdict="verdict", action="action"
+    )
     return keys.unique("key", keep="first", maintain_order=True)
 
 
@@ -247,7 +263,7 @@ def clean_inputs(
         else:
             folder.mkdir(parents=True, exist_ok=True)
             [result] = clean_files([item.path], history, options, now)
-        keys = contact_keys(result.rows)
+        keys = contact_keys(result.rows, result.numbers)
         previous, previous_at = runs.previous(item.path)
         changes = compare_runs(previous, keys, previous_at)
         done.append(InputRun(result=result, changes=changes, keys=keys))
