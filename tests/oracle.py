@@ -191,3 +191,54 @@ def contact_verdict(
     if boundary is not None and boundary > now:
         boundary = None  # a consent date in the future counts as none
     return verdict(phone_key(phone), boundary, events, coverage_start)
+
+
+_SEPARATORS = re.compile(r"\s*(?:/|;|,|\bor\b|\r?\n)\s*")
+_NUMBER_IN_TEXT = re.compile(r"[+(]?\d.*\d(?:\s*(?:ext\.?|x|#)\s*\d+)?", re.IGNORECASE)
+SEVERITY = {"remove": 0, "suppress": 1, "review": 2, "keep": 3}
+ORDER = ["invalid_number", "deactivated", "suspended", "unverified", "ok"]
+DEFAULT_ACTIONS = {
+    "invalid_number": "review",
+    "deactivated": "remove",
+    "suspended": "suppress",
+    "unverified": "review",
+    "ok": "keep",
+}
+
+
+def cell_keys(cell: str | None, region: str = "US") -> list[int | None]:
+    """The numbers of one phone cell (None for each that is not valid): nothing for an
+    empty cell, one entry for a cell that is one number, else each piece between the
+    separators SPEC names that holds at least seven digits; [None] when none does."""
+    if cell is None or not cell.strip():
+        return []
+    whole = phone_key(cell, region)
+    if whole is not None:
+        return [whole]
+    found: list[int | None] = []
+    for piece in _SEPARATORS.split(cell):
+        match = _NUMBER_IN_TEXT.search(piece)
+        if match and sum(character.isdigit() for character in match.group(0)) >= 7:
+            found.append(phone_key(match.group(0), region))
+    return found or [None]
+
+
+def row_decision(
+    cells: list[str | None],
+    consent: str | None,
+    events: list[tuple[int, str, datetime]],
+    coverage_start: datetime | None,
+    now: datetime,
+) -> tuple[str, str, list[list[str]]]:
+    """A row's verdict and action (those of its most severe number), and each cell's
+    numbers' verdicts."""
+    boundary = consent_boundary(consent)
+    if boundary is not None and boundary > now:
+        boundary = None
+    per_cell = [
+        [verdict(key, boundary, events, coverage_start) for key in cell_keys(cell)]
+        for cell in cells
+    ]
+    every = [found for cell in per_cell for found in cell] or ["invalid_number"]
+    worst = min(every, key=lambda found: (SEVERITY[DEFAULT_ACTIONS[found]], ORDER.index(found)))
+    return worst, DEFAULT_ACTIONS[worst], per_cell

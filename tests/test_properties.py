@@ -7,13 +7,14 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 
+import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import reconcile.clean as clean_module
 from reconcile.clean import CleanOptions, clean_files
 from reconcile.consent import reject_future
-from reconcile.history import History, empty_reports
+from reconcile.history import REPORT_SCHEMA, History, empty_reports
 from reconcile.verdicts import decide
 from tests import oracle
 from tests.helpers import NOW, contacts_frame, events_frame
@@ -190,3 +191,115 @@ def test_files_lose_no_row_and_keep_every_cell(
     assert chunked.cleaned_path.read_bytes() == result.cleaned_path.read_bytes()
     assert chunked.changes_path.read_bytes() == result.changes_path.read_bytes()
     assert chunked.decisions.equals(result.decisions)
+
+
+NUMBER_IN_A_CELL = NANP_WRITTEN.flatmap(
+    lambda written: st.sampled_from(
+        [written, f"Mobile: {written}", f"{written} (cell)", f"home {written}"]
+    )
+)
+PHONE_CELL = st.one_of(
+    st.just(""),
+    st.sampled_from(["N/A", "call after 5", "(123) 555-0100", "4.15555E+09"]),
+    st.lists(NUMBER_IN_A_CELL, min_size=1, max_size=3).flatmap(
+        lambda numbers: st.sampled_from([" / ", "; ", ", ", " or ", "\n"]).map(
+            lambda separator: separator.join(numbers)
+        )
+    ),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    columns=st.integers(min_value=1, max_value=3),
+    data=st.data(),
+    events=st.lists(EVENT, max_size=15),
+    has_coverage=st.booleans(),
+)
+def test_no_deactivated_number_survives_and_blank_mode_touches_only_phone_fields(
+    tmp_path_factory, columns, data, events, has_coverage
+):
+    folder = tmp_path_factory.mktemp("numbers")
+    rows = data.draw(
+        st.lists(
+            st.tuples(st.lists(PHONE_CELL, min_size=columns, max_size=columns), CONSENT, TEXT),
+            min_size=1,
+            max_size=20,
+        )
+    )
+    header = ["Notes", *[f"Phone {index}" for index in range(1, columns + 1)], "Opt-In Date"]
+    records = [["x" + note, *cells, consent] for cells, consent, note in rows]
+    source = folder / "contacts.csv"
+    source.write_bytes(_csv_bytes(header, records, ",", "\r\n", "utf-8", False))
+    coverage_start = START if has_coverage else None
+    reports = empty_reports()
+    if has_coverage:
+        reports = (
+            pl.DataFrame(
+                {
+                    "report_id": ["r1"],
+                    "network_name": ["Verizon Wireless"],
+                    "date_from": [START],
+                    "date_to": [START + timedelta(days=200)],
+                    "status": ["complete"],
+                }
+            )
+            .with_columns(
+                [
+                    pl.lit(None, dtype).alias(name)
+                    for name, dtype in REPORT_SCHEMA.items()
+                    if name not in ("report_id", "network_name", "date_from", "date_to", "status")
+                ]
+            )
+            .select(list(REPORT_SCHEMA))
+            .cast(REPORT_SCHEMA)
+        )
+    history = History(
+        events=events_frame([(n, k, m.strftime("%Y-%m-%dT%H:%M:%SZ"), r) for n, k, m, r in events]),
+        reports=reports,
+    )
+    plain_events = [(number, kind, moment) for number, kind, moment, _ in events]
+    expected = [
+        oracle.row_decision(cells, consent, plain_events, coverage_start, NOW)
+        for cells, consent, _note in rows
+    ]
+    strip = clean_files([source], history, CleanOptions(out_dir=folder / "strip"), NOW)[0]
+    assert strip.decisions["verdict"].to_list() == [verdict for verdict, _a, _c in expected]
+    summary = strip.summary()
+    assert summary["kept"] + summary["removed"] + summary["suppressed"] == len(rows)
+    kept_records = list(csv.reader(io.StringIO(strip.cleaned_path.read_text(), newline="")))
+    assert kept_records[1:] == [
+        record
+        for record, (_verdict, action, _cells) in zip(records, expected, strict=True)
+        if action not in ("remove", "suppress")
+    ]
+    for record, (_verdict, _action, per_cell) in zip(records, expected, strict=True):
+        if any("deactivated" in cell for cell in per_cell):
+            assert record not in kept_records[1:]  # (a) strip mode
+    blank = clean_files(
+        [source], history, CleanOptions(mode="blank", out_dir=folder / "blank"), NOW
+    )[0]
+    written = blank.cleaned_path.read_bytes()
+    original = source.read_bytes()
+    blanked = list(csv.reader(io.StringIO(written.decode(), newline="")))
+    assert blanked[0] == header
+    assert len(blanked) == len(records) + 1
+    for before, after, (_verdict, _action, per_cell) in zip(
+        records, blanked[1:], expected, strict=True
+    ):
+        for position, (old, new) in enumerate(zip(before, after, strict=True)):
+            phone = 1 <= position <= columns
+            cell_verdicts = per_cell[position - 1] if phone else []
+            dropped = any(v in ("deactivated", "suspended") for v in cell_verdicts)
+            # (a) no deactivated number survives; (b) only those phone fields change
+            assert new == ("" if dropped else old), (position, old, new)
+    # (b) byte for byte: a record without an emptied field is copied as it was
+    original_records = original.split(b"\r\n")
+    if all(
+        not any(v in ("deactivated", "suspended") for cell in per_cell for v in cell)
+        for _verdict, _action, per_cell in expected
+    ) and not any("\n" in field for record in records for field in record):
+        assert written == original
+    assert len(written) <= len(original) and written.startswith(original_records[0])
