@@ -8,7 +8,7 @@ command that never fetches does not pay for the HTTP stack.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconcile import printed
 from reconcile._version import version
@@ -45,17 +45,18 @@ from reconcile.ledger_io import (
     import_change_files,
     ledger_status,
 )
-from reconcile.settings import (
-    ApiSettings,
-    api_settings_from_environment,
-    open_client,
-    resolve_data_dir,
-)
+from reconcile.settings import ApiSettings, api_settings_from_environment, resolve_data_dir
 from reconcile.verdicts import ACTIONS, DEFAULT_ACTIONS, VERDICTS, decide, resolve_actions
 
 if TYPE_CHECKING:
     from reconcile.runs import Attention, RunChanges, RunReport, run_once
-    from reconcile.sync import FetchResult, FetchSummary, check_since, fetch
+    from reconcile.sync import (
+        FetchResult,
+        FetchSummary,
+        ProgressEvent,
+        fetch,
+        fetch_with_settings,
+    )
 
 __all__ = [
     "ACTIONS",
@@ -90,6 +91,7 @@ __all__ = [
     "MalformedResponseError",
     "OptionError",
     "OutputError",
+    "ProgressEvent",
     "ReconcileError",
     "ReportGoneError",
     "RunChanges",
@@ -99,17 +101,16 @@ __all__ = [
     "__version__",
     "api_settings_from_environment",
     "check_number",
-    "check_since",
     "clean_files",
     "compute_coverage",
     "decide",
     "export_events",
     "fetch",
+    "fetch_with_settings",
     "import_change_files",
     "ledger_status",
     "load_change_files",
     "load_config",
-    "open_client",
     "phone_key",
     "printed",
     "read_contacts",
@@ -128,12 +129,13 @@ _ON_FIRST_USE = {
     "run_once": "reconcile.runs",
     "FetchResult": "reconcile.sync",
     "FetchSummary": "reconcile.sync",
-    "check_since": "reconcile.sync",
+    "ProgressEvent": "reconcile.sync",
     "fetch": "reconcile.sync",
+    "fetch_with_settings": "reconcile.sync",
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name == "__version__":
         return version()
     if name in _ON_FIRST_USE:

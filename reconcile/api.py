@@ -10,13 +10,15 @@ jitter), 5xx, timeouts, dropped connections and bodies cut short. 401/403 stop a
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
+import os
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -33,7 +35,7 @@ from reconcile.errors import (
     OptionError,
     ReportGoneError,
 )
-from reconcile.settings import DEFAULT_BASE_URL
+from reconcile.settings import AUTH_SCHEMES, DEFAULT_BASE_URL, ApiSettings
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -43,10 +45,10 @@ __all__ = [
     "Page",
     "RateLimiter",
     "SystemClock",
+    "open_client",
 ]
 
 REPORTS_PATH = "/number-activation-state/1/network-reports"
-AUTH_SCHEMES = ("App", "Basic", "Bearer", "IBSSO")
 _MAX_RETRY_AFTER = 300.0
 # The contract names no maximum page size. Asked for more than a server takes, one that
 # answers 400 is asked again with this size, which Infobip's paged APIs accept.
@@ -338,3 +340,23 @@ class InfobipClient:
             # Pages are 0-based; the server's own size and totals decide where they end.
             if not page.results or number >= page.total_pages:
                 return
+
+
+@contextlib.contextmanager
+def open_client(
+    settings: ApiSettings, environment: Mapping[str, str] = os.environ
+) -> Iterator[InfobipClient]:
+    """An `InfobipClient` on a fresh `httpx.Client`, closed on the way out."""
+    key = environment.get(settings.api_key_env)
+    if not key:
+        raise OptionError(
+            f"{settings.api_key_env} is not set; export your Infobip API key in that variable."
+        )
+    with httpx.Client(timeout=httpx.Timeout(settings.timeout)) as http:
+        yield InfobipClient(
+            http,
+            ApiKey(key),
+            base_url=settings.base_url,
+            rate=settings.rate,
+            auth_scheme=settings.auth_scheme,
+        )

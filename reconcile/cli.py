@@ -59,6 +59,11 @@ class ReconcileGroup(click.Group):
             )
 
 
+def _show_version(ctx: click.Context) -> object:
+    click.echo(f"reconcile, version {reconcile.version()}")
+    return ctx.exit()
+
+
 def _fail(ctx: click.Context, verbose: bool, message: str, label: str = "error") -> None:
     if verbose:
         traceback.print_exc()
@@ -67,7 +72,14 @@ def _fail(ctx: click.Context, verbose: bool, message: str, label: str = "error")
 
 
 @click.group(cls=ReconcileGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="reconcile", prog_name="reconcile")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, value: _show_version(ctx) if value else None,
+    help="Show the version and exit.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show full tracebacks on errors.")
 def main(verbose: bool) -> None:  # verbose is read by ReconcileGroup.invoke
     """Keep SMS and voice contact lists safe to message.
@@ -300,21 +312,11 @@ def fetch(
         INFOBIP_API_KEY=... reconcile fetch --since 2024-03-01
     """
     settings = reconcile.api_settings_from_environment(
-        rate=rate, page_size=page_size, timeout=timeout, since=reconcile.check_since(since)
+        rate=rate, page_size=page_size, timeout=timeout, since=since
     )
-    ledger = open_ledger(data_dir)
-    with (
-        reconcile.open_client(settings) as client,
-        ledger.locked(wait),
-        printed.fetch_progress(sys.stderr.isatty() and not as_json) as progress,
-    ):
-        result = reconcile.fetch(
-            ledger,
-            client,
-            now=datetime.now(UTC),
-            page_size=settings.page_size,
-            since=settings.since,
-            progress=progress,
+    with printed.fetch_progress(sys.stderr.isatty() and not as_json) as progress:
+        result = reconcile.fetch_with_settings(
+            open_ledger(data_dir), settings, now=datetime.now(UTC), wait=wait, progress=progress
         )
     if as_json:
         _print_json(result.summary())
@@ -377,12 +379,7 @@ def import_(paths: tuple[Path, ...], label: str, data_dir: Path | None, wait: fl
     store = open_ledger(data_dir)
     with store.locked(wait):
         info = reconcile.import_change_files(store, list(paths), label, datetime.now(UTC))
-    click.echo(
-        f"imported {info['reports']} report(s), {info['events']} events from "
-        f"{info['files']} file(s) as import:{label}"
-    )
-    for warning in info["warnings"]:
-        click.echo(f"  warning: {warning}")
+    _print_lines(printed.import_lines(info))
 
 
 @ledger.command()
@@ -403,11 +400,10 @@ def export(target: Path, fmt: str | None, force: bool, data_dir: Path | None, wa
 
         reconcile ledger export events.parquet
     """
-    chosen = fmt or ("csv" if target.suffix.lower() == ".csv" else "parquet")
     store = open_ledger(data_dir)
     with store.locked(wait):
         count = reconcile.export_events(
-            store, target, "csv" if chosen == "csv" else "parquet", force
+            store, target, "csv" if fmt == "csv" else "parquet" if fmt else None, force
         )
     click.echo(f"wrote {count} events to {target}")
 

@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconcile.api import AUTH_SCHEMES
 from reconcile.errors import ConfigError
-from reconcile.settings import ApiSettings
+from reconcile.settings import AUTH_SCHEMES, ApiSettings
 from reconcile.verdicts import ACTIONS, VERDICTS
 
 __all__ = ["InputConfig", "RunConfig", "load_config"]

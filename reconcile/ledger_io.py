@@ -192,9 +192,15 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> Imp
 
 
 def export_events(
-    ledger: Ledger, target: Path, fmt: Literal["parquet", "csv"], force: bool = False
+    ledger: Ledger,
+    target: Path,
+    fmt: Literal["parquet", "csv"] | None = None,
+    force: bool = False,
 ) -> int:
-    """Write every event in the ledger to ``target``; return how many."""
+    """Write every event in the ledger to ``target`` (Parquet, or CSV when ``fmt`` says
+    so or, without ``fmt``, the file name ends in ``.csv``); return how many."""
+    if fmt is None:
+        fmt = "csv" if target.suffix.lower() == ".csv" else "parquet"
     if target.exists() and not force:
         raise OutputError(f"{target} already exists; pass --force to replace it.")
     events = ledger.scan_events().sort(["occurred_at", "number", "report_id"]).collect()

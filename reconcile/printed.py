@@ -11,14 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import click
-
-from reconcile._text import day
+from reconcile.ledger import EXPIRY_WARNING
 
 if TYPE_CHECKING:
     from reconcile.check import CheckAnswer
     from reconcile.clean import CleanResult
-    from reconcile.ledger_io import LedgerStatus
+    from reconcile.ledger_io import ImportSummary, LedgerStatus
     from reconcile.runs import RunChanges, RunReport
     from reconcile.sync import FetchResult, Progress, ProgressEvent
 
@@ -28,6 +26,7 @@ __all__ = [
     "clean_lines",
     "fetch_lines",
     "fetch_progress",
+    "import_lines",
     "run_lines",
     "status_lines",
 ]
@@ -138,7 +137,8 @@ def status_lines(info: LedgerStatus) -> list[str]:
         for report_id in info["expired_unfetched"]
     )
     lines.extend(
-        f"  warning: report {report_id} expires within 7 days and is not fetched"
+        f"  warning: report {report_id} expires within {EXPIRY_WARNING.days} days and is "
+        "not fetched"
         for report_id in info["expiring_soon"]
     )
     return lines
@@ -163,9 +163,20 @@ def check_lines(answer: CheckAnswer) -> list[str]:
     return lines
 
 
+def import_lines(info: ImportSummary) -> list[str]:
+    """What one `ledger import` imported, and its warnings."""
+    return [
+        f"imported {info['reports']} report(s), {info['events']} events from "
+        f"{info['files']} file(s) as import:{info['label']}",
+        *(f"  warning: {warning}" for warning in info["warnings"]),
+    ]
+
+
 @contextmanager
 def fetch_progress(enabled: bool) -> Iterator[Progress]:
     """A progress bar on a terminal (``enabled``); one log line per report otherwise."""
+    import click  # the command line's own library, loaded only by the command line
+
     bar: Any = None
 
     def report(event: ProgressEvent) -> None:
@@ -183,7 +194,7 @@ def fetch_progress(enabled: bool) -> Iterator[Progress]:
                 entry = event.entry
                 click.echo(
                     f"fetched report {entry.report_id} ({entry.network_name}, "
-                    f"{day(entry.date_from)} to {day(entry.date_to)}): "
+                    f"{entry.date_from:%Y-%m-%d} to {entry.date_to:%Y-%m-%d}): "
                     f"{event.records} records in {event.pages} page(s)",
                     err=True,
                 )

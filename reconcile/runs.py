@@ -9,10 +9,6 @@ their E.164 number. The run history lives in ``DATA_DIR/runs``: one JSON line pe
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
-import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +16,6 @@ from typing import TypedDict
 
 import polars as pl
 
-from reconcile._atomic import OutputBatch
 from reconcile._text import iso_utc
 from reconcile.clean import CleanOptions, CleanResult, CleanSummary, clean_files, reconcile_file
 from reconcile.columns import ColumnChoice
@@ -28,8 +23,8 @@ from reconcile.config import InputConfig, RunConfig
 from reconcile.errors import ApiError, OptionError
 from reconcile.history import History
 from reconcile.ledger import Ledger
-from reconcile.settings import open_client
-from reconcile.sync import FetchSummary, fetch
+from reconcile.run_history import InputCounts, RunHistory, RunRecord
+from reconcile.sync import FetchSummary, fetch_with_settings
 from reconcile.verdicts import resolve_actions
 
 __all__ = [
@@ -170,66 +165,6 @@ def compare_runs(
     }
 
 
-class InputCounts(TypedDict):
-    input: str
-    rows: int
-    kept: int
-    removed: int
-    suppressed: int
-    verdicts: dict[str, int]
-
-
-class RunRecord(TypedDict):
-    """One line of ``runs/history.jsonl``."""
-
-    run_at: str
-    config: str
-    output: str | None
-    attention: list[str]
-    inputs: list[InputCounts]
-
-
-class RunHistory:
-    """The run history in ``DATA_DIR/runs``."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.root = data_dir / "runs"
-
-    @staticmethod
-    def input_key(path: Path) -> str:
-        """A short stable name for one input file (its resolved path, hashed)."""
-        return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
-
-    def _latest(self, path: Path) -> Path:
-        return self.root / f"latest-{self.input_key(path)}.parquet"
-
-    def previous(self, path: Path) -> tuple[pl.DataFrame | None, str | None]:
-        """The contact keys and verdicts of the input's last run, and when it ran."""
-        latest = self._latest(path)
-        if not latest.exists():
-            return None, None
-        return pl.read_parquet(latest), pl.read_parquet_metadata(latest).get("run_at")
-
-    def record(self, run: RunRecord, keys_by_input: dict[Path, pl.DataFrame]) -> None:
-        """Keep each input's verdicts for the next run, and append the run's line."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        batch = OutputBatch()
-        for path, keys in keys_by_input.items():
-            batch.add(self._latest(path), _parquet_writer(keys, {"run_at": run["run_at"]}))
-        batch.commit()
-        with (self.root / "history.jsonl").open("a", encoding="utf-8") as stream:
-            stream.write(json.dumps(run, sort_keys=True) + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-
-
-def _parquet_writer(frame: pl.DataFrame, metadata: dict[str, str]) -> Callable[[Path], None]:
-    def write(temporary: Path) -> None:
-        frame.write_parquet(temporary, metadata=metadata)
-
-    return write
-
-
 @dataclass
 class InputRun:
     """One input of one run."""
@@ -347,14 +282,7 @@ def run_once(
     fetched: FetchSummary | None = None
     if config.infobip is not None and not dry_run:
         try:
-            with open_client(config.infobip) as client, ledger.locked(wait):
-                fetched = fetch(
-                    ledger,
-                    client,
-                    now=now,
-                    page_size=config.infobip.page_size,
-                    since=config.infobip.since,
-                ).summary()
+            fetched = fetch_with_settings(ledger, config.infobip, now=now, wait=wait).summary()
         except (ApiError, OptionError) as error:
             attention.append(
                 Notice(

@@ -1,36 +1,32 @@
-"""Where settings come from: the data directory and the Infobip client, in one place.
+"""Where settings come from: the data directory and the Infobip settings, in one place.
 
 Every command resolves the data directory the same way, and `fetch` and `run` build
-their API client from the same `ApiSettings` (read from the environment by `fetch`,
-from ``[infobip]`` by `run`).
+their API client (`api.open_client`) from the same `ApiSettings` (read from the
+environment by `fetch`, from ``[infobip]`` by `run`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from reconcile.errors import OptionError
 
-if TYPE_CHECKING:
-    from reconcile.api import InfobipClient
-
 __all__ = [
+    "AUTH_SCHEMES",
     "DATA_DIR_VARIABLE",
     "DEFAULT_BASE_URL",
     "ApiSettings",
     "api_settings_from_environment",
     "default_data_dir",
-    "open_client",
     "resolve_data_dir",
 ]
 
 DEFAULT_BASE_URL = "https://api.infobip.com"
 DATA_DIR_VARIABLE = "RECONCILE_DATA_DIR"
+AUTH_SCHEMES = ("App", "Basic", "Bearer", "IBSSO")
 
 
 @dataclass(frozen=True)
@@ -65,30 +61,6 @@ def api_settings_from_environment(
     )
 
 
-@contextlib.contextmanager
-def open_client(
-    settings: ApiSettings, environment: Mapping[str, str] = os.environ
-) -> Iterator[InfobipClient]:
-    """An `InfobipClient` on a fresh `httpx.Client`, closed on the way out."""
-    import httpx
-
-    from reconcile.api import ApiKey, InfobipClient
-
-    key = environment.get(settings.api_key_env)
-    if not key:
-        raise OptionError(
-            f"{settings.api_key_env} is not set; export your Infobip API key in that variable."
-        )
-    with httpx.Client(timeout=httpx.Timeout(settings.timeout)) as http:
-        yield InfobipClient(
-            http,
-            ApiKey(key),
-            base_url=settings.base_url,
-            rate=settings.rate,
-            auth_scheme=settings.auth_scheme,
-        )
-
-
 def default_data_dir() -> Path:
     """The user's data directory for reconcile (platformdirs)."""
     import platformdirs
@@ -101,13 +73,17 @@ def resolve_data_dir(
     configured: Path | None = None,
     environment: Mapping[str, str] = os.environ,
 ) -> Path:
-    """The data directory: ``--data-dir``, then the config file's ``data_dir``, then
-    RECONCILE_DATA_DIR, then the user's data directory."""
-    if option is not None:
-        return option
-    if configured is not None:
-        return configured
+    """The data directory: ``--data-dir``, then RECONCILE_DATA_DIR, then the config
+    file's ``data_dir``, then the user's data directory (SPEC "The ledger")."""
     from_environment = environment.get(DATA_DIR_VARIABLE)
-    if from_environment:
-        return Path(from_environment)
-    return default_data_dir()
+    if option is not None:
+        chosen, source = option, "--data-dir"
+    elif from_environment:
+        chosen, source = Path(from_environment), DATA_DIR_VARIABLE
+    elif configured is not None:
+        chosen, source = configured, "data_dir"
+    else:
+        return default_data_dir()
+    if chosen.exists() and not chosen.is_dir():
+        raise OptionError(f"{source} {chosen} is a file, not a folder; name a folder.")
+    return chosen

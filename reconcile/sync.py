@@ -15,11 +15,12 @@ from typing import Literal, TypedDict
 import polars as pl
 
 from reconcile._text import day as _day
-from reconcile.api import InfobipClient, Page
+from reconcile.api import InfobipClient, Page, open_client
 from reconcile.api_pages import parse_metadata_page, parse_records_page
 from reconcile.consent import parse_utc_instants
 from reconcile.errors import MalformedResponseError, OptionError, ReportGoneError
 from reconcile.ledger import Ledger, ReportEntry, expiry_of_unfetched
+from reconcile.settings import ApiSettings
 
 __all__ = [
     "FetchResult",
@@ -28,6 +29,7 @@ __all__ = [
     "ProgressEvent",
     "check_since",
     "fetch",
+    "fetch_with_settings",
 ]
 
 _RESTARTS = 2
@@ -243,3 +245,23 @@ def fetch(
     result.requests = client.requests
     result.retry_waits = list(client.retry_waits)
     return result
+
+
+def fetch_with_settings(
+    ledger: Ledger,
+    settings: ApiSettings,
+    *,
+    now: datetime,
+    wait: float = 0,
+    progress: Progress = _no_progress,
+) -> FetchResult:
+    """`fetch` with a client built from ``settings``, holding the ledger's lock."""
+    with open_client(settings) as client, ledger.locked(wait):
+        return fetch(
+            ledger,
+            client,
+            now=now,
+            page_size=settings.page_size,
+            since=check_since(settings.since),
+            progress=progress,
+        )

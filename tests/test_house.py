@@ -9,19 +9,24 @@ import inspect
 import re
 from pathlib import Path
 
+import pytest
+
 import reconcile
 
 PACKAGE = Path(reconcile.__file__).resolve().parent
 
 
 def _module_imports(path: Path) -> set[str]:
-    """The reconcile modules ``path`` imports at module level (not in functions, not
-    only for type checking)."""
+    """The reconcile modules ``path`` imports (in functions too; not those imported only
+    for type checking)."""
     tree = ast.parse(path.read_text())
     found: set[str] = set()
 
     def visit(nodes: list[ast.stmt]) -> None:
         for node in nodes:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                visit(node.body)  # imports inside functions count too
+                continue
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 if node.module == "reconcile":
                     found.update(
@@ -116,3 +121,40 @@ def test_public_signatures_hold_no_any():
 def test_every_public_name_resolves():
     for name in reconcile.__all__:
         assert getattr(reconcile, name) is not None, name
+
+
+CORE = {"verdicts", "phones", "consent", "history", "columns", "errors", "_text", "_version"}
+
+
+def test_the_core_imports_nothing_but_the_core():
+    for name in CORE:
+        imported = {
+            module.removeprefix("reconcile.") for module in _module_imports(PACKAGE / f"{name}.py")
+        }
+        assert imported <= CORE, (name, imported - CORE)
+
+
+def test_the_command_line_does_not_load_the_http_stack_until_it_fetches():
+    import subprocess
+    import sys
+
+    probe = "import sys, reconcile.cli; print(sorted({'httpx', 'tenacity'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_data_directory_comes_from_the_option_the_variable_the_config_then_the_default(
+    tmp_path,
+):
+    from reconcile.errors import OptionError
+    from reconcile.settings import default_data_dir, resolve_data_dir
+
+    option, variable, configured = tmp_path / "o", tmp_path / "v", tmp_path / "c"
+    environment = {"RECONCILE_DATA_DIR": str(variable)}
+    assert resolve_data_dir(option, configured, environment) == option
+    assert resolve_data_dir(None, configured, environment) == variable
+    assert resolve_data_dir(None, configured, {}) == configured
+    assert resolve_data_dir(None, None, {}) == default_data_dir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OptionError, match="is a file, not a folder"):
+        resolve_data_dir(tmp_path / "file", None, {})

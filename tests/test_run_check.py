@@ -30,9 +30,11 @@ def write_config(folder: Path, body: str) -> Path:
 
 
 @pytest.fixture
-def setup(tmp_path, history_dir, run_cli):
+def setup(tmp_path, history_dir, run_cli, monkeypatch):
     data = tmp_path / "data"
     assert run_cli("ledger", "import", history_dir, "--data-dir", data).exit_code == 0
+    # the config names the ledger; RECONCILE_DATA_DIR would take precedence over it
+    monkeypatch.delenv("RECONCILE_DATA_DIR")
     (tmp_path / "contacts.csv").write_text(CONTACTS)
     config = write_config(
         tmp_path,
@@ -255,3 +257,25 @@ def test_missing_config_file(run_cli, tmp_path):
     result = run_cli("run", "--config", tmp_path / "nope.toml")
     assert result.exit_code == 1
     assert result.stderr == f"reconcile: error: {tmp_path / 'nope.toml'}: no such config file.\n"
+
+
+def test_run_says_why_it_needs_attention(setup):
+    from datetime import UTC, datetime
+
+    from reconcile.config import load_config
+    from reconcile.runs import Attention, run_once
+
+    _folder, data, config_path = setup
+    config_path.write_text(
+        config_path.read_text()
+        + '\n[infobip]\nbase_url = "https://127.0.0.1:9"\napi_key_env = "NO_SUCH_KEY_HERE"\n'
+    )
+    config = load_config(config_path)
+    fresh = run_once(config, datetime(2024, 6, 2, tzinfo=UTC), data_dir=data)
+    assert [notice.kind for notice in fresh.attention] == [Attention.FETCH_FAILED]
+    assert "NO_SUCH_KEY_HERE is not set" in fresh.attention[0].text
+    later = run_once(config, datetime(2024, 7, 1, tzinfo=UTC), data_dir=data)
+    assert [notice.kind for notice in later.attention] == [
+        Attention.FETCH_FAILED,
+        Attention.STALE_HISTORY,
+    ]
