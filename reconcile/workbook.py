@@ -30,6 +30,7 @@ ACTION_SHEETS = (("remove", "Remove"), ("suppress", "Suppress"), ("review", "Rev
 EVIDENCE_COLUMNS = (
     ("row", "Row", 7),
     ("id", "Contact id", 14),
+    ("phone_column", "Phone column", 16),
     ("phone", "Phone (as written)", 20),
     ("phone_e164", "Phone (E.164)", 16),
     ("consent", "Consent (as written)", 22),
@@ -146,7 +147,7 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
 def _evidence(workbook: Any, decisions: pl.DataFrame) -> None:
     frame = decisions.with_columns(
         event_at=pl.col("event_date").str.strptime(
-            pl.Datetime("us"), "%Y-%m-%dT%H:%M:%SZ", strict=False
+            pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.fZ", strict=False
         )
     ).select("action", *(name for name, _title, _width in EVIDENCE_COLUMNS))
     # each sheet is one action, so the action is not repeated on every row

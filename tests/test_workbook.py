@@ -70,9 +70,9 @@ def test_no_cell_is_a_formula_and_dates_are_dates(cleaned):
     cells = [cell for sheet in workbook for row in sheet.iter_rows() for cell in row]
     assert not [cell.coordinate for cell in cells if cell.data_type == "f"]
     remove = workbook["Remove"]
-    assert remove.cell(2, 9).is_date  # Event date (UTC)
+    assert remove.cell(2, 10).is_date  # Event date (UTC)
     assert remove.freeze_panes == "A2" and remove.auto_filter.ref.startswith("A1:")
-    phone_cells = [cell.value for cell in workbook["Review"]["C"][1:]]
+    phone_cells = [cell.value for cell in workbook["Review"]["D"][1:]]
     assert "+1 415 555 0106" in phone_cells  # text, not a number or a formula
 
 
