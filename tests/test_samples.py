@@ -94,3 +94,29 @@ def test_readme_change_list_example_is_what_the_samples_give(run_cli, tmp_path):
     assert result.exit_code == 0
     written = (tmp_path / "contacts.changes.csv").read_text().splitlines()
     assert written[: len(shown)] == shown
+
+
+def test_the_second_example_prints_what_the_readme_shows(run_cli, tmp_path, monkeypatch):
+    text = (ROOT / "README.md").read_text()
+    section = text.split("A second example:", 1)[1]
+    command = re.search(r"```sh\n(.*?)```", section, re.S).group(1).strip()
+    shown = re.search(r"```text\n(.*?)```", section, re.S).group(1).strip().splitlines()
+    args = shlex.split(command.removeprefix("reconcile "))
+    args[args.index("--out-dir") + 1] = str(tmp_path / "demo-output")
+    monkeypatch.chdir(ROOT)
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    printed = result.stdout.strip().splitlines()
+    assert len(printed) == len(shown)
+    for line, expected in zip(printed, shown, strict=True):
+        if "days ago" in expected:
+            assert line.startswith(expected.split("(", 1)[0])
+        elif expected.strip().startswith("wrote"):
+            assert line.strip() == expected.strip().replace(
+                "demo-output", str(tmp_path / "demo-output")
+            )
+        else:
+            assert line == expected
+    footer = (ROOT / "samples" / "salesforce-report.csv").read_bytes().split(b"\r\n\r\n", 1)[1]
+    cleaned = (tmp_path / "demo-output" / "salesforce-report.cleaned.csv").read_bytes()
+    assert cleaned.endswith(b"\r\n\r\n" + footer)
