@@ -175,12 +175,37 @@ def events_frame(
     )
 
 
+def with_second_phone(contacts: pl.DataFrame, seed: int = 3) -> pl.DataFrame:
+    """``contacts`` with a ``Phone`` column beside ``Mobile Phone``: half its cells hold
+    a number, and 1 % of those a label or two numbers (``Home: …``, ``… / …``)."""
+    rng = np.random.default_rng(seed)
+    count = contacts.height
+    digits = pl.Series(_nanp(rng, count)).cast(pl.String)
+    plain = pl.format(
+        "({}) {}-{}", digits.str.slice(1, 3), digits.str.slice(4, 3), digits.str.slice(7, 4)
+    )
+    other = pl.Series(_nanp(rng, count)).cast(pl.String).str.slice(1)
+    roll = rng.random(count)
+    phone = pl.select(
+        pl.when(pl.lit(pl.Series(roll < 0.5)))
+        .then(pl.lit(""))
+        .when(pl.lit(pl.Series(roll < 0.5025)))
+        .then(pl.lit("Home: ") + plain)
+        .when(pl.lit(pl.Series(roll < 0.505)))
+        .then(plain + pl.lit(" / ") + pl.lit(other))
+        .otherwise(plain)
+    ).to_series()
+    position = contacts.columns.index("Mobile Phone")
+    return contacts.insert_column(position, phone.rename("Phone"))
+
+
 def write_dataset(folder: Path, contacts: int, events: int, seed: int = 1) -> tuple[Path, Path]:
     """contacts.csv and events.parquet (the ledger's own columns) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     frame, numbers, consent = contacts_frame(contacts, seed)
     contacts_path = folder / "contacts.csv"
     frame.write_csv(contacts_path)
+    with_second_phone(frame).write_csv(folder / "contacts-2phones.csv")
     events_path = folder / "events.parquet"
     events_frame(events, numbers, consent, seed + 1).write_parquet(events_path)
     return contacts_path, events_path

@@ -427,9 +427,10 @@ def reconcile_file(
 
 
 def _entries(rows: pl.DataFrame, numbers: pl.DataFrame) -> pl.DataFrame:
-    """Each number with its row's values (row, consent, id and the parsed consent)."""
+    """Each number with its row's number and parsed consent (the row's text is gathered
+    for the notable numbers only, by `decide_rows`)."""
     index = numbers.get_column("index")
-    row_values = rows.select("row", "consent", "id", "consent_boundary", "consent_status")
+    row_values = rows.select("row", "consent_boundary", "consent_status")
     if numbers.height != rows.height:  # a row with several numbers (or none): gather
         row_values = row_values.gather(index)
     return pl.concat(
@@ -518,8 +519,9 @@ def _decide_and_write(
         changes_out = _Settling(changes_stream) if changes_stream is not None else None
         cleaned_out = _Settling(cleaned_stream) if cleaned_stream is not None else None
         in_flight: collections.deque[list[Future[None]]] = collections.deque()
-        for piece, (first, row_part, entry_part) in enumerate(_pieces(chunks, evidence, lookups)):
-            decided = decide_rows(entry_part, evidence, coverage.start, options.actions)
+        slices = _pieces(chunks, evidence, lookups)
+        for piece, (first, row_part, entry_part, row_text) in enumerate(slices):
+            decided = decide_rows(entry_part, evidence, coverage.start, options.actions, row_text)
             index = entry_part.get_column("index")
             deciding = deciding_entries(index, decided.verdict, decided.action)
             verdict, action = decided.verdict.gather(deciding), decided.action.gather(deciding)
@@ -697,9 +699,10 @@ class _Settling:
 
 def _pieces(
     chunks: list[_Chunk | None], evidence: pl.DataFrame, pool: ThreadPoolExecutor
-) -> Iterator[tuple[int, pl.DataFrame, pl.DataFrame]]:
+) -> Iterator[tuple[int, pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
     """The chunks in slices of DECIDE_ROWS rows: the slice's first row (in the file), its
-    rows, and its numbers, each with its ``evidence_row``.
+    rows, its numbers (each with its ``evidence_row``), and the chunk's row text
+    (consent and id, by the numbers' ``index``).
 
     A chunk's numbers are looked up in the evidence on ``pool`` while the chunk before
     is being decided; each chunk is let go once it is sliced.
@@ -720,6 +723,7 @@ def _pieces(
         upcoming = look_up(position + 1)
         entries = chunk.entries.with_columns(found)
         index = entries.get_column("index").to_numpy()
+        row_text = chunk.rows.select("consent", "id")
         for offset in range(0, chunk.rows.height, DECIDE_ROWS):
             stop = min(offset + DECIDE_ROWS, chunk.rows.height)
             begin, end = np.searchsorted(index, [offset, stop])
@@ -727,6 +731,7 @@ def _pieces(
                 chunk.first + offset,
                 chunk.rows.slice(offset, stop - offset),
                 entries.slice(int(begin), int(end - begin)),
+                row_text,
             )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 from reconcile.consent import FUTURE, MISSING, UNPARSEABLE
@@ -124,16 +125,17 @@ def deciding_entries(index: pl.Series, verdict: pl.Series, action: pl.Series) ->
     review > keep; within one action the verdict table's order decides, then the
     numbers' order (column, then place in the cell). Every row has at least one entry.
     """
-    if index.len() == 0 or index.n_unique() == index.len():
+    rows = index.to_numpy()
+    starts = np.flatnonzero(np.diff(rows, prepend=-1))  # each row's first entry
+    if starts.size == rows.size:  # one number per row: each decides its own
         return pl.int_range(index.len(), eager=True, dtype=pl.UInt32)
-    severity = action.to_physical().cast(pl.UInt16) * 8 + verdict.to_physical().cast(pl.UInt16)
-    return (
-        pl.DataFrame({"index": index, "severity": severity})
-        .with_row_index("entry")
-        .sort("index", "severity", "entry")
-        .unique("index", keep="first", maintain_order=True)
-        .get_column("entry")
-    )
+    severity = action.to_physical().to_numpy().astype(
+        np.uint64
+    ) * 8 + verdict.to_physical().to_numpy().astype(np.uint64)
+    # the smallest (severity, entry) of each row's run of entries
+    ranked = (severity << np.uint64(32)) | np.arange(rows.size, dtype=np.uint64)
+    decisive = np.minimum.reduceat(ranked, starts) & np.uint64(0xFFFFFFFF)
+    return pl.Series(decisive.astype(np.uint32), dtype=pl.UInt32)
 
 
 def number_evidence(phone_keys: pl.Series, events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
@@ -212,8 +214,14 @@ def decide_rows(
     evidence: pl.DataFrame,
     coverage_start: datetime | None,
     actions: Mapping[str, str] = DEFAULT_ACTIONS,
+    row_values: pl.DataFrame | None = None,
 ) -> Decided:
-    """Classify every contact row (see `decide`), keeping details for notable rows only."""
+    """Classify every contact row (see `decide`), keeping details for notable rows only.
+
+    ``row_values`` (when ``contacts`` are the numbers of rows, with their row's
+    ``index``) holds text of those rows, such as the raw ``consent``: it is gathered for
+    the notable numbers only.
+    """
     boundary = pl.col("consent_boundary")
     coverage = pl.lit(coverage_start, pl.Datetime("us", "UTC"))
     # Without events a row can only be invalid, unverified or ok: that is settled for
@@ -235,6 +243,11 @@ def decide_rows(
     notable_mask = (plain.get_column("verdict") != "ok") | plain.get_column("has_events")
     positions = notable_mask.arg_true()
     notable_contacts = contacts.gather(positions)
+    if row_values is not None:
+        notable_contacts = pl.concat(
+            [notable_contacts, row_values.gather(notable_contacts.get_column("index"))],
+            how="horizontal",
+        )
     their_evidence = evidence.drop("number").gather(found.gather(positions))
     detailed = _detail(
         pl.concat([notable_contacts, their_evidence], how="horizontal"), coverage_start
@@ -251,7 +264,10 @@ def decide_rows(
         action=verdict.replace_strict(mapping, return_dtype=ACTION_TYPE).rename("action"),
         positions=positions,
         notable=notable.select(
-            [*contacts.columns, *(c for c in RESULT_COLUMNS if c not in contacts.columns)]
+            [
+                *notable_contacts.columns,
+                *(c for c in RESULT_COLUMNS if c not in notable_contacts.columns),
+            ]
         ),
     )
 
