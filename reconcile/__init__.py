@@ -41,9 +41,13 @@ from reconcile.ledger import Ledger
 from reconcile.ledger_io import (
     ImportSummary,
     LedgerStatus,
+    RebuildSummary,
+    VerifyReport,
     export_events,
     import_change_files,
     ledger_status,
+    rebuild_ledger,
+    verify_ledger,
 )
 from reconcile.settings import ApiSettings, api_settings_from_environment, resolve_data_dir
 from reconcile.verdicts import ACTIONS, DEFAULT_ACTIONS, VERDICTS, decide, resolve_actions
@@ -92,12 +96,14 @@ __all__ = [
     "OptionError",
     "OutputError",
     "ProgressEvent",
+    "RebuildSummary",
     "ReconcileError",
     "ReportGoneError",
     "RunChanges",
     "RunConfig",
     "RunReport",
     "UnsupportedFormatError",
+    "VerifyReport",
     "__version__",
     "api_settings_from_environment",
     "check_number",
@@ -114,10 +120,12 @@ __all__ = [
     "phone_key",
     "printed",
     "read_contacts",
+    "rebuild_ledger",
     "reconcile_file",
     "resolve_actions",
     "resolve_data_dir",
     "run_once",
+    "verify_ledger",
     "version",
 ]
 

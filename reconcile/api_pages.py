@@ -10,6 +10,7 @@ MalformedResponseError for the API).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -17,9 +18,25 @@ from reconcile.consent import parse_utc_instants
 from reconcile.errors import ChangeFileError, ReconcileError
 from reconcile.history import EVENT_TYPES, REPORT_SCHEMA
 
-__all__ = ["ErrorType", "events_from_text", "parse_metadata_page", "parse_records_page"]
+__all__ = [
+    "EARLIEST",
+    "ErrorType",
+    "date_bounds",
+    "events_from_text",
+    "parse_metadata_page",
+    "parse_records_page",
+]
 
 ErrorType = type[ReconcileError]
+# No operator report predates this; a date before it is a typo or a hostile answer.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def date_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The dates a report may hold: from 2000-01-01 to one day after ``now``."""
+    return EARLIEST, (now or datetime.now(UTC)) + timedelta(days=1)
+
+
 _DIGITS = r"^[0-9]{7,15}$"
 
 
@@ -47,7 +64,11 @@ def _text_field(
 
 
 def parse_records_page(
-    name: str, records: Sequence[object], report_id: str, error: ErrorType = ChangeFileError
+    name: str,
+    records: Sequence[object],
+    report_id: str,
+    error: ErrorType = ChangeFileError,
+    now: datetime | None = None,
 ) -> pl.DataFrame:
     """Validate API record objects into events (without operator names)."""
     raw = pl.DataFrame(
@@ -59,7 +80,7 @@ def parse_records_page(
         },
         schema=dict.fromkeys(("destination", "date", "type", "newDestination"), pl.String),
     )
-    return events_from_text(name, raw, report_id, "results[{}]", 0, error)
+    return events_from_text(name, raw, report_id, "results[{}]", 0, error, now)
 
 
 def events_from_text(
@@ -69,11 +90,13 @@ def events_from_text(
     where: str,
     first_index: int,
     error: ErrorType = ChangeFileError,
+    now: datetime | None = None,
 ) -> pl.DataFrame:
     """Validate text columns destination, date, type, newDestination into events.
 
     ``where`` formats a record's index for messages (``results[{}]``, ``line {}``).
     """
+    earliest, latest = date_bounds(now)
     frame = raw.with_columns(
         pl.col("destination").str.strip_chars(),
         pl.col("type").str.strip_chars().str.to_uppercase(),
@@ -86,6 +109,11 @@ def events_from_text(
             "destination {destination!r} is not country code and number in digits only",
         ),
         (pl.col("occurred_at").is_null(), "date {date!r} is not an ISO 8601 date and time"),
+        (
+            (pl.col("occurred_at") < earliest) | (pl.col("occurred_at") > latest),
+            "date {date!r} is outside "
+            + f"{earliest:%Y-%m-%d} .. {latest:%Y-%m-%d} (the run's day and one more)",
+        ),
         (
             ~pl.col("type").is_in(list(EVENT_TYPES)).fill_null(False),
             "type {type!r} is not one of " + ", ".join(EVENT_TYPES),
@@ -117,7 +145,10 @@ def events_from_text(
 
 
 def parse_metadata_page(
-    name: str, records: Sequence[object], error: ErrorType = ChangeFileError
+    name: str,
+    records: Sequence[object],
+    error: ErrorType = ChangeFileError,
+    now: datetime | None = None,
 ) -> pl.DataFrame:
     """Validate API report metadata objects into a report frame (status ``listed``)."""
     network_ids: list[int | None] = []
@@ -148,16 +179,23 @@ def parse_metadata_page(
         },
         schema_overrides={"network_id": pl.Int64},
     ).with_row_index("index")
+    earliest, latest = date_bounds(now)
     bad = frame.filter(
         pl.col("date_from").is_null()
         | pl.col("date_to").is_null()
         | (pl.col("date_from") > pl.col("date_to"))
+        | (pl.col("date_from") < earliest)
+        | (pl.col("date_to") > latest)
+        | (pl.col("generated_date") < earliest)
+        | (pl.col("generated_date") > latest)
+        | (pl.col("expiry_date") < earliest)
     )
     if bad.height:
         row = bad.row(0, named=True)
         raise error(
             f"{name}: results[{row['index']}] (report {row['report_id']}): dateFrom and dateTo "
-            "must be dates, dateFrom not after dateTo."
+            "must be dates, dateFrom not after dateTo, and every date between "
+            f"{earliest:%Y-%m-%d} and {latest:%Y-%m-%d} (the run's day and one more)."
         )
     return (
         frame.drop("index")

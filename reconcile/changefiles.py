@@ -11,9 +11,11 @@ A PATH is one of:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,13 +146,33 @@ class _RecordPages:
     sources: list[str] = field(default_factory=list)
 
 
-def _report_id_for(path: Path, known_ids: Sequence[str]) -> str:
+def _report_id_for(path: Path, known_ids: Sequence[str], explicit: str | None) -> str:
+    """The metadata ``reportId`` the file name contains; else ``explicit``; else the
+    file's stem and a digest of its content, so that two files that are different
+    reports stay two reports even when their names are the same."""
     matches = [report_id for report_id in known_ids if report_id and report_id in path.name]
-    return max(matches, key=len) if matches else path.stem
+    if matches:
+        return max(matches, key=len)
+    if explicit is not None:
+        return explicit
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise ChangeFileError(f"{path}: cannot read the file ({error.strerror}).") from None
+    return f"{path.stem}-{digest.hexdigest()[:10]}"
 
 
-def load_change_files(paths: Sequence[Path]) -> History:
-    """Read change files into a History; raise ChangeFileError naming the file at fault."""
+def load_change_files(
+    paths: Sequence[Path], *, report_id: str | None = None, now: datetime | None = None
+) -> History:
+    """Read change files into a History; raise ChangeFileError naming the file at fault.
+
+    ``report_id`` names the report of record files that no metadata names; dates outside
+    2000-01-01 .. one day after ``now`` are refused.
+    """
     files = expand_paths(paths)
     metadata: list[pl.DataFrame] = []
     record_files: list[tuple[Path, dict[str, Any] | None]] = []
@@ -158,7 +180,9 @@ def load_change_files(paths: Sequence[Path]) -> History:
         if path.suffix.lower() == ".json":
             document = _load_json(path)
             if _is_metadata(document):
-                metadata.append(parse_metadata_page(str(path), document["results"]))
+                metadata.append(
+                    parse_metadata_page(str(path), document["results"], ChangeFileError, now)
+                )
             else:
                 record_files.append((path, document))
         else:
@@ -171,21 +195,25 @@ def load_change_files(paths: Sequence[Path]) -> History:
     known_ids = reports.get_column("report_id").to_list()
     by_report: dict[str, _RecordPages] = {}
     for path, page_document in record_files:
-        report_id = _report_id_for(path, known_ids)
-        pages = by_report.setdefault(report_id, _RecordPages())
+        found_id = _report_id_for(path, known_ids, report_id)
+        pages = by_report.setdefault(found_id, _RecordPages())
         pages.sources.append(str(path))
         if page_document is None:
             raw = _read_csv_changes(path)
-            pages.frames.append(events_from_text(str(path), raw, report_id, "data row {}", 1))
+            pages.frames.append(
+                events_from_text(str(path), raw, found_id, "data row {}", 1, ChangeFileError, now)
+            )
             pages.paged = False
             continue
         page, total = _paging(str(path), page_document)
-        pages.frames.append(parse_records_page(str(path), page_document["results"], report_id))
+        pages.frames.append(
+            parse_records_page(str(path), page_document["results"], found_id, ChangeFileError, now)
+        )
         if page is None or total is None:
             pages.paged = False
         else:
             if page in pages.pages:
-                raise ChangeFileError(f"{path}: page {page} of report {report_id} is given twice.")
+                raise ChangeFileError(f"{path}: page {page} of report {found_id} is given twice.")
             pages.pages.add(page)
             pages.total_pages = (
                 total if pages.total_pages is None else max(pages.total_pages, total)

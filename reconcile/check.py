@@ -63,19 +63,15 @@ def phone_key(number: str, default_region: str = "US") -> int:
     return int(normalized["phone_key"])
 
 
-def _number_history(
-    key: int, source: History | Ledger, wait: float
-) -> tuple[pl.DataFrame, Coverage]:
+def _number_history(key: int, source: History | Ledger) -> tuple[pl.DataFrame, Coverage]:
     """The events of one number, and the coverage of the whole history."""
     if isinstance(source, History):
         return source.events.filter(pl.col("number") == key), source.coverage()
-    with source.locked(wait):
-        reports = source.reports_frame()
-        scan = source.scan_events()
-        # each event file is sorted by number: row-group statistics skip the rest
-        events = scan.filter(pl.col("number") == key).collect()
-        coverage = compute_coverage(reports, scan)
-    return events, coverage
+    history = source.history()  # one manifest; its files stay while they are read
+    scan = history.lazy_events()
+    # each event file is sorted by number: row-group statistics skip the rest
+    events = scan.filter(pl.col("number") == key).collect()
+    return events, compute_coverage(history.reports, scan)
 
 
 def check_number(
@@ -86,7 +82,6 @@ def check_number(
     default_region: str = "US",
     consent_timezone: str = "UTC",
     now: datetime | None = None,
-    wait: float = 0,
 ) -> CheckAnswer:
     """Answer for one number from change files (a History) or the ledger."""
     key = phone_key(number, default_region)  # refuse an invalid number with its reason
@@ -99,7 +94,7 @@ def check_number(
         raise InputError(f"--since {since!r} is not a date or timestamp (use YYYY-MM-DD).")
     if now is not None:  # as in `clean`: a consent date in the future counts as none
         consent = reject_future(consent, now)
-    events, coverage = _number_history(key, source, wait)
+    events, coverage = _number_history(key, source)
     phones = normalize_phones(contacts.get_column("phone"), default_region)
     decision = decide(
         pl.concat([contacts, phones, consent], how="horizontal"), events, coverage.start

@@ -206,7 +206,7 @@ def _print_lines(lines: list[str]) -> None:
 )
 @json_option("the summary")
 @action_overrides
-@ledger_options
+@data_dir_option
 def clean(
     files: tuple[Path, ...],
     changes: tuple[Path, ...],
@@ -225,7 +225,6 @@ def clean(
     report: bool,
     as_json: bool,
     data_dir: Path | None,
-    wait: float,
     **overrides: str | None,
 ) -> None:
     """Reconcile contact files (CSV or XLSX) against the operator history.
@@ -255,7 +254,7 @@ def clean(
     if changes:
         history = reconcile.load_change_files(list(changes))
     else:
-        history = open_ledger(data_dir).read_history(wait)
+        history = open_ledger(data_dir).read_history()
     results = reconcile.clean_files(list(files), history, options, datetime.now(UTC))
     if as_json:
         _print_json([result.summary() for result in results])
@@ -343,17 +342,15 @@ def ledger() -> None:
 
 @ledger.command()
 @json_option("the status")
-@ledger_options
-def status(as_json: bool, data_dir: Path | None, wait: float) -> None:
+@data_dir_option
+def status(as_json: bool, data_dir: Path | None) -> None:
     """Reports, events, coverage per operator and the last sync.
 
     Example:
 
         reconcile ledger status --json
     """
-    store = open_ledger(data_dir)
-    with store.locked(wait):
-        info = reconcile.ledger_status(store, datetime.now(UTC))
+    info = reconcile.ledger_status(open_ledger(data_dir), datetime.now(UTC))
     if as_json:
         _print_json(info)
     else:
@@ -368,8 +365,14 @@ def status(as_json: bool, data_dir: Path | None, wait: float) -> None:
     show_default=True,
     help="Where the reports came from (kept as import:LABEL).",
 )
+@click.option(
+    "--report-id",
+    help="The report id of record files no metadata names (default: from their content).",
+)
 @ledger_options
-def import_(paths: tuple[Path, ...], label: str, data_dir: Path | None, wait: float) -> None:
+def import_(
+    paths: tuple[Path, ...], label: str, report_id: str | None, data_dir: Path | None, wait: float
+) -> None:
     """Import reports: API JSON pages, CSV (destination,date,type[,newDestination]) or Parquet.
 
     Example:
@@ -378,7 +381,9 @@ def import_(paths: tuple[Path, ...], label: str, data_dir: Path | None, wait: fl
     """
     store = open_ledger(data_dir)
     with store.locked(wait):
-        info = reconcile.import_change_files(store, list(paths), label, datetime.now(UTC))
+        info = reconcile.import_change_files(
+            store, list(paths), label, datetime.now(UTC), report_id=report_id
+        )
     _print_lines(printed.import_lines(info))
 
 
@@ -392,20 +397,59 @@ def import_(paths: tuple[Path, ...], label: str, data_dir: Path | None, wait: fl
     help="Output format (default: from the file name's extension).",
 )
 @click.option("--force", is_flag=True, help="Replace TARGET if it exists.")
-@ledger_options
-def export(target: Path, fmt: str | None, force: bool, data_dir: Path | None, wait: float) -> None:
+@data_dir_option
+def export(target: Path, fmt: str | None, force: bool, data_dir: Path | None) -> None:
     """Write every event in the ledger to Parquet or CSV.
 
     Example:
 
         reconcile ledger export events.parquet
     """
-    store = open_ledger(data_dir)
-    with store.locked(wait):
-        count = reconcile.export_events(
-            store, target, "csv" if fmt == "csv" else "parquet" if fmt else None, force
-        )
+    count = reconcile.export_events(
+        open_ledger(data_dir), target, "csv" if fmt == "csv" else "parquet" if fmt else None, force
+    )
     click.echo(f"wrote {count} events to {target}")
+
+
+@ledger.command()
+@json_option("the findings")
+@data_dir_option
+def verify(as_json: bool, data_dir: Path | None) -> None:
+    """Check the manifest and the events files against each other (changes nothing).
+
+    Exit 1 when a named file is missing or unreadable or its events do not match.
+
+    Example:
+
+        reconcile ledger verify
+    """
+    found = reconcile.verify_ledger(open_ledger(data_dir))
+    if as_json:
+        _print_json(found)
+    else:
+        _print_lines(printed.verify_lines(found))
+    if not found["ok"]:
+        click.get_current_context().exit(1)
+
+
+@ledger.command()
+@json_option("what was restored")
+@ledger_options
+def rebuild(as_json: bool, data_dir: Path | None, wait: float) -> None:
+    """Restore a lost, damaged or older manifest from the events files.
+
+    Every report the files hold comes back, each in its most complete and latest
+    version; nothing is deleted.
+
+    Example:
+
+        reconcile ledger rebuild
+    """
+    done = reconcile.rebuild_ledger(open_ledger(data_dir), wait)
+    if as_json:
+        _print_json(done)
+    else:
+        _print_lines(printed.rebuild_lines(done))
 
 
 # --- run and check ------------------------------------------------------------------
@@ -462,7 +506,7 @@ def run(
 @changes_option("Change files to answer from instead of the ledger. Repeatable.")
 @reading_options
 @json_option("the answer")
-@ledger_options
+@data_dir_option
 def check(
     number: str,
     since: str | None,
@@ -471,7 +515,6 @@ def check(
     consent_timezone: str,
     as_json: bool,
     data_dir: Path | None,
-    wait: float,
 ) -> None:
     """Was NUMBER deactivated since --since? yes / no / no data, with the evidence.
 
@@ -490,7 +533,6 @@ def check(
         default_region=default_region,
         consent_timezone=consent_timezone,
         now=datetime.now(UTC),
-        wait=wait,
     )
     if as_json:
         _print_json(answer)

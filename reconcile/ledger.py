@@ -5,15 +5,23 @@ Infobip deletes reports after about 60 days, so this is the only long-term histo
 Layout under the data directory::
 
     ledger/manifest.json          report metadata and fetch state (the commit point)
-    ledger/events/*.parquet       one file per committed report, never rewritten
+    ledger/events/*.parquet       the committed events; each file carries the metadata
+                                  of the reports it holds, so the manifest can be rebuilt
     ledger/staging/               files being written; never read
+    ledger/pending.json           the files of a commit in progress
     ledger/lock                   held by the one process that may change the ledger
 
-A report becomes visible only when complete: its events are written to staging,
-fsynced, moved into ``events/`` under a new name, and then the manifest that names the
-file replaces the old one atomically (``os.replace``). A crash at any point leaves the
-old manifest, which names only old files; files nobody names are removed by the next
-run that holds the lock.
+A report becomes visible only when complete: its events are written to staging and
+fsynced, their names are written to ``pending.json``, they are moved into ``events/``,
+and the manifest that names them replaces the old one atomically (``os.replace``). A
+crash at any point leaves the old manifest; the next writer removes the files of the
+commit that never happened (they are listed in ``pending.json``, and the ledger wrote
+them), and nothing else.
+
+The ledger never deletes what it did not write, and never a file that a manifest it
+committed may name: a replaced file stays (an older manifest restored from a backup can
+still read it), and a file it does not know is left alone and listed by `status`.
+Readers take no lock and write nothing: they read one manifest, whose files stay.
 """
 
 from __future__ import annotations
@@ -25,38 +33,50 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import filelock
 import polars as pl
 
+from reconcile._text import first_line
 from reconcile.errors import LedgerBusyError, LedgerError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History, empty_events
 
 __all__ = [
     "EXPIRY_WARNING",
+    "FILE_METADATA_KEY",
     "MANIFEST_FORMAT",
     "Ledger",
     "ReportEntry",
     "expiry_of_unfetched",
+    "read_file_metadata",
 ]
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
+# manifests this version reads (format 1: before event files carried their metadata)
+_READABLE_FORMATS = (1, 2)
+# the Parquet key-value metadata that makes an events file self-describing
+FILE_METADATA_KEY = "reconcile"
 # reports that expire unfetched within this long are warned about
 EXPIRY_WARNING = timedelta(days=7)
 _DATE_FIELDS = ("generated_date", "date_from", "date_to", "expiry_date")
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment is not None else None
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _parse(text: str | None) -> datetime | None:
     if text is None:
         return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _fsync_directory(path: Path) -> None:
@@ -162,8 +182,17 @@ def expiry_of_unfetched(
     return expired, expiring
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """One manifest as read: its entries, last sync, and the files it names."""
+
+    manifest: dict[str, Any]
+    entries: dict[str, ReportEntry]
+
+
 class Ledger:
-    """The ledger in ``data_dir / "ledger"``; all writes happen under `locked`."""
+    """The ledger in ``data_dir / "ledger"``; all writes happen under `locked`, reads take
+    no lock and write nothing."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -171,16 +200,20 @@ class Ledger:
         self.manifest_path = self.root / "manifest.json"
         self.events_dir = self.root / "events"
         self.staging_dir = self.root / "staging"
+        self.pending_path = self.root / "pending.json"
         self._lock_path = self.root / "lock"
         self._held = False
-        self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
-        self._cached_entries: tuple[dict[str, Any], dict[str, ReportEntry]] | None = None
+        self._cached: tuple[tuple[int, int, int], _Snapshot] | None = None
 
     # -- the lock ----------------------------------------------------------------
 
     @contextlib.contextmanager
-    def locked(self, wait: float = 0.0) -> Iterator[Ledger]:
-        """Hold the ledger's lock; raise LedgerBusyError if another run holds it."""
+    def locked(self, wait: float = 0.0, *, rebuilding: bool = False) -> Iterator[Ledger]:
+        """Hold the ledger's lock; raise LedgerBusyError if another run holds it.
+
+        A missing or damaged manifest stops every writer, except the one ``rebuilding``
+        it from the events files.
+        """
         try:
             for folder in (self.root, self.events_dir, self.staging_dir):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -196,9 +229,16 @@ class Ledger:
                 f"{self.root} is in use by another reconcile run; wait for it to finish "
                 "(or pass --wait SECONDS)."
             ) from None
+        except OSError as error:
+            raise LedgerError(
+                f"{self._lock_path}: cannot lock the ledger ({error.strerror}); "
+                "changing it needs write permission on its folder."
+            ) from None
         self._held = True
         try:
-            self._collect_garbage()
+            if not rebuilding:
+                self._recover()
+                self._snapshot()  # a missing or damaged manifest stops every writer here
             yield self
         finally:
             self._held = False
@@ -210,58 +250,88 @@ class Ledger:
 
     # -- reading -------------------------------------------------------------------
 
-    def _read_manifest(self) -> dict[str, Any]:
-        # Parsed once per version of the file: a large ledger's manifest is read by every
-        # step of a run. The file is only ever replaced whole, so its identity says it all.
+    def _snapshot(self) -> _Snapshot:
+        """The manifest, parsed once per version of the file (it is only ever replaced
+        whole, so its identity says it all)."""
         try:
             stat = self.manifest_path.stat()
         except FileNotFoundError:
             stat = None
-        if stat is not None:
-            identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-            if self._cached is not None and self._cached[0] == identity:
-                return self._cached[1]
+        except OSError as error:
+            raise LedgerError(f"{self.manifest_path}: cannot read ({error.strerror}).") from None
+        if stat is None:
+            self._cached = None
+            on_disk = {f"events/{path.name}" for path in self.event_files_on_disk()}
+            if on_disk <= self._pending_files():  # only a first commit that never happened
+                return _Snapshot(_empty_manifest(), {})
+            return self._missing_manifest()
+        identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self._cached is not None and self._cached[0] == identity:
+            return self._cached[1]
         manifest = self._parse_manifest()
-        if stat is not None:
-            self._cached = (identity, manifest)
-        return manifest
+        reports = manifest.get("reports", {})
+        try:
+            entries = {str(key): ReportEntry.from_json(value) for key, value in reports.items()}
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise self._damaged("a report entry is not what the ledger writes") from None
+        snapshot = _Snapshot(manifest, entries)
+        self._cached = (identity, snapshot)
+        return snapshot
+
+    def _missing_manifest(self) -> _Snapshot:
+        count = len(self.event_files_on_disk())
+        raise LedgerError(
+            f"{self.manifest_path} is missing, but the ledger holds {count} events file(s); "
+            "nothing was changed. Run `reconcile ledger rebuild` to restore the manifest "
+            'from them (see the README, "Recovering the ledger").'
+        )
+
+    def _damaged(self, what: str) -> LedgerError:
+        return LedgerError(
+            f"{self.manifest_path} is damaged ({what}); nothing was changed. Run "
+            "`reconcile ledger rebuild` to restore it from the events files (see the "
+            'README, "Recovering the ledger").'
+        )
 
     def _parse_manifest(self) -> dict[str, Any]:
         try:
             text = self.manifest_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {"format": MANIFEST_FORMAT, "last_sync": None, "reports": {}}
         except OSError as error:
             raise LedgerError(f"{self.manifest_path}: cannot read ({error.strerror}).") from None
+        except UnicodeDecodeError:
+            raise self._damaged("not UTF-8 text") from None
         try:
             manifest = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
+            raise self._damaged("not JSON") from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("reports", {}), dict):
+            raise self._damaged("not a manifest")
+        if manifest.get("format") not in _READABLE_FORMATS:
             raise LedgerError(
-                f"{self.manifest_path} is damaged (not JSON); restore it from a backup."
-            ) from None
-        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-            raise LedgerError(
-                f"{self.manifest_path}: unknown manifest format; this reconcile reads format "
-                f"{MANIFEST_FORMAT}."
+                f"{self.manifest_path}: unknown manifest format {manifest.get('format')!r}; "
+                f"this reconcile reads formats {', '.join(map(str, _READABLE_FORMATS))}."
             )
         return manifest
 
+    def event_files_on_disk(self) -> list[Path]:
+        """Every ``*.parquet`` file in ``events/``, named by the manifest or not."""
+        try:
+            return sorted(self.events_dir.glob("*.parquet"))
+        except OSError:
+            return []
+
     def entries(self) -> dict[str, ReportEntry]:
         """Every report the manifest knows, by id."""
-        manifest = self._read_manifest()
-        # Entries are frozen: one parse per manifest version serves every caller.
-        if self._cached_entries is None or self._cached_entries[0] is not manifest:
-            reports = manifest.get("reports", {})
-            parsed = {report_id: ReportEntry.from_json(data) for report_id, data in reports.items()}
-            self._cached_entries = (manifest, parsed)
-        return dict(self._cached_entries[1])
+        return dict(self._snapshot().entries)
 
     def last_sync(self) -> datetime | None:
         """When a fetch last finished."""
-        return _parse(self._read_manifest().get("last_sync"))
+        value = self._snapshot().manifest.get("last_sync")
+        return _parse(value if isinstance(value, str) else None)
 
-    def reports_frame(self) -> pl.DataFrame:
+    def reports_frame(self, snapshot: _Snapshot | None = None) -> pl.DataFrame:
         """The manifest as a REPORT_SCHEMA frame."""
+        entries = (snapshot or self._snapshot()).entries
         rows = [
             {
                 "report_id": entry.report_id,
@@ -275,54 +345,74 @@ class Ledger:
                 "records": entry.records,
                 "source": entry.source,
             }
-            for entry in self.entries().values()
+            for entry in entries.values()
         ]
         return pl.DataFrame(rows, schema=REPORT_SCHEMA)
 
-    def event_files(self) -> dict[str, list[str]]:
+    def event_files(self, snapshot: _Snapshot | None = None) -> dict[str, list[str]]:
         """Each Parquet file of committed events, with the reports it currently holds."""
         files: dict[str, list[str]] = {}
-        for entry in self.entries().values():
+        for entry in (snapshot or self._snapshot()).entries.values():
             if entry.file is not None and entry.status != "gone":
                 files.setdefault(entry.file, []).append(entry.report_id)
         return files
 
-    def scan_events(self) -> pl.LazyFrame:
+    def unknown_files(self) -> list[str]:
+        """Files in ``events/`` the manifest does not name (left alone), by name."""
+        snapshot = self._snapshot()
+        named = {entry.file for entry in snapshot.entries.values() if entry.file}
+        return [
+            f"events/{path.name}"
+            for path in self.event_files_on_disk()
+            if f"events/{path.name}" not in named
+        ]
+
+    def replaced_files(self) -> list[str]:
+        """Files the ledger replaced and keeps (an older manifest may still name them)."""
+        replaced = self._snapshot().manifest.get("replaced", [])
+        return [name for name in replaced if isinstance(name, str)]
+
+    def scan_events(self, snapshot: _Snapshot | None = None) -> pl.LazyFrame:
         """Every committed event, lazily (each file sorted by number, for fast lookups)."""
-        files = self.event_files()
+        snapshot = snapshot or self._snapshot()
+        files = self.event_files(snapshot)
         if not files:
             return empty_events().lazy()
-        written = self._read_manifest().get("files", {})
+        written = snapshot.manifest.get("files", {})
         scans = []
         for file, report_ids in sorted(files.items()):
             path = self.root / file
-            if not path.exists():
+            if not path.is_file():
                 raise LedgerError(
-                    f"{path} is named by the manifest but missing; the ledger is damaged "
-                    "(restore the folder from a backup, or re-import the reports)."
+                    f"{path} is named by the manifest but missing; nothing was changed. Run "
+                    "`reconcile ledger verify`, then restore the file from a backup or run "
+                    '`reconcile ledger rebuild` (see the README, "Recovering the ledger").'
                 )
             scan = pl.scan_parquet(path, schema=EVENT_SCHEMA)
             # A file written for several reports, some of which were replaced since,
             # still holds their old rows: read only the reports it currently stands for.
-            if int(written.get(file, {}).get("reports", 1)) > len(report_ids):
+            info = written.get(file, {}) if isinstance(written, dict) else {}
+            if int(info.get("reports", 1)) > len(report_ids):
                 scan = scan.filter(pl.col("report_id").is_in(report_ids))
             scans.append(scan)
         return pl.concat(scans, how="vertical") if len(scans) > 1 else scans[0]
 
     def history(self) -> History:
-        """Events and report metadata, as the verdicts consume them."""
+        """Events and report metadata of one manifest, as the verdicts consume them."""
+        snapshot = self._snapshot()
+        last_sync = snapshot.manifest.get("last_sync")
         return History(
-            events=self.scan_events(),
-            reports=self.reports_frame(),
+            events=self.scan_events(snapshot),
+            reports=self.reports_frame(snapshot),
             sources=[str(self.root)],
             description=f"ledger {self.root}",
-            last_sync=self.last_sync(),
+            last_sync=_parse(last_sync if isinstance(last_sync, str) else None),
         )
 
-    def read_history(self, wait: float = 0.0) -> History:
-        """`history` under the lock, with a warning when the ledger holds no report."""
-        with self.locked(wait):
-            history = self.history()
+    def read_history(self) -> History:
+        """`history`, with a warning when the ledger holds no report (no lock: the files
+        a manifest names are never removed, so one snapshot stays readable)."""
+        history = self.history()
         if history.reports.height == 0:
             history.warnings.append(
                 f"the ledger at {self.root} is empty: run `reconcile fetch` "
@@ -337,21 +427,41 @@ class Ledger:
         entries: dict[str, ReportEntry],
         last_sync: datetime | None,
         new_files: dict[str, int] | None = None,
+        commit: str | None = None,
+        rebuilt: tuple[dict[str, int], list[str]] | None = None,
+        snapshot: _Snapshot | None = None,
     ) -> None:
         named = {entry.file for entry in entries.values() if entry.file}
-        files = {
-            name: info
-            for name, info in self._read_manifest().get("files", {}).items()
-            if name in named
-        }
+        if rebuilt is None:
+            snapshot = snapshot or self._snapshot()
+            current = snapshot.manifest
+            old_files = current.get("files", {})
+            files = {
+                name: info
+                for name, info in (old_files.items() if isinstance(old_files, dict) else [])
+                if name in named
+            }
+            previously_named = {entry.file for entry in snapshot.entries.values() if entry.file}
+            kept = current.get("replaced", [])
+            replaced = sorted(
+                ({name for name in kept if isinstance(name, str)} | previously_named) - named
+            )
+            sequence = int(current.get("sequence", 0) or 0) + 1
+        else:  # a rebuilt manifest: the files' report counts and the versions not chosen
+            counts, replaced = rebuilt
+            files = {name: {"reports": count} for name, count in counts.items()}
+            sequence = 1
         files.update({name: {"reports": count} for name, count in (new_files or {}).items()})
         manifest = {
             "format": MANIFEST_FORMAT,
+            "commit": commit or uuid.uuid4().hex,
+            "sequence": sequence,
             "last_sync": _iso(last_sync),
             "reports": {key: entries[key].to_json() for key in sorted(entries)},
             "files": dict(sorted(files.items())),
+            "replaced": replaced,
         }
-        temporary = self.staging_dir / f"manifest-{uuid.uuid4().hex}.json"
+        temporary = self.staging_dir / f"manifest-{uuid.uuid4().hex}.json.tmp"
         with temporary.open("w", encoding="utf-8") as stream:
             json.dump(manifest, stream, indent=1, sort_keys=True)
             stream.write("\n")
@@ -360,25 +470,115 @@ class Ledger:
         temporary.replace(self.manifest_path)  # the commit point
         _fsync_directory(self.root)
 
-    def _stage_events(self, report_id: str, events: pl.DataFrame) -> str:
-        """Write events to a new file under events/; return its path relative to root."""
-        digest = hashlib.sha256(report_id.encode()).hexdigest()[:16]
+    def _stage_events(
+        self,
+        label: str,
+        events: pl.DataFrame,
+        entries: Sequence[ReportEntry],
+        commit: str,
+        without_files: Sequence[ReportEntry] = (),
+    ) -> tuple[Path, str]:
+        """Write events to staging with their reports' metadata; return the staged path
+        and the name the file will have under ``events/``."""
+        digest = hashlib.sha256(label.encode()).hexdigest()[:16]
         name = f"{digest}-{uuid.uuid4().hex[:12]}.parquet"
         temporary = self.staging_dir / (name + ".tmp")
+        metadata = {
+            "format": MANIFEST_FORMAT,
+            "commit": commit,
+            "committed_at": _iso(datetime.now(UTC)),
+            "reports": [entry.to_json() for entry in entries],
+            # the reports known then without events (listed, gone): a rebuilt manifest
+            # knows them too
+            "without_files": [entry.to_json() for entry in without_files],
+        }
         (
             events.select(list(EVENT_SCHEMA))
             .cast(EVENT_SCHEMA)  # type: ignore[arg-type]
             .sort("number", "occurred_at")
             # LZ4: every clean reads the whole history, and LZ4 reads faster than zstd
             # (measured in docs/performance.md); files of either kind are read alike
-            .write_parquet(temporary, compression="lz4", statistics=True, row_group_size=256_000)
+            .write_parquet(
+                temporary,
+                compression="lz4",
+                statistics=True,
+                row_group_size=256_000,
+                metadata={FILE_METADATA_KEY: json.dumps(metadata, sort_keys=True)},
+            )
         )
         with temporary.open("rb+") as stream:
             os.fsync(stream.fileno())
-        final = self.events_dir / name
-        temporary.replace(final)
+        return temporary, f"events/{name}"
+
+    def _publish(self, staged: list[tuple[Path, str]], commit: str) -> None:
+        """Move staged files into ``events/``, noting them in ``pending.json`` first."""
+        if not staged:
+            return
+        temporary = self.staging_dir / f"pending-{uuid.uuid4().hex}.json.tmp"
+        with temporary.open("w", encoding="utf-8") as stream:
+            json.dump({"commit": commit, "files": [name for _path, name in staged]}, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        temporary.replace(self.pending_path)
+        for path, name in staged:
+            path.replace(self.root / name)
         _fsync_directory(self.events_dir)
-        return f"events/{name}"
+
+    def _pending_files(self) -> set[str]:
+        try:
+            pending = json.loads(self.pending_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return set()
+        files = pending.get("files", []) if isinstance(pending, dict) else []
+        return {name for name in files if isinstance(name, str)}
+
+    def _finish(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.pending_path.unlink()
+
+    def _recover(self) -> None:
+        """Undo what a killed commit left: its staged files, and the files it moved into
+        ``events/`` without committing the manifest that names them."""
+        try:
+            pending = json.loads(self.pending_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pending = None
+        except (OSError, ValueError):
+            pending = {}
+        if pending is not None:
+            if self.manifest_path.exists():
+                try:
+                    snapshot = self._snapshot()
+                except LedgerError:
+                    return  # a damaged manifest: nothing is removed until it is rebuilt
+                committed = snapshot.manifest.get("commit")
+                named = {entry.file for entry in snapshot.entries.values()}
+            else:  # the first commit of a new ledger was killed before its manifest
+                committed, named = None, set()
+            if isinstance(pending, dict) and pending.get("commit") != committed:
+                for name in pending.get("files", []):
+                    if (
+                        isinstance(name, str)
+                        and name.startswith("events/")
+                        and name not in named
+                        and "/" not in name.removeprefix("events/")
+                    ):
+                        with contextlib.suppress(OSError):
+                            (self.root / name).unlink()
+            self._finish()
+        for path in self.staging_dir.glob("*.tmp"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def _fail(self, error: BaseException, staged: list[tuple[Path, str]]) -> LedgerError:
+        for path, _name in staged:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        reason = error.strerror if isinstance(error, OSError) else first_line(error)
+        return LedgerError(
+            f"{self.root}: cannot write the ledger ({reason}); it is as it was after its "
+            "last commit."
+        )
 
     def commit(
         self,
@@ -394,8 +594,11 @@ class Ledger:
         status and rows stay) and add unknown ones as they are.
         """
         self._require_lock()
+        commit = uuid.uuid4().hex
+        staged: list[tuple[Path, str]] = []
         try:
-            entries = self.entries()
+            snapshot = self._snapshot()
+            entries = dict(snapshot.entries)
             new_files: dict[str, int] = {}
             for listed in metadata:
                 old = entries.get(listed.report_id)
@@ -411,60 +614,91 @@ class Ledger:
                         date_to=listed.date_to,
                         expiry_date=listed.expiry_date,
                     )
-            replaced: list[str] = []
+            without_files = [entry for entry in entries.values() if entry.file is None]
             for entry, events in reports:
                 old = entries.get(entry.report_id)
                 if events is not None:
-                    file = self._stage_events(entry.report_id, events)
+                    entry = replace(entry, records=events.height)
+                    path, file = self._stage_events(
+                        entry.report_id, events, [entry], commit, without_files
+                    )
+                    staged.append((path, file))
                     new_files[file] = 1
-                    entry = replace(entry, file=file, records=events.height)
-                    if old is not None and old.file is not None:
-                        replaced.append(old.file)
+                    entry = replace(entry, file=file)
                 elif old is not None:
                     entry = replace(entry, file=old.file, records=old.records)
                 entries[entry.report_id] = entry
-            self._write_manifest(entries, last_sync or self.last_sync(), new_files)
-        except OSError as error:
-            raise LedgerError(
-                f"{self.root}: cannot write the ledger ({error.strerror}); it is unchanged."
-            ) from None
-        self._remove_unnamed(replaced, entries)
+            self._publish(staged, commit)
+            previous_sync = _parse(_text(snapshot.manifest.get("last_sync")))
+            self._write_manifest(
+                entries, last_sync or previous_sync, new_files, commit, snapshot=snapshot
+            )
+        except (OSError, pl.exceptions.PolarsError) as error:
+            raise self._fail(error, staged) from None
+        self._finish()
 
     def commit_segment(self, reports: Sequence[ReportEntry], events: pl.DataFrame) -> None:
         """Commit many reports whose events are in one frame as one file (bulk imports)."""
         self._require_lock()
+        commit = uuid.uuid4().hex
+        staged: list[tuple[Path, str]] = []
         try:
-            entries = self.entries()
-            file = self._stage_events(f"segment-{len(reports)}", events)
+            snapshot = self._snapshot()
+            entries = dict(snapshot.entries)
             counts = dict(events.group_by("report_id").agg(count=pl.len()).iter_rows())
-            replaced: list[str] = []
-            for entry in reports:
-                old = entries.get(entry.report_id)
-                if old is not None and old.file is not None:
-                    replaced.append(old.file)
-                records = int(counts.get(entry.report_id, 0))
-                entries[entry.report_id] = replace(entry, file=file, records=records)
-            self._write_manifest(entries, self.last_sync(), {file: len(reports)})
+            counted = [
+                replace(entry, records=int(counts.get(entry.report_id, 0))) for entry in reports
+            ]
+            path, file = self._stage_events(f"segment-{len(reports)}", events, counted, commit)
+            staged.append((path, file))
+            for entry in counted:
+                entries[entry.report_id] = replace(entry, file=file)
+            self._publish(staged, commit)
+            self._write_manifest(
+                entries,
+                _parse(_text(snapshot.manifest.get("last_sync"))),
+                {file: len(reports)},
+                commit,
+                snapshot=snapshot,
+            )
+        except (OSError, pl.exceptions.PolarsError) as error:
+            raise self._fail(error, staged) from None
+        self._finish()
+
+    def commit_rebuilt(
+        self,
+        entries: dict[str, ReportEntry],
+        last_sync: datetime | None,
+        file_reports: dict[str, int],
+        replaced: list[str],
+    ) -> None:
+        """Commit a manifest rebuilt from the events files (`reconcile ledger rebuild`):
+        ``entries`` as they are, ``file_reports`` the number of reports each file holds,
+        ``replaced`` the files holding versions that were not chosen."""
+        self._require_lock()
+        try:
+            self._write_manifest(entries, last_sync, rebuilt=(file_reports, replaced))
         except OSError as error:
-            raise LedgerError(
-                f"{self.root}: cannot write the ledger ({error.strerror}); it is unchanged."
-            ) from None
-        self._remove_unnamed(replaced, entries)
+            raise self._fail(error, []) from None
+        self._cached = None
 
-    def _remove_unnamed(self, candidates: list[str], entries: dict[str, ReportEntry]) -> None:
-        """Delete replaced files that no report names any more."""
-        named = {entry.file for entry in entries.values() if entry.file}
-        for file in set(candidates) - named:
-            with contextlib.suppress(OSError):
-                (self.root / file).unlink()
 
-    def _collect_garbage(self) -> None:
-        """Remove files no manifest names: leftovers of a run that was killed."""
-        named = {entry.file for entry in self.entries().values() if entry.file}
-        for path in self.staging_dir.glob("*"):
-            with contextlib.suppress(OSError):
-                path.unlink()
-        for path in self.events_dir.glob("*.parquet"):
-            if f"events/{path.name}" not in named:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+def read_file_metadata(path: Path) -> dict[str, object] | None:
+    """The metadata an events file carries (its reports, its commit), or None for a file
+    written before files carried it; LedgerError when the file is not readable Parquet."""
+    try:
+        metadata = pl.read_parquet_metadata(path)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise LedgerError(f"{path}: not a readable events file ({first_line(error)}).") from None
+    text = metadata.get(FILE_METADATA_KEY)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _empty_manifest() -> dict[str, Any]:
+    return {"format": MANIFEST_FORMAT, "last_sync": None, "reports": {}}

@@ -16,7 +16,7 @@ from reconcile.ledger import EXPIRY_WARNING
 if TYPE_CHECKING:
     from reconcile.check import CheckAnswer
     from reconcile.clean import CleanResult
-    from reconcile.ledger_io import ImportSummary, LedgerStatus
+    from reconcile.ledger_io import ImportSummary, LedgerStatus, RebuildSummary, VerifyReport
     from reconcile.runs import RunChanges, RunReport
     from reconcile.sync import FetchResult, Progress, ProgressEvent
 
@@ -27,8 +27,10 @@ __all__ = [
     "fetch_lines",
     "fetch_progress",
     "import_lines",
+    "rebuild_lines",
     "run_lines",
     "status_lines",
+    "verify_lines",
 ]
 
 
@@ -141,7 +143,52 @@ def status_lines(info: LedgerStatus) -> list[str]:
         "not fetched"
         for report_id in info["expiring_soon"]
     )
+    if info["replaced_files"]:
+        lines.append(
+            f"  {len(info['replaced_files'])} replaced events file(s) kept (an older manifest "
+            "may name them)"
+        )
+    lines.extend(
+        f"  note: {name} is not named by the manifest; it is left alone "
+        "(`reconcile ledger rebuild` reads it)"
+        for name in info["unknown_files"]
+    )
     return lines
+
+
+def verify_lines(found: VerifyReport) -> list[str]:
+    """`ledger verify`: consistent or not, and why."""
+    head = (
+        f"ledger {found['ledger']}: manifest and files agree ({found['reports']} reports, "
+        f"{found['files_named']} files)"
+        if found["ok"]
+        else f"ledger {found['ledger']}: {len(found['problems'])} problem(s)"
+    )
+    return [
+        head,
+        *(f"  problem: {problem}" for problem in found["problems"]),
+        *(f"  note: {name} is not named by the manifest" for name in found["unknown_files"]),
+        *(
+            ["  run `reconcile ledger rebuild` to restore the manifest from the files"]
+            if not found["ok"]
+            else []
+        ),
+    ]
+
+
+def rebuild_lines(done: RebuildSummary) -> list[str]:
+    """`ledger rebuild`: what the rebuilt manifest holds."""
+    by_status = ", ".join(f"{count} {name}" for name, count in done["by_status"].items())
+    return [
+        f"rebuilt the manifest of {done['ledger']}: {done['reports']} reports "
+        f"({by_status or 'none'}), {done['events']} events from {done['files_used']} file(s)",
+        *(
+            [f"  {len(done['files_kept'])} other file(s) kept (older versions, not chosen)"]
+            if done["files_kept"]
+            else []
+        ),
+        *(f"  warning: {name} cannot be read; left alone" for name in done["files_unreadable"]),
+    ]
 
 
 def check_lines(answer: CheckAnswer) -> list[str]:

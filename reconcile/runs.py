@@ -297,8 +297,7 @@ def run_once(
                     f"{len(fetched['failed'])} report(s) could not be fetched",
                 )
             )
-    with ledger.locked(wait):
-        history = ledger.history()
+    history = ledger.history()  # one manifest; its files stay while they are read
     runs = RunHistory(data_dir)
     folder, done = clean_inputs(config, history, runs, now, dry_run=dry_run)
     if any(item.result.stale_history for item in done):

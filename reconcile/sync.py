@@ -18,7 +18,7 @@ from reconcile._text import day as _day
 from reconcile.api import InfobipClient, Page, open_client
 from reconcile.api_pages import parse_metadata_page, parse_records_page
 from reconcile.consent import parse_utc_instants
-from reconcile.errors import MalformedResponseError, OptionError, ReportGoneError
+from reconcile.errors import LedgerError, MalformedResponseError, OptionError, ReportGoneError
 from reconcile.ledger import Ledger, ReportEntry, expiry_of_unfetched
 from reconcile.settings import ApiSettings
 
@@ -137,9 +137,11 @@ def _no_progress(_event: ProgressEvent) -> None:
     return None
 
 
-def _list_reports(client: InfobipClient, page_size: int, filters: dict[str, str]) -> pl.DataFrame:
+def _list_reports(
+    client: InfobipClient, page_size: int, filters: dict[str, str], now: datetime
+) -> pl.DataFrame:
     frames = [
-        parse_metadata_page("report list", page.results, MalformedResponseError)
+        parse_metadata_page("report list", page.results, MalformedResponseError, now)
         for page in client.report_pages(page_size, **filters)
     ]
     if not frames:
@@ -148,7 +150,11 @@ def _list_reports(client: InfobipClient, page_size: int, filters: dict[str, str]
 
 
 def _fetch_records(
-    client: InfobipClient, entry: ReportEntry, page_size: int, progress: Progress
+    client: InfobipClient,
+    entry: ReportEntry,
+    page_size: int,
+    progress: Progress,
+    now: datetime,
 ) -> tuple[pl.DataFrame, int]:
     """All records of one report; restarted when the server's totals move under us."""
     for _attempt in range(_RESTARTS + 1):
@@ -175,7 +181,7 @@ def _fetch_records(
             f"report {entry.report_id}: its page count kept changing while it was read"
         )
     events = parse_records_page(
-        f"report {entry.report_id}", records, entry.report_id, MalformedResponseError
+        f"report {entry.report_id}", records, entry.report_id, MalformedResponseError, now
     )
     events = events.with_columns(
         network_id=pl.lit(entry.network_id, pl.Int64),
@@ -196,7 +202,7 @@ def fetch(
     """Sync the ledger with the API; the caller holds the ledger's lock."""
     result = FetchResult()
     filters = {"generatedDateFrom": since} if since else {}
-    listing = _list_reports(client, page_size, filters)
+    listing = _list_reports(client, page_size, filters, now)
     result.listed = listing.height
     known = ledger.entries()
     listed: dict[str, ReportEntry] = {}
@@ -222,10 +228,10 @@ def fetch(
     for entry in pending:
         # Past its expiry date but still listed: try anyway, it may not be deleted yet.
         try:
-            events, pages = _fetch_records(client, entry, page_size, progress)
+            events, pages = _fetch_records(client, entry, page_size, progress, now)
         except ReportGoneError:
             result.gone.append(entry.report_id)
-            ledger.commit([(replace(entry, status="gone"), None)], metadata=metadata)
+            _commit(ledger, result, [(replace(entry, status="gone"), None)], metadata)
             progress(ProgressEvent("gone", entry.report_id))
             continue
         except MalformedResponseError as error:
@@ -233,18 +239,38 @@ def fetch(
             progress(ProgressEvent("failed", entry.report_id, error=str(error)))
             continue
         done = replace(entry, status="complete", fetched_at=now)
-        ledger.commit([(done, events)], metadata=metadata)
+        _commit(ledger, result, [(done, events)], metadata)
         result.fetched.append((entry.report_id, events.height, pages))
         progress(
             ProgressEvent("report", done.report_id, entry=done, records=events.height, pages=pages)
         )
-    ledger.commit(metadata=metadata, last_sync=now)
+    _commit(ledger, result, [], metadata, last_sync=now)
     result.expired_unfetched, result.expiring_soon = expiry_of_unfetched(
         ledger.entries().values(), now
     )
     result.requests = client.requests
     result.retry_waits = list(client.retry_waits)
     return result
+
+
+def _commit(
+    ledger: Ledger,
+    result: FetchResult,
+    reports: list[tuple[ReportEntry, pl.DataFrame | None]],
+    metadata: list[ReportEntry],
+    last_sync: datetime | None = None,
+) -> None:
+    """`Ledger.commit`; a failure (a full disk) says which reports are already kept."""
+    try:
+        ledger.commit(reports, metadata=metadata, last_sync=last_sync)
+    except LedgerError as error:
+        kept = ", ".join(report_id for report_id, _records, _pages in result.fetched[:5])
+        more = " …" if len(result.fetched) > 5 else ""
+        raise LedgerError(
+            f"{error} The {len(result.fetched)} report(s) fetched before it are committed "
+            f"and kept{f' ({kept}{more})' if kept else ''}; run `reconcile fetch` again "
+            "once the cause is fixed."
+        ) from None
 
 
 def fetch_with_settings(

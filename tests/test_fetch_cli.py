@@ -89,7 +89,7 @@ def test_a_second_run_on_a_held_ledger_fails_with_a_clear_line(run_cli, api_env,
     ledger = Ledger(tmp_path)
     with ledger.locked():
         result = run_cli("fetch", "--data-dir", tmp_path, "--rate", "1000")
-        also = run_cli("clean", tmp_path / "x.csv", "--data-dir", tmp_path)
+        also = run_cli("ledger", "import", tmp_path / "x.csv", "--data-dir", tmp_path)
     assert result.exit_code == 1
     assert result.stderr == (
         f"reconcile: error: {ledger.root} is in use by another reconcile run; wait for it to "
@@ -238,7 +238,10 @@ def test_a_damaged_manifest_is_a_clear_error(run_cli, history_dir, tmp_path):
     Ledger(data).manifest_path.write_text("{")
     result = run_cli("ledger", "status", "--data-dir", data)
     assert result.exit_code == 1
-    assert "manifest.json is damaged (not JSON); restore it from a backup." in result.stderr
+    assert (
+        "manifest.json is damaged (not JSON); nothing was changed. Run `reconcile ledger rebuild`"
+        in result.stderr
+    )
 
 
 def test_progress_thread_safety_of_the_fake_clock():

@@ -187,9 +187,14 @@ def test_a_full_disk_while_committing_leaves_the_ledger_as_it_was(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(pl.DataFrame, "write_parquet", no_space)
-    result = run_cli("ledger", "import", history_dir, "--data-dir", data)
+    more = tmp_path / "more.csv"  # new content: a write is needed
+    more.write_text("destination,date,type\n14155550177,2024-03-20T10:00:00Z,DEACTIVATION\n")
+    result = run_cli("ledger", "import", history_dir, more, "--data-dir", data)
     assert result.exit_code == 1
-    assert "cannot write the ledger (No space left on device); it is unchanged." in result.stderr
+    assert (
+        "cannot write the ledger (No space left on device); it is as it was after its last commit."
+        in result.stderr
+    )
     assert Ledger(data).manifest_path.read_bytes() == before
     assert Ledger(data).history().events.height == 4
 
