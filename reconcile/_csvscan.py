@@ -98,13 +98,17 @@ class CsvScan:
 
 
 def _line_of(body: bytes, position: int) -> int:
-    newline = b"\n" if b"\n" in body or b"\r" not in body else b"\r"
+    newline = b"\r" if newline_byte(body) == _CR else b"\n"
     return body.count(newline, 0, position) + 1
 
 
 def newline_byte(body: bytes) -> int:
-    """LF, or CR for a file whose lines end in CR alone (Excel's "CSV (Macintosh)")."""
-    return _CR if b"\n" not in body and b"\r" in body else _LF
+    """LF, or CR for a file whose lines end in CR alone (Excel's "CSV (Macintosh)",
+    where a line break inside a quoted cell is an LF)."""
+    if b"\r" not in body or b"\r\n" in body:
+        return _LF
+    lone_cr = body.count(b"\r")
+    return _CR if lone_cr > body.count(b"\n") else _LF
 
 
 def _positions(data: npt.NDArray[np.uint8], byte: int) -> Offsets:

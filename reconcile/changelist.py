@@ -1,4 +1,8 @@
-"""Report writers: the change list (CSV). The audit workbook joins them later."""
+"""The change list (``NAME.changes.csv``): one line per number that is not ``ok``.
+
+Most users open it in Excel, which runs a cell that starts like a formula; such cells
+are written with a leading ``'`` (SPEC "Outputs"), and a phone value keeps its form.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-__all__ = ["CHANGE_COLUMNS", "changes_frame", "write_changes"]
+__all__ = ["CHANGE_COLUMNS", "changes_frame", "neutralized", "write_changes"]
 
 CHANGE_COLUMNS = (
     "row",
@@ -24,11 +28,21 @@ CHANGE_COLUMNS = (
     "report_id",
     "suggested_number",
 )
+# what a spreadsheet takes for a formula: =, @, a tab or a CR first, or + or - before
+# anything but a plain number (+1 (415) 555-0123, -12.5)
+_FORMULA_LIKE = r"^(?:[=@\t\r]|[+\-](?:[^0-9 (.]|.*[^0-9 ().\-/]))"
+
+
+def neutralized(value: pl.Expr) -> pl.Expr:
+    """``value`` with a leading ``'`` where a spreadsheet would run it as a formula."""
+    return pl.when(value.str.contains(_FORMULA_LIKE)).then(pl.lit("'") + value).otherwise(value)
 
 
 def changes_frame(decisions: pl.DataFrame) -> pl.DataFrame:
     """One row per number that is not ``ok``, with SPEC's change-list columns."""
-    return decisions.filter(pl.col("verdict") != "ok").select(CHANGE_COLUMNS)
+    frame = decisions.filter(pl.col("verdict") != "ok").select(CHANGE_COLUMNS)
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    return frame.with_columns(neutralized(pl.col(name)).alias(name) for name in text)
 
 
 def write_changes(stream: BinaryIO, decisions: pl.DataFrame, header: bool) -> None:

@@ -143,7 +143,8 @@ class OutputPaths(TypedDict):
 
 
 class NumberCounts(TypedDict):
-    """The numbers checked (every valid number of every phone cell) and their verdicts."""
+    """The numbers checked (every number found in every phone cell, and each cell with
+    text but no number) and their verdicts."""
 
     checked: int
     verdicts: dict[str, int]
@@ -235,7 +236,7 @@ class CleanResult:
         """Counts, coverage, outputs and warnings, as plain JSON-ready values."""
         verdicts = dict(zip(VERDICTS, _counts(self.rows.get_column("verdict")), strict=True))
         actions = dict(zip(ACTIONS, _counts(self.rows.get_column("action")), strict=True))
-        numbers = self.numbers.filter(pl.col("phone_key").is_not_null())
+        numbers = self.numbers.filter(pl.col("column").is_not_null())
         number_verdicts = _counts(numbers.get_column("verdict"))
         rows = self.rows.height
         return {
@@ -345,8 +346,13 @@ def _date_columns(sample: Mapping[str, list[str | None]], options: CleanOptions)
         filled = cells.filter(cells.str.strip_chars() != "")
         if filled.len() == 0:
             continue
-        parsed = parse_consent(filled, options.consent_timezone, options.consent_format)
-        if parsed.get_column("consent_boundary").is_not_null().mean() >= 0.5:  # type: ignore[operator]
+        read = [
+            parse_consent(filled, options.consent_timezone, consent_format)
+            .get_column("consent_boundary")
+            .is_not_null()
+            for consent_format in (options.consent_format, "%d/%m/%Y", "%d.%m.%Y")
+        ]
+        if (read[0] | read[1] | read[2]).mean() >= 0.5:  # type: ignore[operator]
             found.append(name)
     return found
 
@@ -449,7 +455,9 @@ def _parse_consent(values: pl.DataFrame, options: CleanOptions, now: datetime) -
     return reject_future(parsed, now)
 
 
-_DAY_FIRST = re.compile(r"^\s*(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})\b")
+_DAY_FIRST = re.compile(
+    r"^\s*(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})(?:[ T]+\d{1,2}:\d{2}(:\d{2})?)?\s*$"
+)
 
 
 def _consent_problems(chunks: Sequence[_Chunk | None], options: CleanOptions) -> ConsentProblems:
@@ -462,14 +470,20 @@ def _consent_problems(chunks: Sequence[_Chunk | None], options: CleanOptions) ->
             if chunk is not None
         ]
     )
-    examples = [value.strip() for value in unreadable.head(3).to_list() if value is not None]
+    distinct = unreadable.str.strip_chars().unique(maintain_order=True)
+    examples = [value for value in distinct.head(3).to_list() if value is not None]
     hint = None
     if options.consent_format is None:
-        for value in unreadable.head(1000).to_list():
+        for value in distinct.head(1000).to_list():
             match = _DAY_FIRST.match(value or "")
             if match and int(match.group(1)) > 12 and int(match.group(3)) <= 12:
                 separator = match.group(2)
-                hint = f"--consent-format '%d{separator}%m{separator}%Y'"
+                clock = ""
+                if ":" in value:
+                    clock = " %H:%M:%S" if match.group(5) else " %H:%M"
+                    clock = ("T" if "T" in value else " ") + clock.strip()
+                hint = f"--consent-format '%d{separator}%m{separator}%Y{clock}'"
+                examples = [value, *(item for item in examples if item != value)][:3]
                 break
     return {"unreadable": unreadable.len(), "examples": examples, "hint": hint}
 
@@ -557,11 +571,7 @@ def _decide_and_write(
                     if mode == "flag"
                     else None
                 )
-                blank = (
-                    _blank_masks(index, entry_part, decided, decided_rows.height)
-                    if mode == "blank"
-                    else None
-                )
+                blank = _blank_masks(index, entry_part, decided) if mode == "blank" else None
                 jobs.append(
                     cleaned_writer.submit(
                         cleaned_out, write_csv_rows, table.csv, first, stop, keep, extra, blank
@@ -659,19 +669,21 @@ def _flag_extra(
     )
 
 
-def _blank_masks(
-    index: pl.Series, entries: pl.DataFrame, decided: Decided, row_count: int
-) -> npt.NDArray[np.uint64]:
-    """Per row of a slice, a bit per phone column holding a removed or suppressed number."""
-    masks = np.zeros(row_count, dtype=np.uint64)
+def _blank_masks(index: pl.Series, entries: pl.DataFrame, decided: Decided) -> dict[int, list[int]]:
+    """The phone columns to empty, by row of the slice (only the rows that have any):
+    those holding a removed or suppressed number."""
     dropped = (
         decided.action.is_in(list(DROPPED_ACTIONS)) & entries.get_column("column").is_not_null()
     )
-    if bool(dropped.any()):
-        rows = (index.filter(dropped) - index[0]).to_numpy().astype(np.int64)
-        columns = entries.get_column("column").filter(dropped).to_numpy().astype(np.uint64)
-        np.bitwise_or.at(masks, rows, np.left_shift(np.uint64(1), columns))
-    return masks
+    if not bool(dropped.any()):
+        return {}
+    rows = (index.filter(dropped) - index[0]).to_list()
+    columns = entries.get_column("column").filter(dropped).to_list()
+    emptied: dict[int, list[int]] = {}
+    for row, column in zip(rows, columns, strict=True):
+        if column not in emptied.setdefault(row, []):
+            emptied[row].append(column)
+    return emptied
 
 
 SETTLE_BYTES = 16 << 20

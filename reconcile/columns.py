@@ -8,6 +8,7 @@ names them and the option that chooses.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,14 +31,12 @@ __all__ = [
 # Phone, Mobile, MobilePhone, Mobile Phone Number, Cell, Home Phone, phone_number,
 # SMS Phone, Phone 2, msisdn, ...
 _PHONE_NAME = re.compile(
-    r"^(?:"
-    r"(?:sms|mobile|cell|home|work|business|office|other|primary|personal|direct|main"
-    r"|alternate|alt|assistant|asst|contact|company|private|secondary)?"
-    r"(?:phone|mobile|cell|cellphone|mobilephone|telephone|tel)"
-    r"(?:number|no|num|nr)?[0-9]?"
-    r"|(?:mobile|cell|sms|contact|whatsapp)(?:number|no|num|nr)[0-9]?"
-    r"|msisdn"
-    r")$"
+    r"^(?:sms|mobile|cell|home|work|business|office|other|primary|personal|direct|main"
+    r"|alternate|alt|assistant|asst|contact|company|private|privat|secondary|whatsapp)?"
+    r"(?:phone|mobile|cell|cellphone|mobilephone|telephone|telefon|tel|handy|msisdn"
+    r"|(?:mobile|cell|sms|contact|whatsapp)(?=number|no|num|nr))"
+    r"(?:number|no|num|nr|mobile|home|work|cell|office|other|business|private|privat"
+    r"|personal|main|direct|sms)*[0-9]?$"
 )
 CONSENT_GUESSES = (
     "opt in date",
@@ -98,8 +97,13 @@ def _normalize_name(name: str) -> str:
 
 
 def is_phone_name(name: str) -> bool:
-    """Whether a column header names a phone (SPEC "Several numbers per contact")."""
-    return bool(_PHONE_NAME.match(_normalize_name(name).replace(" ", "")))
+    """Whether a column header names a phone (SPEC "Several numbers per contact"):
+    lower-cased, accents, punctuation and a Salesforce ``__c`` suffix set aside, a kind
+    of phone (``Asst. Phone``, ``Phone (Mobile)``, ``Mobile No.``, ``Téléphone``)."""
+    plain = unicodedata.normalize("NFKD", name.strip().lower())
+    plain = "".join(character for character in plain if not unicodedata.combining(character))
+    plain = re.sub(r"__c$", "", plain)
+    return bool(_PHONE_NAME.match(re.sub(r"[^a-z0-9]", "", plain)))
 
 
 def resolve_column(

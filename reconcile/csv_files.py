@@ -59,15 +59,17 @@ _DECODE_BLOCK = 1 << 14  # small enough for the allocator to reuse one block
 class CsvSource:
     """Where a CSV's values come from: its scan, and polars' read of the needed columns.
 
-    ``wanted`` are the indexes of the phone, consent and (if any) id columns. The read
-    may have begun beside the scan (``reading``); its answer is used only when it has
-    one row per data record the scan found.
+    ``fields`` are the indexes of the phone, consent and (if any) id columns, in that
+    order (one column may serve twice: an id that is also a phone); ``wanted`` the
+    distinct ones, as read. The read may have begun beside the scan (``reading``); its
+    answer is used only when it has one row per data record the scan found.
     """
 
     scan: CsvScan
     encoding: str
     bom: bytes
     wanted: tuple[int, ...]
+    fields: tuple[int, ...] = ()
     reading: Future[list[pl.Series] | None] | None = field(default=None, repr=False)
     _columns: list[pl.Series] | None = field(default=None, repr=False)
 
@@ -91,7 +93,8 @@ class CsvSource:
                 self._columns = read_columns(
                     self.scan, wanted, self.encoding, 0, self.scan.row_count
                 )
-        read = [column.slice(first, stop - first) for column in self._columns]
+        by_field = dict(zip(self.wanted, self._columns, strict=True))
+        read = [by_field[index].slice(first, stop - first) for index in self.fields]
         count = stop - first
         phones = self.phone_count
         return pl.DataFrame(
@@ -226,7 +229,7 @@ def read_csv_contacts(
         if newline_byte(body) == ord("\n"):  # polars reads LF and CRLF lines only
             reader = ThreadPoolExecutor(max_workers=1)
             reading = reader.submit(
-                polars_columns, body, chosen.indexes(header), header_delimiter, codec
+                polars_columns, body, _distinct(chosen.indexes(header)), header_delimiter, codec
             )
             reader.shutdown(wait=False)
         scan = scan_csv(path.name, body, delimiter)
@@ -236,11 +239,13 @@ def read_csv_contacts(
             chosen = _choose(path, header, choice, scan, codec)
     if scan.row_count == 0:
         raise InputError(f"{path.name}: the file has a header but no data rows.")
+    fields = chosen.indexes(header)
     source = CsvSource(
         scan=scan,
         encoding=codec,
         bom=bom,
-        wanted=tuple(chosen.indexes(header)),
+        wanted=tuple(_distinct(fields)),
+        fields=tuple(fields),
         reading=reading,
         phone_count=len(chosen.phones),
     )
@@ -248,6 +253,10 @@ def read_csv_contacts(
 
 
 _SAMPLE_ROWS = 200
+
+
+def _distinct(indexes: list[int]) -> list[int]:
+    return list(dict.fromkeys(indexes))
 
 
 def _choose(
@@ -283,14 +292,14 @@ def write_csv_rows(
     stop: int,
     keep: npt.NDArray[np.bool_],
     extra: pl.DataFrame | None = None,
-    blank: npt.NDArray[np.uint64] | None = None,
+    blank: dict[int, list[int]] | None = None,
 ) -> None:
     """Write data rows ``first`` to ``stop`` of the cleaned CSV, after the header if
     ``first`` is 0, and the file's report footer after its last row.
 
     Strip mode copies runs of consecutive kept records straight from the input's bytes
-    (blank lines are dropped). ``blank`` (blank mode) holds, per row, a bit per phone
-    column whose field is emptied; every other byte of the record is copied. With
+    (blank lines are dropped). ``blank`` (blank mode) maps a row (from ``first``) to the
+    phone columns whose fields are emptied; every other byte of the record is copied. With
     ``extra`` (flag mode) every record gets those columns appended, encoded and quoted
     in the file's own encoding and delimiter.
     """
@@ -311,12 +320,14 @@ def _copy_records(
     first: int,
     stop: int,
     keep: npt.NDArray[np.bool_],
-    blank: npt.NDArray[np.uint64] | None,
+    blank: dict[int, list[int]] | None,
 ) -> None:
     scan = source.scan
     records = scan.data_records[first:stop]
     body = memoryview(scan.body)
-    copied = keep if blank is None else keep & (blank == 0)
+    copied = keep.copy()
+    if blank:
+        copied[list(blank)] = False
     begin = 0 if first == 0 else int(records[0])
     record_keep = np.zeros(int(records[-1]) + 1 - begin, dtype=bool)
     record_keep[0] = first == 0  # the header
@@ -333,7 +344,7 @@ def _copy_records(
     if blank is None:
         stream.writelines(body[run_start:run_end] for run_start, run_end in runs)
         return
-    emptied = _emptied_records(source, records[(blank != 0) & keep], blank[(blank != 0) & keep])
+    emptied = _emptied_records(source, records, blank)
     pieces: list[tuple[int, bytes | memoryview]] = [
         (run_start, body[run_start:run_end]) for run_start, run_end in runs
     ]
@@ -343,24 +354,26 @@ def _copy_records(
 
 
 def _emptied_records(
-    source: CsvSource, records: Offsets, masks: npt.NDArray[np.uint64]
+    source: CsvSource, records: Offsets, blank: dict[int, list[int]]
 ) -> list[tuple[int, bytes]]:
-    """``records`` rewritten with the phone fields of their ``masks`` emptied (blank
+    """The records of ``blank``'s rows rewritten with those phone fields emptied (blank
     mode): every other byte stays, the emptied field stays in its place."""
-    if records.size == 0:
+    if not blank:
         return []
     scan = source.scan
     body = scan.body
-    cuts: list[tuple[Offsets, Offsets, npt.NDArray[np.bool_]]] = []
-    for bit, column in enumerate(source.wanted[: source.phone_count]):
-        starts, ends = field_bounds(scan, records, column)
-        cuts.append((starts, ends, (masks >> np.uint64(bit)) & np.uint64(1) == 1))
+    rows = sorted(blank)
+    chosen = records[rows]
+    bounds = {
+        column: field_bounds(scan, chosen, source.fields[column])
+        for column in sorted({column for columns in blank.values() for column in columns})
+    }
     rewritten: list[tuple[int, bytes]] = []
-    record_starts = scan.record_start[records].tolist()
-    record_ends = scan.record_end[records].tolist()
-    for index, (start, end) in enumerate(zip(record_starts, record_ends, strict=True)):
+    for place, row in enumerate(rows):
+        start = int(scan.record_start[chosen[place]])
+        end = int(scan.record_end[chosen[place]])
         spans = sorted(
-            (int(starts[index]), int(ends[index])) for starts, ends, chosen in cuts if chosen[index]
+            (int(bounds[column][0][place]), int(bounds[column][1][place])) for column in blank[row]
         )
         parts: list[bytes] = []
         position = start

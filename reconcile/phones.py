@@ -8,6 +8,7 @@ non-NANP default region, are handed to `phonenumbers`, once per distinct value.
 
 from __future__ import annotations
 
+import re
 from types import ModuleType
 
 import numpy as np
@@ -289,16 +290,21 @@ def _parse_with_library(
 # are written with (no "/", ",", ";", letters or line breaks: those separate numbers),
 # an optional leading "+" and a trailing extension.
 _CANDIDATE = (
-    r"(?i)(?:\+[ \t]*)?\(?[0-9][0-9 \t\u00a0().\-]*[0-9]"
-    r"(?:[ \t]*(?:ext(?:ension)?\.?|x|#)[ \t]*[0-9]{1,7})?"
+    r"(?i)(?:\+[ \u00a0]?)?"  # a leading +
+    r"(?:[0-9]{1,3}[ .\-\u00a0\u2013]?)?"  # a country code or trunk prefix
+    r"(?:\([0-9]{1,4}\)[ .\-\u00a0\u2013]?)?"  # an area code in parentheses
+    # digit groups, each joined by at most one separator (" - ", tabs and double spaces
+    # separate numbers, and so does a note's "(" after them)
+    r"[0-9]+(?:[ .\-\u00a0\u2013]?[0-9]+)*"
+    r"(?:[ \t]*(?:ext(?:ension)?\.?|x|#)[ \t]*[0-9]{1,7})?"  # an extension
 )
 # fewer digits than this are not a phone number ("call after 5", "x12")
 _CANDIDATE_DIGITS = 7
 NO_PHONE_NUMBER = "no phone number"
 _ENTRY_SCHEMA = {
     "index": pl.UInt32,
-    "column": pl.UInt8,
-    "position": pl.UInt8,
+    "column": pl.UInt16,
+    "position": pl.UInt16,
     "cell": pl.String,
     "phone_key": pl.UInt64,
     "phone_error": pl.String,
@@ -329,7 +335,7 @@ def find_numbers(cells: list[pl.Series], default_region: str = "US") -> pl.DataF
             pl.DataFrame(
                 {
                     "index": present.arg_true().cast(pl.UInt32),
-                    "column": pl.repeat(column, int(present.sum()), dtype=pl.UInt8, eager=True),
+                    "column": pl.repeat(column, int(present.sum()), dtype=pl.UInt16, eager=True),
                     "cell": text.filter(present),
                 }
             )
@@ -337,7 +343,7 @@ def find_numbers(cells: list[pl.Series], default_region: str = "US") -> pl.DataF
     entries = pl.concat(frames) if frames else pl.DataFrame(schema=_ENTRY_SCHEMA)
     normalized = normalize_phones(entries.get_column("cell"), region, with_e164=False)
     entries = pl.concat([entries, normalized], how="horizontal").with_columns(
-        position=pl.lit(0, pl.UInt8)
+        position=pl.lit(0, pl.UInt16)
     )
     unsettled = entries.get_column("phone_key").is_null()
     reordered = len(cells) > 1
@@ -355,8 +361,8 @@ def find_numbers(cells: list[pl.Series], default_region: str = "US") -> pl.DataF
                 pl.DataFrame(
                     {
                         "index": pl.Series(missing, dtype=pl.UInt32),
-                        "column": pl.repeat(None, missing.size, dtype=pl.UInt8, eager=True),
-                        "position": pl.repeat(0, missing.size, dtype=pl.UInt8, eager=True),
+                        "column": pl.repeat(None, missing.size, dtype=pl.UInt16, eager=True),
+                        "position": pl.repeat(0, missing.size, dtype=pl.UInt16, eager=True),
                         "cell": pl.repeat("", missing.size, dtype=pl.String, eager=True),
                         "phone_key": pl.repeat(None, missing.size, dtype=pl.UInt64, eager=True),
                         "phone_error": pl.repeat(
@@ -380,6 +386,60 @@ def find_numbers(cells: list[pl.Series], default_region: str = "US") -> pl.DataF
     return entries
 
 
+def _split_run_together(found: pl.DataFrame, region: str) -> pl.DataFrame:
+    """Candidates that are two numbers written with only a space between them
+    (``415 555 0123 212 555 0143``): each is split where both halves are valid numbers.
+    Only the few invalid candidates of many digits are tried, one split point at a time."""
+    long_invalid = found.get_column("phone_key").is_null() & (
+        found.get_column("candidate").str.count_matches("[0-9]") >= 2 * _CANDIDATE_DIGITS
+    )
+    if not bool(long_invalid.any()):
+        return found
+    attempts: list[tuple[int, str, str]] = []
+    for row, text in zip(
+        long_invalid.arg_true().to_list(),
+        found.get_column("candidate").filter(long_invalid).to_list(),
+        strict=True,
+    ):
+        for split in re.finditer(r"[ \u00a0]+", text):
+            attempts.append((row, text[: split.start()], text[split.end() :]))
+    if not attempts:
+        return found
+    halves = pl.Series([half for _row, *pair in attempts for half in pair], dtype=pl.String)
+    keys = normalize_phones(halves, region, with_e164=False).get_column("phone_key").to_list()
+    replacements: dict[int, tuple[int, int]] = {}
+    for (row, _left, _right), left_key, right_key in zip(
+        attempts, keys[0::2], keys[1::2], strict=True
+    ):
+        if row not in replacements and left_key is not None and right_key is not None:
+            replacements[row] = (left_key, right_key)
+    if not replacements:
+        return found
+    rows = found.with_row_index("_found")
+    split_rows = rows.filter(pl.col("_found").is_in(list(replacements)))
+    first = split_rows.with_columns(
+        phone_key=pl.col("_found").replace_strict(
+            {row: pair[0] for row, pair in replacements.items()}, return_dtype=pl.UInt64
+        ),
+        phone_error=pl.lit(None, pl.String),
+    )
+    second = first.with_columns(
+        phone_key=pl.col("_found").replace_strict(
+            {row: pair[1] for row, pair in replacements.items()}, return_dtype=pl.UInt64
+        ),
+        _found=pl.col("_found") + pl.lit(0.5),
+    )
+    kept = rows.filter(~pl.col("_found").is_in(list(replacements)))
+    return (
+        pl.concat(
+            [kept.cast({"_found": pl.Float64}), first.cast({"_found": pl.Float64}), second],
+            how="vertical_relaxed",
+        )
+        .sort("_found")
+        .drop("_found")
+    )
+
+
 def _search_cells(unsettled: pl.DataFrame, region: str) -> pl.DataFrame:
     """The cells that are not one valid number, searched for the numbers in them."""
     unsettled = unsettled.filter(pl.col("cell").str.strip_chars() != "")
@@ -387,20 +447,23 @@ def _search_cells(unsettled: pl.DataFrame, region: str) -> pl.DataFrame:
         unsettled.select("index", "column", "cell", "phone_error")
         .with_columns(candidate=pl.col("cell").str.extract_all(_CANDIDATE))
         .explode("candidate")
+        .with_columns(pl.col("candidate").str.replace_all("\u2013", "-", literal=True))
         .filter(pl.col("candidate").str.count_matches("[0-9]") >= _CANDIDATE_DIGITS)
-    )
-    found = found.with_columns(
-        position=pl.int_range(pl.len()).over("index", "column").cast(pl.UInt8)
     )
     if found.height:
         numbers = normalize_phones(found.get_column("candidate"), region, with_e164=False)
-        found = pl.concat([found.drop("phone_error"), numbers], how="horizontal")
+        found = _split_run_together(
+            pl.concat([found.drop("phone_error"), numbers], how="horizontal"), region
+        )
     else:
         found = found.with_columns(phone_key=pl.lit(None, pl.UInt64))
+    found = found.with_columns(
+        position=pl.int_range(pl.len()).over("index", "column").cast(pl.UInt16)
+    )
     # a cell in which nothing like a number was found stays one invalid entry
     searched_cells = found.select("index", "column").unique()
     empty_handed = unsettled.join(searched_cells, on=["index", "column"], how="anti").with_columns(
-        position=pl.lit(0, pl.UInt8),
+        position=pl.lit(0, pl.UInt16),
         phone_error=pl.when(pl.col("phone_error") == _LETTERS)
         .then(pl.lit("no phone number in '") + pl.col("cell").str.strip_chars() + pl.lit("'"))
         .otherwise(pl.col("phone_error")),

@@ -43,6 +43,13 @@ def clean_lines(result: CleanResult) -> list[str]:
             f"{summary['kept']} to keep ({summary['review']} to review), "
             f"{summary['removed']} to remove, {summary['suppressed']} to suppress"
         )
+    elif summary["mode"] == "blank":
+        head = (
+            f"{summary['input']}: {summary['rows']} rows, all kept: "
+            f"{summary['removed'] + summary['suppressed']} with numbers emptied "
+            f"({summary['removed']} removed, {summary['suppressed']} suppressed), "
+            f"{summary['review']} to review"
+        )
     else:
         head = (
             f"{summary['input']}: {summary['rows']} rows -> {summary['kept']} kept "
@@ -53,6 +60,12 @@ def clean_lines(result: CleanResult) -> list[str]:
         head,
         "  " + ", ".join(f"{verdict} {count}" for verdict, count in summary["verdicts"].items()),
     ]
+    phones = summary["columns"]["phone"]
+    if len(phones) > 1 or summary["numbers"]["checked"] > summary["rows"]:
+        lines.append(
+            f"  checked {summary['numbers']['checked']} numbers in "
+            f"{', '.join(repr(name) for name in phones)}"
+        )
     coverage = summary["coverage"]
     if coverage["start"]:
         lines.append(

@@ -102,7 +102,7 @@ def test_spec_examples_row_by_row_in_strip_mode(tmp_path, spec_history):
     assert _records(result.cleaned_path.read_bytes()) == [header, *kept]
     summary = result.summary()
     assert summary["columns"]["phone"] == ["Phone", "Mobile"]
-    assert summary["rows"] == 6 and summary["numbers"]["checked"] == 7
+    assert summary["rows"] == 6 and summary["numbers"]["checked"] == 8  # 7 numbers, 1 note
     assert summary["kept"] + summary["removed"] + summary["suppressed"] == 6
 
 
@@ -343,3 +343,109 @@ def test_evidence_keeps_its_fraction_of_a_second(tmp_path):
     assert line["verdict"] == "deactivated"  # a tie counts
     assert line["event_date"] == "2024-03-10T11:00:00.250Z"
     assert "at or after consent 2024-03-10T11:00:00.250Z" in line["reason"]
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "415-555-0123 (9am-5pm)",
+        "415-555-0123 (24/7)",
+        "415-555-0123 - 2nd line",
+        "4155550123 (2)",
+        "212-555-0143\t415-555-0123",
+        "(212) 555-0143 (415) 555-0123",
+        "415-555-0123 - 212-555-0143",
+        "415\u2013555\u20130123",
+        "212 555 0143 415 555 0123",
+    ],
+)
+def test_a_number_beside_a_note_or_another_number_is_found(tmp_path, spec_history, cell):
+    source = tmp_path / "contacts.csv"
+    source.write_text(f'Phone,Opt-In Date\n"{cell}",2024-03-05\n')
+    result = _clean(source, spec_history, out_dir=tmp_path)
+    assert result.decisions["verdict"].to_list() == ["deactivated"], cell
+    blank = _clean(source, spec_history, out_dir=tmp_path / "blank", mode="blank")
+    assert blank.cleaned_path.read_text() == "Phone,Opt-In Date\n,2024-03-05\n"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Asst. Phone", "Phone #", "Mobile No.", "Phone (Mobile)", "Phone - Mobile", "Tél", "Handy"],
+)
+def test_phone_columns_named_as_crms_and_countries_write_them(tmp_path, spec_history, header):
+    source = tmp_path / "contacts.csv"
+    source.write_text(f'Phone,"{header}",Opt-In Date\n212-555-0143,415-555-0123,2024-03-05\n')
+    result = _clean(source, spec_history, out_dir=tmp_path)
+    assert result.summary()["columns"]["phone"] == ["Phone", header]
+    assert result.decisions["verdict"].to_list() == ["deactivated"]
+
+
+def test_blank_mode_with_more_than_64_phone_columns(tmp_path, spec_history):
+    names = [f"P{index}" for index in range(70)]
+    source = tmp_path / "wide.csv"
+    cells = [""] * 69 + ["415-555-0123"]
+    source.write_text(
+        ",".join([*names, "Opt-In Date"]) + "\n" + ",".join([*cells, "2024-03-05"]) + "\n"
+    )
+    result = _clean(
+        source,
+        spec_history,
+        out_dir=tmp_path,
+        mode="blank",
+        columns=ColumnChoice(phones=tuple(names)),
+    )
+    assert result.cleaned_path.read_text().splitlines()[1] == "," * 70 + "2024-03-05"
+
+
+def test_an_id_column_that_is_also_a_phone_column(tmp_path, spec_history):
+    source = tmp_path / "contacts.csv"
+    source.write_text("Phone,Opt-In Date\n415-555-0123,2024-03-05\n")
+    result = _clean(source, spec_history, out_dir=tmp_path, columns=ColumnChoice(id="Phone"))
+    assert result.decisions["id"].to_list() == ["415-555-0123"]
+    assert result.decisions["verdict"].to_list() == ["deactivated"]
+
+
+def test_a_cr_only_file_with_a_line_break_inside_a_cell(tmp_path, spec_history):
+    source = tmp_path / "mac.csv"
+    source.write_bytes(
+        b'Id,Phone,Opt-In Date\r1,"Mobile: 415-555-0123\nHome: 212-555-0143",2024-03-05\r'
+        b"2,212-555-0143,2024-03-05\r"
+    )
+    result = _clean(source, spec_history, out_dir=tmp_path)
+    assert result.decisions["verdict"].to_list() == ["deactivated", "ok"]
+    assert result.cleaned_path.read_bytes() == b"Id,Phone,Opt-In Date\r2,212-555-0143,2024-03-05\r"
+
+
+def test_change_list_cells_that_look_like_formulas_are_neutralized(tmp_path, spec_history):
+    source = tmp_path / "contacts.csv"
+    source.write_text(
+        'Id,Phone,Opt-In Date\n"=HYPERLINK(""http://x"",""c"")",=4155550123,2024-03-05\n'
+        "@SUM(1),+1 (415) 555-0123,2024-03-05\n"
+        '"+cmd|\' /C calc\'!A0","-415-555-0123",2024-03-05\n'
+    )
+    result = _clean(source, spec_history, out_dir=tmp_path, columns=ColumnChoice(id="Id"))
+    lines = list(csv.DictReader(io.StringIO(result.changes_path.read_text())))
+    assert [line["id"] for line in lines] == [
+        '\'=HYPERLINK("http://x","c")',
+        "'@SUM(1)",
+        "'+cmd|' /C calc'!A0",
+    ]
+    assert [line["phone"] for line in lines] == [
+        "'=4155550123",
+        "+1 (415) 555-0123",
+        "-415-555-0123",
+    ]
+
+
+def test_the_day_first_hint_reads_values_with_a_time(tmp_path, spec_history):
+    source = tmp_path / "contacts.csv"
+    source.write_text(
+        "Phone,Opt-In Date\n4155550123,13/03/2024 14:30\n4155550123,n/a\n4155550123,n/a\n"
+    )
+    problems = _clean(source, spec_history, out_dir=tmp_path).summary()["consent"]
+    assert problems["hint"] == "--consent-format '%d/%m/%Y %H:%M'"
+    assert problems["examples"] == ["13/03/2024 14:30", "n/a"]
+    fixed = _clean(
+        source, spec_history, out_dir=tmp_path / "fixed", consent_format="%d/%m/%Y %H:%M"
+    )
+    assert fixed.summary()["consent"]["unreadable"] == 2  # the two n/a
