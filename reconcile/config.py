@@ -175,12 +175,24 @@ def load_config(path: Path) -> RunConfig:
 
     ledger = _Reader(path, "[ledger]", document.get("ledger", {}), {"data_dir": str})
     data_dir = ledger.get("data_dir")
+    if data_dir is not None and not data_dir.strip():
+        ledger.fail("data_dir", "empty: name the folder of the ledger, or leave the key out")
     output = _Reader(path, "[output]", document.get("output", {}), {"dir": str})
 
     raw_inputs = top.get("inputs")
     if not raw_inputs:
         top.fail("inputs", "no [[inputs]]: name at least one contact file to clean")
     inputs = [_input(path, base, index, table) for index, table in enumerate(raw_inputs, start=1)]
+    names: dict[str, int] = {}
+    for index, item in enumerate(inputs, start=1):
+        if item.path.name in names:
+            top.fail(
+                "inputs",
+                f"[inputs][{names[item.path.name]}] and [inputs][{index}] are both named "
+                f"{item.path.name!r}: their outputs would have the same names in the run's "
+                "folder; rename one of the files",
+            )
+        names[item.path.name] = index
     return RunConfig(
         path=path,
         infobip=infobip,

@@ -84,13 +84,28 @@ def _assemble(
     ).str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
 
 
-def _localize(naive: pl.Expr, timezone: str) -> pl.Expr:
+def _localize(naive: pl.Expr, timezone: str, date_only: pl.Expr | None = None) -> pl.Expr:
     # An ambiguous wall time (the repeated DST hour) takes its earlier instant: an earlier
     # boundary lets more events count as after consent, the safe side. A wall time that
     # never existed (the skipped hour) is unparseable rather than guessed.
-    return naive.dt.replace_time_zone(
+    localized = naive.dt.replace_time_zone(
         timezone, ambiguous="earliest", non_existent="null"
     ).dt.convert_time_zone("UTC")
+    if date_only is None:
+        return localized
+    # A date means the first instant of that local day. Where the clocks skip midnight
+    # (America/Santiago 2024-09-08, America/Havana 2024-03-10) that is the moment they
+    # jump: the previous midnight and 24 hours.
+    previous_midnight = (
+        (naive - pl.duration(days=1))
+        .dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone("UTC")
+    )
+    return (
+        pl.when(localized.is_null() & date_only)
+        .then(previous_midnight + pl.duration(days=1))
+        .otherwise(localized)
+    )
 
 
 def _iso_boundary(text: pl.Expr, timezone: str) -> pl.Expr:
@@ -113,7 +128,7 @@ def _iso_boundary(text: pl.Expr, timezone: str) -> pl.Expr:
     with_offset = (naive - pl.duration(minutes=offset_total)).dt.replace_time_zone("UTC")
     return (
         pl.when(offset.is_null())
-        .then(_localize(naive, timezone))
+        .then(_localize(naive, timezone, hour.is_null()))
         .when(offset_valid)
         .then(with_offset)
     )
@@ -138,14 +153,17 @@ def _us_boundary(text: pl.Expr, timezone: str) -> pl.Expr:
     hour_text = pl.when(hour.is_null()).then(None).otherwise(hour_24.cast(pl.String))
     naive = _assemble(year, month, day, hour_text, minute, second)
     invalid_meridiem = hour.is_not_null() & meridiem.is_not_null() & hour_24.is_null()
-    return pl.when(invalid_meridiem).then(None).otherwise(_localize(naive, timezone))
+    return (
+        pl.when(invalid_meridiem).then(None).otherwise(_localize(naive, timezone, hour.is_null()))
+    )
 
 
 def _custom_boundary(text: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
     parsed = text.str.strptime(pl.Datetime("us"), fmt, strict=False)
     if "%z" in fmt or "%:z" in fmt or "%#z" in fmt:
         return parsed.dt.convert_time_zone("UTC")
-    return _localize(parsed, timezone)
+    has_time = any(code in fmt for code in ("%H", "%I", "%M", "%S", "%T", "%R", "%X", "%c"))
+    return _localize(parsed, timezone, None if has_time else pl.lit(True))
 
 
 def parse_consent(

@@ -34,8 +34,8 @@ __all__ = [
 ]
 
 
-def clean_lines(result: CleanResult) -> list[str]:
-    """The short summary of one reconciled file."""
+def clean_lines(result: CleanResult, written: bool = True) -> list[str]:
+    """The short summary of one reconciled file (``written``: its outputs were)."""
     summary = result.summary()
     if summary["mode"] == "flag":
         head = (
@@ -77,11 +77,14 @@ def clean_lines(result: CleanResult) -> list[str]:
     if summary["blank_rows_skipped"]:
         lines.append(f"  {summary['blank_rows_skipped']} blank row(s) skipped")
     lines.extend(f"  warning: {warning}" for warning in summary["warnings"])
-    outputs = summary["outputs"]
-    written = [outputs["cleaned"], outputs["changes"]]
-    if outputs["report"]:
-        written.append(outputs["report"])
-    lines.append(f"  wrote {', '.join(written[:-1])} and {written[-1]}")
+    if written:
+        outputs = summary["outputs"]
+        paths = [outputs["cleaned"], outputs["changes"]]
+        if outputs["report"]:
+            paths.append(outputs["report"])
+        lines.append(f"  wrote {', '.join(paths[:-1])} and {paths[-1]}")
+    else:
+        lines.append("  nothing written (dry run)")
     return lines
 
 
@@ -112,7 +115,7 @@ def run_lines(report: RunReport) -> list[str]:
     if fetched is not None:
         lines.append(f"  fetched {len(fetched['fetched'])} report(s) of {fetched['listed']} listed")
     for item in report.inputs:
-        lines.extend(clean_lines(item.result))
+        lines.extend(clean_lines(item.result, written=not report.dry_run))
         lines.append("  " + changes_line(item.changes))
     lines.extend(f"attention: {line}" for line in summary["attention"])
     return lines

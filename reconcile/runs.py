@@ -47,6 +47,7 @@ class Attention(enum.Enum):
     FETCH_FAILED = "fetch_failed"
     REPORTS_FAILED = "reports_failed"
     STALE_HISTORY = "stale_history"
+    NO_HISTORY = "no_history"
 
 
 @dataclass(frozen=True)
@@ -298,6 +299,14 @@ def run_once(
                 )
             )
     history = ledger.history()  # one manifest; its files stay while they are read
+    if history.reports.height == 0:
+        attention.append(
+            Notice(
+                Attention.NO_HISTORY,
+                f"the ledger at {ledger.root} holds no history: every contact is unverified "
+                "(check data_dir, or run `reconcile fetch`)",
+            )
+        )
     runs = RunHistory(data_dir)
     folder, done = clean_inputs(config, history, runs, now, dry_run=dry_run)
     if any(item.result.stale_history for item in done):

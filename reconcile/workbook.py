@@ -10,6 +10,7 @@ starts with ``=`` is written as text.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["EXCEL_MAX_ROWS", "RunInfo", "file_sha256", "write_audit_workbook"]
 
 EXCEL_MAX_ROWS = 1_048_576
+# characters a workbook cannot hold (XML 1.0): shown as U+FFFD; the change list keeps them
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_CONTROL_CLASS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 ACTION_SHEETS = (("remove", "Remove"), ("suppress", "Suppress"), ("review", "Review"))
 EVIDENCE_COLUMNS = (
     ("row", "Row", 7),
@@ -86,6 +90,8 @@ class _Sheet:
 
         cells: list[Any] = list(values)
         for index, value in enumerate(cells):
+            if isinstance(value, str) and _CONTROL.search(value):
+                value = cells[index] = _CONTROL.sub("\ufffd", value)
             if isinstance(value, str) and value.startswith("="):
                 cell = WriteOnlyCell(self.sheet, value=value)
                 cell.data_type = "s"  # text that looks like a formula stays text
@@ -155,7 +161,9 @@ def _evidence(workbook: Any, decisions: pl.DataFrame) -> None:
     text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     # Rows holding text that Excel would take for a formula are found at once; every
     # other row goes to the sheet as it is (event_at is a naive UTC datetime already).
-    formula_like = pl.any_horizontal(pl.col(text).str.starts_with("=")).fill_null(False)
+    formula_like = pl.any_horizontal(
+        pl.col(text).str.starts_with("=") | pl.col(text).str.contains(_CONTROL_CLASS)
+    ).fill_null(False)
     for action, title in ACTION_SHEETS:
         chosen = frame.filter(pl.col("action") == action).drop("action")
         careful = chosen.select(formula_like).to_series().to_list()
@@ -233,7 +241,8 @@ def _deactivations(workbook: Any, history: History) -> None:
         .filter(pl.col("type").is_in([DEACTIVATION, ACTIVATION]))
         .with_columns(
             week=pl.col("occurred_at").dt.truncate("1w").dt.replace_time_zone(None),
-            network=pl.col("network_name").fill_null("(operator not named)"),
+            # prefixed, so that no operator name (say "week") meets the index column
+            network=pl.lit("op:") + pl.col("network_name").fill_null("(operator not named)"),
         )
         .group_by("week", "network")
         .agg(count=pl.len())
@@ -246,7 +255,9 @@ def _deactivations(workbook: Any, history: History) -> None:
         else pl.DataFrame({"week": []})
     )
     sheet = _Sheet(
-        workbook, "Deactivations", [("Week starting (UTC)", 20)] + [(name, 18) for name in networks]
+        workbook,
+        "Deactivations",
+        [("Week starting (UTC)", 20)] + [(name.removeprefix("op:"), 18) for name in networks],
     )
     for row in table.select(["week", *networks]).iter_rows():
         sheet.append(row)

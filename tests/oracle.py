@@ -150,9 +150,11 @@ def _to_utc(
 
 def _first_instant_of(day: date, zone: ZoneInfo) -> datetime | None:
     """The first instant of a local day (midnight, or the end of a gap that skips it)."""
-    start = datetime.combine(day, time(0), tzinfo=zone)
-    if start.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == start.replace(tzinfo=None):
-        return start.astimezone(UTC)
+    for minutes in range(0, 24 * 60):
+        wall = datetime.combine(day, time(0)) + timedelta(minutes=minutes)
+        local = wall.replace(tzinfo=zone)
+        if local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
+            return local.astimezone(UTC)
     return None
 
 

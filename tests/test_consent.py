@@ -112,3 +112,21 @@ def test_api_dates_in_both_metadata_shapes():
         "2024-03-19T00:00:00+00:00",
         None,
     ]
+
+
+@pytest.mark.parametrize(
+    ("timezone", "value", "expected"),
+    [
+        ("America/Santiago", "2024-09-08", "2024-09-08T04:00:00+00:00"),  # 00:00 -> 01:00
+        ("America/Havana", "2024-03-10", "2024-03-10T05:00:00+00:00"),
+        ("America/Santiago", "9/8/2024", "2024-09-08T04:00:00+00:00"),
+    ],
+)
+def test_a_date_whose_midnight_never_existed_starts_when_the_clocks_jump(timezone, value, expected):
+    from tests import oracle
+
+    parsed = parse_consent(pl.Series([value]), timezone).row(0)
+    assert parsed[1] == "parsed" and parsed[0].isoformat() == expected
+    assert oracle.consent_boundary(value, timezone).isoformat() == expected
+    # a time written in the skipped hour stays unparseable
+    assert parse_consent(pl.Series([value + " 00:30"]), timezone).row(0)[1] == "unparseable"

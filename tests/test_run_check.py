@@ -279,3 +279,33 @@ def test_run_says_why_it_needs_attention(setup):
         Attention.FETCH_FAILED,
         Attention.STALE_HISTORY,
     ]
+
+
+def test_a_run_without_history_needs_attention_and_a_dry_run_says_it_wrote_nothing(
+    run_cli, tmp_path, monkeypatch
+):
+    (tmp_path / "contacts.csv").write_text(CONTACTS)
+    monkeypatch.delenv("RECONCILE_DATA_DIR")
+    config = write_config(
+        tmp_path, '[ledger]\ndata_dir = "typo-dir"\n[[inputs]]\npath = "contacts.csv"\n'
+    )
+    result = run_cli("run", "--config", config)
+    assert result.exit_code == 3
+    assert "holds no history: every contact is unverified" in result.stdout
+    dry = run_cli("run", "--config", config, "--dry-run")
+    assert "nothing written (dry run)" in dry.stdout and "wrote" not in dry.stdout
+    empty = write_config(tmp_path, '[ledger]\ndata_dir = ""\n[[inputs]]\npath = "contacts.csv"\n')
+    refused = run_cli("run", "--config", empty)
+    assert refused.exit_code == 1 and "[ledger].data_dir: empty" in refused.stderr
+
+
+def test_two_inputs_with_one_file_name_are_refused(run_cli, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "contacts.csv").write_text(CONTACTS)
+    config = write_config(
+        tmp_path, '[[inputs]]\npath = "a/contacts.csv"\n[[inputs]]\npath = "b/contacts.csv"\n'
+    )
+    result = run_cli("run", "--config", config)
+    assert result.exit_code == 1
+    assert "[inputs][1] and [inputs][2] are both named 'contacts.csv'" in result.stderr

@@ -6,11 +6,13 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import json
 
 import openpyxl
 import pytest
 
 import reconcile.workbook
+from reconcile.columns import ColumnChoice
 from tests.helpers import run_clean
 
 CONTACTS = (
@@ -126,3 +128,53 @@ def test_no_report_option(tmp_path, history_dir):
     [result] = run_clean(source, history_dir, report=False)
     assert result.report_path is None
     assert not (tmp_path / "contacts.report.xlsx").exists()
+
+
+def test_control_characters_and_an_operator_named_week_make_a_workbook(tmp_path):
+    from reconcile.changefiles import load_change_files
+    from reconcile.clean import CleanOptions, clean_files
+    from tests.helpers import NOW
+
+    folder = tmp_path / "history"
+    folder.mkdir()
+    metadata = {
+        "results": [
+            {
+                "reportId": "r1",
+                "networkName": "week",
+                "dateFrom": "2024-03-01",
+                "dateTo": "2024-06-01",
+            },
+            {
+                "reportId": "r2",
+                "networkName": "Evil\x01\x1b[31m",
+                "dateFrom": "2024-03-01",
+                "dateTo": "2024-06-01",
+            },
+        ]
+    }
+    (folder / "meta.json").write_text(json.dumps(metadata))
+    for report_id, number in (("r1", "14155550101"), ("r2", "14155550102")):
+        (folder / f"{report_id}.json").write_text(
+            json.dumps(
+                {
+                    "results": [
+                        {
+                            "date": "2024-03-10T11:00:00.000+0000",
+                            "destination": number,
+                            "type": "DEACTIVATION",
+                        }
+                    ]
+                }
+            )
+        )
+    source = tmp_path / "contacts.csv"
+    source.write_text(
+        'Id,Phone,Opt-In Date\n"a\x01b",4155550101,2024-03-05\nc,4155550102,2024-03-05\n'
+    )
+    [result] = clean_files(
+        [source], load_change_files([folder]), CleanOptions(columns=ColumnChoice(id="Id")), NOW
+    )
+    workbook = openpyxl.load_workbook(result.report_path)
+    assert workbook["Remove"]["B2"].value == "a\ufffdb"
+    assert workbook["Deactivations"]["B1"].value in ("week", "Evil\ufffd\ufffd[31m")
