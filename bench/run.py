@@ -132,7 +132,7 @@ def versions() -> dict[str, str]:
         "reconcile",
         "polars",
         "numpy",
-        "fastexcel",
+        "python-calamine",
         "openpyxl",
         "pandas",
         "duckdb",

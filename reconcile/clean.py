@@ -605,9 +605,10 @@ def _add_xlsx(
     numbers: pl.DataFrame,
     notable: pl.DataFrame,
 ) -> None:
-    sheet = table.sheet
-    if sheet is None:
+    sheet, cells = table.sheet, table.sheet_cells
+    if sheet is None or cells is None:
         return
+    header_cells, sheet_rows = cells
     keep = np.ones(rows.height, dtype=bool) if mode != "strip" else _kept(rows)
     extra = None
     if mode == "flag":
@@ -617,19 +618,20 @@ def _add_xlsx(
             .with_columns(phone_e164=listed)
             .select([pl.col(source).alias(name) for name, source in FLAG_COLUMNS.items()])
         )
-    blank: dict[int, list[str]] | None = None
+    blank: dict[int, list[int]] | None = None
     if mode == "blank":
         blank = {}
         dropped = numbers.filter(
             pl.col("action").is_in(list(DROPPED_ACTIONS)) & pl.col("column").is_not_null()
         )
         positions = dict(zip(rows.get_column("row").to_list(), range(rows.height), strict=True))
+        where = [table.columns.index(name) for name in table.phone_columns]
         for row, column in dropped.select("row", "column").unique(maintain_order=True).iter_rows():
-            blank.setdefault(positions[row], []).append(table.phone_columns[column])
+            blank.setdefault(positions[row], []).append(where[column])
     batch.add(
         target,
         lambda temporary: write_xlsx_cleaned(
-            table.path, sheet, table.row_count, keep, extra, temporary, blank
+            header_cells, sheet_rows, sheet, keep, extra, temporary, blank
         ),
         last=True,
     )

@@ -57,6 +57,8 @@ class ContactTable:
     sheet: str | None = None
     csv: CsvSource | None = None
     loaded: pl.DataFrame | None = None
+    # XLSX: the header's and every data row's cells as read, for the cleaned workbook
+    sheet_cells: tuple[list[object], list[list[object]]] | None = None
 
     def value_chunks(self, rows: int) -> Iterator[pl.DataFrame]:
         """The values, ``rows`` data rows at a time, in order."""
@@ -125,6 +127,7 @@ def read_contacts(
             blank_rows=book.blank_rows,
             sheet=book.sheet,
             loaded=book.values,
+            sheet_cells=(book.header_cells, book.rows),
         )
     if head == _ZIP_MAGIC:
         raise UnsupportedFormatError(

@@ -1,20 +1,25 @@
-"""XLSX contact files: choosing the sheet, reading it with calamine, writing kept rows.
+"""XLSX contact files: choosing the sheet, reading it once, writing the kept rows.
 
-The sheet's values are read as text by calamine (fastexcel); the cleaned workbook is
-written by openpyxl with each kept cell's value and type (number, date, text). A
-workbook that would unpack to far more than any contact list is refused before either
-library opens it.
+One reading decides and writes: the sheet's cells are read once (by calamine, or by
+openpyxl for a sheet that holds error cells such as ``#N/A``, which calamine reads as
+empty), the needed columns become text for the decisions, and the cleaned workbook is
+written from those same cells, each with its value and type (number, date, text,
+error). The rows and columns written are exactly the ones decided, whatever the sheet's
+``<dimension>`` says. A workbook that would unpack to far more than any contact list is
+refused before either library opens it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
+import operator
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +30,7 @@ from reconcile.columns import ChosenColumns, ColumnChoice, MissingConsentColumn,
 from reconcile.errors import InputError, UnsupportedFormatError
 
 __all__ = [
+    "CellError",
     "XlsxContacts",
     "choose_sheet",
     "read_xlsx_contacts",
@@ -34,29 +40,25 @@ __all__ = [
 
 _WORKBOOK_XML_LIMIT = 4 << 20  # the sheet list; a bigger workbook.xml is not a real one
 _MAX_UNPACKED = 8 << 30  # Excel's own limits keep real workbooks far below this
+_ERROR_CELL = re.compile(rb'<c\b[^>]*\bt="e"')
+
+
+class CellError(str):
+    """An error cell's text (``#N/A``): written back as an error, not as text."""
 
 
 @dataclass(frozen=True)
 class XlsxContacts:
-    """A sheet as read: its header, the chosen columns, and every row's needed values."""
+    """A sheet as read: its header, the chosen columns, every row's needed values as
+    text, and every data row's cells as read (for the cleaned workbook)."""
 
     header: list[str]
     chosen: ChosenColumns
     sheet: str
     values: pl.DataFrame
     blank_rows: int
-
-
-def _open_workbook_reader(path: Path) -> Any:
-    import fastexcel
-
-    try:
-        return fastexcel.read_excel(path)
-    except Exception as error:  # noqa: BLE001  (fastexcel raises its own untyped errors)
-        raise UnsupportedFormatError(
-            f"{path.name} cannot be read as an Excel workbook ({first_line(error)}); "
-            "open it in Excel and save it again as .xlsx."
-        ) from None
+    header_cells: list[object]
+    rows: list[list[object]]
 
 
 def choose_sheet(path: Path, names: list[str], visible: list[bool], sheet: str | None) -> int:
@@ -80,67 +82,156 @@ def choose_sheet(path: Path, names: list[str], visible: list[bool], sheet: str |
 
 
 def read_xlsx_contacts(path: Path, choice: ColumnChoice, sheet: str | None) -> XlsxContacts:
-    """Read the chosen sheet's needed columns as text; blank rows are left out."""
+    """Read the chosen sheet once; blank rows are left out."""
     refuse_zip_bomb(path)
-    reader = _open_workbook_reader(path)
-    names = list(reader.sheet_names)
+    names = _sheet_names(path)
     sheet_index = choose_sheet(path, names, _sheet_visibility(path, names), sheet)
+    name = names[sheet_index]
     try:
-        loaded = reader.load_sheet(sheet_index, header_row=None, dtypes="string")
-        frame = loaded.to_polars()
-    except Exception as error:  # noqa: BLE001  (fastexcel raises its own untyped errors)
-        raise UnsupportedFormatError(
-            f"{path.name}: sheet {names[sheet_index]!r} cannot be read ({first_line(error)})."
-        ) from None
-    if frame.width == 0 or frame.height == 0:
-        raise InputError(f"{path.name}: sheet {names[sheet_index]!r} is empty.")
-    frame = frame.select(pl.all().cast(pl.String)).with_row_index("_position")
-    non_blank = frame.select(
-        pl.any_horizontal(
-            [
-                pl.col(name).is_not_null() & (pl.col(name) != "")
-                for name in frame.columns
-                if name != "_position"
-            ]
+        cells = (
+            _openpyxl_cells(path, name)
+            if _holds_error_cells(path)
+            else _calamine_cells(path, sheet_index)
         )
-    ).to_series()
-    frame = frame.filter(non_blank)
-    positions = frame.get_column("_position")
-    frame = frame.drop("_position")
-    header = [value if value is not None else "" for value in frame.row(0)]
-    data = frame.slice(1)
+    except (UnsupportedFormatError, InputError):
+        raise
+    except BaseException as error:
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            raise
+        raise UnsupportedFormatError(
+            f"{path.name}: sheet {name!r} cannot be read ({first_line(error)}); open it in "
+            "Excel and save it again as .xlsx."
+        ) from None
+    # a row is blank when every cell is empty ("" or None; counted in C, not compared)
+    filled = [
+        index for index, row in enumerate(cells) if row.count("") + row.count(None) != len(row)
+    ]
+    if not filled:
+        raise InputError(f"{path.name}: sheet {name!r} is empty.")
+    header_at = filled[0]
+    width = max(len(row) for row in cells)
+    if any(len(row) != width for row in cells):
+        cells = [list(row) + [None] * (width - len(row)) for row in cells]
+    header_cells = list(cells[header_at])
+    header = [_text(value) or "" for value in header_cells]
+    data_at = filled[1:]
+    rows = [cells[index] for index in data_at]
     try:
         chosen = choose_columns(path, header, choice)
     except MissingConsentColumn as error:
         error.sample = {
-            name: data.get_column(column).head(200).to_list()
-            for name, column in zip(header, data.columns, strict=True)
+            column: [_text(row[index]) for row in rows[:200]] for index, column in enumerate(header)
         }
         raise
-    if data.height == 0:
-        raise InputError(f"{path.name}: sheet {names[sheet_index]!r} has a header but no rows.")
-    by_name = dict(zip(header, data.columns, strict=True))
+    if not rows:
+        raise InputError(f"{path.name}: sheet {name!r} has a header but no rows.")
+
+    def text_of(column: str) -> pl.Series:
+        values = map(operator.itemgetter(header.index(column)), rows)
+        return pl.Series(list(map(_text, values)), dtype=pl.String)
+
     values = pl.DataFrame(
         {
             # as a spreadsheet numbers them: the header is row 0, blank rows count
-            "row": (positions.slice(1) - positions[0]).cast(pl.UInt32),
-            **{
-                f"phone_{index}": data.get_column(by_name[name])
-                for index, name in enumerate(chosen.phones)
-            },
-            "consent": data.get_column(by_name[chosen.consent]),
-            "id": data.get_column(by_name[chosen.id])
+            "row": pl.Series([index - header_at for index in data_at], dtype=pl.UInt32),
+            **{f"phone_{index}": text_of(column) for index, column in enumerate(chosen.phones)},
+            "consent": text_of(chosen.consent),
+            "id": text_of(chosen.id)
             if chosen.id
-            else pl.repeat(None, data.height, dtype=pl.String, eager=True),
+            else pl.repeat(None, len(rows), dtype=pl.String, eager=True),
         }
     )
     return XlsxContacts(
         header=header,
         chosen=chosen,
-        sheet=names[sheet_index],
+        sheet=name,
         values=values,
-        blank_rows=int((~non_blank).sum()),
+        blank_rows=len(cells) - header_at - 1 - len(rows),
+        header_cells=header_cells,
+        rows=rows,
     )
+
+
+def _text(value: object) -> str | None:
+    """A cell as text, as the phone and consent rules read it; None when empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _sheet_names(path: Path) -> list[str]:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        return list(CalamineWorkbook.from_path(str(path)).sheet_names)
+    except BaseException as error:
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            raise
+        raise UnsupportedFormatError(
+            f"{path.name} cannot be read as an Excel workbook ({first_line(error)}); "
+            "open it in Excel and save it again as .xlsx."
+        ) from None
+
+
+def _calamine_cells(path: Path, sheet_index: int) -> list[list[object]]:
+    from python_calamine import CalamineWorkbook
+
+    sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(sheet_index)
+    # from A1, so that positions are the sheet's own rows and columns ("" is an empty cell)
+    return cast("list[list[object]]", sheet.to_python(skip_empty_area=False))
+
+
+def _openpyxl_cells(path: Path, sheet: str) -> list[list[object]]:
+    """Every row of ``sheet`` as openpyxl reads it, the ``<dimension>`` ignored and error
+    cells kept as `CellError`."""
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        worksheet = workbook[sheet]
+        worksheet.reset_dimensions()  # the sheet's own <dimension> may lie
+        rows: list[list[object]] = []
+        for row in worksheet.iter_rows():
+            values: list[object] = []
+            for cell in row:
+                value = getattr(cell, "value", None)
+                if getattr(cell, "data_type", None) == "e" and isinstance(value, str):
+                    value = CellError(value)
+                values.append(value)
+            column = getattr(row[0], "column", 1) if row else 1
+            rows.append([None] * (column - 1) + values)
+        return rows
+    finally:
+        workbook.close()
+
+
+def _holds_error_cells(path: Path) -> bool:
+    """Whether any worksheet holds an error cell (``t="e"``), which calamine reads as
+    empty; the inflation is bounded by what is read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.startswith("xl/worksheets/"):
+                    continue
+                with archive.open(info) as stream:
+                    tail = b""
+                    while block := stream.read(1 << 20):
+                        if _ERROR_CELL.search(tail + block):
+                            return True
+                        tail = block[-64:]
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return False
 
 
 def refuse_zip_bomb(path: Path) -> None:
@@ -176,78 +267,53 @@ def _sheet_visibility(path: Path, names: list[str]) -> list[bool]:
     return [name not in hidden for name in names]
 
 
-def _iter_rows(path: Path, sheet: str) -> Iterator[tuple[Any, ...]]:
-    """Yield the non-blank rows of ``sheet`` as openpyxl read-only cells, header first."""
-    import openpyxl
-
-    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    try:
-        worksheet = workbook[sheet]
-        for row in worksheet.iter_rows():
-            if any(cell.value is not None and cell.value != "" for cell in row):
-                yield row
-    finally:
-        workbook.close()
-
-
 def write_xlsx_cleaned(
-    path: Path,
+    header_cells: Sequence[object],
+    rows: Sequence[Sequence[object]],
     sheet: str,
-    row_count: int,
     keep: npt.NDArray[np.bool_],
     extra: pl.DataFrame | None,
     target: Path,
-    blank: dict[int, list[str]] | None = None,
+    blank: dict[int, list[int]] | None = None,
 ) -> None:
-    """Write the kept rows of ``path``'s ``sheet``, each cell with its value and type.
-
-    ``blank`` (blank mode) maps a data row's position to the names of the phone columns
-    whose cells are emptied.
-    """
+    """Write the header and the kept ``rows`` (as read), each cell with its value and
+    type; ``blank`` (blank mode) maps a row to the column indexes of the phone cells
+    emptied; ``extra`` (flag mode) adds columns."""
     import openpyxl
     from openpyxl.cell import WriteOnlyCell
 
     workbook = openpyxl.Workbook(write_only=True)
     worksheet = workbook.create_sheet(title=sheet)
+
+    def careful(values: list[Any]) -> list[Any]:
+        for index, value in enumerate(values):
+            if isinstance(value, CellError):
+                cell = WriteOnlyCell(worksheet, value=str(value))
+                cell.data_type = "e"
+                values[index] = cell
+            elif isinstance(value, str) and value.startswith("="):
+                cell = WriteOnlyCell(worksheet, value=value)
+                cell.data_type = "s"  # text that starts with "=" stays text
+                values[index] = cell
+        return values
+
     extra_rows = extra.rows() if extra is not None else None
-    width = 0
-    seen = -1
-    column_of: dict[str, int] = {}
-
-    def cell(value: Any, number_format: str | None = None) -> Any:
-        written = WriteOnlyCell(worksheet, value=value)
-        if isinstance(value, str) and written.data_type == "f":
-            written.data_type = "s"  # text that starts with "=" stays text
-        if number_format and number_format != "General":
-            written.number_format = number_format
-        return written
-
-    for seen, row in enumerate(_iter_rows(path, sheet)):
-        if seen == 0:
-            width = len(row)
-            for index, source in enumerate(row):
-                value = getattr(source, "value", None)
-                column_of.setdefault("" if value is None else str(value), index)
-        elif seen > row_count or not keep[seen - 1]:
-            continue
-        cells = [
-            cell(getattr(source, "value", None), getattr(source, "number_format", None))
-            for source in row
-        ]
-        if blank and seen > 0:
-            for name in blank.get(seen - 1, ()):
-                column = column_of.get(name)
-                if column is not None and column < len(cells):
-                    cells[column] = cell(None)
-        if extra is not None and extra_rows is not None:
-            cells.extend(cell(None) for _ in range(width - len(cells)))
-            cells.extend(
-                cell(value) for value in (extra.columns if seen == 0 else extra_rows[seen - 1])
-            )
-        worksheet.append(cells)
-    if seen != row_count:
-        raise InputError(
-            f"{path.name}: the sheet changed while it was read ({row_count} rows "
-            f"first, {max(seen, 0)} now); run again."
+    worksheet.append(
+        careful(
+            [
+                *(None if value == "" else value for value in header_cells),
+                *(extra.columns if extra is not None else []),
+            ]
         )
+    )
+    for position, row in enumerate(rows):
+        if not keep[position]:
+            continue
+        values = [None if value == "" else value for value in row]
+        if blank and position in blank:
+            for column in blank[position]:
+                values[column] = None
+        if extra_rows is not None:
+            values.extend(extra_rows[position])
+        worksheet.append(careful(values))
     workbook.save(target)

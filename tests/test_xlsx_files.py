@@ -245,3 +245,75 @@ def test_a_zip_bomb_disguised_as_xlsx_is_refused(tmp_path):
         archive.writestr("xl/worksheets/sheet1.xml", b" " * (300 << 20))
     with pytest.raises(UnsupportedFormatError, match="would unpack to 300 MiB from 0 MiB"):
         read_contacts(source, ColumnChoice())
+
+
+def _rewrite_sheet(path, change):
+    """Rewrite the first worksheet's XML of ``path`` with ``change(xml) -> xml``."""
+    import zipfile
+
+    entries = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            entries[info.filename] = archive.read(info)
+    entries["xl/worksheets/sheet1.xml"] = change(
+        entries["xl/worksheets/sheet1.xml"].decode()
+    ).encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+
+
+def _spec_sheet(path):
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Contacts"
+    sheet.append(["Id", "Opt-In Date", "Phone"])
+    sheet.append(["A", "2024-03-20", "(415) 555-0103"])  # ok
+    sheet.append(["B", "2024-03-09", "(415) 555-0101"])  # deactivated
+    sheet.append(["C", "2024-03-20", "(415) 555-0104"])  # ok
+    workbook.save(path)
+
+
+@pytest.mark.parametrize("dimension", ["A1:C4", "A1:B4", "A1:C2", "A1:Z99"])
+def test_a_lying_dimension_changes_nothing_decided_or_written(tmp_path, history_dir, dimension):
+    import re as regex
+
+    source = tmp_path / "contacts.xlsx"
+    _spec_sheet(source)
+    _rewrite_sheet(
+        source,
+        lambda xml: regex.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="{dimension}"/>', xml),
+    )
+    [result] = run_clean(
+        source, history_dir, columns=ColumnChoice(id="Id"), out_dir=tmp_path / "out"
+    )
+    assert result.decisions["verdict"].to_list() == ["ok", "deactivated", "ok"]
+    cleaned = openpyxl.load_workbook(result.cleaned_path).active
+    rows = [list(row) for row in cleaned.iter_rows(values_only=True)]
+    assert rows == [
+        ["Id", "Opt-In Date", "Phone"],
+        ["A", "2024-03-20", "(415) 555-0103"],
+        ["C", "2024-03-20", "(415) 555-0104"],
+    ]
+
+
+def test_a_row_of_error_cells_is_a_row_and_error_cells_stay_errors(tmp_path, history_dir):
+    source = tmp_path / "contacts.xlsx"
+    _spec_sheet(source)
+    workbook = openpyxl.load_workbook(source)
+    sheet = workbook.active
+    sheet.append(["D", "2024-03-20", "(415) 555-0104"])
+    sheet.append([None, None, None])
+    for cell in ("A6", "B6", "C6"):
+        sheet[cell] = "#N/A"
+        sheet[cell].data_type = "e"
+    workbook.save(source)
+    [result] = run_clean(
+        source, history_dir, columns=ColumnChoice(id="Id"), out_dir=tmp_path / "out"
+    )
+    assert result.summary()["rows"] == 5
+    assert result.decisions["verdict"].to_list()[-1] == "invalid_number"
+    cleaned = openpyxl.load_workbook(result.cleaned_path).active
+    last = list(cleaned.iter_rows())[-1]
+    assert [cell.value for cell in last] == ["#N/A", "#N/A", "#N/A"]
+    assert [cell.data_type for cell in last] == ["e", "e", "e"]
