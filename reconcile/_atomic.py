@@ -1,15 +1,22 @@
 """Atomic output: every file is written to a temporary name beside it, then renamed.
 
 A crash or a full disk leaves either the previous file or nothing, never half a file.
-`OutputBatch` writes several outputs and renames them only once all are written.
+`OutputBatch` writes several outputs and renames them only once all are written. It
+holds a lock on each output folder (``flock`` on the folder itself: no file is left
+behind, and the system releases it when a process dies), so that two runs writing to
+one folder never remove each other's temporary files: the second fails clearly, or
+waits. Under the lock, what a killed run left is removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -30,15 +37,53 @@ def sync_data(descriptor: int) -> None:
 class OutputBatch:
     """Collect outputs as temporary files; `commit` renames them all into place."""
 
-    def __init__(self) -> None:
+    def __init__(self, wait: float = 0.0) -> None:
         self._pending: list[tuple[Path, Path]] = []
         self._last: list[tuple[Path, Path]] = []
+        self._locks: dict[Path, int] = {}
+        self._wait = wait
+
+    def lock(self, folder: Path) -> None:
+        """Hold ``folder`` for this batch until it commits or is discarded; OutputError
+        when another run holds it longer than the batch's wait."""
+        key = folder.resolve()
+        if key in self._locks:
+            return
+        try:
+            descriptor = os.open(folder, os.O_RDONLY)
+        except OSError as error:
+            raise OutputError(f"{folder}: cannot write there ({error.strerror}).") from None
+        deadline = time.monotonic() + self._wait
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(descriptor)
+                    raise OutputError(
+                        f"{folder}: another reconcile run is writing its outputs there; wait "
+                        "for it to finish, or choose another folder with --out-dir."
+                    ) from None
+                time.sleep(0.1)
+        self._locks[key] = descriptor
+
+    def _release(self) -> None:
+        for descriptor in self._locks.values():
+            with contextlib.suppress(OSError):
+                os.close(descriptor)  # closing releases the flock
+        self._locks.clear()
 
     def _reserve(self, target: Path, last: bool) -> Path:
-        # a run killed before it renamed leaves its temporary file; the next one removes it
+        self.lock(target.parent)
+        # a run killed before it renamed leaves its temporary files; the next one removes
+        # them (under the folder's lock, so never another live run's)
         for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
             with contextlib.suppress(OSError):
-                stale.unlink()
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink()
         try:
             handle, name = tempfile.mkstemp(
                 prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
@@ -76,15 +121,27 @@ class OutputBatch:
             stream.flush()
             os.fsync(stream.fileno())
 
-    def add(self, target: Path, write: Callable[[Path], None], *, last: bool = False) -> None:
+    def add(
+        self,
+        target: Path,
+        write: Callable[[Path], None],
+        *,
+        last: bool = False,
+        scratch: bool = False,
+    ) -> None:
         """Write ``target``'s content with ``write(temporary_path)``.
 
         Outputs are renamed in the order they were added, those added with ``last``
-        after all others.
+        after all others. With ``scratch``, the writer's own temporary files go to a
+        folder beside the target (see `scratch`), not to the system's.
         """
         temporary = self._reserve(target, last)
         with self._guarded(target):
-            write(temporary)
+            if scratch:
+                with self.scratch(target):
+                    write(temporary)
+            else:
+                write(temporary)
             with temporary.open("rb+") as stream:
                 os.fsync(stream.fileno())
 
@@ -112,6 +169,7 @@ class OutputBatch:
             raise OutputError(f"cannot move outputs into place ({error.strerror}).") from None
         self._pending.clear()
         self._last.clear()
+        self._release()
         return done
 
     def discard(self) -> None:
@@ -121,3 +179,18 @@ class OutputBatch:
                 temporary.unlink()
         self._pending.clear()
         self._last.clear()
+        self._release()
+
+    @contextlib.contextmanager
+    def scratch(self, target: Path) -> Iterator[Path]:
+        """A folder for a writer's own temporary files (openpyxl's), beside ``target``
+        and named so that a later run removes it if this one is killed."""
+        self.lock(target.parent)
+        folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        previous = tempfile.tempdir
+        tempfile.tempdir = str(folder)  # openpyxl names its files through tempfile
+        try:
+            yield folder
+        finally:
+            tempfile.tempdir = previous
+            shutil.rmtree(folder, ignore_errors=True)

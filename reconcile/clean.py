@@ -634,6 +634,7 @@ def _add_xlsx(
             header_cells, sheet_rows, sheet, keep, extra, temporary, blank
         ),
         last=True,
+        scratch=True,
     )
 
 
@@ -767,7 +768,9 @@ def _warnings(history: History, coverage: Coverage, now: datetime, stale: bool) 
     return warnings
 
 
-def _check_targets(paths: Sequence[Path], options: CleanOptions) -> None:
+def _check_targets(paths: Sequence[Path], options: CleanOptions, existing_too: bool) -> None:
+    """Refuse outputs that would overwrite an input or each other, and (``existing_too``,
+    once the folders are held) outputs that exist without --force."""
     inputs = {path.resolve() for path in paths}
     seen: dict[Path, Path] = {}
     existing: list[str] = []
@@ -785,7 +788,7 @@ def _check_targets(paths: Sequence[Path], options: CleanOptions) -> None:
                     "clean them into different --out-dir folders."
                 )
             seen[resolved] = path
-            if target.exists() and not options.force:
+            if existing_too and target.exists() and not options.force:
                 existing.append(str(target))
     if existing:
         shown = ", ".join(existing[:3]) + (" …" if len(existing) > 3 else "")
@@ -804,19 +807,25 @@ def _add_workbook(result: CleanResult, history: History, batch: OutputBatch, now
         batch.add(
             result.report_path,
             lambda temporary: write_audit_workbook(result, history, info, temporary),
+            scratch=True,
         )
 
 
 def clean_files(
-    paths: Sequence[Path], history: History, options: CleanOptions, now: datetime
+    paths: Sequence[Path],
+    history: History,
+    options: CleanOptions,
+    now: datetime,
+    wait: float = 0.0,
 ) -> list[CleanResult]:
     """Reconcile every file and write its outputs; on any error nothing is written.
 
     Outputs are written as temporary files while the files are decided, and renamed into
-    place only once every file succeeded.
+    place only once every file succeeded. Another run writing to the same folder makes
+    this one fail clearly, or wait ``wait`` seconds for it.
     """
     options.validate()
-    _check_targets(paths, options)
+    _check_targets(paths, options, existing_too=False)
     created: Path | None = None
     if options.out_dir is not None and not options.out_dir.is_dir():
         try:
@@ -826,8 +835,13 @@ def clean_files(
                 f"--out-dir {options.out_dir}: cannot create the folder ({error.strerror})."
             ) from None
         created = options.out_dir
-    batch = OutputBatch()
+    batch = OutputBatch(wait)
     try:
+        # the folders are held before outputs are checked: another run cannot write the
+        # same outputs between the check and the rename
+        for path in paths:
+            batch.lock(output_paths(path, options.out_dir)[0].parent)
+        _check_targets(paths, options, existing_too=True)
         results = [reconcile_file(path, history, options, now, batch) for path in paths]
         for result in results:
             _add_workbook(result, history, batch, now)

@@ -206,6 +206,13 @@ def _print_lines(lines: list[str]) -> None:
 )
 @json_option("the summary")
 @action_overrides
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for another run that writes to the same output folder.",
+)
 @data_dir_option
 def clean(
     files: tuple[Path, ...],
@@ -224,6 +231,7 @@ def clean(
     force: bool,
     report: bool,
     as_json: bool,
+    wait: float,
     data_dir: Path | None,
     **overrides: str | None,
 ) -> None:
@@ -255,7 +263,7 @@ def clean(
         history = reconcile.load_change_files(list(changes))
     else:
         history = open_ledger(data_dir).read_history()
-    results = reconcile.clean_files(list(files), history, options, datetime.now(UTC))
+    results = reconcile.clean_files(list(files), history, options, datetime.now(UTC), wait)
     if as_json:
         _print_json([result.summary() for result in results])
     else:

@@ -206,3 +206,51 @@ def test_phone_numbers_are_not_logged(run_cli, tmp_path, history_dir):
     assert result.exit_code == 0
     for digits in ("5550101", "5550104", "555-0101"):
         assert digits not in result.stdout and digits not in result.stderr
+
+
+def test_two_cleans_writing_to_one_folder_never_touch_each_others_files(tmp_path, history_dir):
+    from reconcile._atomic import OutputBatch
+    from reconcile.errors import OutputError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    first = OutputBatch()
+    with first.writing(out / "contacts.cleaned.csv") as stream:
+        stream.write(b"a,b\n")
+        [temporary] = [path for path in out.iterdir() if path.name.endswith(".tmp")]
+        second = OutputBatch()
+        with pytest.raises(OutputError, match="another reconcile run is writing its outputs there"):
+            second.writing(out / "contacts.cleaned.csv").__enter__()
+        assert temporary.exists()  # the second never removed the first one's file
+    first.commit()
+    assert (out / "contacts.cleaned.csv").read_bytes() == b"a,b\n"
+    # once the first is done, the folder is free again
+    third = OutputBatch()
+    third.add_bytes(out / "other.csv", b"x\n")
+    third.commit()
+
+
+def test_the_workbook_writer_leaves_no_temporary_file_anywhere(
+    run_cli, tmp_path, history_dir, monkeypatch
+):
+    import tempfile
+
+    system_temp = tmp_path / "system-temp"
+    system_temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_temp))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    out = tmp_path / "out"
+    out.mkdir()
+    killed = out / ".contacts.report.xlsx.abcd1234.tmp"  # what a killed run left
+    killed.mkdir()
+    (killed / "openpyxl.xyz").write_text("<sheet/>")
+    source = tmp_path / "contacts.csv"
+    source.write_text("Phone,Opt-In Date\n4155550101,2024-03-09\n4155550104,2024-04-01\n")
+    result = run_cli("clean", source, "--changes", history_dir, "--out-dir", out)
+    assert result.exit_code == 0, result.output
+    assert list(system_temp.iterdir()) == []
+    assert sorted(path.name for path in out.iterdir()) == [
+        "contacts.changes.csv",
+        "contacts.cleaned.csv",
+        "contacts.report.xlsx",
+    ]
