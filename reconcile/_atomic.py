@@ -23,9 +23,43 @@ from typing import BinaryIO
 
 from reconcile.errors import OutputError
 
-__all__ = ["OutputBatch", "sync_data"]
+__all__ = ["OutputBatch", "hold_folder", "sync_data"]
 
 WRITE_BUFFER = 1 << 20
+# folders this process holds for a longer job (a run's folder): its batches write there
+_HELD: set[Path] = set()
+
+
+def _flock(folder: Path, wait: float) -> int | None:
+    """A descriptor of ``folder`` holding its flock, or None when another holds it."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return descriptor
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(descriptor)
+                return None
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def hold_folder(folder: Path) -> Iterator[bool]:
+    """Hold ``folder`` for this process (its batches write there without locking it
+    again); yields False when another process holds it."""
+    descriptor = _flock(folder, 0.0)
+    if descriptor is None:
+        yield False
+        return
+    key = folder.resolve()
+    _HELD.add(key)
+    try:
+        yield True
+    finally:
+        _HELD.discard(key)
+        os.close(descriptor)
 
 
 def sync_data(descriptor: int) -> None:
@@ -47,25 +81,17 @@ class OutputBatch:
         """Hold ``folder`` for this batch until it commits or is discarded; OutputError
         when another run holds it longer than the batch's wait."""
         key = folder.resolve()
-        if key in self._locks:
+        if key in self._locks or key in _HELD:
             return
         try:
-            descriptor = os.open(folder, os.O_RDONLY)
+            descriptor = _flock(folder, self._wait)
         except OSError as error:
             raise OutputError(f"{folder}: cannot write there ({error.strerror}).") from None
-        deadline = time.monotonic() + self._wait
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(descriptor)
-                    raise OutputError(
-                        f"{folder}: another reconcile run is writing its outputs there; wait "
-                        "for it to finish, or choose another folder with --out-dir."
-                    ) from None
-                time.sleep(0.1)
+        if descriptor is None:
+            raise OutputError(
+                f"{folder}: another reconcile run is writing its outputs there; wait "
+                "for it to finish, or choose another folder with --out-dir."
+            )
         self._locks[key] = descriptor
 
     def _release(self) -> None:

@@ -8,7 +8,12 @@ their E.164 number. The run history lives in ``DATA_DIR/runs``: one JSON line pe
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,11 +21,12 @@ from typing import TypedDict
 
 import polars as pl
 
+from reconcile._atomic import hold_folder
 from reconcile._text import iso_utc
 from reconcile.clean import CleanOptions, CleanResult, CleanSummary, clean_files, reconcile_file
 from reconcile.columns import ColumnChoice
 from reconcile.config import InputConfig, RunConfig
-from reconcile.errors import ApiError, OptionError
+from reconcile.errors import ApiError, OptionError, OutputError
 from reconcile.history import History
 from reconcile.ledger import Ledger
 from reconcile.run_history import InputCounts, RunHistory, RunRecord
@@ -186,24 +192,70 @@ def dated_folder(output_dir: Path, now: datetime) -> Path:
     return folder
 
 
+@contextlib.contextmanager
+def _run_folder(output_dir: Path, now: datetime) -> Iterator[tuple[Path, list[Path]]]:
+    """A hidden folder the run writes into, renamed to its dated name only when every
+    input is done: a run's folder appears whole or not at all. It is held while in use;
+    what a killed run left (a folder nobody holds) is removed here. Yields the working
+    folder and a list that receives the final one."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{output_dir}: cannot create the folder ({error.strerror}).") from None
+    for stale in output_dir.glob(".*.run.tmp"):
+        with hold_folder(stale) as abandoned:
+            if abandoned:
+                shutil.rmtree(stale, ignore_errors=True)
+    work = Path(
+        tempfile.mkdtemp(prefix=f".{now:%Y-%m-%dT%H%M%SZ}.", suffix=".run.tmp", dir=output_dir)
+    )
+    finished: list[Path] = []
+    with hold_folder(work):
+        try:
+            yield work, finished
+            final = dated_folder(output_dir, now)
+            work.replace(final)  # the commit point of the run's outputs
+            finished.append(final)
+            with contextlib.suppress(OSError):
+                directory = os.open(output_dir, os.O_RDONLY)
+                try:
+                    os.fsync(directory)
+                finally:
+                    os.close(directory)
+        finally:
+            if not finished:
+                shutil.rmtree(work, ignore_errors=True)
+
+
 def clean_inputs(
     config: RunConfig, history: History, runs: RunHistory, now: datetime, *, dry_run: bool
 ) -> tuple[Path | None, list[InputRun]]:
-    """Clean every input (writing into a new dated folder unless ``dry_run``)."""
-    folder = None if dry_run else dated_folder(config.output_dir, now)
+    """Clean every input, into a new dated folder unless ``dry_run``: the folder appears
+    with every input's outputs, or not at all."""
     done: list[InputRun] = []
-    for item in config.inputs:
-        options = options_for(item, folder)
-        if folder is None:
-            result = reconcile_file(item.path, history, options, now)
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            [result] = clean_files([item.path], history, options, now)
-        keys = contact_keys(result.rows, result.numbers)
-        previous, previous_at = runs.previous(item.path)
-        changes = compare_runs(previous, keys, previous_at)
-        done.append(InputRun(result=result, changes=changes, keys=keys))
-    return folder, done
+    if dry_run:
+        for item in config.inputs:
+            result = reconcile_file(item.path, history, options_for(item, None), now)
+            done.append(_input_run(item, result, runs))
+        return None, done
+    with _run_folder(config.output_dir, now) as (work, finished):
+        for item in config.inputs:
+            [result] = clean_files([item.path], history, options_for(item, work), now)
+            done.append(_input_run(item, result, runs))
+    final = finished[0]
+    for finished_input in done:  # the outputs now live in the dated folder
+        result = finished_input.result
+        result.cleaned_path = final / result.cleaned_path.name
+        result.changes_path = final / result.changes_path.name
+        if result.report_path is not None:
+            result.report_path = final / result.report_path.name
+    return final, done
+
+
+def _input_run(item: InputConfig, result: CleanResult, runs: RunHistory) -> InputRun:
+    keys = contact_keys(result.rows, result.numbers)
+    previous, previous_at = runs.previous(item.path)
+    return InputRun(result=result, changes=compare_runs(previous, keys, previous_at), keys=keys)
 
 
 class InputJson(CleanSummary):

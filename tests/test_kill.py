@@ -91,3 +91,71 @@ def test_sigkill_at_many_points_leaves_nothing_or_everything(dataset, tmp_path):
         assert _outputs(out)["contacts.cleaned.csv"] == expected["contacts.cleaned.csv"]
         leftovers = [path.name for path in out.iterdir() if path.name.endswith(".tmp")]
         assert leftovers == []
+
+
+RUN_OUTPUTS = {
+    f"{name}.{kind}"
+    for name in ("first", "second")
+    for kind in ("changes.csv", "report.xlsx", "cleaned.csv")
+}
+
+
+def _run(config: Path, data: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconcile",
+            "run",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(data),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_sigkill_of_a_run_leaves_a_whole_run_folder_or_none(dataset, tmp_path):
+    import shutil
+
+    contacts, events, _reference, _duration = dataset
+    shutil.copy(contacts, tmp_path / "first.csv")
+    shutil.copy(contacts, tmp_path / "second.csv")
+    data = tmp_path / "data"
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reconcile",
+            "ledger",
+            "import",
+            str(events),
+            "--data-dir",
+            str(data),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+    config = tmp_path / "reconcile.toml"
+    config.write_text(
+        '[output]\ndir = "runs"\n[[inputs]]\npath = "first.csv"\n[[inputs]]\npath = "second.csv"\n'
+    )
+    started = time.perf_counter()
+    assert _run(config, data).wait(timeout=120) in (0, 3)
+    duration = time.perf_counter() - started
+    runs = tmp_path / "runs"
+    for point in range(POINTS):
+        process = _run(config, data)
+        time.sleep(duration * (point + 0.5) / POINTS)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        for folder in runs.iterdir():
+            if not folder.name.startswith("."):  # a visible run folder is a whole one
+                assert {path.name for path in folder.iterdir()} == RUN_OUTPUTS, (point, folder)
+    assert _run(config, data).wait(timeout=120) in (0, 3)
+    leftovers = [str(path) for path in runs.rglob("*") if ".tmp" in path.name]
+    assert leftovers == []
+    assert list((data / "ledger" / "staging").iterdir()) == []

@@ -309,3 +309,13 @@ def test_two_inputs_with_one_file_name_are_refused(run_cli, tmp_path):
     result = run_cli("run", "--config", config)
     assert result.exit_code == 1
     assert "[inputs][1] and [inputs][2] are both named 'contacts.csv'" in result.stderr
+
+
+def test_a_failing_second_input_leaves_no_output_of_the_first(run_cli, setup):
+    folder, _data, config = setup
+    (folder / "broken.csv").write_text("Name,Opt-In Date\nAna,2024-03-09\n")
+    config.write_text(config.read_text() + '[[inputs]]\npath = "broken.csv"\n')
+    result = run_cli("run", "--config", config)
+    assert result.exit_code == 1
+    assert "broken.csv: no phone column found" in result.stderr
+    assert not (folder / "out").exists() or list((folder / "out").iterdir()) == []
