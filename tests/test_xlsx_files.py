@@ -317,3 +317,29 @@ def test_a_row_of_error_cells_is_a_row_and_error_cells_stay_errors(tmp_path, his
     last = list(cleaned.iter_rows())[-1]
     assert [cell.value for cell in last] == ["#N/A", "#N/A", "#N/A"]
     assert [cell.data_type for cell in last] == ["e", "e", "e"]
+
+
+@pytest.mark.parametrize("shape", ["out of order", "duplicate row numbers"])
+def test_rows_out_of_order_or_numbered_twice_are_written_as_decided(tmp_path, history_dir, shape):
+    import re as regex
+
+    source = tmp_path / "contacts.xlsx"
+    _spec_sheet(source)
+
+    def change(xml: str) -> str:
+        rows = regex.findall(r"<row [^>]*>.*?</row>", xml, flags=regex.S)
+        if shape == "out of order":
+            reordered = [rows[0], rows[2], rows[1], rows[3]]
+        else:  # the fourth row claims the third's number
+            reordered = [rows[0], rows[1], rows[2], rows[3].replace('r="4"', 'r="3"')]
+            reordered[3] = regex.sub(r'r="([A-Z])4"', r'r="\g<1>3"', reordered[3])
+        return xml.replace("".join(rows), "".join(reordered))
+
+    _rewrite_sheet(source, change)
+    [result] = run_clean(
+        source, history_dir, columns=ColumnChoice(id="Id"), out_dir=tmp_path / "out"
+    )
+    decided = dict(zip(result.decisions["id"], result.decisions["action"], strict=True))
+    cleaned = openpyxl.load_workbook(result.cleaned_path).active
+    written = [row[0] for row in cleaned.iter_rows(min_row=2, values_only=True)]
+    assert written == [key for key, action in decided.items() if action in ("keep", "review")]
