@@ -15,6 +15,8 @@ import json
 import math
 import os
 import random
+import re
+import ssl
 import threading
 import time
 from collections import deque
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import tenacity
@@ -43,6 +45,7 @@ __all__ = [
     "Clock",
     "InfobipClient",
     "Page",
+    "PagingError",
     "RateLimiter",
     "SystemClock",
     "open_client",
@@ -88,6 +91,11 @@ class ApiKey:
         value = value.strip()
         if not value:
             raise OptionError("INFOBIP_API_KEY is empty; set it to your Infobip API key.")
+        if not value.isascii() or any(not character.isprintable() for character in value):
+            raise OptionError(
+                "INFOBIP_API_KEY holds a character an HTTP header cannot carry (a line break, "
+                "a control or non-ASCII character); copy the key again."
+            )
         self._value = value
 
     def reveal(self) -> str:
@@ -167,6 +175,15 @@ class _NotJson(_Temporary):
     """A 200 whose body is not a JSON object: retried, then a malformed response."""
 
 
+class PagingError(MalformedResponseError):
+    """A server whose paging does not add up: the pages read so far are kept (as an
+    incomplete report), and the next fetch tries again."""
+
+
+class _Refused(MalformedResponseError):
+    """An answer refused outright (too large, nested too deep): not retried."""
+
+
 def _retry_after(response: httpx.Response, now: datetime) -> float | None:
     value = response.headers.get("Retry-After")
     if value is None:
@@ -176,19 +193,84 @@ def _retry_after(response: httpx.Response, now: datetime) -> float | None:
     except ValueError:
         try:
             seconds = (parsedate_to_datetime(value) - now).total_seconds()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
+    if not math.isfinite(seconds):
+        return None  # "nan" or "inf": no usable wait, so the backoff decides
     return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
 
 
-def _service_message(response: httpx.Response) -> str:
-    """The contract's requestError text, if the body carries one."""
+def _service_message(body: object) -> str:
+    """The contract's requestError text, if the body carries one (already redacted)."""
     try:
-        body = response.json()
-        text = body["requestError"]["serviceException"]["text"]
-    except (ValueError, KeyError, TypeError):
+        text = body["requestError"]["serviceException"]["text"]  # type: ignore[index]
+    except (KeyError, TypeError, IndexError):
         return ""
-    return f": {str(text)[:200]}" if text else ""
+    return f": {_printable(str(text))[:200]}" if text else ""
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters shown as U+FFFD (no forged lines, no escapes)."""
+    return _CONTROL.sub("\ufffd", text)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A page larger than this (after decompression) is refused: no real page comes near it.
+MAX_PAGE_BYTES = 64 << 20
+# JSON nested deeper than this is refused: the contract's answers are four levels deep.
+MAX_JSON_DEPTH = 64
+
+
+def _depth(value: object) -> int:
+    """How deeply ``value`` nests (iteratively: a hostile document cannot overflow)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_JSON_DEPTH:
+            return level
+        if isinstance(item, dict):
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, level + 1) for child in item)
+    return deepest
+
+
+_LOOPBACK = re.compile(r"^(?:localhost|127(?:\.[0-9]{1,3}){3}|\[?::1\]?)$", re.IGNORECASE)
+
+
+def check_base_url(base_url: str) -> str:
+    """The base URL without a trailing slash; OptionError unless it is ``https://HOST``
+    (``http://`` for a loopback address only) without user, query or fragment."""
+    text = base_url.strip().rstrip("/")
+    shown = _printable(text)
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise OptionError(f"INFOBIP_BASE_URL {shown!r} is not a URL.") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise OptionError(
+            f"INFOBIP_BASE_URL {shown!r} must be https://HOST (for example "
+            "https://xxxxx.api.infobip.com)."
+        )
+    if parts.scheme == "http" and not _LOOPBACK.match(host):
+        raise OptionError(
+            f"INFOBIP_BASE_URL {shown!r} uses plain http: the key would travel in clear text; "
+            "use https://."
+        )
+    if parts.username is not None or parts.password is not None:
+        raise OptionError(
+            "INFOBIP_BASE_URL must not hold a user or password; put the key in "
+            "INFOBIP_API_KEY (and INFOBIP_AUTH_SCHEME=Basic for user:password)."
+        )
+    if parts.query or parts.fragment:
+        raise OptionError(
+            f"INFOBIP_BASE_URL {shown!r} must not hold a query (?) or a fragment (#)."
+        )
+    return text
 
 
 class InfobipClient:
@@ -208,16 +290,18 @@ class InfobipClient:
         auth_scheme: str = "App",
         jitter: random.Random | None = None,
     ) -> None:
-        base_url = base_url.strip().rstrip("/")
-        if not base_url.startswith(("https://", "http://")):
-            raise OptionError(
-                f"INFOBIP_BASE_URL {base_url!r} must start with https:// "
-                "(for example https://xxxxx.api.infobip.com)."
-            )
+        base_url = check_base_url(base_url)
         self._http = http
         self._base_url = base_url
         self._authorization = authorization_header(api_key, auth_scheme)
+        # what must never be shown or stored: the key, and the header that carries it
+        self._secrets = sorted(
+            {api_key.reveal(), self._authorization, self._authorization.split(" ", 1)[-1]},
+            key=len,
+            reverse=True,
+        )
         self._clock = clock or SystemClock()
+        self.clock = self._clock
         self._limiter = RateLimiter(rate, self._clock)
         self._attempts = attempts
         self._backoff_initial = backoff_initial
@@ -240,45 +324,92 @@ class InfobipClient:
         self.retry_waits.append(wait)
         return wait
 
+    def redact(self, text: str) -> str:
+        """``text`` with the key and the Authorization value replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _read(self, response: httpx.Response, what: str) -> object:
+        """The answer's JSON, read with a bound on its size after decompression, with
+        secrets the server echoed replaced; None when it is not JSON."""
+        size = 0
+        chunks: list[bytes] = []
+        for chunk in response.iter_bytes():  # decompressed: the bound is what is read
+            size += len(chunk)
+            if size > MAX_PAGE_BYTES:
+                raise _Refused(
+                    f"{what}: the answer is larger than {MAX_PAGE_BYTES >> 20} MiB "
+                    "(after decompression); refused"
+                )
+            chunks.append(chunk)
+        try:
+            text = self.redact(b"".join(chunks).decode("utf-8"))
+            body = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        except RecursionError:
+            raise _Refused(
+                f"{what}: the answer nests deeper than {MAX_JSON_DEPTH} levels"
+            ) from None
+        if _depth(body) > MAX_JSON_DEPTH:
+            raise _Refused(f"{what}: the answer nests deeper than {MAX_JSON_DEPTH} levels")
+        return body
+
     def _get_once(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
         self._limiter.acquire()
         self.requests += 1
         try:
-            response = self._http.get(
+            with self._http.stream(
+                "GET",
                 self._base_url + path,
                 params=params,
                 headers={"Authorization": self._authorization, "Accept": "application/json"},
-            )
+            ) as response:
+                status = response.status_code
+                retry_after = _retry_after(response, self._clock.now())
+                body = self._read(response, what)
         except httpx.TimeoutException:
             raise _Temporary(f"{what}: the API did not answer in time") from None
+        except httpx.ConnectError as error:
+            if (
+                isinstance(error.__context__, ssl.SSLError)
+                or "SSL" in type(error.__context__).__name__
+            ):
+                # a certificate or TLS failure does not get better by asking again
+                raise ApiError(
+                    f"{what}: the TLS handshake with {urlsplit(self._base_url).hostname} failed "
+                    f"({_printable(self.redact(str(error)))[:160]}); check INFOBIP_BASE_URL."
+                ) from None
+            raise _Temporary(f"{what}: connection failed ({type(error).__name__})") from None
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
+            raise ApiError(
+                f"{what}: the request cannot be made ({type(error).__name__}); check "
+                "INFOBIP_BASE_URL and INFOBIP_API_KEY."
+            ) from None
         except httpx.TransportError as error:
             raise _Temporary(f"{what}: connection failed ({type(error).__name__})") from None
-        status = response.status_code
         if status in (401, 403):
             raise AuthError(
-                f"{what}: the API refused the key (HTTP {status}{_service_message(response)}); "
+                f"{what}: the API refused the key (HTTP {status}{_service_message(body)}); "
                 "check INFOBIP_API_KEY and INFOBIP_BASE_URL, and that Number Activation State "
                 "is enabled on the account (ask your Infobip account manager)."
             )
         if status == 404:
             raise ReportGoneError(f"{what}: not found (HTTP 404)")
         if status == 429:
-            raise _Temporary(
-                f"{what}: still throttled (HTTP 429)", _retry_after(response, self._clock.now())
-            )
+            raise _Temporary(f"{what}: still throttled (HTTP 429)", retry_after)
         if status >= 500:
             raise _Temporary(f"{what}: server error (HTTP {status})")
         if status == 400:
             raise _BadRequest(
-                f"{what}: the API refused the request (HTTP 400{_service_message(response)})."
+                f"{what}: the API refused the request (HTTP 400{_service_message(body)})."
             )
         if status != 200:
-            raise ApiError(f"{what}: unexpected HTTP {status}{_service_message(response)}.")
-        try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(f"{what}: unexpected HTTP {status}{_service_message(body)}.")
+        if body is None:
             # a 200 with HTML or a body cut short: often a proxy hiccup, so retried
-            raise _NotJson(f"{what}: the answer is not JSON") from None
+            raise _NotJson(f"{what}: the answer is not JSON")
         if not isinstance(body, dict):
             raise _NotJson(f"{what}: the answer is not a JSON object")
         return body
@@ -325,6 +456,7 @@ class InfobipClient:
         number = 0
         if self._page_size_cap is not None:
             page_size = min(page_size, self._page_size_cap)
+        first: Page | None = None
         while True:
             params = {**filters, "page": number, "size": page_size}
             try:
@@ -335,6 +467,22 @@ class InfobipClient:
                 # the server refused the size: ask for less, now and from now on
                 page_size = self._page_size_cap = FALLBACK_PAGE_SIZE
                 continue
+            first = first or page
+            if page.page != number:
+                raise PagingError(f"{what}: page {number} was asked for, page {page.page} came")
+            if (page.total_pages, page.total_results) != (first.total_pages, first.total_results):
+                raise PagingError(
+                    f"{what}: the totals changed while it was read ({first.total_results} "
+                    f"results in {first.total_pages} pages, then {page.total_results} in "
+                    f"{page.total_pages})"
+                )
+            # never more pages than the declared results can fill, and one to spare
+            bound = math.ceil(first.total_results / max(first.size, 1)) + 1
+            if number + 1 > bound:
+                raise PagingError(
+                    f"{what}: more than {bound} pages for {first.total_results} results of "
+                    f"{first.size}"
+                )
             yield page
             number += 1
             # Pages are 0-based; the server's own size and totals decide where they end.

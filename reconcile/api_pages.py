@@ -38,6 +38,8 @@ def date_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
 
 
 _DIGITS = r"^[0-9]{7,15}$"
+# a report id is used in URLs, file names and log lines: a plain token only
+REPORT_ID = r"^[A-Za-z0-9._-]{1,200}$"
 
 
 def _text_field(
@@ -197,8 +199,30 @@ def parse_metadata_page(
             "must be dates, dateFrom not after dateTo, and every date between "
             f"{earliest:%Y-%m-%d} and {latest:%Y-%m-%d} (the run's day and one more)."
         )
+    frame = frame.cast({"report_id": pl.String, "network_name": pl.String})
+    bad_id = frame.filter(
+        ~pl.col("report_id").str.contains(REPORT_ID)
+        | pl.col("report_id").str.contains("..", literal=True)
+    )
+    if bad_id.height:
+        row = bad_id.row(0, named=True)
+        shown = pl.select(_escaped(pl.lit(row["report_id"]))).item()
+        raise error(
+            f"{name}: results[{row['index']}]: report id {shown!r} is not a plain token "
+            "(letters, digits, '.', '_' and '-', no '..'); refused."
+        )
     return (
         frame.drop("index")
-        .with_columns(status=pl.lit("listed"), records=pl.lit(0, pl.Int64), source=pl.lit(name))
+        .with_columns(
+            _escaped(pl.col("network_name")),
+            status=pl.lit("listed"),
+            records=pl.lit(0, pl.Int64),
+            source=pl.lit(name),
+        )
         .select(list(REPORT_SCHEMA))
     )
+
+
+def _escaped(text: pl.Expr) -> pl.Expr:
+    """Control characters (a newline that forges a log line, ESC, BEL) as U+FFFD."""
+    return text.str.replace_all(r"[\x00-\x1f\x7f]", "\ufffd")

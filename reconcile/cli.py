@@ -297,6 +297,13 @@ def clean(
     show_default=True,
     help="Seconds to wait for one answer before retrying.",
 )
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    help="Seconds after which no further report is started (the rest waits for next time).",
+)
 @json_option("the result")
 @ledger_options
 def fetch(
@@ -304,6 +311,7 @@ def fetch(
     page_size: int,
     rate: float,
     timeout: float,
+    deadline: float,
     as_json: bool,
     data_dir: Path | None,
     wait: float,
@@ -319,7 +327,7 @@ def fetch(
         INFOBIP_API_KEY=... reconcile fetch --since 2024-03-01
     """
     settings = reconcile.api_settings_from_environment(
-        rate=rate, page_size=page_size, timeout=timeout, since=since
+        rate=rate, page_size=page_size, timeout=timeout, since=since, deadline=deadline
     )
     with printed.fetch_progress(sys.stderr.isatty() and not as_json) as progress:
         result = reconcile.fetch_with_settings(

@@ -20,6 +20,7 @@ holds the key (``api_key_env``), never the key itself.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +131,7 @@ _TYPE_NAMES = {
 def load_config(path: Path) -> RunConfig:
     """Read and check ``path``; raise ConfigError naming the key at fault."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # a BOM, as Notepad writes it
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file.") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -158,6 +159,7 @@ def load_config(path: Path) -> RunConfig:
                 "page_size": int,
                 "timeout": (int, float),
                 "since": str,
+                "deadline": (int, float),
             },
         )
         defaults = ApiSettings()
@@ -169,9 +171,14 @@ def load_config(path: Path) -> RunConfig:
             page_size=int(section.get("page_size", defaults.page_size)),
             timeout=float(section.get("timeout", defaults.timeout)),
             since=section.get("since"),
+            deadline=float(section.get("deadline", defaults.deadline)),
         )
-        if infobip.rate <= 0 or infobip.page_size <= 0 or infobip.timeout <= 0:
-            section.fail("rate", "rate, page_size and timeout must be positive")
+        for name in ("rate", "timeout", "deadline"):
+            value = getattr(infobip, name)
+            if not (math.isfinite(value) and value > 0):
+                section.fail(name, f"expected a positive number, got {value!r}")
+        if infobip.page_size <= 0:
+            section.fail("page_size", "expected a positive whole number")
 
     ledger = _Reader(path, "[ledger]", document.get("ledger", {}), {"data_dir": str})
     data_dir = ledger.get("data_dir")

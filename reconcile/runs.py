@@ -343,11 +343,13 @@ def run_once(
                     f"fetch failed ({error}); cleaned against the ledger as it was",
                 )
             )
-        if fetched is not None and fetched["failed"]:
+        if fetched is not None and (fetched["failed"] or fetched["incomplete"] or fetched["late"]):
             attention.append(
                 Notice(
                     Attention.REPORTS_FAILED,
-                    f"{len(fetched['failed'])} report(s) could not be fetched",
+                    f"{len(fetched['failed'])} report(s) could not be fetched, "
+                    f"{len(fetched['incomplete'])} came incomplete, {len(fetched['late'])} "
+                    "were left for the next fetch",
                 )
             )
     history = ledger.history()  # one manifest; its files stay while they are read

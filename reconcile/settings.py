@@ -40,6 +40,8 @@ class ApiSettings:
     page_size: int = 10_000
     timeout: float = 30.0
     since: str | None = None
+    # no report is started after this many seconds of a fetch
+    deadline: float = 3600.0
 
 
 def api_settings_from_environment(
@@ -48,6 +50,7 @@ def api_settings_from_environment(
     page_size: int,
     timeout: float,
     since: str | None,
+    deadline: float = 3600.0,
     environment: Mapping[str, str] = os.environ,
 ) -> ApiSettings:
     """`reconcile fetch`'s settings: INFOBIP_BASE_URL and INFOBIP_AUTH_SCHEME, and options."""
@@ -58,6 +61,7 @@ def api_settings_from_environment(
         page_size=page_size,
         timeout=timeout,
         since=since,
+        deadline=deadline,
     )
 
 

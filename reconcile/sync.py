@@ -15,10 +15,17 @@ from typing import Literal, TypedDict
 import polars as pl
 
 from reconcile._text import day as _day
-from reconcile.api import InfobipClient, Page, open_client
+from reconcile.api import InfobipClient, PagingError, open_client
 from reconcile.api_pages import parse_metadata_page, parse_records_page
 from reconcile.consent import parse_utc_instants
-from reconcile.errors import LedgerError, MalformedResponseError, OptionError, ReportGoneError
+from reconcile.errors import (
+    ApiError,
+    AuthError,
+    LedgerError,
+    MalformedResponseError,
+    OptionError,
+    ReportGoneError,
+)
 from reconcile.ledger import Ledger, ReportEntry, expiry_of_unfetched
 from reconcile.settings import ApiSettings
 
@@ -76,6 +83,8 @@ class FetchSummary(TypedDict):
     fetched: list[FetchedReport]
     gone: list[str]
     failed: list[FailedReport]
+    incomplete: list[FailedReport]
+    late: list[str]
     requests: int
     warnings: list[str]
 
@@ -88,6 +97,10 @@ class FetchResult:
     fetched: list[tuple[str, int, int]] = field(default_factory=list)  # id, records, pages
     gone: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    # reports whose paging did not add up: kept as incomplete, tried again next time
+    incomplete: list[tuple[str, str]] = field(default_factory=list)
+    # reports not started before the deadline
+    late: list[str] = field(default_factory=list)
     expired_unfetched: list[ReportEntry] = field(default_factory=list)
     expiring_soon: list[ReportEntry] = field(default_factory=list)
     requests: int = 0
@@ -101,6 +114,16 @@ class FetchResult:
         lines += [
             f"report {report_id} was not fetched: {message}" for report_id, message in self.failed
         ]
+        lines += [
+            f"report {report_id} is kept incomplete (its events count, its days are not "
+            f"coverage) and fetched again next time: {message}"
+            for report_id, message in self.incomplete
+        ]
+        if self.late:
+            lines.append(
+                f"the deadline passed: {len(self.late)} report(s) not fetched this time "
+                f"({', '.join(self.late[:5])}{' …' if len(self.late) > 5 else ''})"
+            )
         lines += [
             f"report {entry.report_id} ({entry.network_name}, {_day(entry.date_from)} to "
             f"{_day(entry.date_to)}) expired {_day(entry.expiry_date)} before it was fetched: "
@@ -121,6 +144,8 @@ class FetchResult:
             "fetched": [{"report_id": r, "records": n, "pages": p} for r, n, p in self.fetched],
             "gone": self.gone,
             "failed": [{"report_id": r, "error": m} for r, m in self.failed],
+            "incomplete": [{"report_id": r, "error": m} for r, m in self.incomplete],
+            "late": self.late,
             "requests": self.requests,
             "warnings": self.warnings(),
         }
@@ -155,39 +180,38 @@ def _fetch_records(
     page_size: int,
     progress: Progress,
     now: datetime,
-) -> tuple[pl.DataFrame, int]:
-    """All records of one report; restarted when the server's totals move under us."""
-    for _attempt in range(_RESTARTS + 1):
-        first: Page | None = None
-        records: list[object] = []
-        pages = 0
-        consistent = True
+) -> tuple[pl.DataFrame, int, str | None]:
+    """The records of one report, the pages read, and what did not add up when the
+    server's paging did not (the records received are kept all the same)."""
+    records: list[object] = []
+    pages = 0
+    declared = 0
+    problem: str | None = None
+    try:
         for page in client.record_pages(entry.report_id, page_size):
-            first = first or page
-            if (page.total_pages, page.total_results) != (first.total_pages, first.total_results):
-                consistent = False
-                break
+            declared = page.total_results
             records.extend(page.results)
             pages += 1
             progress(
                 ProgressEvent("page", entry.report_id, page=page.page, total_pages=page.total_pages)
             )
-        # record_pages always yields the first page (or raises), so `first` is set here
-        if consistent and first is not None and len(records) == first.total_results:
-            break
-        progress(ProgressEvent("restart", entry.report_id))
-    else:
-        raise MalformedResponseError(
-            f"report {entry.report_id}: its page count kept changing while it was read"
+    except PagingError as error:
+        problem = str(error)
+    if problem is None and len(records) != declared:
+        problem = (
+            f"report {entry.report_id}: {declared} results were declared, "
+            f"{len(records)} came in {pages} page(s)"
         )
     events = parse_records_page(
         f"report {entry.report_id}", records, entry.report_id, MalformedResponseError, now
     )
+    if problem is not None:  # the same record answered again counts once
+        events = events.unique(maintain_order=True)
     events = events.with_columns(
         network_id=pl.lit(entry.network_id, pl.Int64),
         network_name=pl.lit(entry.network_name, pl.String),
     )
-    return events, pages
+    return events, pages, problem
 
 
 def fetch(
@@ -198,8 +222,10 @@ def fetch(
     page_size: int = 10_000,
     since: str | None = None,
     progress: Progress = _no_progress,
+    deadline: float | None = None,
 ) -> FetchResult:
-    """Sync the ledger with the API; the caller holds the ledger's lock."""
+    """Sync the ledger with the API; the caller holds the ledger's lock. After
+    ``deadline`` seconds (on the client's clock) no further report is started."""
     result = FetchResult()
     filters = {"generatedDateFrom": since} if since else {}
     listing = _list_reports(client, page_size, filters, now)
@@ -215,6 +241,7 @@ def fetch(
             source=old.source if old else "api",
             fetched_at=old.fetched_at if old else None,
         )
+    started = client.clock.monotonic()
     pending = sorted(
         (
             entry
@@ -225,20 +252,29 @@ def fetch(
     )
     progress(ProgressEvent("plan", reports=len(pending)))
     metadata = list(listed.values())
-    for entry in pending:
+    for position, entry in enumerate(pending):
+        if deadline is not None and client.clock.monotonic() - started > deadline:
+            result.late = [late.report_id for late in pending[position:]]
+            break
         # Past its expiry date but still listed: try anyway, it may not be deleted yet.
         try:
-            events, pages = _fetch_records(client, entry, page_size, progress, now)
+            events, pages, problem = _fetch_records(client, entry, page_size, progress, now)
         except ReportGoneError:
             result.gone.append(entry.report_id)
             _commit(ledger, result, [(replace(entry, status="gone"), None)], metadata)
             progress(ProgressEvent("gone", entry.report_id))
             continue
-        except MalformedResponseError as error:
+        except AuthError:
+            raise  # a refused key refuses every report: stop at once
+        except ApiError as error:  # malformed answers, 5xx after the retries: the others go on
             result.failed.append((entry.report_id, str(error)))
             progress(ProgressEvent("failed", entry.report_id, error=str(error)))
             continue
-        done = replace(entry, status="complete", fetched_at=now)
+        if problem is not None:
+            result.incomplete.append((entry.report_id, problem))
+        done = replace(
+            entry, status="complete" if problem is None else "incomplete", fetched_at=now
+        )
         _commit(ledger, result, [(done, events)], metadata)
         result.fetched.append((entry.report_id, events.height, pages))
         progress(
@@ -290,4 +326,5 @@ def fetch_with_settings(
             page_size=settings.page_size,
             since=check_since(settings.since),
             progress=progress,
+            deadline=settings.deadline,
         )

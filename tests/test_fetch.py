@@ -181,14 +181,19 @@ def test_always_invalid_json_is_a_malformed_response(server, tmp_path):
     assert not Ledger(tmp_path).manifest_path.exists()
 
 
-def test_total_pages_changing_mid_report_restarts_it(tmp_path):
+def test_totals_changing_mid_report_keep_it_incomplete_until_the_next_fetch(tmp_path):
     reports = make_reports()
     busy_report = next(report_id for report_id, r in reports.items() if len(r["records"]) > 20)
     with FakeInfobip(reports) as clean_server:
         run_fetch(clean_server, tmp_path / "clean")
     with FakeInfobip(reports) as faulty:
         faulty.fail(records_of(busy_report, page=2), "shift_totals", times=1)
-        run_fetch(faulty, tmp_path / "faulty")
+        result = run_fetch(faulty, tmp_path / "faulty")
+        assert [report_id for report_id, _problem in result.incomplete] == [busy_report]
+        assert "the totals changed while it was read" in result.incomplete[0][1]
+        entry = Ledger(tmp_path / "faulty").entries()[busy_report]
+        assert entry.status == "incomplete" and entry.records == 20  # the two pages read
+        run_fetch(faulty, tmp_path / "faulty")  # the next fetch tries it again
     assert contents(tmp_path / "faulty")[1].equals(contents(tmp_path / "clean")[1])
 
 

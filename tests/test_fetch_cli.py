@@ -79,7 +79,7 @@ def test_missing_key_and_bad_base_url(run_cli, tmp_path, monkeypatch):
     monkeypatch.setenv("INFOBIP_BASE_URL", "api.infobip.com")
     result = run_cli("fetch", "--data-dir", tmp_path)
     assert result.exit_code == 1
-    assert "INFOBIP_BASE_URL 'api.infobip.com' must start with https://" in result.stderr
+    assert "INFOBIP_BASE_URL 'api.infobip.com' must be https://HOST" in result.stderr
     assert SECRET not in result.stderr
 
 
