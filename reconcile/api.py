@@ -209,6 +209,18 @@ def _service_message(body: object) -> str:
     return f": {_printable(str(text))[:200]}" if text else ""
 
 
+def _caused_by_tls(error: BaseException) -> bool:
+    """Whether a connection failed in its TLS handshake (a certificate, a protocol)."""
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError) or "SSL" in str(seen)[:200]:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _printable(text: str) -> str:
     """``text`` with control characters shown as U+FFFD (no forged lines, no escapes)."""
     return _CONTROL.sub("\ufffd", text)
@@ -372,10 +384,7 @@ class InfobipClient:
         except httpx.TimeoutException:
             raise _Temporary(f"{what}: the API did not answer in time") from None
         except httpx.ConnectError as error:
-            if (
-                isinstance(error.__context__, ssl.SSLError)
-                or "SSL" in type(error.__context__).__name__
-            ):
+            if _caused_by_tls(error):
                 # a certificate or TLS failure does not get better by asking again
                 raise ApiError(
                     f"{what}: the TLS handshake with {urlsplit(self._base_url).hostname} failed "
@@ -458,6 +467,14 @@ class InfobipClient:
             page_size = min(page_size, self._page_size_cap)
         first: Page | None = None
         while True:
+            if first is not None:
+                # never more pages than the declared results can fill, and one to spare
+                bound = math.ceil(first.total_results / max(first.size, 1)) + 1
+                if number >= bound:
+                    raise PagingError(
+                        f"{what}: more than {bound} pages for {first.total_results} results "
+                        f"of {first.size}"
+                    )
             params = {**filters, "page": number, "size": page_size}
             try:
                 page = self._page(path, params, f"{what}, page {number}")
@@ -475,13 +492,6 @@ class InfobipClient:
                     f"{what}: the totals changed while it was read ({first.total_results} "
                     f"results in {first.total_pages} pages, then {page.total_results} in "
                     f"{page.total_pages})"
-                )
-            # never more pages than the declared results can fill, and one to spare
-            bound = math.ceil(first.total_results / max(first.size, 1)) + 1
-            if number + 1 > bound:
-                raise PagingError(
-                    f"{what}: more than {bound} pages for {first.total_results} results of "
-                    f"{first.size}"
                 )
             yield page
             number += 1

@@ -96,7 +96,8 @@ class Fault:
     """Misbehave on requests matching ``when``, ``times`` times (None: always)."""
 
     when: Callable[[str, dict[str, str]], bool]
-    action: str  # status, slow, drop, garbage, truncate, html, shift_totals, hold
+    # status, slow, drop, garbage, truncate, html, shift_totals, hold, echo, raw, same_page
+    action: str
     times: int | None = 1
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
@@ -274,6 +275,27 @@ class FakeInfobip:
                         payload["paging"]["totalResults"] += server.max_page_size
                     headers = fault.headers if fault is not None else {}
                     self._send(status, json.dumps(payload).encode(), headers)
+                elif fault.action == "echo":  # an error page that repeats the request
+                    echoed = json.dumps(
+                        {
+                            "requestError": {
+                                "serviceException": {
+                                    "messageId": "UNAUTHORIZED",
+                                    "text": "Invalid login details: "
+                                    + str(self.headers.get("Authorization")),
+                                }
+                            }
+                        }
+                    ).encode()
+                    self._send(fault.status, echoed)
+                elif fault.action == "raw":  # exactly the status, headers and bytes given
+                    self._send(fault.status, fault.body, fault.headers)
+                elif fault.action == "same_page":  # a mock that answers its one example
+                    example = {
+                        "results": server.reports[next(iter(server.reports))]["records"][:2],
+                        "paging": {"page": 0, "size": 2, "totalPages": 11, "totalResults": 21},
+                    }
+                    self._send(200, json.dumps(example).encode())
                 elif fault.action == "drop":
                     self.close_connection = True
                 elif fault.action == "garbage":

@@ -1,0 +1,200 @@
+"""A server that lies, echoes, bombs or never ends (SPEC "Fetching"), on 127.0.0.1.
+
+Every test plants the same key; none of it may reach an output, a file or an error.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+import reconcile.api as api
+from reconcile.api import ApiKey, InfobipClient, check_base_url
+from reconcile.errors import ApiError, AuthError, MalformedResponseError, OptionError
+from reconcile.ledger import Ledger
+from reconcile.sync import fetch
+from tests.fake_infobip import FakeInfobip, any_request, make_reports, metadata_request, records_of
+
+KEY = "s3cr3t-KEY-planted-1234567890"
+
+
+@pytest.fixture
+def server():
+    with FakeInfobip(make_reports(), key=KEY) as fake:
+        yield fake
+
+
+def _fetch(server: FakeInfobip, data_dir: Path, key: str = KEY):
+    ledger = Ledger(data_dir)
+    with httpx.Client(timeout=2.0) as http, ledger.locked():
+        client = InfobipClient(
+            http, ApiKey(key), base_url=server.base_url, clock=server.clock, rate=1000.0
+        )
+        return fetch(ledger, client, now=server.clock.now(), page_size=1000)
+
+
+def _nowhere(*places: Path, texts: tuple[str, ...] = ()) -> None:
+    for text in texts:
+        assert KEY not in text
+    for place in places:
+        for path in place.rglob("*"):
+            if path.is_file():
+                assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_a_key_echoed_by_the_server_is_redacted(server, tmp_path, run_cli, monkeypatch):
+    server.fail(any_request, "echo", status=401, times=None)
+    with pytest.raises(AuthError) as caught:
+        _fetch(server, tmp_path / "data")
+    assert "Invalid login details: ***" in str(caught.value)
+    monkeypatch.setenv("INFOBIP_API_KEY", KEY)
+    monkeypatch.setenv("INFOBIP_BASE_URL", server.base_url)
+    result = run_cli("fetch", "--data-dir", tmp_path / "data")
+    assert result.exit_code == 1 and "Invalid login details: ***" in result.stderr
+    # under run, the attention line is stored in the run history too
+    (tmp_path / "contacts.csv").write_text("Phone,Opt-In Date\n4155550101,2024-03-09\n")
+    (tmp_path / "reconcile.toml").write_text(
+        f'[infobip]\nbase_url = "{server.base_url}"\n[[inputs]]\npath = "contacts.csv"\n'
+    )
+    ran = run_cli("run", "--config", tmp_path / "reconcile.toml", "--data-dir", tmp_path / "data")
+    assert ran.exit_code == 3
+    _nowhere(tmp_path, texts=(str(caught.value), result.stderr, result.stdout, ran.stdout))
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://api.example.com", "uses plain http: the key would travel in clear text"),
+        ("https://user:pw@api.example.com", "must not hold a user or password"),
+        ("https://api.example.com/?x=1", "must not hold a query (?) or a fragment (#)"),
+        ("https://api.example.com/#top", "must not hold a query (?) or a fragment (#)"),
+        ("http://[::1", "is not a URL"),
+        ("https://", "must be https://HOST"),
+        ("ftp://api.example.com", "must be https://HOST"),
+    ],
+)
+def test_base_urls_that_would_leak_the_key_or_go_astray(url, message):
+    with pytest.raises(
+        OptionError, match=message.replace("?", r"\?").replace("(", r"\(").replace(")", r"\)")
+    ):
+        check_base_url(url)
+    assert check_base_url("http://127.0.0.1:8080/") == "http://127.0.0.1:8080"
+    assert check_base_url("https://xyz.api.infobip.com") == "https://xyz.api.infobip.com"
+
+
+@pytest.mark.parametrize("key", ["abc\ndef", "clé-non-ascii", "tab\tkey"])
+def test_a_key_an_http_header_cannot_carry_is_refused_at_once(key):
+    with pytest.raises(OptionError, match="holds a character an HTTP header cannot carry"):
+        ApiKey(key)
+
+
+def test_a_gzip_bomb_is_refused_after_64_mib_of_what_is_read(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(api, "MAX_PAGE_BYTES", 1 << 20)  # 1 MiB in the test, 64 MiB for real
+    bomb = gzip.compress(b" " * (8 << 20))
+    server.fail(
+        metadata_request, "raw", status=200, body=bomb, headers={"Content-Encoding": "gzip"}
+    )
+    with pytest.raises(
+        MalformedResponseError, match=re.escape("larger than 1 MiB (after decompression); refused")
+    ):
+        _fetch(server, tmp_path / "data")
+    assert len(server.requests_to("/number")) == 1  # refused outright, not retried
+
+
+def test_deeply_nested_json_is_refused(server, tmp_path):
+    server.fail(metadata_request, "raw", status=200, body=b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(MalformedResponseError, match="nests deeper than 64 levels"):
+        _fetch(server, tmp_path / "data")
+
+
+def test_a_mock_that_answers_its_example_for_every_page_keeps_what_it_gave(server, tmp_path):
+    target = next(report_id for report_id, r in server.reports.items() if len(r["records"]) > 2)
+    server.fail(records_of(target), "same_page", times=None)
+    result = _fetch(server, tmp_path / "data")
+    [(report_id, problem)] = result.incomplete
+    assert report_id == target and "page 1 was asked for, page 0 came" in problem
+    entry = Ledger(tmp_path / "data").entries()[target]
+    assert entry.status == "incomplete" and entry.records == 2
+    assert (
+        sum(1 for _ in server.requests_to(f"/number-activation-state/1/network-reports/{target}"))
+        == 2
+    )
+    assert any("kept incomplete" in warning for warning in result.warnings())
+
+
+def test_endless_pages_stop_at_what_the_totals_allow(server, tmp_path):
+    target = next(report_id for report_id, r in server.reports.items() if len(r["records"]) > 2)
+    records = server.reports[target]["records"]
+    endless = {
+        "results": records[:10] if len(records) >= 10 else records,
+        "paging": {"page": 0, "size": 10, "totalPages": 1_000_000_000, "totalResults": 21},
+    }
+    pages = []
+
+    def answer(path, params):
+        return path.endswith(f"{target}/records")
+
+    for page in range(5):
+        body = dict(endless, paging=dict(endless["paging"], page=page))
+        pages.append(
+            server.fail(
+                lambda p, q, n=page: answer(p, q) and q.get("page") == str(n),
+                "raw",
+                status=200,
+                body=json.dumps(body).encode(),
+            )
+        )
+    result = _fetch(server, tmp_path / "data")
+    [(report_id, problem)] = result.incomplete
+    assert report_id == target and "more than 4 pages for 21 results of 10" in problem
+    assert len(server.requests_to(f"/number-activation-state/1/network-reports/{target}")) == 4
+
+
+def test_one_report_failing_forever_does_not_stop_the_others(server, tmp_path):
+    target = next(iter(server.reports))
+    server.fail(records_of(target), "status", status=500, times=None)
+    result = _fetch(server, tmp_path / "data")
+    assert [report_id for report_id, _message in result.failed] == [target]
+    assert len(result.fetched) == len(server.reports) - 1
+    assert result.expired_unfetched is not None  # the expiry warnings are still computed
+
+
+def test_retry_after_nan_waits_by_the_backoff(server, tmp_path):
+    server.fail(metadata_request, "status", status=429, headers={"Retry-After": "nan"}, times=2)
+    _fetch(server, tmp_path / "data")
+    waits = server.clock.sleeps
+    assert waits and all(wait > 0 for wait in waits[:2])
+
+
+def test_a_tls_failure_is_said_at_once(server, tmp_path):
+    ledger = Ledger(tmp_path / "data")
+    https_url = server.base_url.replace("http://", "https://")  # a plain-HTTP server
+    with httpx.Client(timeout=2.0) as http, ledger.locked():
+        client = InfobipClient(
+            http, ApiKey(KEY), base_url=https_url, clock=server.clock, rate=1000.0
+        )
+        with pytest.raises(ApiError, match=re.escape("the TLS handshake with 127.0.0.1 failed")):
+            fetch(ledger, client, now=server.clock.now(), page_size=1000)
+    assert server.clock.sleeps == []  # no retry
+
+
+@pytest.mark.parametrize(
+    ("report_id", "name"), [("../../etc", "Verizon"), ("good-id\nfetched report x", "Verizon")]
+)
+def test_report_ids_must_be_plain_tokens(server, tmp_path, report_id, name):
+    first = next(iter(server.reports))
+    server.reports[first]["metadata"]["reportId"] = report_id
+    with pytest.raises(MalformedResponseError, match="is not a plain token"):
+        _fetch(server, tmp_path / "data")
+
+
+def test_control_characters_in_operator_names_are_escaped(server, tmp_path):
+    first = next(iter(server.reports))
+    server.reports[first]["metadata"]["networkName"] = "Evil\x1b[31m\x07Net"
+    _fetch(server, tmp_path / "data")
+    assert Ledger(tmp_path / "data").entries()[first].network_name == "Evil\ufffd[31m\ufffdNet"
