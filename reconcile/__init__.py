@@ -17,6 +17,7 @@ from reconcile.check import CheckAnswer, check_number, phone_key
 from reconcile.clean import CleanOptions, CleanResult, CleanSummary, clean_files, reconcile_file
 from reconcile.columns import ColumnChoice
 from reconcile.config import InputConfig, RunConfig, load_config
+from reconcile.consent import check_since
 from reconcile.contacts import ContactTable, read_contacts
 from reconcile.errors import (
     ApiError,
@@ -107,6 +108,7 @@ __all__ = [
     "__version__",
     "api_settings_from_environment",
     "check_number",
+    "check_since",
     "clean_files",
     "compute_coverage",
     "decide",

@@ -38,21 +38,23 @@ class ReconcileGroup(click.Group):
     """A click group that turns ReconcileError into one line on stderr and exit 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        verbose = bool(ctx.params.get("verbose"))
+        def verbose() -> bool:
+            return bool(ctx.params.get("verbose") or ctx.meta.get("reconcile.verbose"))
+
         try:
             return super().invoke(ctx)
         except ReconcileError as error:
-            _fail(ctx, verbose, str(error))
+            _fail(ctx, verbose(), str(error))
         except OSError as error:
             target = f"{error.filename}: " if error.filename else ""
-            _fail(ctx, verbose, f"{target}{error.strerror or error}")
+            _fail(ctx, verbose(), f"{target}{error.strerror or error}")
         except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
             raise
         except Exception as error:  # noqa: BLE001  (the edge: one line, never a traceback)
             summary = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
             _fail(
                 ctx,
-                verbose,
+                verbose(),
                 f"{type(error).__name__}: {summary} "
                 "(nothing was written; run with -v for the traceback and report it)",
                 label="internal error",
@@ -87,6 +89,34 @@ def main(verbose: bool) -> None:  # verbose is read by ReconcileGroup.invoke
     Strips or flags every number that mobile operators reported deactivated since the
     contact's consent, using Infobip's Number Activation State reports.
     """
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--since must be a date: a usage error (exit 2) otherwise."""
+    try:
+        return reconcile.check_since(value)
+    except reconcile.OptionError as error:
+        raise click.BadParameter(
+            str(error).removeprefix(f"--since {value!r} "), ctx, param
+        ) from None
+
+
+def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["reconcile.verbose"] = True
+
+
+def verbose_option(function: F) -> F:
+    """-v after a command too (``reconcile clean -v FILE``)."""
+    return click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_verbose,
+        help="Show full tracebacks on errors.",
+    )(function)
 
 
 def wait_option(function: F) -> F:
@@ -169,6 +199,7 @@ def _print_lines(lines: list[str]) -> None:
 
 
 @main.command()
+@verbose_option
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @changes_option("Change file or folder (API JSON pages, CSV destination,date,type). Repeatable.")
 @click.option(
@@ -275,7 +306,12 @@ def clean(
 
 
 @main.command()
-@click.option("--since", help="Only reports generated on or after this date (YYYY-MM-DD).")
+@verbose_option
+@click.option(
+    "--since",
+    callback=_since,
+    help="Only reports generated on or after this date (YYYY-MM-DD).",
+)
 @click.option(
     "--page-size",
     type=click.IntRange(min=1),
@@ -357,6 +393,7 @@ def ledger() -> None:
 
 
 @ledger.command()
+@verbose_option
 @json_option("the status")
 @data_dir_option
 def status(as_json: bool, data_dir: Path | None) -> None:
@@ -374,6 +411,7 @@ def status(as_json: bool, data_dir: Path | None) -> None:
 
 
 @ledger.command(name="import")
+@verbose_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--label",
@@ -404,6 +442,7 @@ def import_(
 
 
 @ledger.command()
+@verbose_option
 @click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--format",
@@ -428,6 +467,7 @@ def export(target: Path, fmt: str | None, force: bool, data_dir: Path | None) ->
 
 
 @ledger.command()
+@verbose_option
 @json_option("the findings")
 @data_dir_option
 def verify(as_json: bool, data_dir: Path | None) -> None:
@@ -449,6 +489,7 @@ def verify(as_json: bool, data_dir: Path | None) -> None:
 
 
 @ledger.command()
+@verbose_option
 @json_option("what was restored")
 @ledger_options
 def rebuild(as_json: bool, data_dir: Path | None, wait: float) -> None:
@@ -472,6 +513,7 @@ def rebuild(as_json: bool, data_dir: Path | None, wait: float) -> None:
 
 
 @main.command()
+@verbose_option
 @click.option(
     "--config",
     "config_path",
@@ -517,8 +559,13 @@ def run(
 
 
 @main.command()
+@verbose_option
 @click.argument("number")
-@click.option("--since", help="The consent date: was the number deactivated since then?")
+@click.option(
+    "--since",
+    callback=_since,
+    help="The consent date: was the number deactivated since then?",
+)
 @changes_option("Change files to answer from instead of the ledger. Repeatable.")
 @reading_options
 @json_option("the answer")

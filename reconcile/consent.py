@@ -22,6 +22,7 @@ __all__ = [
     "PARSED",
     "STATUS_TYPE",
     "UNPARSEABLE",
+    "check_since",
     "parse_consent",
     "parse_utc_instants",
     "reject_future",
@@ -275,3 +276,10 @@ def parse_utc_instants(raw: pl.Series) -> pl.Series:
     """
     frame = pl.DataFrame({"text": raw.cast(pl.String).str.strip_chars().str.to_uppercase()})
     return frame.select(_iso_boundary(pl.col("text"), "UTC").cast(_UTC)).to_series()
+
+
+def check_since(since: str | None) -> str | None:
+    """``--since`` as given, once it is known to be a date; OptionError otherwise."""
+    if since is not None and parse_utc_instants(pl.Series([since])).item() is None:
+        raise OptionError(f"--since {since!r} is not a date (use YYYY-MM-DD).")
+    return since

@@ -98,6 +98,10 @@ def read_contacts(
             f"{path.name}: unknown file type {suffix or '(no extension)'!r}; "
             "reconcile reads .csv, .txt, .tsv and .xlsx files."
         )
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise InputError(
+            f"{path}: not a regular file (a pipe or a device); save the contacts to a file."
+        )
     try:
         with path.open("rb") as handle:
             head = handle.read(4)

@@ -388,6 +388,7 @@ class Ledger:
                     "`reconcile ledger verify`, then restore the file from a backup or run "
                     '`reconcile ledger rebuild` (see the README, "Recovering the ledger").'
                 )
+            _check_events_file(path)
             scan = pl.scan_parquet(path, schema=EVENT_SCHEMA)
             # A file written for several reports, some of which were replaced since,
             # still holds their old rows: read only the reports it currently stands for.
@@ -681,6 +682,25 @@ class Ledger:
         except OSError as error:
             raise self._fail(error, []) from None
         self._cached = None
+
+
+def _check_events_file(path: Path) -> None:
+    """LedgerError naming ``path`` when it is not an events file the ledger can read
+    (reading its footer only: the columns are read later, lazily)."""
+    try:
+        schema = pl.read_parquet_schema(path)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise LedgerError(
+            f"{path}: not a readable events file ({first_line(error)}); run `reconcile ledger "
+            "verify`, then restore it from a backup or run `reconcile ledger rebuild`."
+        ) from None
+    missing = [name for name in EVENT_SCHEMA if name not in schema]
+    if missing:
+        raise LedgerError(
+            f"{path}: an events file without the column(s) {', '.join(missing)}; run "
+            "`reconcile ledger verify`, then restore it from a backup or run `reconcile "
+            "ledger rebuild`."
+        )
 
 
 def read_file_metadata(path: Path) -> dict[str, object] | None:

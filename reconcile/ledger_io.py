@@ -263,7 +263,12 @@ def export_events(
     """Write every event in the ledger to ``target`` (Parquet, or CSV when ``fmt`` says
     so or, without ``fmt``, the file name ends in ``.csv``); return how many."""
     if fmt is None:
-        fmt = "csv" if target.suffix.lower() == ".csv" else "parquet"
+        suffix = target.suffix.lower()
+        if suffix not in (".csv", ".parquet"):
+            raise OutputError(
+                f"{target}: name the file .parquet or .csv, or say which with --format."
+            )
+        fmt = "csv" if suffix == ".csv" else "parquet"
     if target.exists() and not force:
         raise OutputError(f"{target} already exists; pass --force to replace it.")
     events = ledger.scan_events().sort(["occurred_at", "number", "report_id"]).collect()

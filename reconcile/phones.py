@@ -175,7 +175,8 @@ def _normalize_general(text: pl.Series, region: str) -> pl.DataFrame:
     frame = frame.with_columns(
         intl_digits=pl.when(pl.col("has_plus"))
         .then(pl.col("digits"))
-        .when(pl.col("digits").str.starts_with("011"))
+        # 011 is the NANP exit code; elsewhere it is a national number (0113 is Leeds)
+        .when(pl.lit(national_is_nanp) & pl.col("digits").str.starts_with("011"))
         .then(pl.col("digits").str.slice(3))
         .when(pl.col("digits").str.starts_with("00"))
         .then(pl.col("digits").str.slice(2))

@@ -7,6 +7,7 @@ environment by `fetch`, from ``[infobip]`` by `run`).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ def api_settings_from_environment(
     environment: Mapping[str, str] = os.environ,
 ) -> ApiSettings:
     """`reconcile fetch`'s settings: INFOBIP_BASE_URL and INFOBIP_AUTH_SCHEME, and options."""
+    for name, value in (("--rate", rate), ("--timeout", timeout), ("--deadline", deadline)):
+        if not (math.isfinite(value) and value > 0):
+            raise OptionError(f"{name} {value} must be a positive number.")
     return ApiSettings(
         base_url=environment.get("INFOBIP_BASE_URL") or DEFAULT_BASE_URL,
         auth_scheme=environment.get("INFOBIP_AUTH_SCHEME") or "App",

@@ -17,13 +17,12 @@ import polars as pl
 from reconcile._text import day as _day
 from reconcile.api import InfobipClient, PagingError, open_client
 from reconcile.api_pages import parse_metadata_page, parse_records_page
-from reconcile.consent import parse_utc_instants
+from reconcile.consent import check_since
 from reconcile.errors import (
     ApiError,
     AuthError,
     LedgerError,
     MalformedResponseError,
-    OptionError,
     ReportGoneError,
 )
 from reconcile.ledger import Ledger, ReportEntry, expiry_of_unfetched
@@ -34,7 +33,6 @@ __all__ = [
     "FetchSummary",
     "Progress",
     "ProgressEvent",
-    "check_since",
     "fetch",
     "fetch_with_settings",
 ]
@@ -149,13 +147,6 @@ class FetchResult:
             "requests": self.requests,
             "warnings": self.warnings(),
         }
-
-
-def check_since(since: str | None) -> str | None:
-    """``--since`` as given, once it is known to be a date; OptionError otherwise."""
-    if since is not None and parse_utc_instants(pl.Series([since])).item() is None:
-        raise OptionError(f"--since {since!r} is not a date (use YYYY-MM-DD).")
-    return since
 
 
 def _no_progress(_event: ProgressEvent) -> None:

@@ -15,11 +15,13 @@ import datetime as dt
 import html
 import operator
 import re
+import struct
 import zipfile
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +41,11 @@ __all__ = [
 ]
 
 _WORKBOOK_XML_LIMIT = 4 << 20  # the sheet list; a bigger workbook.xml is not a real one
-_MAX_UNPACKED = 8 << 30  # Excel's own limits keep real workbooks far below this
+_MAX_UNPACKED = 4 << 30  # Excel's own limits keep real workbooks far below this
+# past this much, an archive that inflates more than _BOMB_RATIO times is a bomb (real
+# workbooks inflate 5 to 20 times)
+_BOMB_FROM = 256 << 20
+_BOMB_RATIO = 100
 _ERROR_CELL = re.compile(rb'<c\b[^>]*\bt="e"')
 
 
@@ -83,16 +89,12 @@ def choose_sheet(path: Path, names: list[str], visible: list[bool], sheet: str |
 
 def read_xlsx_contacts(path: Path, choice: ColumnChoice, sheet: str | None) -> XlsxContacts:
     """Read the chosen sheet once; blank rows are left out."""
-    refuse_zip_bomb(path)
+    has_errors = refuse_zip_bomb(path)
     names = _sheet_names(path)
     sheet_index = choose_sheet(path, names, _sheet_visibility(path, names), sheet)
     name = names[sheet_index]
     try:
-        cells = (
-            _openpyxl_cells(path, name)
-            if _holds_error_cells(path)
-            else _calamine_cells(path, sheet_index)
-        )
+        cells = _openpyxl_cells(path, name) if has_errors else _calamine_cells(path, sheet_index)
     except (UnsupportedFormatError, InputError):
         raise
     except BaseException as error:
@@ -215,39 +217,64 @@ def _openpyxl_cells(path: Path, sheet: str) -> list[list[object]]:
         workbook.close()
 
 
-def _holds_error_cells(path: Path) -> bool:
-    """Whether any worksheet holds an error cell (``t="e"``), which calamine reads as
-    empty; the inflation is bounded by what is read."""
+def refuse_zip_bomb(path: Path) -> bool:
+    """Refuse a workbook that unpacks to far more than any contact list: what counts is
+    what inflating its entries' own bytes actually gives (inflated a megabyte at a time
+    and thrown away), never the sizes the archive declares, which a bomb makes small.
+    Returns whether a worksheet holds error cells (``#N/A``), found on the way."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                if not info.filename.startswith("xl/worksheets/"):
-                    continue
-                with archive.open(info) as stream:
-                    tail = b""
-                    while block := stream.read(1 << 20):
-                        if _ERROR_CELL.search(tail + block):
-                            return True
-                        tail = block[-64:]
+        archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile):
-        return False
-    return False
+        return False  # the reader says what is wrong with it
+    packed = max(path.stat().st_size, 1)
+    inflated = 0
+    errors = False
+    with archive, path.open("rb") as raw:
+        for info in archive.infolist():
+            sheet = info.filename.startswith("xl/worksheets/")
+            tail = b""
+            for block in _inflate(raw, info, packed):
+                inflated += len(block)
+                if inflated > _MAX_UNPACKED or (
+                    inflated > _BOMB_FROM and inflated / packed > _BOMB_RATIO
+                ):
+                    raise UnsupportedFormatError(
+                        f"{path.name} unpacks to more than {inflated >> 20} MiB from "
+                        f"{max(packed >> 20, 1)} MiB: that is not a contact list reconcile "
+                        "will open (a zip bomb?)."
+                    )
+                if sheet and not errors:
+                    errors = bool(_ERROR_CELL.search(tail + block))
+                    tail = block[-64:]
+    return errors
 
 
-def refuse_zip_bomb(path: Path) -> None:
-    """Refuse a workbook that would unpack to far more than any real contact list."""
+def _inflate(raw: BinaryIO, info: zipfile.ZipInfo, packed: int) -> Iterator[bytes]:
+    """An entry's inflated bytes, from its local header on to the end of its deflate
+    stream (or of the file): the declared sizes are not trusted."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            entries = archive.infolist()
-    except (OSError, zipfile.BadZipFile):
+        raw.seek(info.header_offset)
+        header = raw.read(30)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            return
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        raw.seek(info.header_offset + 30 + name_length + extra_length)
+        if info.compress_type == zipfile.ZIP_STORED:
+            remaining = min(info.compress_size, packed)
+            while remaining > 0 and (block := raw.read(min(1 << 20, remaining))):
+                remaining -= len(block)
+                yield block
+            return
+        if info.compress_type != zipfile.ZIP_DEFLATED:
+            return
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        while not inflater.eof and (compressed := raw.read(1 << 16)):
+            data = inflater.decompress(compressed, 1 << 20)
+            while data:
+                yield data
+                data = inflater.decompress(inflater.unconsumed_tail, 1 << 20)
+    except (OSError, zlib.error, struct.error):
         return  # the reader says what is wrong with it
-    unpacked = sum(entry.file_size for entry in entries)
-    packed = max(sum(entry.compress_size for entry in entries), 1)
-    if unpacked > _MAX_UNPACKED or (unpacked > 256 << 20 and unpacked / packed > 200):
-        raise UnsupportedFormatError(
-            f"{path.name} would unpack to {unpacked >> 20} MiB from {packed >> 20} MiB: "
-            "that is not a contact list reconcile will open (a zip bomb?)."
-        )
 
 
 def _sheet_visibility(path: Path, names: list[str]) -> list[bool]:

@@ -274,3 +274,20 @@ def test_verify_names_a_missing_file(run_cli, history_dir, tmp_path):
     result = run_cli("ledger", "verify", "--data-dir", data)
     assert result.exit_code == 1
     assert f"problem: events/{victim.name} is named by the manifest but missing" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b"PAR1garbagePAR1", b"not parquet at all"],
+)
+def test_a_damaged_events_file_is_one_line_naming_it(run_cli, history_dir, tmp_path, damage):
+    data = tmp_path / "data"
+    assert run_cli("ledger", "import", history_dir, "--data-dir", data).exit_code == 0
+    victim = next(iter(Ledger(data).events_dir.glob("*.parquet")))
+    victim.write_bytes(damage)
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("Phone,Opt-In Date\n4155550101,2024-03-09\n")
+    result = run_cli("clean", contacts, "--data-dir", data, "--out-dir", tmp_path / "out")
+    assert result.exit_code == 1
+    assert f"{victim}: not a readable events file" in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -163,3 +163,10 @@ def test_the_e164_text_is_the_key_s_own_digits():
     assert with_text.get_column("phone_e164").null_count() == 3  # the three invalid cells
     general = normalize_phones(raw, "GB", with_e164=False)  # the general path alone
     assert general.columns == ["phone_key", "phone_error"]
+
+
+def test_011_is_an_international_prefix_only_in_north_america():
+    gb = normalize_phones(pl.Series(["0113 496 0000", "011 44 20 7946 0958", "447911123456"]), "GB")
+    assert gb["phone_e164"].to_list() == ["+441134960000", None, "+447911123456"]
+    us = normalize_phones(pl.Series(["011 44 20 7946 0958"]), "US")
+    assert us["phone_e164"].to_list() == ["+442079460958"]

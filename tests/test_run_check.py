@@ -90,8 +90,10 @@ def test_check_refuses_an_invalid_number_or_date(run_cli, history_dir):
     assert result.stderr == (
         "reconcile: error: '555-0199' is not a valid phone number (not 10 digits (or 11 starting with 1)).\n"
     )
-    result = run_cli("check", "4155550101", "--since", "yesterday", "--changes", history_dir)
-    assert result.exit_code == 1 and "--since 'yesterday' is not a date" in result.stderr
+    for since in ("yesterday", "13/45/2026"):
+        result = run_cli("check", "4155550101", "--since", since, "--changes", history_dir)
+        assert result.exit_code == 2  # a usage error
+        assert "Invalid value for '--since': is not a date (use YYYY-MM-DD)." in result.stderr
 
 
 def test_check_agrees_with_clean_on_every_contact(run_cli, setup):
@@ -319,3 +321,29 @@ def test_a_failing_second_input_leaves_no_output_of_the_first(run_cli, setup):
     assert result.exit_code == 1
     assert "broken.csv: no phone column found" in result.stderr
     assert not (folder / "out").exists() or list((folder / "out").iterdir()) == []
+
+
+def test_one_line_errors_for_odd_inputs_and_options(run_cli, tmp_path, history_dir):
+    import os
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    result = run_cli("clean", fifo, "--changes", history_dir)
+    assert result.exit_code == 1 and "not a regular file (a pipe or a device)" in result.stderr
+    result = run_cli("clean", "/dev/zero", "--changes", history_dir)
+    assert result.exit_code == 1
+    verbose = run_cli("clean", "-v", tmp_path / "absent.csv", "--changes", history_dir)
+    assert verbose.exit_code == 1 and "Traceback" in verbose.stderr
+    data = tmp_path / "data"
+    assert run_cli("ledger", "import", history_dir, "--data-dir", data).exit_code == 0
+    exported = run_cli("ledger", "export", tmp_path / "x.txt", "--data-dir", data)
+    assert exported.exit_code == 1
+    assert "x.txt: name the file .parquet or .csv, or say which with --format." in exported.stderr
+    config = tmp_path / "bom.toml"
+    (tmp_path / "contacts.csv").write_text(CONTACTS)
+    config.write_bytes(b"\xef\xbb\xbf" + b'[[inputs]]\npath = "contacts.csv"\n')
+    assert run_cli("run", "--config", config, "--dry-run").exit_code in (0, 3)
+    nan = tmp_path / "nan.toml"
+    nan.write_text('[infobip]\nrate = nan\n[[inputs]]\npath = "contacts.csv"\n')
+    refused = run_cli("run", "--config", nan)
+    assert refused.exit_code == 1 and "[infobip].rate: expected a positive number" in refused.stderr

@@ -243,7 +243,32 @@ def test_a_zip_bomb_disguised_as_xlsx_is_refused(tmp_path):
     with zipfile.ZipFile(source, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("[Content_Types].xml", "<Types/>")
         archive.writestr("xl/worksheets/sheet1.xml", b" " * (300 << 20))
-    with pytest.raises(UnsupportedFormatError, match="would unpack to 300 MiB from 0 MiB"):
+    with pytest.raises(UnsupportedFormatError, match=r"unpacks to more than 25\d MiB from 1 MiB"):
+        read_contacts(source, ColumnChoice())
+
+
+def test_a_zip_bomb_that_declares_small_sizes_is_refused_by_what_it_inflates(tmp_path):
+    import struct
+    import zipfile
+
+    source = tmp_path / "liar.xlsx"
+    with zipfile.ZipFile(source, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/worksheets/sheet1.xml", b" " * (300 << 20))
+    data = bytearray(source.read_bytes())
+    # declare 1 KiB for the sheet in its local header and in the central directory
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        start = 0
+        while (start := data.find(signature, start)) >= 0:
+            name_length = struct.unpack("<H", data[start + (26 if offset == 22 else 28) :][:2])[0]
+            name_at = start + (30 if offset == 22 else 46)
+            if bytes(data[name_at : name_at + name_length]) == b"xl/worksheets/sheet1.xml":
+                data[start + offset : start + offset + 4] = struct.pack("<I", 1024)
+            start += 4
+    source.write_bytes(bytes(data))
+    with zipfile.ZipFile(source) as archive:
+        assert archive.getinfo("xl/worksheets/sheet1.xml").file_size == 1024  # the lie
+    with pytest.raises(UnsupportedFormatError, match="a zip bomb"):
         read_contacts(source, ColumnChoice())
 
 
