@@ -23,6 +23,14 @@ from tests.fake_infobip import FakeInfobip, any_request, make_reports, metadata_
 KEY = "s3cr3t-KEY-planted-1234567890"
 
 
+@pytest.fixture(autouse=True)
+def _the_key_is_found_nowhere(tmp_path, capsys):
+    """After every test: no file it wrote and nothing it printed holds the planted key."""
+    yield
+    captured = capsys.readouterr()
+    _nowhere(tmp_path, texts=(captured.out, captured.err))
+
+
 @pytest.fixture
 def server():
     with FakeInfobip(make_reports(), key=KEY) as fake:
