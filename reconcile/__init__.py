@@ -14,7 +14,14 @@ from reconcile import printed
 from reconcile._version import version
 from reconcile.changefiles import load_change_files
 from reconcile.check import CheckAnswer, check_number, phone_key
-from reconcile.clean import CleanOptions, CleanResult, CleanSummary, clean_files, reconcile_file
+from reconcile.clean import (
+    CleanOptions,
+    CleanResult,
+    CleanSummary,
+    as_mode,
+    clean_files,
+    reconcile_file,
+)
 from reconcile.columns import ColumnChoice
 from reconcile.config import InputConfig, RunConfig, load_config
 from reconcile.consent import check_since
@@ -107,6 +114,7 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "api_settings_from_environment",
+    "as_mode",
     "check_number",
     "check_since",
     "clean_files",

@@ -56,6 +56,7 @@ __all__ = [
     "CleanOptions",
     "CleanResult",
     "CleanSummary",
+    "as_mode",
     "clean_files",
     "output_paths",
     "reconcile_file",
@@ -71,6 +72,17 @@ FLAG_COLUMNS = {
     "reconcile_event_date": "event_date",
     "reconcile_suggested_number": "suggested_number",
 }
+
+
+def as_mode(text: str) -> Literal["strip", "blank", "flag"]:
+    """A mode's name as `CleanOptions` takes it; OptionError for an unknown one."""
+    if text == "strip":
+        return "strip"
+    if text == "blank":
+        return "blank"
+    if text == "flag":
+        return "flag"
+    raise OptionError(f"--mode {text!r} is not one of {', '.join(MODES)}.")
 
 
 @dataclass(frozen=True)

@@ -278,7 +278,7 @@ def clean(
     """
     options = CleanOptions(
         columns=ColumnChoice(phones=phone_columns, consent=consent_column, id=id_column),
-        mode="flag" if mode == "flag" else "blank" if mode == "blank" else "strip",
+        mode=reconcile.as_mode(mode),
         actions=reconcile.resolve_actions(overrides),
         default_region=default_region,
         consent_timezone=consent_timezone,

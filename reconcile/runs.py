@@ -23,7 +23,14 @@ import polars as pl
 
 from reconcile._atomic import hold_folder
 from reconcile._text import iso_utc
-from reconcile.clean import CleanOptions, CleanResult, CleanSummary, clean_files, reconcile_file
+from reconcile.clean import (
+    CleanOptions,
+    CleanResult,
+    CleanSummary,
+    as_mode,
+    clean_files,
+    reconcile_file,
+)
 from reconcile.columns import ColumnChoice
 from reconcile.config import InputConfig, RunConfig
 from reconcile.errors import ApiError, OptionError, OutputError
@@ -86,7 +93,7 @@ def options_for(config: InputConfig, out_dir: Path | None) -> CleanOptions:
     """CleanOptions from one [[inputs]] table."""
     return CleanOptions(
         columns=ColumnChoice(config.phone_columns, config.consent_column, config.id_column),
-        mode="flag" if config.mode == "flag" else "blank" if config.mode == "blank" else "strip",
+        mode=as_mode(config.mode),
         actions=resolve_actions(config.actions),
         default_region=config.default_region,
         consent_timezone=config.consent_timezone,

@@ -37,8 +37,6 @@ __all__ = [
     "fetch_with_settings",
 ]
 
-_RESTARTS = 2
-
 
 @dataclass(frozen=True)
 class ProgressEvent:

@@ -17,6 +17,21 @@ def _readme_block(after_heading: str, language: str) -> str:
     return re.search(rf"```{language}\n(.*?)```", section, re.S).group(1)
 
 
+def _assert_printed(result, shown: list[str], out: Path) -> None:
+    """The command printed the README's lines (the stale warning's age and the output
+    folder aside)."""
+    assert result.exit_code == 0, result.output
+    printed = result.stdout.strip().splitlines()
+    assert len(printed) == len(shown)
+    for line, expected in zip(printed, shown, strict=True):
+        if "days ago" in expected:  # the stale warning counts days from today
+            assert line.startswith(expected.split("(", 1)[0])
+        elif expected.strip().startswith("wrote"):
+            assert line.strip() == expected.strip().replace("demo-output", str(out))
+        else:
+            assert line == expected
+
+
 def test_quick_start_has_exactly_two_commands():
     commands = _readme_block("## Quick start", "sh").strip().splitlines()
     assert len(commands) == 2
@@ -33,19 +48,7 @@ def test_sample_run_prints_what_the_readme_shows(run_cli, tmp_path, monkeypatch)
     monkeypatch.chdir(ROOT)
     before = tree_snapshot(ROOT / "samples")
     args[args.index("--out-dir") + 1] = str(tmp_path / "demo-output")
-    result = run_cli(*args)
-    assert result.exit_code == 0, result.output
-    printed = result.stdout.strip().splitlines()
-    assert len(printed) == len(shown)
-    for line, expected in zip(printed, shown, strict=True):
-        if "days ago" in expected:  # the stale warning counts days from today
-            assert line.startswith(expected.split("(", 1)[0])
-        elif expected.strip().startswith("wrote"):
-            assert line.strip() == expected.strip().replace(
-                "demo-output", str(tmp_path / "demo-output")
-            )
-        else:
-            assert line == expected
+    _assert_printed(run_cli(*args), shown, tmp_path / "demo-output")
     assert tree_snapshot(ROOT / "samples") == before
 
 
@@ -104,19 +107,7 @@ def test_the_second_example_prints_what_the_readme_shows(run_cli, tmp_path, monk
     args = shlex.split(command.removeprefix("reconcile "))
     args[args.index("--out-dir") + 1] = str(tmp_path / "demo-output")
     monkeypatch.chdir(ROOT)
-    result = run_cli(*args)
-    assert result.exit_code == 0, result.output
-    printed = result.stdout.strip().splitlines()
-    assert len(printed) == len(shown)
-    for line, expected in zip(printed, shown, strict=True):
-        if "days ago" in expected:
-            assert line.startswith(expected.split("(", 1)[0])
-        elif expected.strip().startswith("wrote"):
-            assert line.strip() == expected.strip().replace(
-                "demo-output", str(tmp_path / "demo-output")
-            )
-        else:
-            assert line == expected
+    _assert_printed(run_cli(*args), shown, tmp_path / "demo-output")
     footer = (ROOT / "samples" / "salesforce-report.csv").read_bytes().split(b"\r\n\r\n", 1)[1]
     cleaned = (tmp_path / "demo-output" / "salesforce-report.cleaned.csv").read_bytes()
     assert cleaned.endswith(b"\r\n\r\n" + footer)
