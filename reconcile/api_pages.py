@@ -33,8 +33,11 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def date_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
-    """The dates a report may hold: from 2000-01-01 to one day after ``now``."""
-    return EARLIEST, (now or datetime.now(UTC)) + timedelta(days=1)
+    """The dates a report may hold: from 2000-01-01 to the end of the day after ``now``'s
+    (UTC)."""
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    end = datetime.combine(today + timedelta(days=2), datetime.min.time(), tzinfo=UTC)
+    return EARLIEST, end - timedelta(microseconds=1)
 
 
 _DIGITS = r"^[0-9]{7,15}$"

@@ -262,8 +262,8 @@ class Ledger:
         if stat is None:
             self._cached = None
             on_disk = {f"events/{path.name}" for path in self.event_files_on_disk()}
-            if on_disk <= self._pending_files():  # only a first commit that never happened
-                return _Snapshot(_empty_manifest(), {})
+            if on_disk <= self._pending_files(first_commit_only=True):
+                return _Snapshot(_empty_manifest(), {})  # a first commit that never happened
             return self._missing_manifest()
         identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if self._cached is not None and self._cached[0] == identity:
@@ -511,13 +511,17 @@ class Ledger:
             os.fsync(stream.fileno())
         return temporary, f"events/{name}"
 
-    def _publish(self, staged: list[tuple[Path, str]], commit: str) -> None:
-        """Move staged files into ``events/``, noting them in ``pending.json`` first."""
+    def _publish(self, staged: list[tuple[Path, str]], commit: str, base: object) -> None:
+        """Move staged files into ``events/``, noting them in ``pending.json`` first, with
+        the commit of the manifest they are meant to replace (``base``)."""
         if not staged:
             return
         temporary = self.staging_dir / f"pending-{uuid.uuid4().hex}.json.tmp"
         with temporary.open("w", encoding="utf-8") as stream:
-            json.dump({"commit": commit, "files": [name for _path, name in staged]}, stream)
+            json.dump(
+                {"commit": commit, "base": base, "files": [name for _path, name in staged]},
+                stream,
+            )
             stream.flush()
             os.fsync(stream.fileno())
         temporary.replace(self.pending_path)
@@ -525,12 +529,33 @@ class Ledger:
             path.replace(self.root / name)
         _fsync_directory(self.events_dir)
 
-    def _pending_files(self) -> set[str]:
+    def _untouched_since_pending(self) -> bool:
+        """Whether the manifest (or its absence, for a first commit) is as it was when
+        the pending commit began: not replaced since, not restored from a backup. A
+        file's ctime changes with every replace or copy, and cannot be set back."""
+        try:
+            pending = self.pending_path.stat()
+        except OSError:
+            return False
+        try:
+            manifest = self.manifest_path.stat()
+        except FileNotFoundError:
+            on_disk = {f"events/{path.name}" for path in self.event_files_on_disk()}
+            return on_disk <= self._pending_files()  # a new ledger: nothing else to name
+        except OSError:
+            return False
+        return manifest.st_ctime_ns < pending.st_ctime_ns
+
+    def _pending_files(self, first_commit_only: bool = False) -> set[str]:
         try:
             pending = json.loads(self.pending_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return set()
-        files = pending.get("files", []) if isinstance(pending, dict) else []
+        if not isinstance(pending, dict):
+            return set()
+        if first_commit_only and not ("base" in pending and pending["base"] is None):
+            return set()
+        files = pending.get("files", [])
         return {name for name in files if isinstance(name, str)}
 
     def _finish(self) -> None:
@@ -547,16 +572,27 @@ class Ledger:
         except (OSError, ValueError):
             pending = {}
         if pending is not None:
+            # The files of a killed commit are removed only when the manifest is still the
+            # one that commit was to replace: then no manifest ever named them. Any other
+            # manifest (the commit happened, or a backup was restored, or the manifest was
+            # lost) may have named them: they stay, for `ledger rebuild`.
             if self.manifest_path.exists():
                 try:
                     snapshot = self._snapshot()
                 except LedgerError:
                     return  # a damaged manifest: nothing is removed until it is rebuilt
-                committed = snapshot.manifest.get("commit")
+                current = snapshot.manifest.get("commit")
                 named = {entry.file for entry in snapshot.entries.values()}
-            else:  # the first commit of a new ledger was killed before its manifest
-                committed, named = None, set()
-            if isinstance(pending, dict) and pending.get("commit") != committed:
+            else:
+                current, named = None, set()
+            never_committed = (
+                isinstance(pending, dict)
+                and "base" in pending
+                and pending.get("base") == current
+                and pending.get("commit") != current
+                and self._untouched_since_pending()
+            )
+            if never_committed and isinstance(pending, dict):
                 for name in pending.get("files", []):
                     if (
                         isinstance(name, str)
@@ -605,6 +641,15 @@ class Ledger:
                 old = entries.get(listed.report_id)
                 if old is None:
                     entries[listed.report_id] = listed
+                elif old.status in ("complete", "assumed"):
+                    # metadata alone never removes coverage: the span stays as committed
+                    entries[listed.report_id] = replace(
+                        old,
+                        network_id=listed.network_id,
+                        network_name=listed.network_name,
+                        generated_date=listed.generated_date,
+                        expiry_date=listed.expiry_date,
+                    )
                 else:
                     entries[listed.report_id] = replace(
                         old,
@@ -629,7 +674,7 @@ class Ledger:
                 elif old is not None:
                     entry = replace(entry, file=old.file, records=old.records)
                 entries[entry.report_id] = entry
-            self._publish(staged, commit)
+            self._publish(staged, commit, snapshot.manifest.get("commit"))
             previous_sync = _parse(_text(snapshot.manifest.get("last_sync")))
             self._write_manifest(
                 entries, last_sync or previous_sync, new_files, commit, snapshot=snapshot
@@ -654,7 +699,7 @@ class Ledger:
             staged.append((path, file))
             for entry in counted:
                 entries[entry.report_id] = replace(entry, file=file)
-            self._publish(staged, commit)
+            self._publish(staged, commit, snapshot.manifest.get("commit"))
             self._write_manifest(
                 entries,
                 _parse(_text(snapshot.manifest.get("last_sync"))),

@@ -148,10 +148,11 @@ _STATUS_RANK = {"complete": 4, "assumed": 3, "incomplete": 2, "gone": 1, "listed
 
 def _holds_more(old: ReportEntry, new: ReportEntry, new_records: int) -> bool:
     """Whether the ledger's copy of a report is more than an import of it: a complete
-    report is never replaced by a partial set of its pages, nor by fewer records."""
+    report is never replaced by a partial set of its pages, nor any copy by one with
+    fewer records."""
     if old.status == "complete" and new.status != "complete":
         return True
-    return old.status == new.status == "incomplete" and old.records > new_records
+    return old.file is not None and old.records > new_records
 
 
 def _same_events(ledger: Ledger, old: ReportEntry, events: pl.DataFrame) -> bool:
@@ -226,9 +227,21 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> Imp
         network_name=pl.col("network_name").first(),
     )
     known = ledger.entries()
+    counts = dict(events.group_by("report_id").agg(pl.len()).iter_rows())
+    warnings: list[str] = []
+    kept_ids: list[str] = []
     entries = []
     for report_id, start, end, network_id, network_name in spans.iter_rows():
         old = known.get(report_id)
+        if old is not None and old.file is not None and old.records >= counts[report_id]:
+            # never lower what the ledger holds; the same content again changes nothing
+            if old.records > counts[report_id]:
+                warnings.append(
+                    f"report {report_id}: the file holds {counts[report_id]} event(s); the "
+                    f"ledger keeps its copy of {old.records}"
+                )
+            kept_ids.append(report_id)
+            continue
         if old is not None and old.status == "complete":
             entries.append(replace(old, source=f"import:{label}"))
         else:
@@ -244,13 +257,15 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> Imp
                     fetched_at=now,
                 )
             )
-    ledger.commit_segment(entries, events)
+    events = events.filter(~pl.col("report_id").is_in(kept_ids))
+    if entries:
+        ledger.commit_segment(entries, events)
     return {
         "label": label,
         "files": 1,
         "reports": len(entries),
         "events": events.height,
-        "warnings": [],
+        "warnings": warnings,
     }
 
 
@@ -356,7 +371,10 @@ def rebuild_ledger(ledger: Ledger, wait: float = 0) -> RebuildSummary:
             candidates.setdefault(entry.report_id, []).append((rank, entry))
 
         for order, entry in enumerate(current.values()):
-            offer(entry, _stamp(entry.fetched_at), order)
+            # a manifest entry whose file is gone or unreadable is not offered: the files
+            # that are there decide (the report drops out if none holds it)
+            if entry.file is None or _readable(ledger.root / entry.file):
+                offer(entry, _stamp(entry.fetched_at), order)
         for order, path in enumerate(ledger.event_files_on_disk()):
             name = f"events/{path.name}"
             try:
@@ -398,6 +416,14 @@ def rebuild_ledger(ledger: Ledger, wait: float = 0) -> RebuildSummary:
         "files_kept": kept,
         "files_unreadable": sorted(unreadable),
     }
+
+
+def _readable(path: Path) -> bool:
+    try:
+        read_file_metadata(path)
+    except LedgerError:
+        return False
+    return path.is_file()
 
 
 def _stamp(moment: datetime | None) -> str:

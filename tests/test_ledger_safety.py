@@ -291,3 +291,77 @@ def test_a_damaged_events_file_is_one_line_naming_it(run_cli, history_dir, tmp_p
     assert result.exit_code == 1
     assert f"{victim}: not a readable events file" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_commit_killed_after_its_manifest_loses_nothing_when_a_backup_is_restored(
+    tmp_path, history_dir, monkeypatch, run_cli
+):
+    data = tmp_path / "data"
+    ledger = Ledger(data)
+    _import(ledger, history_dir)
+    backup = tmp_path / "manifest.backup.json"
+    shutil.copy(ledger.manifest_path, backup)
+    extra = tmp_path / "extra.csv"
+    extra.write_text("destination,date,type\n14155550777,2024-05-01T00:00:00Z,DEACTIVATION\n")
+
+    class Killed(BaseException):
+        pass
+
+    def killed(_self):  # the process dies after its manifest, before pending.json goes
+        raise Killed
+
+    monkeypatch.setattr(Ledger, "_finish", killed)
+    with pytest.raises(Killed):
+        _import(Ledger(data), extra)
+    monkeypatch.undo()
+    expected = _export(run_cli, data, tmp_path / "expected.csv")
+    shutil.copy(backup, Ledger(data).manifest_path)  # the user restores the backup
+    _import(Ledger(data), history_dir)  # a writer runs: it must remove nothing
+    rebuild_ledger(Ledger(data))
+    assert _export(run_cli, data, tmp_path / "after.csv") == expected
+
+
+def test_rebuild_drops_a_report_whose_file_is_gone(run_cli, history_dir, tmp_path):
+    data = tmp_path / "data"
+    assert run_cli("ledger", "import", history_dir, "--data-dir", data).exit_code == 0
+    victim = next(iter(Ledger(data).events_dir.glob("*.parquet")))
+    victim.unlink()
+    assert run_cli("ledger", "verify", "--data-dir", data).exit_code == 1
+    assert run_cli("ledger", "rebuild", "--data-dir", data).exit_code == 0
+    assert run_cli("ledger", "verify", "--data-dir", data).exit_code == 0
+    assert Ledger(data).history().events.height == 2
+
+
+def test_no_import_lowers_a_report_the_ledger_holds(run_cli, history_dir, tmp_path):
+    data = tmp_path / "data"
+    ledger = Ledger(data)
+    _import(ledger, history_dir)
+    full = tmp_path / "full.parquet"
+    assert run_cli("ledger", "export", full, "--data-dir", data).exit_code == 0
+    one = tmp_path / "one.parquet"
+    pl.read_parquet(full).filter(pl.col("report_id") == "rep-vz-1").head(1).write_parquet(one)
+    assert run_cli("ledger", "import", one, "--data-dir", data).exit_code == 0
+    assert ledger.history().events.height == 4
+    manifest = ledger.manifest_path.read_bytes()
+    assert run_cli("ledger", "import", full, "--data-dir", data).exit_code == 0
+    assert ledger.manifest_path.read_bytes() == manifest  # the same content: nothing
+    fewer = tmp_path / "fewer"
+    fewer.mkdir()
+    (fewer / "metadata.json").write_text(json.dumps(METADATA))
+    page = dict(RECORDS_VZ, paging={"page": 0, "size": 1, "totalPages": 1, "totalResults": 1})
+    page["results"] = RECORDS_VZ["results"][:1]
+    (fewer / "rep-vz-1.json").write_text(json.dumps(page))
+    _import(ledger, fewer)
+    assert ledger.history().events.height == 4
+
+
+def test_metadata_alone_never_narrows_coverage(tmp_path, history_dir):
+    ledger = Ledger(tmp_path / "data")
+    _import(ledger, history_dir)
+    coverage = ledger.history().coverage()
+    narrowed = json.loads(json.dumps(METADATA))
+    narrowed["results"][0]["dateFrom"] = "2024-03-20T00:00:00Z"
+    listing = tmp_path / "listing.json"
+    listing.write_text(json.dumps(narrowed))
+    _import(ledger, listing)
+    assert ledger.history().coverage() == coverage
