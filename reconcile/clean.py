@@ -814,6 +814,7 @@ def _add_workbook(result: CleanResult, history: History, batch: OutputBatch, now
         history_source=history.description,
         ledger_last_sync=history.last_sync,
         options=result.options.described(),
+        history_sources=tuple(history.sources),
     )
     if result.report_path is not None:
         batch.add(

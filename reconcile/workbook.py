@@ -57,6 +57,7 @@ class RunInfo:
     history_source: str
     ledger_last_sync: datetime | None = None
     options: dict[str, str] | None = None
+    history_sources: tuple[str, ...] = ()
 
 
 def file_sha256(path: Path) -> str:
@@ -124,6 +125,17 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
         ("Input file", str(result.table.path)),
         ("Input SHA-256", input_hash),
         ("Input sheet", result.table.sheet or ""),
+        (
+            "Input encoding (detected)" if not result.options.encoding else "Input encoding",
+            result.table.encoding or "(a workbook)",
+        ),
+        (
+            "Input delimiter (detected)" if not result.options.delimiter else "Input delimiter",
+            {"\t": "tab"}.get(
+                result.table.delimiter or "", result.table.delimiter or "(a workbook)"
+            ),
+        ),
+        ("Input line ends", result.table.newline or "(a workbook)"),
         ("Rows", summary["rows"]),
         ("Blank rows skipped", summary["blank_rows_skipped"]),
         ("Kept", summary["kept"]),
@@ -135,9 +147,18 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
     rows += [(f"Action: {action}", count) for action, count in summary["actions"].items()]
     rows += [
         ("Phone columns checked", ", ".join(result.table.phone_columns)),
+        ("Numbers checked", summary["numbers"]["checked"]),
         ("Consent column", result.table.consent_column),
+        ("Consent values unreadable", summary["consent"]["unreadable"]),
+        *(("Unreadable consent, e.g.", example) for example in summary["consent"]["examples"]),
+        *(
+            [("Consent format that reads them", summary["consent"]["hint"])]
+            if summary["consent"]["hint"]
+            else []
+        ),
         ("Id column", result.table.id_column or ""),
-        ("History", info.history_source),
+        ("History", info.history_source.split(":", 1)[0]),
+        *(("History source", source) for source in info.history_sources),
         ("Ledger last sync (UTC)", info.ledger_last_sync or ""),
         ("Coverage start (UTC)", coverage.start or "no history"),
         ("Coverage end (UTC): verdicts hold as of", coverage.end or "no history"),

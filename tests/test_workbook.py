@@ -94,7 +94,18 @@ def test_summary_names_inputs_hash_options_coverage_and_versions(cleaned):
     assert summary["Tool"].startswith("reconcile ")
     assert isinstance(summary["Run at (UTC)"], dt.datetime)
     assert summary["Option: consent_timezone"] == "UTC"
-    assert summary["History"].startswith("change files: ")
+    assert summary["History"] == "change files"
+    rows = list(
+        openpyxl.load_workbook(cleaned.report_path)["Summary"].iter_rows(
+            min_row=2, values_only=True
+        )
+    )
+    sources = [value for field, value in rows if field == "History source"]
+    assert len(sources) == 3 and all(source.endswith(".json") for source in sources)
+    assert summary["Input encoding (detected)"] == "utf-8"
+    assert summary["Input delimiter (detected)"] == ","
+    assert summary["Phone columns checked"] == "Mobile Phone"
+    assert summary["Consent values unreadable"] == 0
 
 
 def test_coverage_reports_and_chart(cleaned):
