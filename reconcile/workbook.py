@@ -9,6 +9,7 @@ starts with ``=`` is written as text.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -24,7 +25,13 @@ from reconcile.history import ACTIVATION, DEACTIVATION, Coverage, History
 if TYPE_CHECKING:
     from reconcile.clean import CleanResult
 
-__all__ = ["EXCEL_MAX_ROWS", "RunInfo", "file_sha256", "write_audit_workbook"]
+__all__ = [
+    "EXCEL_MAX_ROWS",
+    "RunInfo",
+    "file_sha256",
+    "weekly_deactivations",
+    "write_audit_workbook",
+]
 
 EXCEL_MAX_ROWS = 1_048_576
 # characters a workbook cannot hold (XML 1.0): shown as U+FFFD; the change list keeps them
@@ -254,14 +261,16 @@ def _reports(workbook: Any, history: History) -> None:
     sheet.finish()
 
 
-def _deactivations(workbook: Any, history: History) -> None:
-    from openpyxl.chart import BarChart, Reference
-
-    weekly = (
+def weekly_deactivations(history: History, coverage: Coverage) -> pl.DataFrame:
+    """Deactivations per week (Monday, UTC) and operator: one row per week from the
+    first covered week to the last (weeks without one are zeros), each event counted
+    once however many reports or files hold it."""
+    events = (
         history.lazy_events()
         .filter(pl.col("type").is_in([DEACTIVATION, ACTIVATION]))
+        .unique(subset=["number", "type", "occurred_at", "new_number"])
         .with_columns(
-            week=pl.col("occurred_at").dt.truncate("1w").dt.replace_time_zone(None),
+            week=pl.col("occurred_at").dt.truncate("1w").dt.replace_time_zone(None).dt.date(),
             # prefixed, so that no operator name (say "week") meets the index column
             network=pl.lit("op:") + pl.col("network_name").fill_null("(operator not named)"),
         )
@@ -269,19 +278,61 @@ def _deactivations(workbook: Any, history: History) -> None:
         .agg(count=pl.len())
         .collect()
     )
-    networks = sorted(weekly.get_column("network").unique().to_list())
-    table = (
-        weekly.pivot(on="network", index="week", values="count").sort("week").fill_null(0)
-        if weekly.height
-        else pl.DataFrame({"week": []})
+    starts = [moment for moment in (coverage.start,) if moment is not None]
+    ends = [moment for moment in (coverage.end,) if moment is not None]
+    if events.height:
+        starts.append(events.get_column("week").min())  # type: ignore[arg-type]
+        ends.append(events.get_column("week").max())  # type: ignore[arg-type]
+    if not starts:
+        return pl.DataFrame({"week": pl.Series([], dtype=pl.Date)})
+    first = min(_as_date(moment) for moment in starts)
+    last = max(_as_date(moment) for moment in ends)
+    weeks = pl.DataFrame(
+        {
+            "week": pl.date_range(
+                first - dt.timedelta(days=first.weekday()),
+                last - dt.timedelta(days=last.weekday()),
+                "1w",
+                eager=True,
+            )
+        }
     )
+    if not events.height:
+        return weeks
+    table = events.pivot(on="network", index="week", values="count")
+    networks = sorted(name for name in table.columns if name != "week")
+    return (
+        weeks.join(table, on="week", how="left")
+        .with_columns(pl.col(networks).fill_null(0).cast(pl.Int64))
+        .select("week", *networks)
+        .sort("week")
+    )
+
+
+def _as_date(moment: object) -> dt.date:
+    if isinstance(moment, dt.datetime):
+        return moment.date()
+    if isinstance(moment, dt.date):
+        return moment
+    raise TypeError(f"not a date: {moment!r}")
+
+
+def _deactivations(workbook: Any, history: History, coverage: Coverage) -> None:
+    from openpyxl.chart import BarChart, Reference
+
+    table = weekly_deactivations(history, coverage)
+    networks = [name for name in table.columns if name != "week"]
     sheet = _Sheet(
         workbook,
         "Deactivations",
         [("Week starting (UTC)", 20)] + [(name.removeprefix("op:"), 18) for name in networks],
     )
-    for row in table.select(["week", *networks]).iter_rows():
-        sheet.append(row)
+    from openpyxl.cell import WriteOnlyCell
+
+    for row in table.iter_rows():
+        week = WriteOnlyCell(sheet.sheet, value=row[0])
+        week.number_format = "yyyy-mm-dd"  # a date, without a time
+        sheet.append([week, *row[1:]])
     sheet.finish()
     if table.height and networks:
         chart = BarChart()
@@ -290,6 +341,9 @@ def _deactivations(workbook: Any, history: History) -> None:
         chart.overlap = 100
         chart.title = "Deactivations per week by operator"
         chart.y_axis.title = "Deactivations"
+        chart.y_axis.number_format = "0"  # whole numbers
+        chart.y_axis.majorUnit = max(1, _step(table, networks))
+        chart.y_axis.scaling.min = 0
         chart.x_axis.title = "Week starting"
         chart.x_axis.number_format = "yyyy-mm-dd"
         chart.add_data(
@@ -305,6 +359,12 @@ def _deactivations(workbook: Any, history: History) -> None:
         chart.set_categories(Reference(sheet.sheet, min_col=1, min_row=2, max_row=1 + table.height))
         chart.width, chart.height = 24, 12
         sheet.sheet.add_chart(chart, f"{_column_letter(len(networks) + 3)}2")
+
+
+def _step(table: pl.DataFrame, networks: list[str]) -> int:
+    """A whole-number axis step giving about five gridlines."""
+    highest = int(table.select(pl.sum_horizontal(networks).max()).item() or 1)
+    return max(1, -(-highest // 5))
 
 
 def _column_letter(index: int) -> str:
@@ -324,5 +384,5 @@ def write_audit_workbook(
     _evidence(workbook, result.notable)
     _coverage(workbook, result.coverage)
     _reports(workbook, history)
-    _deactivations(workbook, history)
+    _deactivations(workbook, history, result.coverage)
     workbook.save(target)

@@ -189,3 +189,30 @@ def test_control_characters_and_an_operator_named_week_make_a_workbook(tmp_path)
     workbook = openpyxl.load_workbook(result.report_path)
     assert workbook["Remove"]["B2"].value == "a\ufffdb"
     assert workbook["Deactivations"]["B1"].value in ("week", "Evil\ufffd\ufffd[31m")
+
+
+def test_the_weekly_chart_is_a_timeline_of_whole_numbers_counted_once():
+    import polars as pl
+
+    from reconcile.history import History, compute_coverage, empty_reports
+    from reconcile.workbook import weekly_deactivations
+    from tests.helpers import events_frame
+
+    events = events_frame(
+        [
+            (14155550101, "DEACTIVATION", "2024-03-04T10:00:00Z", "r1"),
+            # the same deactivation in a second report (or an imported CSV): once
+            (14155550101, "DEACTIVATION", "2024-03-04T10:00:00Z", "r2"),
+            (14155550102, "DEACTIVATION", "2024-03-27T10:00:00Z", "r1"),
+        ]
+    )
+    history = History(events=events, reports=empty_reports())
+    table = weekly_deactivations(history, compute_coverage(history.reports, events))
+    assert table.get_column("week").to_list() == [
+        dt.date(2024, 3, 4),
+        dt.date(2024, 3, 11),  # no deactivation: a zero, the axis stays a timeline
+        dt.date(2024, 3, 18),
+        dt.date(2024, 3, 25),
+    ]
+    assert table.get_column("op:Verizon Wireless").to_list() == [1, 0, 0, 1]
+    assert table.schema["week"] == pl.Date
