@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXCEL_MAX_ROWS",
     "RunInfo",
+    "coverage_rows",
     "file_sha256",
     "weekly_deactivations",
     "write_audit_workbook",
@@ -206,7 +207,52 @@ def _evidence(workbook: Any, decisions: pl.DataFrame) -> None:
         sheet.finish()
 
 
-def _coverage(workbook: Any, coverage: Coverage) -> None:
+def coverage_rows(coverage: Coverage, reports: pl.DataFrame) -> list[list[object]]:
+    """One row per operator named by any report metadata, fetched or not: operator,
+    span, reports, every gap as dates (days never fetched, and reports listed but never
+    fetched completely), and what the span rests on."""
+    unfetched: dict[str, list[tuple[str, str]]] = {}
+    counts: dict[str, int] = {}
+    for network, status, date_from, date_to in reports.select(
+        pl.col("network_name").fill_null("(operator not named)"),
+        "status",
+        "date_from",
+        "date_to",
+    ).iter_rows():
+        counts[network] = counts.get(network, 0) + 1
+        if status in ("listed", "incomplete", "gone") and date_from is not None:
+            end = (date_to - dt.timedelta(days=1)) if date_to is not None else date_from
+            span = f"{date_from:%Y-%m-%d} to {end:%Y-%m-%d}"
+            unfetched.setdefault(network, []).append(
+                (span, f"{span} (report {status}, not covered)")
+            )
+    rows: list[list[object]] = []
+    for operator in coverage.operators:
+        gaps = [
+            f"{start:%Y-%m-%d} to {(end - dt.timedelta(microseconds=1)):%Y-%m-%d}"
+            for start, end in operator.gaps
+        ]
+        # a report never fetched inside a gap is that gap; one elsewhere is named too
+        gaps += [text for span, text in unfetched.pop(operator.network, []) if span not in gaps]
+        rows.append(
+            [
+                operator.network,
+                operator.start,
+                operator.end,
+                counts.get(operator.network, operator.reports),
+                "; ".join(gaps) or "none",
+                "assumed from the earliest event (no report metadata)"
+                if operator.assumed
+                else "report metadata",
+            ]
+        )
+    for network, spans in sorted(unfetched.items()):  # operators with nothing covered
+        listed = "; ".join(text for _span, text in spans)
+        rows.append([network, None, None, counts.get(network, 0), listed, "none"])
+    return rows
+
+
+def _coverage(workbook: Any, coverage: Coverage, reports: pl.DataFrame) -> None:
     sheet = _Sheet(
         workbook,
         "Coverage",
@@ -219,22 +265,8 @@ def _coverage(workbook: Any, coverage: Coverage) -> None:
             ("Coverage", 30),
         ],
     )
-    for operator in coverage.operators:
-        gaps = "; ".join(
-            f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}" for start, end in operator.gaps
-        )
-        sheet.append(
-            [
-                operator.network,
-                operator.start,
-                operator.end,
-                operator.reports,
-                gaps or "none",
-                "assumed from the earliest event (no report metadata)"
-                if operator.assumed
-                else "report metadata",
-            ]
-        )
+    for row in coverage_rows(coverage, reports):
+        sheet.append(row)
     sheet.finish()
 
 
@@ -382,7 +414,7 @@ def write_audit_workbook(
     workbook = openpyxl.Workbook(write_only=True)
     _summary(workbook, result, info, file_sha256(result.table.path))
     _evidence(workbook, result.notable)
-    _coverage(workbook, result.coverage)
+    _coverage(workbook, result.coverage, history.reports)
     _reports(workbook, history)
     _deactivations(workbook, history, result.coverage)
     workbook.save(target)

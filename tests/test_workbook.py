@@ -216,3 +216,59 @@ def test_the_weekly_chart_is_a_timeline_of_whole_numbers_counted_once():
     ]
     assert table.get_column("op:Verizon Wireless").to_list() == [1, 0, 0, 1]
     assert table.schema["week"] == pl.Date
+
+
+def test_coverage_names_every_operator_of_the_metadata_and_each_gap_as_dates(tmp_path):
+    from reconcile.changefiles import load_change_files
+    from reconcile.workbook import coverage_rows
+
+    metadata = {
+        "results": [
+            {
+                "reportId": "vz-1",
+                "networkName": "Verizon Wireless",
+                "dateFrom": "2024-03-01",
+                "dateTo": "2024-03-02",
+            },
+            {
+                "reportId": "vz-2",
+                "networkName": "Verizon Wireless",
+                "dateFrom": "2024-03-02",
+                "dateTo": "2024-03-03",
+            },
+            {
+                "reportId": "vz-3",
+                "networkName": "Verizon Wireless",
+                "dateFrom": "2024-03-03",
+                "dateTo": "2024-03-04",
+            },
+            {
+                "reportId": "tmo-1",
+                "networkName": "T-Mobile USA",
+                "dateFrom": "2024-03-01",
+                "dateTo": "2024-03-02",
+            },
+        ]
+    }
+    (tmp_path / "meta.json").write_text(json.dumps(metadata))
+    for report_id in ("vz-1", "vz-3"):
+        (tmp_path / f"{report_id}.json").write_text(
+            json.dumps(
+                {
+                    "results": [],
+                    "paging": {"page": 0, "size": 10, "totalPages": 0, "totalResults": 0},
+                }
+            )
+        )
+    history = load_change_files([tmp_path])
+    rows = coverage_rows(history.coverage(), history.reports)
+    by_operator = {row[0]: row for row in rows}
+    assert by_operator["Verizon Wireless"][3] == 3
+    assert by_operator["Verizon Wireless"][4] == "2024-03-02 to 2024-03-02"
+    assert by_operator["T-Mobile USA"][1:] == [
+        None,
+        None,
+        1,
+        "2024-03-01 to 2024-03-01 (report listed, not covered)",
+        "none",
+    ]
