@@ -80,15 +80,24 @@ def _naive(moment: datetime | None) -> datetime | None:
 
 
 class _Sheet:
-    """A write-only sheet with a frozen header, an autofilter and column widths."""
+    """A write-only sheet with a frozen header, an autofilter, column widths, and a page
+    setup an auditor can print: landscape, one page wide, the header row repeated on
+    every page, gridlines printed."""
 
     def __init__(self, workbook: Any, title: str, headers: Sequence[tuple[str, int]]) -> None:
         from openpyxl.utils import get_column_letter
+        from openpyxl.worksheet.properties import PageSetupProperties
 
         self.sheet = workbook.create_sheet(title=title)
         self.sheet.freeze_panes = "A2"
         for index, (_name, width) in enumerate(headers, start=1):
             self.sheet.column_dimensions[get_column_letter(index)].width = width
+        self.sheet.page_setup.orientation = "landscape"
+        self.sheet.page_setup.fitToWidth = 1
+        self.sheet.page_setup.fitToHeight = 0  # as many pages down as the rows need
+        self.sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+        self.sheet.print_title_rows = "1:1"
+        self.sheet.print_options.gridLines = True
         self.rows = 0
         self.width = len(headers)
         self._letter = get_column_letter(max(1, len(headers)))
@@ -124,7 +133,6 @@ class _Sheet:
 
 
 def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str) -> None:
-    sheet = _Sheet(workbook, "Summary", [("Field", 34), ("Value", 90)])
     summary = result.summary()
     coverage: Coverage = result.coverage
     rows: list[tuple[str, Any]] = [
@@ -174,8 +182,24 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
     rows += [(f"Option: {name}", str(value)) for name, value in (info.options or {}).items()]
     rows += [("Warning", warning) for warning in summary["warnings"]]
     rows += [("Coverage note", note) for note in coverage.notes]
-    for row in rows:
-        sheet.append(row)
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment
+
+    # a value column no wider than a landscape page keeps the Summary on one page across;
+    # longer values wrap
+    value_width = min(max((len(str(value)) for _field, value in rows), default=10) + 2, 72)
+    field_width = max(len(field) for field, _value in rows) + 2
+    sheet = _Sheet(workbook, "Summary", [("Field", field_width), ("Value", value_width)])
+    sheet.sheet.page_setup.fitToHeight = 1  # the Summary reads on one page
+    wrapped = Alignment(wrap_text=True, vertical="top")
+    for field_name, value in rows:
+        if isinstance(value, str) and len(value) > value_width:
+            cell = WriteOnlyCell(sheet.sheet, value=_CONTROL.sub("\ufffd", value))
+            cell.alignment = wrapped
+            cell.data_type = "s"
+            sheet.append([field_name, cell])
+        else:
+            sheet.append([field_name, value])
     sheet.finish()
 
 
@@ -186,7 +210,6 @@ def _evidence(workbook: Any, decisions: pl.DataFrame) -> None:
         )
     ).select("action", *(name for name, _title, _width in EVIDENCE_COLUMNS))
     # each sheet is one action, so the action is not repeated on every row
-    headers = [(title, width) for _name, title, width in EVIDENCE_COLUMNS]
     text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     # Rows holding text that Excel would take for a formula are found at once; every
     # other row goes to the sheet as it is (event_at is a naive UTC datetime already).
@@ -196,6 +219,7 @@ def _evidence(workbook: Any, decisions: pl.DataFrame) -> None:
     for action, title in ACTION_SHEETS:
         chosen = frame.filter(pl.col("action") == action).drop("action")
         careful = chosen.select(formula_like).to_series().to_list()
+        headers = _fitted(chosen)
         part = 1
         sheet = _Sheet(workbook, title, headers)
         for row, needs_care in zip(chosen.iter_rows(), careful, strict=True):
@@ -205,6 +229,26 @@ def _evidence(workbook: Any, decisions: pl.DataFrame) -> None:
                 sheet = _Sheet(workbook, f"{title} ({part})", headers)
             sheet.append_checked(row, plain=not needs_care)
         sheet.finish()
+
+
+def _fitted(frame: pl.DataFrame) -> list[tuple[str, int]]:
+    """Evidence column widths from their content: ids are never cut, other text is
+    capped (the reason at 70), dates fit their date."""
+    lengths = (
+        frame.select(
+            pl.col(name).cast(pl.String).str.len_chars().max().alias(name) for name in frame.columns
+        ).row(0)
+        if frame.height
+        else [None] * frame.width
+    )
+    fitted = []
+    for (name, title, width), longest in zip(EVIDENCE_COLUMNS, lengths, strict=True):
+        if name == "event_at":
+            fitted.append((title, 20))
+            continue
+        cap = 100 if name in ("id", "report_id", "phone_column") else 70
+        fitted.append((title, max(len(title) + 2, min((longest or 0) + 2, cap), min(width, 12))))
+    return fitted
 
 
 def coverage_rows(coverage: Coverage, reports: pl.DataFrame) -> list[list[object]]:
