@@ -22,7 +22,7 @@ from reconcile.clean import (
     clean_files,
     reconcile_file,
 )
-from reconcile.columns import ColumnChoice
+from reconcile.columns import ColumnChoice, split_column_names
 from reconcile.config import InputConfig, RunConfig, load_config
 from reconcile.consent import check_since
 from reconcile.contacts import ContactTable, read_contacts
@@ -135,6 +135,7 @@ __all__ = [
     "resolve_actions",
     "resolve_data_dir",
     "run_once",
+    "split_column_names",
     "verify_ledger",
     "version",
 ]

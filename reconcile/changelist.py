@@ -6,11 +6,12 @@ are written with a leading ``'`` (SPEC "Outputs"), and a phone value keeps its f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import BinaryIO
 
 import polars as pl
 
-__all__ = ["CHANGE_COLUMNS", "changes_frame", "neutralized", "write_changes"]
+__all__ = ["CHANGE_COLUMNS", "changes_frame", "included_names", "neutralized", "write_changes"]
 
 CHANGE_COLUMNS = (
     "row",
@@ -38,13 +39,25 @@ def neutralized(value: pl.Expr) -> pl.Expr:
     return pl.when(value.str.contains(_FORMULA_LIKE)).then(pl.lit("'") + value).otherwise(value)
 
 
-def changes_frame(decisions: pl.DataFrame) -> pl.DataFrame:
-    """One row per number that is not ``ok``, with SPEC's change-list columns."""
-    frame = decisions.filter(pl.col("verdict") != "ok").select(CHANGE_COLUMNS)
+def included_names(include: Sequence[str]) -> list[str]:
+    """The change-list names of the columns echoed from the contacts (``include_0``…):
+    their own, unless that is a change-list column's name."""
+    return [name if name not in CHANGE_COLUMNS else f"{name} (contact)" for name in include]
+
+
+def changes_frame(decisions: pl.DataFrame, include: Sequence[str] = ()) -> pl.DataFrame:
+    """One row per number that is not ``ok``, with SPEC's change-list columns and the
+    contact columns asked for (``--include-columns``) after them."""
+    echoed = [
+        pl.col(f"include_{index}").alias(name) for index, name in enumerate(included_names(include))
+    ]
+    frame = decisions.filter(pl.col("verdict") != "ok").select(*CHANGE_COLUMNS, *echoed)
     text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     return frame.with_columns(neutralized(pl.col(name)).alias(name) for name in text)
 
 
-def write_changes(stream: BinaryIO, decisions: pl.DataFrame, header: bool) -> None:
+def write_changes(
+    stream: BinaryIO, decisions: pl.DataFrame, header: bool, include: Sequence[str] = ()
+) -> None:
     """Append the change-list rows of ``decisions`` to ``stream`` (after the header)."""
-    changes_frame(decisions).write_csv(stream, include_header=header)
+    changes_frame(decisions, include).write_csv(stream, include_header=header)

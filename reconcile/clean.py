@@ -146,6 +146,7 @@ class ChosenColumnNames(TypedDict):
     phone: list[str]
     consent: str
     id: str | None
+    include: list[str]
 
 
 class OutputPaths(TypedDict):
@@ -270,6 +271,7 @@ class CleanResult:
                 "phone": list(self.table.phone_columns),
                 "consent": self.table.consent_column,
                 "id": self.table.id_column,
+                "include": list(self.table.include_columns),
             },
             "mode": self.options.mode,
             "coverage": {
@@ -407,7 +409,8 @@ def reconcile_file(
         first = 0
         for part, found, consent_job in zip(parts, numbers, consent_jobs, strict=True):
             rows = pl.concat(
-                [part.select("row", "consent", "id"), consent_job.result()], how="horizontal"
+                [part.select("row", "consent", "id", pl.col("^include_.*$")), consent_job.result()],
+                how="horizontal",
             )
             chunks.append(_Chunk(first, rows, _entries(rows, found)))
             first += part.height
@@ -571,7 +574,11 @@ def _decide_and_write(
                     job.result()
             jobs: list[Future[None]] = []
             if changes_out is not None:
-                jobs.append(changes_writer.submit(changes_out, write_changes, details, piece == 0))
+                jobs.append(
+                    changes_writer.submit(
+                        changes_out, write_changes, details, piece == 0, table.include_columns
+                    )
+                )
             if cleaned_out is not None:
                 keep = (
                     np.ones(decided_rows.height, dtype=bool)
@@ -750,7 +757,7 @@ def _pieces(
         upcoming = look_up(position + 1)
         entries = chunk.entries.with_columns(found)
         index = entries.get_column("index").to_numpy()
-        row_text = chunk.rows.select("consent", "id")
+        row_text = chunk.rows.select("consent", "id", pl.col("^include_.*$"))
         for offset in range(0, chunk.rows.height, DECIDE_ROWS):
             stop = min(offset + DECIDE_ROWS, chunk.rows.height)
             begin, end = np.searchsorted(index, [offset, stop])

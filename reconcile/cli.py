@@ -218,6 +218,14 @@ def _print_lines(lines: list[str]) -> None:
 )
 @click.option("--consent-column", help="Consent date column (default: guessed: Opt-In Date, ...).")
 @click.option("--id-column", help="Column echoed into the change list as id.")
+@click.option(
+    "--include-columns",
+    "include_columns",
+    multiple=True,
+    metavar="NAME,...",
+    help="Contact columns (a name, an email) echoed into the change list and the "
+    "workbook's action sheets; comma-separated or repeated. Default: none.",
+)
 @reading_options
 @click.option("--consent-format", help="strftime format for consent values, e.g. %d/%m/%Y.")
 @click.option("--sheet", help="XLSX sheet name or 1-based number (default: the first visible).")
@@ -252,6 +260,7 @@ def clean(
     phone_columns: tuple[str, ...],
     consent_column: str | None,
     id_column: str | None,
+    include_columns: tuple[str, ...],
     default_region: str,
     consent_timezone: str,
     consent_format: str | None,
@@ -277,7 +286,12 @@ def clean(
         reconcile clean samples/contacts.csv --changes samples/changes
     """
     options = CleanOptions(
-        columns=ColumnChoice(phones=phone_columns, consent=consent_column, id=id_column),
+        columns=ColumnChoice(
+            phones=phone_columns,
+            consent=consent_column,
+            id=id_column,
+            include=reconcile.split_column_names(include_columns),
+        ),
         mode=reconcile.as_mode(mode),
         actions=reconcile.resolve_actions(overrides),
         default_region=default_region,

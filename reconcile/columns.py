@@ -24,6 +24,7 @@ __all__ = [
     "choose_columns",
     "is_phone_name",
     "resolve_column",
+    "split_column_names",
 ]
 
 # A header names a phone when, lower-cased and without spaces, "_" and "-" (and a
@@ -74,6 +75,8 @@ class ColumnChoice:
     phones: tuple[str, ...] = ()
     consent: str | None = None
     id: str | None = None
+    # columns echoed into the change list and the workbook (a name, an email)
+    include: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,12 @@ class ChosenColumns:
     phones: tuple[str, ...]
     consent: str
     id: str | None
+    include: tuple[str, ...] = ()
 
     def indexes(self, header: Sequence[str]) -> list[int]:
-        """Positions in ``header``: each phone column, the consent column, then the id."""
-        names = [*self.phones, self.consent, *([self.id] if self.id else [])]
+        """Positions in ``header``: each phone column, the consent column, the id, then
+        the columns to include."""
+        names = [*self.phones, self.consent, *([self.id] if self.id else []), *self.include]
         return [header.index(name) for name in names]
 
 
@@ -104,6 +109,12 @@ def is_phone_name(name: str) -> bool:
     plain = "".join(character for character in plain if not unicodedata.combining(character))
     plain = re.sub(r"__c$", "", plain)
     return bool(_PHONE_NAME.match(re.sub(r"[^a-z0-9]", "", plain)))
+
+
+def split_column_names(values: Sequence[str]) -> tuple[str, ...]:
+    """``--include-columns`` values: each is one name or several, comma-separated
+    (a name holding a comma is given in a ``run`` config's list instead)."""
+    return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
 
 
 def resolve_column(
@@ -196,7 +207,15 @@ def choose_columns(path: Path, columns: Sequence[str], choice: ColumnChoice) -> 
     identifier = resolve_column(path, columns, choice.id, ID_GUESSES, "id", "--id-column")
     if consent in phones:
         raise ColumnError(f"{path.name}: the phone and consent columns are both {consent!r}.")
-    return ChosenColumns(phones, consent, identifier)
+    # each column once, in the order asked for
+    include = tuple(
+        dict.fromkeys(
+            found
+            for wanted in choice.include
+            if (found := resolve_column(path, columns, wanted, (), "column", "--include-columns"))
+        )
+    )
+    return ChosenColumns(phones, consent, identifier, include)
 
 
 class MissingConsentColumn(ColumnError):

@@ -45,6 +45,7 @@ class InputConfig:
     phone_columns: tuple[str, ...] = ()
     consent_column: str | None = None
     id_column: str | None = None
+    include_columns: tuple[str, ...] = ()
     sheet: str | None = None
     encoding: str | None = None
     delimiter: str | None = None
@@ -219,6 +220,7 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
             "phone_column": (str, list),
             "consent_column": str,
             "id_column": str,
+            "include_columns": (str, list),
             "sheet": str,
             "encoding": str,
             "delimiter": str,
@@ -246,7 +248,8 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
     }
     return InputConfig(
         path=file,
-        phone_columns=_phone_columns(section),
+        phone_columns=_column_names(section, "phone_column"),
+        include_columns=_column_names(section, "include_columns"),
         consent_column=section.get("consent_column"),
         id_column=section.get("id_column"),
         sheet=section.get("sheet"),
@@ -261,12 +264,12 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
     )
 
 
-def _phone_columns(section: _Reader) -> tuple[str, ...]:
-    """``phone_column``: one name, or a list of names (every one is checked)."""
-    value = section.get("phone_column")
+def _column_names(section: _Reader, key: str) -> tuple[str, ...]:
+    """``phone_column`` or ``include_columns``: one name, or a list of names."""
+    value = section.get(key)
     if value is None:
         return ()
     names = [value] if isinstance(value, str) else value
     if not names or not all(isinstance(name, str) and name for name in names):
-        section.fail("phone_column", "expected a column name or a list of column names")
+        section.fail(key, "expected a column name or a list of column names")
     return tuple(names)

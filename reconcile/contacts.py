@@ -50,6 +50,7 @@ class ContactTable:
     id_column: str | None
     row_count: int
     blank_rows: int
+    include_columns: tuple[str, ...] = ()
     encoding: str | None = None
     delimiter: str | None = None
     newline: str | None = None
@@ -128,6 +129,7 @@ def read_contacts(
             consent_column=book.chosen.consent,
             id_column=book.chosen.id,
             row_count=book.values.height,
+            include_columns=book.chosen.include,
             blank_rows=book.blank_rows,
             sheet=book.sheet,
             loaded=book.values,
@@ -148,6 +150,7 @@ def read_contacts(
         consent_column=text.chosen.consent,
         id_column=text.chosen.id,
         row_count=scan.row_count,
+        include_columns=text.chosen.include,
         blank_rows=scan.blank_lines,
         encoding=text.source.encoding,
         delimiter=scan.delimiter,

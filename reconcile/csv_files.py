@@ -74,6 +74,7 @@ class CsvSource:
     _columns: list[pl.Series] | None = field(default=None, repr=False)
 
     phone_count: int = 1
+    has_id: bool = False
 
     def values(self, first: int, stop: int) -> pl.DataFrame:
         """Data rows ``first`` to ``stop``: ``row`` (as a spreadsheet numbers it: the
@@ -97,14 +98,17 @@ class CsvSource:
         read = [by_field[index].slice(first, stop - first) for index in self.fields]
         count = stop - first
         phones = self.phone_count
+        identifier = read[phones + 1] if self.has_id else None
+        included = read[phones + 1 + int(self.has_id) :]
         return pl.DataFrame(
             {
                 "row": pl.Series(self.scan.data_records[first:stop], dtype=pl.UInt32),
                 **{f"phone_{index}": read[index] for index in range(phones)},
                 "consent": read[phones],
-                "id": read[phones + 1]
-                if len(read) > phones + 1
+                "id": identifier
+                if identifier is not None
                 else pl.repeat(None, count, dtype=pl.String, eager=True),
+                **{f"include_{index}": column for index, column in enumerate(included)},
             }
         )
 
@@ -248,6 +252,7 @@ def read_csv_contacts(
         fields=tuple(fields),
         reading=reading,
         phone_count=len(chosen.phones),
+        has_id=chosen.id is not None,
     )
     return CsvContacts(header=header, chosen=chosen, source=source)
 

@@ -92,7 +92,12 @@ class RunChanges(TypedDict):
 def options_for(config: InputConfig, out_dir: Path | None) -> CleanOptions:
     """CleanOptions from one [[inputs]] table."""
     return CleanOptions(
-        columns=ColumnChoice(config.phone_columns, config.consent_column, config.id_column),
+        columns=ColumnChoice(
+            config.phone_columns,
+            config.consent_column,
+            config.id_column,
+            include=config.include_columns,
+        ),
         mode=as_mode(config.mode),
         actions=resolve_actions(config.actions),
         default_region=config.default_region,

@@ -173,6 +173,7 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
             else []
         ),
         ("Id column", result.table.id_column or ""),
+        ("Included columns", ", ".join(result.table.include_columns)),
         ("History", info.history_source.split(":", 1)[0]),
         *(("History source", source) for source in info.history_sources),
         ("Ledger last sync (UTC)", info.ledger_last_sync or ""),
@@ -203,12 +204,14 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
     sheet.finish()
 
 
-def _evidence(workbook: Any, decisions: pl.DataFrame) -> None:
+def _evidence(workbook: Any, decisions: pl.DataFrame, include: Sequence[str] = ()) -> None:
+    # the contact columns asked for (--include-columns) follow the contact id
+    columns = _evidence_columns(include)
     frame = decisions.with_columns(
         event_at=pl.col("event_date").str.strptime(
             pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.fZ", strict=False
         )
-    ).select("action", *(name for name, _title, _width in EVIDENCE_COLUMNS))
+    ).select("action", *(name for name, _title, _width in columns))
     # each sheet is one action, so the action is not repeated on every row
     text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     # Rows holding text that Excel would take for a formula are found at once; every
@@ -219,7 +222,7 @@ def _evidence(workbook: Any, decisions: pl.DataFrame) -> None:
     for action, title in ACTION_SHEETS:
         chosen = frame.filter(pl.col("action") == action).drop("action")
         careful = chosen.select(formula_like).to_series().to_list()
-        headers = _fitted(chosen)
+        headers = _fitted(chosen, columns)
         part = 1
         sheet = _Sheet(workbook, title, headers)
         for row, needs_care in zip(chosen.iter_rows(), careful, strict=True):
@@ -231,7 +234,15 @@ def _evidence(workbook: Any, decisions: pl.DataFrame) -> None:
         sheet.finish()
 
 
-def _fitted(frame: pl.DataFrame) -> list[tuple[str, int]]:
+def _evidence_columns(include: Sequence[str]) -> list[tuple[str, str, int]]:
+    """EVIDENCE_COLUMNS with the included contact columns (``include_0``…, titled by
+    their own names) after the contact id."""
+    echoed = [(f"include_{index}", name, 16) for index, name in enumerate(include)]
+    after_id = [name for name, _title, _width in EVIDENCE_COLUMNS].index("id") + 1
+    return [*EVIDENCE_COLUMNS[:after_id], *echoed, *EVIDENCE_COLUMNS[after_id:]]
+
+
+def _fitted(frame: pl.DataFrame, columns: Sequence[tuple[str, str, int]]) -> list[tuple[str, int]]:
     """Evidence column widths from their content: ids are never cut, other text is
     capped (the reason at 70), dates fit their date."""
     lengths = (
@@ -242,7 +253,7 @@ def _fitted(frame: pl.DataFrame) -> list[tuple[str, int]]:
         else [None] * frame.width
     )
     fitted = []
-    for (name, title, width), longest in zip(EVIDENCE_COLUMNS, lengths, strict=True):
+    for (name, title, width), longest in zip(columns, lengths, strict=True):
         if name == "event_at":
             fitted.append((title, 20))
             continue
@@ -457,7 +468,7 @@ def write_audit_workbook(
 
     workbook = openpyxl.Workbook(write_only=True)
     _summary(workbook, result, info, file_sha256(result.table.path))
-    _evidence(workbook, result.notable)
+    _evidence(workbook, result.notable, result.table.include_columns)
     _coverage(workbook, result.coverage, history.reports)
     _reports(workbook, history)
     _deactivations(workbook, history, result.coverage)

@@ -141,6 +141,7 @@ def read_xlsx_contacts(path: Path, choice: ColumnChoice, sheet: str | None) -> X
             "id": text_of(chosen.id)
             if chosen.id
             else pl.repeat(None, len(rows), dtype=pl.String, eager=True),
+            **{f"include_{index}": text_of(column) for index, column in enumerate(chosen.include)},
         }
     )
     return XlsxContacts(

@@ -54,6 +54,7 @@ def test_json_summary(run_cli, contacts, history_dir):
         "phone": ["Mobile Phone"],
         "consent": "Opt-In Date",
         "id": "Contact ID",
+        "include": [],
     }
 
 
