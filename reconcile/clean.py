@@ -48,7 +48,7 @@ from reconcile.verdicts import (
     number_evidence,
     with_details,
 )
-from reconcile.workbook import RunInfo, write_audit_workbook
+from reconcile.workbook import RunInfo, weekly_counts, write_audit_workbook
 from reconcile.xlsx_files import write_xlsx_cleaned
 
 __all__ = [
@@ -814,7 +814,13 @@ def _check_targets(paths: Sequence[Path], options: CleanOptions, existing_too: b
         raise OutputError(f"output already exists: {shown}; pass --force to replace it.")
 
 
-def _add_workbook(result: CleanResult, history: History, batch: OutputBatch, now: datetime) -> None:
+def _add_workbook(
+    result: CleanResult,
+    history: History,
+    batch: OutputBatch,
+    now: datetime,
+    counts: Callable[[], pl.DataFrame],
+) -> None:
     info = RunInfo(
         tool_version=version(),
         run_at=now,
@@ -826,7 +832,7 @@ def _add_workbook(result: CleanResult, history: History, batch: OutputBatch, now
     if result.report_path is not None:
         batch.add(
             result.report_path,
-            lambda temporary: write_audit_workbook(result, history, info, temporary),
+            lambda temporary: write_audit_workbook(result, history, info, temporary, counts),
             scratch=True,
         )
 
@@ -862,9 +868,14 @@ def clean_files(
         for path in paths:
             batch.lock(output_paths(path, options.out_dir)[0].parent)
         _check_targets(paths, options, existing_too=True)
-        results = [reconcile_file(path, history, options, now, batch) for path in paths]
-        for result in results:
-            _add_workbook(result, history, batch, now)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # the workbook's weekly chart counts every event of the history: counted
+            # while the contacts are decided, it is ready when the workbook is written
+            counts = pool.submit(weekly_counts, history) if options.report else None
+            results = [reconcile_file(path, history, options, now, batch) for path in paths]
+            for result in results:
+                if counts is not None:
+                    _add_workbook(result, history, batch, now, counts.result)
     except BaseException:
         batch.discard()
         if created is not None:

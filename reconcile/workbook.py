@@ -9,10 +9,13 @@ starts with ``=`` is written as text.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import hashlib
+import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +33,7 @@ __all__ = [
     "RunInfo",
     "coverage_rows",
     "file_sha256",
+    "weekly_counts",
     "weekly_deactivations",
     "write_audit_workbook",
 ]
@@ -37,7 +41,6 @@ __all__ = [
 EXCEL_MAX_ROWS = 1_048_576
 # characters a workbook cannot hold (XML 1.0): shown as U+FFFD; the change list keeps them
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-_CONTROL_CLASS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 ACTION_SHEETS = (("remove", "Remove"), ("suppress", "Suppress"), ("review", "Review"))
 EVIDENCE_COLUMNS = (
     ("row", "Row", 7),
@@ -119,15 +122,6 @@ class _Sheet:
         self.sheet.append(cells)
         self.rows += 1
 
-    def append_checked(self, values: Sequence[Any], plain: bool) -> None:
-        """`append`, with the per-value checks skipped when the caller knows the row is
-        ``plain``: no text starting with ``=`` and no datetime with a time zone."""
-        if plain:
-            self.sheet.append(values)
-            self.rows += 1
-        else:
-            self.append(values)
-
     def finish(self) -> None:
         self.sheet.auto_filter.ref = f"A1:{self._letter}{max(self.rows, 1)}"
 
@@ -204,7 +198,9 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
     sheet.finish()
 
 
-def _evidence(workbook: Any, decisions: pl.DataFrame, include: Sequence[str] = ()) -> None:
+def _evidence(
+    workbook: Any, decisions: pl.DataFrame, include: Sequence[str] = ()
+) -> list[_BulkRows]:
     # the contact columns asked for (--include-columns) follow the contact id
     columns = _evidence_columns(include)
     frame = decisions.with_columns(
@@ -213,25 +209,208 @@ def _evidence(workbook: Any, decisions: pl.DataFrame, include: Sequence[str] = (
         )
     ).select("action", *(name for name, _title, _width in columns))
     # each sheet is one action, so the action is not repeated on every row
-    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
-    # Rows holding text that Excel would take for a formula are found at once; every
-    # other row goes to the sheet as it is (event_at is a naive UTC datetime already).
-    formula_like = pl.any_horizontal(
-        pl.col(text).str.starts_with("=") | pl.col(text).str.contains(_CONTROL_CLASS)
-    ).fill_null(False)
+    bulk: list[_BulkRows] = []
     for action, title in ACTION_SHEETS:
         chosen = frame.filter(pl.col("action") == action).drop("action")
-        careful = chosen.select(formula_like).to_series().to_list()
         headers = _fitted(chosen, columns)
-        part = 1
-        sheet = _Sheet(workbook, title, headers)
-        for row, needs_care in zip(chosen.iter_rows(), careful, strict=True):
-            if sheet.rows >= EXCEL_MAX_ROWS:  # Excel's limit: continue on a next sheet
-                sheet.finish()
-                part += 1
-                sheet = _Sheet(workbook, f"{title} ({part})", headers)
-            sheet.append_checked(row, plain=not needs_care)
-        sheet.finish()
+        # Excel's limit: a sheet holds EXCEL_MAX_ROWS rows, header included; more rows
+        # continue on "Remove (2)", ...
+        per_sheet = EXCEL_MAX_ROWS - 1
+        for part, offset in enumerate(range(0, max(chosen.height, 1), per_sheet), start=1):
+            rows = chosen.slice(offset, per_sheet)
+            sheet = _Sheet(workbook, title if part == 1 else f"{title} ({part})", headers)
+            sheet.rows += rows.height
+            sheet.finish()
+            bulk.append(_BulkRows(sheet.sheet, rows))
+    return bulk
+
+
+@dataclass(frozen=True)
+class _BulkRows:
+    """Data rows of an action sheet, written as sheet XML straight from polars after
+    openpyxl has written the sheet's header and settings (see `_with_rows`)."""
+
+    sheet: Any
+    rows: pl.DataFrame
+
+
+# Characters XML 1.0 cannot hold: shown as U+FFFD, as `_Sheet.append` does.
+_NOT_XML = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
+# Excel refuses a cell holding more characters than this.
+_EXCEL_MAX_TEXT = 32_767
+# Rows turned into XML at once.
+_XML_ROWS = 50_000
+# Days from Excel's epoch (1899-12-30) to 1970-01-01.
+_EXCEL_UNIX_DAYS = 25_569
+
+
+def _row_xml(frame: pl.DataFrame, first_row: int, date_style: int) -> pl.Series:
+    """One ``<row>`` element per row of ``frame``, numbered from ``first_row``: numbers
+    and dates as values (dates as Excel serials in ``date_style``), everything else as
+    inline text, which a spreadsheet never evaluates; an empty cell is ``<c/>``.
+
+    Cells go in column order without a reference (``r`` is optional in SpreadsheetML),
+    which keeps the sheet about half the size to build and compress."""
+    number = pl.int_range(first_row, first_row + frame.height, eager=False).cast(pl.String)
+    texts = [name for name, dtype in frame.schema.items() if not _is_value(dtype)]
+    # Each text is made fit for XML in a step of its own (within one expression polars
+    # would work it out again for each use), and only as far as the column needs: most
+    # hold no character to escape.
+    found = (
+        frame.select(
+            *(
+                pl.col(name).cast(pl.String).str.contains("[&<>]").any().alias(name)
+                for name in texts
+            ),
+            *(
+                pl.col(name).cast(pl.String).str.contains(_NOT_XML).any().alias(f"{name}\0")
+                for name in texts
+            ),
+        ).row(0, named=True)
+        if texts and frame.height
+        else {}
+    )
+    prepared = frame.with_columns(
+        *(_xml_text(pl.col(name), found[name], found[f"{name}\0"]) for name in texts),
+        # spaces at either end are kept only when the text says so
+        *(
+            pl.col(name).cast(pl.String).str.contains(r"^\s|\s$").alias(f"{name}\0")
+            for name in texts
+        ),
+    )
+    cells = []
+    for name, dtype in frame.schema.items():
+        value = pl.col(name)
+        if dtype.is_integer():
+            cell = pl.concat_str([pl.lit("<c><v>"), value.cast(pl.String), pl.lit("</v></c>")])
+        elif isinstance(dtype, pl.Datetime):
+            serial = value.dt.epoch("us").cast(pl.Float64) / 86_400_000_000 + _EXCEL_UNIX_DAYS
+            cell = pl.concat_str(
+                [pl.lit(f'<c s="{date_style}"><v>'), serial.cast(pl.String), pl.lit("</v></c>")]
+            )
+        else:
+            opening = (
+                pl.when(pl.col(f"{name}\0"))
+                .then(pl.lit('<c t="inlineStr"><is><t xml:space="preserve">'))
+                .otherwise(pl.lit('<c t="inlineStr"><is><t>'))
+            )
+            cell = pl.concat_str([opening, value, pl.lit("</t></is></c>")])
+        cells.append(cell.fill_null("<c/>"))
+    return prepared.select(
+        pl.concat_str([pl.lit('<row r="'), number, pl.lit('">'), *cells, pl.lit("</row>")])
+    ).to_series()
+
+
+def _xml_text(value: pl.Expr, markup: bool, not_xml: bool) -> pl.Expr:
+    """``value`` as XML text: within Excel's length; characters XML cannot hold shown
+    as U+FFFD (``not_xml``), and ``&``, ``<``, ``>`` escaped (``markup``)."""
+    text = value.cast(pl.String).str.slice(0, _EXCEL_MAX_TEXT)
+    if not_xml:
+        text = text.str.replace_all(_NOT_XML, "\ufffd")
+    if markup:
+        text = (
+            text.str.replace_all("&", "&amp;", literal=True)
+            .str.replace_all("<", "&lt;", literal=True)
+            .str.replace_all(">", "&gt;", literal=True)
+        )
+    return text
+
+
+def _is_value(dtype: pl.DataType) -> bool:
+    """Whether a column's cells are written as values (numbers, dates), not text."""
+    return dtype.is_integer() or isinstance(dtype, pl.Datetime)
+
+
+class _RowBuilder:
+    """Builds the XML of every bulk sheet's rows, in order, on a thread of its own a few
+    pieces ahead of the writer: polars builds while zlib compresses (both outside the
+    GIL), and the first pieces are ready before openpyxl has saved the rest."""
+
+    AHEAD = 4
+
+    def __init__(self, bulk: Sequence[_BulkRows], date_style: int, pool: ThreadPoolExecutor):
+        self._pieces = collections.deque(
+            (id(item.sheet), item.rows, offset)
+            for item in bulk
+            for offset in range(0, item.rows.height, _XML_ROWS)
+        )
+        self._date_style = date_style
+        self._pool = pool
+        self._built: collections.deque[tuple[int, Future[bytes]]] = collections.deque()
+        self._fill()
+
+    def _fill(self) -> None:
+        while self._pieces and len(self._built) < self.AHEAD:
+            sheet, rows, offset = self._pieces.popleft()
+            job = self._pool.submit(_xml_bytes, rows, offset, self._date_style)
+            self._built.append((sheet, job))
+
+    @property
+    def pending(self) -> bool:
+        """Whether rows were built or planned that no sheet has taken."""
+        return bool(self._built or self._pieces)
+
+    def add(self, item: _BulkRows) -> None:
+        """Build ``item``'s rows too, after those asked for so far."""
+        self._pieces.extend(
+            (id(item.sheet), item.rows, offset) for offset in range(0, item.rows.height, _XML_ROWS)
+        )
+        self._fill()
+
+    def rows_of(self, sheet: Any) -> Iterator[bytes]:
+        """The XML pieces of ``sheet``'s rows (the sheets are asked for in order)."""
+        while self._built and self._built[0][0] == id(sheet):
+            _sheet, job = self._built.popleft()
+            self._fill()
+            yield job.result()
+
+
+def _with_rows(
+    skeleton: bytes, target: Path, bulk: Sequence[_BulkRows], workbook: Any, rows: _RowBuilder
+) -> None:
+    """Copy the workbook ``skeleton`` (as openpyxl wrote it) to ``target``, with each
+    bulk sheet's data rows (from ``rows``) after its header row.
+
+    openpyxl spends about 10 microseconds per cell; an action sheet of 200,000 rows is
+    three million cells. Built as text by polars, the same rows take a fraction of a
+    second, and they are written as plain values, never formulas.
+    """
+    import zipfile
+
+    entries = {
+        f"xl/worksheets/sheet{workbook.worksheets.index(item.sheet) + 1}.xml": item.sheet
+        for item in bulk
+    }
+    with (
+        zipfile.ZipFile(io.BytesIO(skeleton)) as source,
+        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as package,
+    ):
+        for info in source.infolist():
+            content = source.read(info)
+            sheet = entries.get(info.filename)
+            if sheet is None:
+                package.writestr(info, content, compress_type=zipfile.ZIP_DEFLATED)
+                continue
+            head, end, tail = content.partition(b"</sheetData>")
+            if not end:
+                raise ValueError(f"openpyxl wrote {info.filename} without sheet data")
+            entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            with package.open(entry, "w", force_zip64=True) as stream:
+                stream.write(head)
+                for piece in rows.rows_of(sheet):
+                    stream.write(piece)
+                stream.write(end + tail)
+    if rows.pending:  # never: every bulk sheet is in the skeleton, in order
+        raise RuntimeError("the audit workbook lost rows of a sheet; it was not written")
+
+
+def _xml_bytes(rows: pl.DataFrame, offset: int, date_style: int) -> bytes:
+    """Rows ``offset`` to ``offset + _XML_ROWS`` as sheet XML (one ``<row>`` a line)."""
+    xml = _row_xml(rows.slice(offset, _XML_ROWS), offset + 2, date_style)
+    buffer = io.BytesIO()
+    xml.to_frame().write_csv(buffer, include_header=False, quote_style="never")
+    return buffer.getvalue()
 
 
 def _evidence_columns(include: Sequence[str]) -> list[tuple[str, str, int]]:
@@ -325,7 +504,7 @@ def _coverage(workbook: Any, coverage: Coverage, reports: pl.DataFrame) -> None:
     sheet.finish()
 
 
-def _reports(workbook: Any, history: History) -> None:
+def _reports(workbook: Any, history: History) -> _BulkRows:
     columns = [
         ("report_id", "Report id", 38),
         ("network_name", "Operator", 22),
@@ -339,32 +518,58 @@ def _reports(workbook: Any, history: History) -> None:
         ("source", "Source", 40),
     ]
     sheet = _Sheet(workbook, "Reports", [(title, width) for _name, title, width in columns])
-    for row in (
-        history.reports.sort("date_from", nulls_last=True)
-        .select([c[0] for c in columns])
-        .iter_rows()
-    ):
-        sheet.append(row)
+    rows = history.reports.sort("date_from", nulls_last=True).select([c[0] for c in columns])
+    sheet.rows += rows.height
     sheet.finish()
+    return _BulkRows(sheet.sheet, rows)
 
 
-def weekly_deactivations(history: History, coverage: Coverage) -> pl.DataFrame:
-    """Deactivations per week (Monday, UTC) and operator: one row per week from the
-    first covered week to the last (weeks without one are zeros), each event counted
-    once however many reports or files hold it."""
+def weekly_counts(history: History) -> pl.DataFrame:
+    """Deactivations per week (Monday, UTC) and operator (``op:NAME``), each event
+    counted once however many reports or files hold it; weeks without one are absent.
+
+    The slow half of `weekly_deactivations` (millions of events are deduplicated):
+    `clean_files` starts it while the contacts are being decided."""
+    # Exact duplicates are found by sorting on the whole event (the type as a flag) and
+    # comparing each row with the one before: a fifth of the CPU of a hash unique().
+    event = ["number", "occurred_at", "deactivation", "new_number"]
+    repeated = pl.all_horizontal(pl.col(key).eq_missing(pl.col(key).shift(1)) for key in event)
     events = (
         history.lazy_events()
         .filter(pl.col("type").is_in([DEACTIVATION, ACTIVATION]))
-        .unique(subset=["number", "type", "occurred_at", "new_number"])
-        .with_columns(
-            week=pl.col("occurred_at").dt.truncate("1w").dt.replace_time_zone(None).dt.date(),
-            # prefixed, so that no operator name (say "week") meets the index column
-            network=pl.lit("op:") + pl.col("network_name").fill_null("(operator not named)"),
+        .select(
+            "number",
+            "occurred_at",
+            "new_number",
+            "network_name",
+            deactivation=pl.col("type") == DEACTIVATION,
         )
-        .group_by("week", "network")
-        .agg(count=pl.len())
         .collect()
     )
+    return (
+        events.sort(event, nulls_last=True)
+        .filter(~repeated.fill_null(False))
+        # the Monday of each event's week (UTC), as days since 1970-01-01, a Thursday
+        .with_columns(days=pl.col("occurred_at").dt.epoch("d"))
+        .group_by(monday=pl.col("days") - (pl.col("days") + 3) % 7, network="network_name")
+        .agg(count=pl.len())
+        .select(
+            week=pl.col("monday").cast(pl.Int32).cast(pl.Date),
+            # prefixed, so that no operator name (say "week") meets the index column
+            network=pl.lit("op:") + pl.col("network").fill_null("(operator not named)"),
+            count="count",
+        )
+    )
+
+
+def weekly_deactivations(
+    history: History, coverage: Coverage, counts: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Deactivations per week (Monday, UTC) and operator: one row per week from the
+    first covered week to the last (weeks without one are zeros), each event counted
+    once however many reports or files hold it. ``counts``: `weekly_counts` of
+    ``history``, when it is known already."""
+    events = weekly_counts(history) if counts is None else counts
     starts = [moment for moment in (coverage.start,) if moment is not None]
     ends = [moment for moment in (coverage.end,) if moment is not None]
     if events.height:
@@ -404,10 +609,12 @@ def _as_date(moment: object) -> dt.date:
     raise TypeError(f"not a date: {moment!r}")
 
 
-def _deactivations(workbook: Any, history: History, coverage: Coverage) -> None:
+def _deactivations(
+    workbook: Any, history: History, coverage: Coverage, counts: pl.DataFrame | None
+) -> None:
     from openpyxl.chart import BarChart, Reference
 
-    table = weekly_deactivations(history, coverage)
+    table = weekly_deactivations(history, coverage, counts)
     networks = [name for name in table.columns if name != "week"]
     sheet = _Sheet(
         workbook,
@@ -461,15 +668,34 @@ def _column_letter(index: int) -> str:
 
 
 def write_audit_workbook(
-    result: CleanResult, history: History, info: RunInfo, target: Path
+    result: CleanResult,
+    history: History,
+    info: RunInfo,
+    target: Path,
+    counts: Callable[[], pl.DataFrame] | None = None,
 ) -> None:
-    """Write the audit workbook of one CleanResult to ``target``."""
+    """Write the audit workbook of one CleanResult to ``target``; ``counts`` gives the
+    history's `weekly_counts` when they were started earlier."""
     import openpyxl
 
     workbook = openpyxl.Workbook(write_only=True)
     _summary(workbook, result, info, file_sha256(result.table.path))
-    _evidence(workbook, result.notable, result.table.include_columns)
-    _coverage(workbook, result.coverage, history.reports)
-    _reports(workbook, history)
-    _deactivations(workbook, history, result.coverage)
-    workbook.save(target)
+    date_style = _date_style(workbook)
+    bulk = _evidence(workbook, result.notable, result.table.include_columns)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rows = _RowBuilder(bulk, date_style, pool)
+        _coverage(workbook, result.coverage, history.reports)
+        reports = _reports(workbook, history)
+        rows.add(reports)
+        _deactivations(workbook, history, result.coverage, counts() if counts else None)
+        skeleton = io.BytesIO()
+        workbook.save(skeleton)
+        _with_rows(skeleton.getvalue(), target, [*bulk, reports], workbook, rows)
+
+
+def _date_style(workbook: Any) -> int:
+    """The workbook's style index for a date and time, as openpyxl formats a datetime."""
+    from openpyxl.cell import WriteOnlyCell
+
+    probe = WriteOnlyCell(workbook.worksheets[0], value=datetime(2000, 1, 1))
+    return int(probe.style_id)
