@@ -302,9 +302,11 @@ def _row_xml(frame: pl.DataFrame, first_row: int, date_style: int) -> pl.Series:
 
 
 def _xml_text(value: pl.Expr, markup: bool, not_xml: bool) -> pl.Expr:
-    """``value`` as XML text: within Excel's length; characters XML cannot hold shown
-    as U+FFFD (``not_xml``), and ``&``, ``<``, ``>`` escaped (``markup``)."""
+    """``value`` as XML text (empty text as no cell): within Excel's length; characters
+    XML cannot hold shown as U+FFFD (``not_xml``); ``&``, ``<``, ``>`` escaped
+    (``markup``)."""
     text = value.cast(pl.String).str.slice(0, _EXCEL_MAX_TEXT)
+    text = pl.when(text.str.len_bytes() > 0).then(text)  # "" is an empty cell
     if not_xml:
         text = text.str.replace_all(_NOT_XML, "\ufffd")
     if markup:

@@ -1,0 +1,108 @@
+"""The action sheets' and Reports' rows, built as sheet XML by polars (issue 15, speed):
+whatever a cell holds, the workbook is well-formed, every value reads back as written
+(text as text, never a formula; numbers and dates as values), in every reader."""
+
+from __future__ import annotations
+
+import datetime as dt
+import xml.etree.ElementTree as ET
+import zipfile
+
+import openpyxl
+import pytest
+from python_calamine import CalamineWorkbook
+
+import reconcile.workbook
+from reconcile.changefiles import load_change_files
+from reconcile.clean import CleanOptions, clean_files
+from reconcile.columns import ColumnChoice
+from tests.helpers import NOW
+
+NOTES = [
+    "a & b <c> 'x' \"y\"",
+    "  spaces at both ends  ",
+    "=1+1",
+    "tab\there, line\nbreak",
+    "bell\x07 and form feed\x0c",
+    "emoji \U0001f600 and accents éü",
+    "x" * 40_000,
+    "",
+]
+
+
+@pytest.fixture
+def report(tmp_path, history_dir):
+    """A workbook whose Remove sheet holds every note (one deactivated contact each)."""
+    source = tmp_path / "contacts.csv"
+    lines = ["Phone,Opt-In Date,Note"]
+    for note in NOTES:
+        quoted = '"' + note.replace('"', '""') + '"'
+        lines.append(f"4155550101,2024-03-09,{quoted}")  # deactivated 2024-03-10
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    options = CleanOptions(columns=ColumnChoice(include=("Note",)))
+    [result] = clean_files([source], load_change_files([history_dir]), options, NOW)
+    assert result.report_path is not None
+    return result.report_path
+
+
+def _expected(note: str) -> str | None:
+    text = note[:32_767].replace("\x07", "\ufffd").replace("\x0c", "\ufffd")
+    return text or None
+
+
+def test_every_sheet_is_well_formed_xml(report):
+    with zipfile.ZipFile(report) as package:
+        for name in package.namelist():
+            if name.endswith(".xml"):
+                # the workbook this test just wrote: trusted; raises on anything malformed
+                ET.fromstring(package.read(name))  # noqa: S314
+
+
+def test_text_reads_back_as_written_in_openpyxl(report):
+    workbook = openpyxl.load_workbook(report)
+    sheet = workbook["Remove"]
+    header = [cell.value for cell in sheet[1]]
+    note_at = header.index("Note")
+    rows = list(sheet.iter_rows(min_row=2))
+    assert [row[note_at].value for row in rows] == [_expected(note) for note in NOTES]
+    for row in rows:
+        assert row[0].value in range(1, len(NOTES) + 1) and row[0].data_type == "n"
+        for cell in row:
+            assert cell.data_type != "f"
+        event = row[header.index("Event date (UTC)")]
+        assert event.value == dt.datetime(2024, 3, 10, 11, 0)
+        assert event.is_date
+    formula = rows[NOTES.index("=1+1")][note_at]
+    assert formula.data_type == "s" and formula.value == "=1+1"
+
+
+def test_text_reads_back_as_written_in_calamine(report):
+    sheet = CalamineWorkbook.from_path(str(report)).get_sheet_by_name("Remove").to_python()
+    note_at = sheet[0].index("Note")
+    assert [row[note_at] for row in sheet[1:]] == [_expected(note) or "" for note in NOTES]
+    assert [row[0] for row in sheet[1:]] == list(range(1, len(NOTES) + 1))
+
+
+def test_rows_built_in_pieces_are_the_same_rows(tmp_path, report, monkeypatch, history_dir):
+    monkeypatch.setattr(reconcile.workbook, "_XML_ROWS", 3)
+    monkeypatch.setattr(reconcile.workbook._RowBuilder, "AHEAD", 1)
+    options = CleanOptions(columns=ColumnChoice(include=("Note",)), out_dir=tmp_path / "pieces")
+    source = report.parent / "contacts.csv"
+    [result] = clean_files([source], load_change_files([history_dir]), options, NOW)
+    assert result.report_path is not None
+    whole, pieces = openpyxl.load_workbook(report), openpyxl.load_workbook(result.report_path)
+    assert whole.sheetnames == pieces.sheetnames
+    for name in ("Remove", "Suppress", "Review", "Reports"):
+        expected = list(whole[name].iter_rows(values_only=True))
+        assert list(pieces[name].iter_rows(values_only=True)) == expected
+
+
+def test_reports_sheet_holds_values_and_dates(report):
+    rows = list(openpyxl.load_workbook(report)["Reports"].iter_rows(values_only=True))
+    header, body = rows[0], rows[1:]
+    assert header[:3] == ("Report id", "Operator", "Operator id")
+    assert {row[0] for row in body} == {"rep-vz-1", "rep-att-1"}
+    assert all(isinstance(row[header.index("From (UTC)")], dt.datetime) for row in body)
+    # the filter covers every row
+    sheet = openpyxl.load_workbook(report)["Reports"]
+    assert sheet.auto_filter.ref == f"A1:J{len(rows)}"
