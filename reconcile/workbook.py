@@ -239,7 +239,7 @@ _NOT_XML = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
 # Excel refuses a cell holding more characters than this.
 _EXCEL_MAX_TEXT = 32_767
 # Rows turned into XML at once.
-_XML_ROWS = 50_000
+_XML_ROWS = 20_000
 # Days from Excel's epoch (1899-12-30) to 1970-01-01.
 _EXCEL_UNIX_DAYS = 25_569
 
@@ -532,10 +532,6 @@ def weekly_counts(history: History) -> pl.DataFrame:
 
     The slow half of `weekly_deactivations` (millions of events are deduplicated):
     `clean_files` starts it while the contacts are being decided."""
-    # Exact duplicates are found by sorting on the whole event (the type as a flag) and
-    # comparing each row with the one before: a fifth of the CPU of a hash unique().
-    event = ["number", "occurred_at", "deactivation", "new_number"]
-    repeated = pl.all_horizontal(pl.col(key).eq_missing(pl.col(key).shift(1)) for key in event)
     events = (
         history.lazy_events()
         .filter(pl.col("type").is_in([DEACTIVATION, ACTIVATION]))
@@ -547,10 +543,22 @@ def weekly_counts(history: History) -> pl.DataFrame:
             deactivation=pl.col("type") == DEACTIVATION,
         )
         .collect()
+        .sort("number", "occurred_at", nulls_last=True)
     )
+    # Exact duplicates share a number and an instant: sorted on those two, only the rows
+    # next to such a twin (few) go through unique(), a sixth of the CPU of unique() on all.
+    twin = pl.col("number").eq_missing(pl.col("number").shift(1)) & pl.col(
+        "occurred_at"
+    ).eq_missing(pl.col("occurred_at").shift(1))
+    shared = (twin | twin.shift(-1)).fill_null(False)
+    event = ["number", "occurred_at", "deactivation", "new_number"]
     return (
-        events.sort(event, nulls_last=True)
-        .filter(~repeated.fill_null(False))
+        pl.concat(
+            [
+                events.filter(~shared),
+                events.filter(shared).unique(subset=event, keep="first", maintain_order=True),
+            ]
+        )
         # the Monday of each event's week (UTC), as days since 1970-01-01, a Thursday
         .with_columns(days=pl.col("occurred_at").dt.epoch("d"))
         .group_by(monday=pl.col("days") - (pl.col("days") + 3) % 7, network="network_name")
