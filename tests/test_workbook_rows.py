@@ -106,3 +106,56 @@ def test_reports_sheet_holds_values_and_dates(report):
     # the filter covers every row
     sheet = openpyxl.load_workbook(report)["Reports"]
     assert sheet.auto_filter.ref == f"A1:J{len(rows)}"
+
+
+def test_weekly_counts_take_off_exactly_the_copies():
+    """Against the plain reading (unique() over whole events): random histories where
+    many events are held by several reports, some with the same number and instant but
+    another type or replacement, across operators and week boundaries."""
+    import random
+
+    import polars as pl
+
+    from reconcile.history import History, empty_reports
+    from reconcile.workbook import weekly_counts
+
+    generator = random.Random(15)
+    for _round in range(20):
+        rows = []
+        for _event in range(generator.randint(0, 60)):
+            number = 14155550100 + generator.randint(0, 6)
+            moment = dt.datetime(2024, 3, generator.randint(1, 20), generator.choice([0, 23]))
+            kind = generator.choice(["DEACTIVATION", "ACTIVATION", "SUSPENSION"])
+            new_number = generator.choice([None, 14155559999])
+            network = generator.choice(["Verizon Wireless", "AT&T Mobility", None])
+            for copy in range(generator.choice([1, 1, 2, 3])):
+                rows.append((number, kind, moment, new_number, network, f"r{copy}"))
+        events = pl.DataFrame(
+            rows,
+            schema={
+                "number": pl.UInt64,
+                "type": pl.String,
+                "occurred_at": pl.Datetime("us"),
+                "new_number": pl.UInt64,
+                "network_name": pl.String,
+                "report_id": pl.String,
+            },
+            orient="row",
+        ).with_columns(pl.col("occurred_at").dt.replace_time_zone("UTC"))
+        history = History(events=events, reports=empty_reports())
+        counted = weekly_counts(history)
+        plain = (
+            events.filter(pl.col("type").is_in(["DEACTIVATION", "ACTIVATION"]))
+            .unique(subset=["number", "type", "occurred_at", "new_number"])
+            .group_by(
+                week=pl.col("occurred_at").dt.truncate("1w").dt.date(),
+                network=pl.lit("op:") + pl.col("network_name").fill_null("(operator not named)"),
+            )
+            .agg(count=pl.len())
+        )
+        key = ["week", "network"]
+        assert (
+            counted.sort(key)
+            .select(key, pl.col("count").cast(pl.Int64))
+            .equals(plain.sort(key).select(key, pl.col("count").cast(pl.Int64)))
+        )
