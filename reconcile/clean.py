@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -872,6 +873,8 @@ def clean_files(
             # the workbook's weekly chart counts every event of the history: counted
             # while the contacts are decided, it is ready when the workbook is written
             counts = pool.submit(weekly_counts, history) if options.report else None
+            if options.report:  # the workbook writer's import (0.15 s) overlaps them too
+                pool.submit(importlib.import_module, "openpyxl")
             results = [reconcile_file(path, history, options, now, batch) for path in paths]
             for result in results:
                 if counts is not None:

@@ -221,7 +221,7 @@ def _evidence(
             sheet = _Sheet(workbook, title if part == 1 else f"{title} ({part})", headers)
             sheet.rows += rows.height
             sheet.finish()
-            bulk.append(_BulkRows(sheet.sheet, rows))
+            bulk.append(_BulkRows(sheet.sheet, rows, wrapped=("reason",)))
     return bulk
 
 
@@ -232,6 +232,16 @@ class _BulkRows:
 
     sheet: Any
     rows: pl.DataFrame
+    # text columns whose long values wrap (the reason), rather than run under the next
+    wrapped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Styles:
+    """Style indexes in openpyxl's style table, for cells written as XML."""
+
+    date: int
+    wrapped_text: int
 
 
 # Characters XML 1.0 cannot hold: shown as U+FFFD, as `_Sheet.append` does.
@@ -244,9 +254,11 @@ _XML_ROWS = 20_000
 _EXCEL_UNIX_DAYS = 25_569
 
 
-def _row_xml(frame: pl.DataFrame, first_row: int, date_style: int) -> pl.Series:
+def _row_xml(
+    frame: pl.DataFrame, first_row: int, styles: _Styles, wrapped: Sequence[str] = ()
+) -> pl.Series:
     """One ``<row>`` element per row of ``frame``, numbered from ``first_row``: numbers
-    and dates as values (dates as Excel serials in ``date_style``), everything else as
+    and dates as values (dates as Excel serials in ``styles.date``), everything else as
     inline text, which a spreadsheet never evaluates; an empty cell is ``<c/>``.
 
     Cells go in column order without a reference (``r`` is optional in SpreadsheetML),
@@ -286,13 +298,14 @@ def _row_xml(frame: pl.DataFrame, first_row: int, date_style: int) -> pl.Series:
         elif isinstance(dtype, pl.Datetime):
             serial = value.dt.epoch("us").cast(pl.Float64) / 86_400_000_000 + _EXCEL_UNIX_DAYS
             cell = pl.concat_str(
-                [pl.lit(f'<c s="{date_style}"><v>'), serial.cast(pl.String), pl.lit("</v></c>")]
+                [pl.lit(f'<c s="{styles.date}"><v>'), serial.cast(pl.String), pl.lit("</v></c>")]
             )
         else:
+            style = f' s="{styles.wrapped_text}"' if name in wrapped else ""
             opening = (
                 pl.when(pl.col(f"{name}\0"))
-                .then(pl.lit('<c t="inlineStr"><is><t xml:space="preserve">'))
-                .otherwise(pl.lit('<c t="inlineStr"><is><t>'))
+                .then(pl.lit(f'<c t="inlineStr"{style}><is><t xml:space="preserve">'))
+                .otherwise(pl.lit(f'<c t="inlineStr"{style}><is><t>'))
             )
             cell = pl.concat_str([opening, value, pl.lit("</t></is></c>")])
         cells.append(cell.fill_null("<c/>"))
@@ -330,22 +343,20 @@ class _RowBuilder:
 
     AHEAD = 4
 
-    def __init__(self, bulk: Sequence[_BulkRows], date_style: int, pool: ThreadPoolExecutor):
-        self._pieces = collections.deque(
-            (id(item.sheet), item.rows, offset)
-            for item in bulk
-            for offset in range(0, item.rows.height, _XML_ROWS)
+    def __init__(self, bulk: Sequence[_BulkRows], styles: _Styles, pool: ThreadPoolExecutor):
+        self._pieces: collections.deque[tuple[_BulkRows, int]] = collections.deque(
+            (item, offset) for item in bulk for offset in range(0, item.rows.height, _XML_ROWS)
         )
-        self._date_style = date_style
+        self._styles = styles
         self._pool = pool
         self._built: collections.deque[tuple[int, Future[bytes]]] = collections.deque()
         self._fill()
 
     def _fill(self) -> None:
         while self._pieces and len(self._built) < self.AHEAD:
-            sheet, rows, offset = self._pieces.popleft()
-            job = self._pool.submit(_xml_bytes, rows, offset, self._date_style)
-            self._built.append((sheet, job))
+            item, offset = self._pieces.popleft()
+            job = self._pool.submit(_xml_bytes, item, offset, self._styles)
+            self._built.append((id(item.sheet), job))
 
     @property
     def pending(self) -> bool:
@@ -354,9 +365,7 @@ class _RowBuilder:
 
     def add(self, item: _BulkRows) -> None:
         """Build ``item``'s rows too, after those asked for so far."""
-        self._pieces.extend(
-            (id(item.sheet), item.rows, offset) for offset in range(0, item.rows.height, _XML_ROWS)
-        )
+        self._pieces.extend((item, offset) for offset in range(0, item.rows.height, _XML_ROWS))
         self._fill()
 
     def rows_of(self, sheet: Any) -> Iterator[bytes]:
@@ -407,9 +416,9 @@ def _with_rows(
         raise RuntimeError("the audit workbook lost rows of a sheet; it was not written")
 
 
-def _xml_bytes(rows: pl.DataFrame, offset: int, date_style: int) -> bytes:
+def _xml_bytes(item: _BulkRows, offset: int, styles: _Styles) -> bytes:
     """Rows ``offset`` to ``offset + _XML_ROWS`` as sheet XML (one ``<row>`` a line)."""
-    xml = _row_xml(rows.slice(offset, _XML_ROWS), offset + 2, date_style)
+    xml = _row_xml(item.rows.slice(offset, _XML_ROWS), offset + 2, styles, item.wrapped)
     buffer = io.BytesIO()
     xml.to_frame().write_csv(buffer, include_header=False, quote_style="never")
     return buffer.getvalue()
@@ -699,10 +708,10 @@ def write_audit_workbook(
 
     workbook = openpyxl.Workbook(write_only=True)
     _summary(workbook, result, info, file_sha256(result.table.path))
-    date_style = _date_style(workbook)
+    styles = _styles(workbook)
     bulk = _evidence(workbook, result.notable, result.table.include_columns)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        rows = _RowBuilder(bulk, date_style, pool)
+        rows = _RowBuilder(bulk, styles, pool)
         _coverage(workbook, result.coverage, history.reports)
         reports = _reports(workbook, history)
         rows.add(reports)
@@ -712,9 +721,14 @@ def write_audit_workbook(
         _with_rows(skeleton.getvalue(), target, [*bulk, reports], workbook, rows)
 
 
-def _date_style(workbook: Any) -> int:
-    """The workbook's style index for a date and time, as openpyxl formats a datetime."""
+def _styles(workbook: Any) -> _Styles:
+    """The workbook's style indexes for a date and time (as openpyxl formats a datetime)
+    and for text that wraps; asking for them adds them to the workbook's styles."""
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment
 
-    probe = WriteOnlyCell(workbook.worksheets[0], value=datetime(2000, 1, 1))
-    return int(probe.style_id)
+    sheet = workbook.worksheets[0]
+    date = WriteOnlyCell(sheet, value=datetime(2000, 1, 1))
+    wrapped = WriteOnlyCell(sheet, value="")
+    wrapped.alignment = Alignment(wrap_text=True, vertical="top")
+    return _Styles(date=int(date.style_id), wrapped_text=int(wrapped.style_id))

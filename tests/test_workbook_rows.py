@@ -72,6 +72,9 @@ def test_text_reads_back_as_written_in_openpyxl(report):
         event = row[header.index("Event date (UTC)")]
         assert event.value == dt.datetime(2024, 3, 10, 11, 0)
         assert event.is_date
+        reason = row[header.index("Reason")]
+        assert reason.alignment.wrap_text  # a long reason wraps within its column
+        assert not row[note_at].alignment.wrap_text
     formula = rows[NOTES.index("=1+1")][note_at]
     assert formula.data_type == "s" and formula.value == "=1+1"
 
