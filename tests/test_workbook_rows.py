@@ -162,3 +162,30 @@ def test_weekly_counts_take_off_exactly_the_copies():
             .select(key, pl.col("count").cast(pl.Int64))
             .equals(plain.sort(key).select(key, pl.col("count").cast(pl.Int64)))
         )
+
+
+def test_ids_are_never_cut_and_long_text_is_capped(tmp_path, history_dir):
+    """A Salesforce 18-character id fits its column; the reason's column is capped and
+    its text wraps (see above)."""
+    source = tmp_path / "contacts.csv"
+    salesforce_id = "0035e00000AbCdEfGH"
+    long_id = "X" * 60
+    source.write_text(
+        "Id,Phone,Opt-In Date\n"
+        f"{salesforce_id},4155550101,2024-03-09\n"
+        f"{long_id},4155550101,2024-03-09\n"
+    )
+    [result] = clean_files([source], load_change_files([history_dir]), CleanOptions(), NOW)
+    assert result.report_path is not None
+    sheet = openpyxl.load_workbook(result.report_path)["Remove"]
+    header = [cell.value for cell in sheet[1]]
+    widths = {
+        title: sheet.column_dimensions[openpyxl.utils.get_column_letter(index)].width
+        for index, title in enumerate(header, start=1)
+    }
+    assert widths["Contact id"] >= len(long_id) + 1
+    assert [row[1] for row in sheet.iter_rows(min_row=2, values_only=True)] == [
+        salesforce_id,
+        long_id,
+    ]
+    assert widths["Reason"] <= 72
