@@ -39,8 +39,10 @@ __all__ = [
 ]
 
 EXCEL_MAX_ROWS = 1_048_576
-# characters a workbook cannot hold (XML 1.0): shown as U+FFFD; the change list keeps them
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Characters XML 1.0 cannot hold: shown as U+FFFD; the change list keeps them. One
+# pattern for Python's re (openpyxl cells) and polars (cells built as XML).
+_NOT_XML = r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
+_CONTROL = re.compile(_NOT_XML)
 ACTION_SHEETS = (("remove", "Remove"), ("suppress", "Suppress"), ("review", "Review"))
 EVIDENCE_COLUMNS = (
     ("row", "Row", 7),
@@ -244,8 +246,6 @@ class _Styles:
     wrapped_text: int
 
 
-# Characters XML 1.0 cannot hold: shown as U+FFFD, as `_Sheet.append` does.
-_NOT_XML = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
 # Excel refuses a cell holding more characters than this.
 _EXCEL_MAX_TEXT = 32_767
 # Rows turned into XML at once.

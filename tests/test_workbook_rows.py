@@ -23,7 +23,7 @@ NOTES = [
     "  spaces at both ends  ",
     "=1+1",
     "tab\there, line\nbreak",
-    "bell\x07 and form feed\x0c",
+    "bell\x07, form feed\x0c, not a character \ufffe",
     "emoji \U0001f600 and accents éü",
     "x" * 40_000,
     "",
@@ -46,7 +46,9 @@ def report(tmp_path, history_dir):
 
 
 def _expected(note: str) -> str | None:
-    text = note[:32_767].replace("\x07", "\ufffd").replace("\x0c", "\ufffd")
+    text = note[:32_767]
+    for character in "\x07\x0c\ufffe":
+        text = text.replace(character, "\ufffd")
     return text or None
 
 
