@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -20,7 +21,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "ApiKey",
     "Clock",
+    "DeadlineReached",
     "InfobipClient",
     "Page",
     "PagingError",
@@ -177,7 +179,17 @@ class _NotJson(_Temporary):
 
 class PagingError(MalformedResponseError):
     """A server whose paging does not add up: the pages read so far are kept (as an
-    incomplete report), and the next fetch tries again."""
+    incomplete report), and the next fetch tries again. ``results`` holds what the
+    refused page brought (evidence is never thrown away)."""
+
+    def __init__(self, message: str, results: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.results = results or []
+
+
+class DeadlineReached(ApiError):
+    """The fetch's deadline passed (checked before every request, between the chunks of
+    an answer, and before every retry's wait): what was received is kept."""
 
 
 class _Refused(MalformedResponseError):
@@ -198,6 +210,20 @@ def _retry_after(response: httpx.Response, now: datetime) -> float | None:
     if not math.isfinite(seconds):
         return None  # "nan" or "inf": no usable wait, so the backoff decides
     return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
+
+
+def _capped_timeout(timeout: httpx.Timeout, seconds: float) -> httpx.Timeout:
+    """``timeout`` with no part longer than ``seconds`` (the time the deadline leaves)."""
+
+    def cap(value: float | None) -> float:
+        return seconds if value is None else min(value, seconds)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect),
+        read=cap(timeout.read),
+        write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )
 
 
 def _service_message(body: object) -> str:
@@ -285,6 +311,16 @@ def check_base_url(base_url: str) -> str:
     return text
 
 
+class _StopAtDeadline(tenacity.stop.stop_base):
+    """A tenacity stop that asks the client whether the next wait passes the deadline."""
+
+    def __init__(self, check: Callable[[tenacity.RetryCallState], bool]) -> None:
+        self._check = check
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self._check(retry_state)
+
+
 class InfobipClient:
     """Reads network reports and their records, one rate-limited page at a time."""
 
@@ -322,6 +358,35 @@ class InfobipClient:
         self.requests = 0
         self.retry_waits: list[float] = []  # what each retry waited, for logs and tests
         self._page_size_cap: int | None = None
+        self._deadline_at: float | None = None
+        self._deadline_hit = False
+
+    # -- the deadline: a wall-clock bound on the whole fetch ---------------------
+
+    def start_deadline(self, seconds: float | None) -> None:
+        """From now on, no request, chunk or retry wait runs past ``seconds``."""
+        self._deadline_at = None if seconds is None else self._clock.monotonic() + seconds
+
+    def time_left(self) -> float | None:
+        """Seconds until the deadline (None: no deadline)."""
+        if self._deadline_at is None:
+            return None
+        return self._deadline_at - self._clock.monotonic()
+
+    def _check_deadline(self, what: str) -> None:
+        left = self.time_left()
+        if left is not None and left <= 0:
+            raise DeadlineReached(f"{what}: the fetch's deadline passed")
+
+    def _stop_for_deadline(self, state: tenacity.RetryCallState) -> bool:
+        """Stop retrying when the coming wait would end past the deadline."""
+        left = self.time_left()
+        if left is None:
+            return False
+        if (state.upcoming_sleep or 0.0) >= left:
+            self._deadline_hit = True
+            return True
+        return False
 
     # -- one request -----------------------------------------------------------
 
@@ -348,6 +413,9 @@ class InfobipClient:
         size = 0
         chunks: list[bytes] = []
         for chunk in response.iter_bytes():  # decompressed: the bound is what is read
+            # a body that trickles in (a byte at a time) is bounded by the deadline,
+            # which a read timeout per chunk is not
+            self._check_deadline(what)
             size += len(chunk)
             if size > MAX_PAGE_BYTES:
                 raise _Refused(
@@ -369,19 +437,29 @@ class InfobipClient:
         return body
 
     def _get_once(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
+        self._check_deadline(what)
         self._limiter.acquire()
+        self._check_deadline(what)
         self.requests += 1
+        left = self.time_left()
+        timeout = (
+            httpx.USE_CLIENT_DEFAULT
+            if left is None
+            else _capped_timeout(self._http.timeout, max(left, 0.001))
+        )
         try:
             with self._http.stream(
                 "GET",
                 self._base_url + path,
                 params=params,
                 headers={"Authorization": self._authorization, "Accept": "application/json"},
+                timeout=timeout,
             ) as response:
                 status = response.status_code
                 retry_after = _retry_after(response, self._clock.now())
                 body = self._read(response, what)
         except httpx.TimeoutException:
+            self._check_deadline(what)
             raise _Temporary(f"{what}: the API did not answer in time") from None
         except httpx.ConnectError as error:
             if _caused_by_tls(error):
@@ -424,9 +502,13 @@ class InfobipClient:
         return body
 
     def _get(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
+        self._deadline_hit = False
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_Temporary),
-            stop=tenacity.stop_after_attempt(self._attempts),
+            # the wait is computed before the stop (tenacity >= 9), so a Retry-After
+            # longer than the time left ends the fetch instead of sleeping past it
+            stop=tenacity.stop_after_attempt(self._attempts)
+            | _StopAtDeadline(self._stop_for_deadline),
             wait=self._wait,
             sleep=self._clock.sleep,
             reraise=True,
@@ -434,6 +516,10 @@ class InfobipClient:
         try:
             return retrying(self._get_once, path, params, what)
         except _Temporary as error:
+            if self._deadline_hit:
+                raise DeadlineReached(
+                    f"{error}; the fetch's deadline passes before the next try"
+                ) from None
             kind = MalformedResponseError if isinstance(error, _NotJson) else ApiError
             raise kind(f"{error}, after {self._attempts} attempts; try again later.") from None
 
@@ -466,6 +552,7 @@ class InfobipClient:
         if self._page_size_cap is not None:
             page_size = min(page_size, self._page_size_cap)
         first: Page | None = None
+        seen: dict[str, int] = {}  # each page's records, by digest: a repeat is refused
         while True:
             if first is not None:
                 # never more pages than the declared results can fill, and one to spare
@@ -486,13 +573,27 @@ class InfobipClient:
                 continue
             first = first or page
             if page.page != number:
-                raise PagingError(f"{what}: page {number} was asked for, page {page.page} came")
+                raise PagingError(
+                    f"{what}: page {number} was asked for, page {page.page} came", page.results
+                )
             if (page.total_pages, page.total_results) != (first.total_pages, first.total_results):
                 raise PagingError(
                     f"{what}: the totals changed while it was read ({first.total_results} "
                     f"results in {first.total_pages} pages, then {page.total_results} in "
-                    f"{page.total_pages})"
+                    f"{page.total_pages})",
+                    page.results,
                 )
+            if page.results:
+                digest = hashlib.sha256(
+                    json.dumps(page.results, sort_keys=True, default=str).encode()
+                ).hexdigest()
+                if digest in seen:
+                    # a server that answers the same records for every page number (even
+                    # echoing the page asked for) would otherwise pass for complete
+                    raise PagingError(
+                        f"{what}: page {number} repeats the records of page {seen[digest]}"
+                    )
+                seen[digest] = number
             yield page
             number += 1
             # Pages are 0-based; the server's own size and totals decide where they end.

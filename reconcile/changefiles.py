@@ -166,12 +166,18 @@ def _report_id_for(path: Path, known_ids: Sequence[str], explicit: str | None) -
 
 
 def load_change_files(
-    paths: Sequence[Path], *, report_id: str | None = None, now: datetime | None = None
+    paths: Sequence[Path],
+    *,
+    report_id: str | None = None,
+    now: datetime | None = None,
+    known_report_ids: Sequence[str] = (),
 ) -> History:
     """Read change files into a History; raise ChangeFileError naming the file at fault.
 
-    ``report_id`` names the report of record files that no metadata names; dates outside
-    2000-01-01 .. one day after ``now`` are refused.
+    ``report_id`` names the report of record files that no metadata names; a record
+    file whose name contains one of ``known_report_ids`` (reports whose metadata the
+    ledger holds) belongs to that report; dates outside 2000-01-01 .. one day after
+    ``now`` are refused.
     """
     files = expand_paths(paths)
     metadata: list[pl.DataFrame] = []
@@ -192,7 +198,7 @@ def load_change_files(
         if metadata
         else pl.DataFrame(schema=REPORT_SCHEMA)
     )
-    known_ids = reports.get_column("report_id").to_list()
+    known_ids = reports.get_column("report_id").to_list() + list(known_report_ids)
     by_report: dict[str, _RecordPages] = {}
     for path, page_document in record_files:
         found_id = _report_id_for(path, known_ids, report_id)

@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -43,6 +44,13 @@ import polars as pl
 from reconcile._text import first_line
 from reconcile.errors import LedgerBusyError, LedgerError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History, empty_events
+from reconcile.lifecycle import (
+    ReportStatus,
+    after_listed,
+    merge_entry,
+    merged_events,
+    parse_status,
+)
 
 __all__ = [
     "EXPIRY_WARNING",
@@ -50,7 +58,9 @@ __all__ = [
     "MANIFEST_FORMAT",
     "Ledger",
     "ReportEntry",
+    "describe_file",
     "expiry_of_unfetched",
+    "file_problem",
     "read_file_metadata",
 ]
 
@@ -93,7 +103,7 @@ class ReportEntry:
     """One report's line in the manifest."""
 
     report_id: str
-    status: str  # complete, assumed, incomplete, listed, gone
+    status: ReportStatus  # see reconcile.lifecycle
     network_id: int | None = None
     network_name: str | None = None
     generated_date: datetime | None = None
@@ -109,7 +119,7 @@ class ReportEntry:
         """The manifest's line for this report."""
         return {
             "report_id": self.report_id,
-            "status": self.status,
+            "status": str(self.status),
             "network_id": self.network_id,
             "network_name": self.network_name,
             "records": self.records,
@@ -124,11 +134,11 @@ class ReportEntry:
         """An entry from its manifest line."""
         return cls(
             report_id=str(data["report_id"]),
-            status=str(data["status"]),
+            status=parse_status(data["status"]),
             network_id=_whole(data.get("network_id")),
             network_name=_text(data.get("network_name")),
             records=_whole(data.get("records")) or 0,
-            file=_text(data.get("file")),
+            file=_events_name(data.get("file")),
             source=_text(data.get("source")) or "api",
             fetched_at=_parse(_text(data.get("fetched_at"))),
             generated_date=_parse(_text(data.get("generated_date"))),
@@ -143,7 +153,7 @@ class ReportEntry:
         the row has none."""
         return cls(
             report_id=str(row["report_id"]),
-            status=_text(row.get("status")) or "listed",
+            status=parse_status(_text(row.get("status")) or ReportStatus.LISTED),
             network_id=_whole(row.get("network_id")),
             network_name=_text(row.get("network_name")),
             generated_date=_moment(row.get("generated_date")),
@@ -155,6 +165,19 @@ class ReportEntry:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+_EVENTS_NAME = re.compile(r"events/[A-Za-z0-9_-][A-Za-z0-9._-]*\.parquet")
+
+
+def _events_name(value: object) -> str | None:
+    """An entry's file: None, or a name inside ``events/`` (a manifest never makes the
+    tool read or delete a path outside the ledger folder)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _EVENTS_NAME.fullmatch(value) or ".." in value:
+        raise ValueError(f"an events file name that is not the ledger's: {value!r}")
+    return value
 
 
 def _whole(value: object) -> int | None:
@@ -173,7 +196,7 @@ def expiry_of_unfetched(
     expired: list[ReportEntry] = []
     expiring: list[ReportEntry] = []
     for entry in entries:
-        if entry.status != "listed" or entry.expiry_date is None:
+        if entry.status != ReportStatus.LISTED or entry.expiry_date is None:
             continue
         if entry.expiry_date <= now:
             expired.append(entry)
@@ -274,6 +297,16 @@ class Ledger:
             entries = {str(key): ReportEntry.from_json(value) for key, value in reports.items()}
         except (AttributeError, KeyError, TypeError, ValueError):
             raise self._damaged("a report entry is not what the ledger writes") from None
+        files = manifest.get("files", {})
+        if not isinstance(files, dict) or not all(
+            isinstance(name, str)
+            and _EVENTS_NAME.fullmatch(name)
+            and isinstance(info, dict)
+            and isinstance(info.get("reports", 1), int)
+            and not isinstance(info.get("reports", 1), bool)
+            for name, info in files.items()
+        ):
+            raise self._damaged("its list of files is not what the ledger writes")
         snapshot = _Snapshot(manifest, entries)
         self._cached = (identity, snapshot)
         return snapshot
@@ -353,7 +386,8 @@ class Ledger:
         """Each Parquet file of committed events, with the reports it currently holds."""
         files: dict[str, list[str]] = {}
         for entry in (snapshot or self._snapshot()).entries.values():
-            if entry.file is not None and entry.status != "gone":
+            # a gone report's events still count: only its span is not coverage
+            if entry.file is not None:
                 files.setdefault(entry.file, []).append(entry.report_id)
         return files
 
@@ -389,10 +423,19 @@ class Ledger:
                     '`reconcile ledger rebuild` (see the README, "Recovering the ledger").'
                 )
             _check_events_file(path)
+            info = written.get(file, {}) if isinstance(written, dict) else {}
+            # every read checks the file against the manifest's checksum: a file damaged
+            # in place is named here, never met later as an error naming no file
+            problem = _checksum_problem(path, info)
+            if problem is not None:
+                raise LedgerError(
+                    f"{path}: {problem}; nothing was changed. Run `reconcile ledger verify`, "
+                    "then restore the file from a backup or run `reconcile ledger rebuild` "
+                    '(see the README, "Recovering the ledger").'
+                )
             scan = pl.scan_parquet(path, schema=EVENT_SCHEMA)
             # A file written for several reports, some of which were replaced since,
             # still holds their old rows: read only the reports it currently stands for.
-            info = written.get(file, {}) if isinstance(written, dict) else {}
             if int(info.get("reports", 1)) > len(report_ids):
                 scan = scan.filter(pl.col("report_id").is_in(report_ids))
             scans.append(scan)
@@ -427,9 +470,9 @@ class Ledger:
         self,
         entries: dict[str, ReportEntry],
         last_sync: datetime | None,
-        new_files: dict[str, int] | None = None,
+        new_files: dict[str, dict[str, object]] | None = None,
         commit: str | None = None,
-        rebuilt: tuple[dict[str, int], list[str]] | None = None,
+        rebuilt: tuple[dict[str, dict[str, object]], list[str]] | None = None,
         snapshot: _Snapshot | None = None,
     ) -> None:
         named = {entry.file for entry in entries.values() if entry.file}
@@ -449,10 +492,10 @@ class Ledger:
             )
             sequence = int(current.get("sequence", 0) or 0) + 1
         else:  # a rebuilt manifest: the files' report counts and the versions not chosen
-            counts, replaced = rebuilt
-            files = {name: {"reports": count} for name, count in counts.items()}
+            described, replaced = rebuilt
+            files = dict(described)
             sequence = 1
-        files.update({name: {"reports": count} for name, count in (new_files or {}).items()})
+        files.update(new_files or {})
         manifest = {
             "format": MANIFEST_FORMAT,
             "commit": commit or uuid.uuid4().hex,
@@ -478,9 +521,10 @@ class Ledger:
         entries: Sequence[ReportEntry],
         commit: str,
         without_files: Sequence[ReportEntry] = (),
-    ) -> tuple[Path, str]:
-        """Write events to staging with their reports' metadata; return the staged path
-        and the name the file will have under ``events/``."""
+    ) -> tuple[Path, str, dict[str, object]]:
+        """Write events to staging with their reports' metadata; return the staged path,
+        the name the file will have under ``events/`` and its manifest description (the
+        reports it holds, its size and SHA-256, which `ledger verify` checks)."""
         digest = hashlib.sha256(label.encode()).hexdigest()[:16]
         name = f"{digest}-{uuid.uuid4().hex[:12]}.parquet"
         temporary = self.staging_dir / (name + ".tmp")
@@ -509,7 +553,7 @@ class Ledger:
         )
         with temporary.open("rb+") as stream:
             os.fsync(stream.fileno())
-        return temporary, f"events/{name}"
+        return temporary, f"events/{name}", describe_file(temporary, len(entries))
 
     def _publish(self, staged: list[tuple[Path, str]], commit: str, base: object) -> None:
         """Move staged files into ``events/``, noting them in ``pending.json`` first, with
@@ -617,63 +661,113 @@ class Ledger:
             "last commit."
         )
 
+    def file_descriptions(self) -> dict[str, dict[str, object]]:
+        """Each events file the manifest describes: reports written, bytes, SHA-256."""
+        files = self._snapshot().manifest.get("files", {})
+        return {
+            str(name): info
+            for name, info in (files.items() if isinstance(files, dict) else [])
+            if isinstance(info, dict)
+        }
+
+    def events_of(self, entry: ReportEntry) -> pl.DataFrame:
+        """The events one entry's file holds for its report."""
+        held = self._held_events(entry)
+        return empty_events() if held is None else held
+
+    def _held_events(self, entry: ReportEntry) -> pl.DataFrame | None:
+        """The events the ledger holds for one report (None when it holds none)."""
+        if entry.file is None:
+            return None
+        path = self.root / entry.file
+        _check_events_file(path)
+        try:
+            return (
+                pl.scan_parquet(path, schema=EVENT_SCHEMA)
+                .filter(pl.col("report_id") == entry.report_id)
+                .collect()
+            )
+        except pl.exceptions.PolarsError as error:
+            raise _unreadable(path, error) from None
+
     def commit(
         self,
         reports: Sequence[tuple[ReportEntry, pl.DataFrame | None]] = (),
         *,
         metadata: Sequence[ReportEntry] = (),
         last_sync: datetime | None = None,
-    ) -> None:
-        """Make reports visible at once; a report given again replaces its old rows.
+    ) -> list[str]:
+        """The one commit path (fetch, import, rebuild): make reports visible at once,
+        never lowering what is held; return the ids of the reports it changed.
 
-        ``None`` for a report's events keeps the rows the ledger has (a status change).
-        ``metadata`` entries only update the operator and dates of known reports (their
-        status and rows stay) and add unknown ones as they are.
+        A report given with events meets its held copy through `lifecycle.merge_entry`
+        and `lifecycle.merged_events`: the higher status, and every held event kept.
+        ``None`` for a report's events is a status change (`lifecycle.after_gone`) that
+        keeps the rows held. ``metadata`` entries pass through `lifecycle.after_listed`.
+        All new rows of one commit go into one events file.
         """
         self._require_lock()
         commit = uuid.uuid4().hex
         staged: list[tuple[Path, str]] = []
+        changed: list[str] = []
         try:
             snapshot = self._snapshot()
             entries = dict(snapshot.entries)
-            new_files: dict[str, int] = {}
             for listed in metadata:
-                old = entries.get(listed.report_id)
-                if old is None:
-                    entries[listed.report_id] = listed
-                elif old.status in ("complete", "assumed"):
-                    # metadata alone never removes coverage: the span stays as committed
-                    entries[listed.report_id] = replace(
-                        old,
-                        network_id=listed.network_id,
-                        network_name=listed.network_name,
-                        generated_date=listed.generated_date,
-                        expiry_date=listed.expiry_date,
-                    )
-                else:
-                    entries[listed.report_id] = replace(
-                        old,
-                        network_id=listed.network_id,
-                        network_name=listed.network_name,
-                        generated_date=listed.generated_date,
-                        date_from=listed.date_from,
-                        date_to=listed.date_to,
-                        expiry_date=listed.expiry_date,
-                    )
-            without_files = [entry for entry in entries.values() if entry.file is None]
+                updated = after_listed(entries.get(listed.report_id), listed)
+                if updated != entries.get(listed.report_id):
+                    entries[listed.report_id] = updated
+                    changed.append(listed.report_id)
+            writing: list[tuple[ReportEntry, pl.DataFrame]] = []
             for entry, events in reports:
                 old = entries.get(entry.report_id)
-                if events is not None:
-                    entry = replace(entry, records=events.height)
-                    path, file = self._stage_events(
-                        entry.report_id, events, [entry], commit, without_files
+                if events is None:
+                    kept = entry if old is None else replace(
+                        entry, file=old.file, records=old.records
                     )
-                    staged.append((path, file))
-                    new_files[file] = 1
-                    entry = replace(entry, file=file)
-                elif old is not None:
-                    entry = replace(entry, file=old.file, records=old.records)
-                entries[entry.report_id] = entry
+                    if kept != old:
+                        entries[entry.report_id] = kept
+                        changed.append(entry.report_id)
+                    continue
+                kept = merge_entry(old, replace(entry, file=None, records=0))
+                merged = merged_events(
+                    self._held_events(old) if old is not None else None,
+                    events.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA),  # type: ignore[arg-type]
+                )
+                if merged is None and old is not None:
+                    # nothing new (merged_events needs a held copy to say so): keep the
+                    # file, take a higher status
+                    kept = replace(kept, file=old.file, records=old.records)
+                    if kept != old:
+                        entries[entry.report_id] = kept
+                        changed.append(entry.report_id)
+                    continue
+                if merged is None:
+                    continue
+                if kept.network_name is not None or kept.network_id is not None:
+                    merged = merged.with_columns(
+                        network_id=pl.lit(kept.network_id, pl.Int64),
+                        network_name=pl.lit(kept.network_name, pl.String),
+                    )
+                writing.append((replace(kept, records=merged.height), merged))
+                changed.append(entry.report_id)
+            new_files: dict[str, dict[str, object]] = {}
+            if writing:
+                without_files = [entry for entry in entries.values() if entry.file is None]
+                label = writing[0][0].report_id if len(writing) == 1 else f"commit-{len(writing)}"
+                path, file, info = self._stage_events(
+                    label,
+                    pl.concat([events for _entry, events in writing], how="vertical"),
+                    [entry for entry, _events in writing],
+                    commit,
+                    without_files,
+                )
+                staged.append((path, file))
+                new_files[file] = info
+                for entry, _events in writing:
+                    entries[entry.report_id] = replace(entry, file=file)
+            if not changed and last_sync is None:
+                return []  # nothing new: the manifest stays byte for byte
             self._publish(staged, commit, snapshot.manifest.get("commit"))
             previous_sync = _parse(_text(snapshot.manifest.get("last_sync")))
             self._write_manifest(
@@ -682,45 +776,19 @@ class Ledger:
         except (OSError, pl.exceptions.PolarsError) as error:
             raise self._fail(error, staged) from None
         self._finish()
-
-    def commit_segment(self, reports: Sequence[ReportEntry], events: pl.DataFrame) -> None:
-        """Commit many reports whose events are in one frame as one file (bulk imports)."""
-        self._require_lock()
-        commit = uuid.uuid4().hex
-        staged: list[tuple[Path, str]] = []
-        try:
-            snapshot = self._snapshot()
-            entries = dict(snapshot.entries)
-            counts = dict(events.group_by("report_id").agg(count=pl.len()).iter_rows())
-            counted = [
-                replace(entry, records=int(counts.get(entry.report_id, 0))) for entry in reports
-            ]
-            path, file = self._stage_events(f"segment-{len(reports)}", events, counted, commit)
-            staged.append((path, file))
-            for entry in counted:
-                entries[entry.report_id] = replace(entry, file=file)
-            self._publish(staged, commit, snapshot.manifest.get("commit"))
-            self._write_manifest(
-                entries,
-                _parse(_text(snapshot.manifest.get("last_sync"))),
-                {file: len(reports)},
-                commit,
-                snapshot=snapshot,
-            )
-        except (OSError, pl.exceptions.PolarsError) as error:
-            raise self._fail(error, staged) from None
-        self._finish()
+        return list(dict.fromkeys(changed))
 
     def commit_rebuilt(
         self,
         entries: dict[str, ReportEntry],
         last_sync: datetime | None,
-        file_reports: dict[str, int],
+        file_reports: dict[str, dict[str, object]],
         replaced: list[str],
     ) -> None:
-        """Commit a manifest rebuilt from the events files (`reconcile ledger rebuild`):
-        ``entries`` as they are, ``file_reports`` the number of reports each file holds,
-        ``replaced`` the files holding versions that were not chosen."""
+        """Write a manifest rebuilt from the events files (`reconcile ledger rebuild`):
+        ``entries`` as they are, ``file_reports`` each file's manifest description,
+        ``replaced`` the files holding versions that were not chosen. The versions not
+        chosen then go through `commit`, which keeps every event they add."""
         self._require_lock()
         try:
             self._write_manifest(entries, last_sync, rebuilt=(file_reports, replaced))
@@ -746,6 +814,60 @@ def _check_events_file(path: Path) -> None:
             "`reconcile ledger verify`, then restore it from a backup or run `reconcile "
             "ledger rebuild`."
         )
+
+
+def file_problem(path: Path, description: Mapping[str, object] | None = None) -> str | None:
+    """What is wrong with an events file, read whole: missing, not the size or SHA-256
+    the manifest keeps, not readable Parquet, without the ledger's columns; None when
+    it is whole."""
+    if not path.is_file():
+        return "missing"
+    problem = _checksum_problem(path, description or {})
+    if problem is not None:
+        return problem
+    try:
+        frame = pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        return f"damaged: not readable Parquet ({first_line(error)})"
+    missing = [name for name in EVENT_SCHEMA if name not in frame.columns]
+    if missing:
+        return f"damaged: without the column(s) {', '.join(missing)}"
+    return None
+
+
+def _checksum_problem(path: Path, description: Mapping[str, object]) -> str | None:
+    """How ``path`` differs from the size and SHA-256 the manifest keeps (None: it does
+    not, or the manifest, written before checksums, keeps none)."""
+    if not isinstance(description.get("sha256"), str):
+        return None
+    try:
+        if path.stat().st_size != description.get("bytes"):
+            return "damaged: not the size the manifest names"
+        found = describe_file(path, 0)
+    except OSError as error:
+        return f"cannot be read ({error.strerror})"
+    if found["sha256"] != description["sha256"]:
+        return "damaged: its bytes do not match the manifest's checksum"
+    return None
+
+
+def describe_file(path: Path, reports: int) -> dict[str, object]:
+    """A file's line in the manifest: how many reports it was written for, its size and
+    its SHA-256 (read whole)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return {"reports": reports, "bytes": size, "sha256": digest.hexdigest()}
+
+
+def _unreadable(path: Path, error: BaseException) -> LedgerError:
+    return LedgerError(
+        f"{path}: not a readable events file ({first_line(error)}); run `reconcile ledger "
+        "verify`, then restore it from a backup or run `reconcile ledger rebuild`."
+    )
 
 
 def read_file_metadata(path: Path) -> dict[str, object] | None:

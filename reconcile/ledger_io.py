@@ -18,7 +18,15 @@ from reconcile.api_pages import date_bounds
 from reconcile.changefiles import load_change_files
 from reconcile.errors import ChangeFileError, LedgerError, OutputError
 from reconcile.history import EVENT_SCHEMA, EVENT_TYPES
-from reconcile.ledger import Ledger, ReportEntry, expiry_of_unfetched, read_file_metadata
+from reconcile.ledger import (
+    Ledger,
+    ReportEntry,
+    describe_file,
+    expiry_of_unfetched,
+    file_problem,
+    read_file_metadata,
+)
+from reconcile.lifecycle import ReportStatus, rank_of
 
 __all__ = [
     "ImportSummary",
@@ -81,10 +89,11 @@ def import_change_files(
     now: datetime,
     report_id: str | None = None,
 ) -> ImportSummary:
-    """Import change files as reports. An import never lowers what the ledger holds:
-    metadata alone only names operators and dates, a partial set of record pages never
-    replaces a complete report, and the same content imported twice changes nothing.
-    Record files without metadata are one report per content (or ``report_id``)."""
+    """Import change files as reports, through the ledger's one commit path (which never
+    lowers what it holds: `lifecycle.merge_entry`). Metadata alone only names operators
+    and dates; a record file whose name contains a report id the ledger knows from its
+    metadata joins that report; the same content imported twice changes nothing. Record
+    files without metadata are one report per content (or ``report_id``)."""
     parquet = [path for path in paths if path.suffix.lower() == ".parquet"]
     if parquet:
         if len(parquet) != len(paths):
@@ -101,80 +110,70 @@ def import_change_files(
             totals["files"] += done["files"]
             totals["reports"] += done["reports"]
             totals["events"] += done["events"]
+            totals["warnings"] += done["warnings"]
         return totals
-    history = load_change_files(paths, report_id=report_id, now=now)
-    source = f"import:{label}"
     known = ledger.entries()
+    history = load_change_files(
+        paths,
+        report_id=report_id,
+        now=now,
+        known_report_ids=[
+            entry.report_id
+            for entry in known.values()
+            if entry.status != ReportStatus.ASSUMED and entry.date_from is not None
+        ],
+    )
+    source = f"import:{label}"
     reports: list[tuple[ReportEntry, pl.DataFrame | None]] = []
     metadata: list[ReportEntry] = []
-    warnings = list(history.warnings)
-    events_imported = 0
     for row in history.reports.iter_rows(named=True):
         entry = ReportEntry.from_row(row)
-        old = known.get(entry.report_id)
-        if entry.status == "listed":
-            # metadata alone never lowers what the ledger holds: it only names operators
-            # and dates, and adds reports the ledger does not know yet
+        if entry.status == ReportStatus.LISTED:
             metadata.append(entry)
             continue
         events = history.events.filter(pl.col("report_id") == entry.report_id)
-        if old is not None and _holds_more(old, entry, events.height):
+        reports.append((replace(entry, source=source, fetched_at=now), events))
+    return _commit_import(ledger, label, len(history.sources), reports, metadata, history.warnings)
+
+
+def _commit_import(
+    ledger: Ledger,
+    label: str,
+    files: int,
+    reports: list[tuple[ReportEntry, pl.DataFrame | None]],
+    metadata: list[ReportEntry],
+    warnings: list[str],
+) -> ImportSummary:
+    """Commit an import and say what it changed, and where the ledger kept more."""
+    before = ledger.entries()
+    changed = set(ledger.commit(reports, metadata=metadata)) if reports or metadata else set()
+    after = ledger.entries()
+    warnings = list(warnings)
+    events_added = 0
+    for entry, events in reports:
+        old, new = before.get(entry.report_id), after[entry.report_id]
+        if old is not None and events is not None and old.records > events.height:
             warnings.append(
                 f"report {entry.report_id}: the import holds {events.height} event(s) "
-                f"({entry.status}); the ledger keeps its {old.status} copy of {old.records}"
+                f"({entry.status}); the ledger keeps its {new.status} copy of {new.records}"
             )
-            continue
-        if old is not None and old.status == entry.status and _same_events(ledger, old, events):
-            continue  # the same content imported again changes nothing
-        if old is not None and old.date_from is not None and entry.date_from is None:
-            # record pages of a report the ledger knows from its metadata: all of them
-            # make it complete
-            entry = replace(old, status="complete" if entry.status == "assumed" else entry.status)
-        reports.append((replace(entry, source=source, fetched_at=now), events))
-        events_imported += events.height
-    if reports or metadata:
-        ledger.commit(reports, metadata=metadata)
+        if entry.report_id in changed:
+            events_added += new.records - (old.records if old is not None else 0)
     return {
         "label": label,
-        "files": len(history.sources),
-        "reports": len(reports) + len(metadata),
-        "events": events_imported,
+        "files": files,
+        "reports": len(changed),
+        "events": events_added,
         "warnings": warnings,
     }
-
-
-_STATUS_RANK = {"complete": 4, "assumed": 3, "incomplete": 2, "gone": 1, "listed": 0}
-
-
-def _holds_more(old: ReportEntry, new: ReportEntry, new_records: int) -> bool:
-    """Whether the ledger's copy of a report is more than an import of it: a complete
-    report is never replaced by a partial set of its pages, nor any copy by one with
-    fewer records."""
-    if old.status == "complete" and new.status != "complete":
-        return True
-    return old.file is not None and old.records > new_records
-
-
-def _same_events(ledger: Ledger, old: ReportEntry, events: pl.DataFrame) -> bool:
-    if old.records != events.height or old.file is None:
-        return False
-    held = (
-        ledger.scan_events()
-        .filter(pl.col("report_id") == old.report_id)
-        .select("number", "type", "occurred_at", "new_number")
-        .collect()
-    )
-    columns = ["number", "type", "occurred_at", "new_number"]
-    return held.sort(columns).equals(events.select(columns).sort(columns))
 
 
 def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> ImportSummary:
     """Import events saved as Parquet with the ledger's own columns (``ledger export``).
 
-    Every report in the file becomes one report of the ledger, committed with the others
-    as one file; reports without metadata are assumed to cover from their earliest event
-    to their latest. A report the ledger already knows keeps its metadata and gets the
-    file's rows in place of its own.
+    Every report in the file becomes one report of the ledger; reports without metadata
+    are assumed to cover from their earliest event to their latest; a report the ledger
+    already knows keeps its metadata and every event it holds (the one commit path).
     """
     try:
         schema = pl.read_parquet_schema(path)
@@ -220,53 +219,27 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> Imp
             f"{earliest:%Y-%m-%d} and {latest:%Y-%m-%d}, a report id and a type among "
             f"{', '.join(EVENT_TYPES)} (found {row['occurred_at']}, type {row['type']!r})."
         )
-    spans = events.group_by("report_id").agg(
+    spans = events.group_by("report_id", maintain_order=True).agg(
         start=pl.col("occurred_at").min(),
         end=pl.col("occurred_at").max(),
         network_id=pl.col("network_id").first(),
         network_name=pl.col("network_name").first(),
     )
-    known = ledger.entries()
-    counts = dict(events.group_by("report_id").agg(pl.len()).iter_rows())
-    warnings: list[str] = []
-    kept_ids: list[str] = []
-    entries = []
+    by_report = events.partition_by("report_id", as_dict=True, maintain_order=True)
+    reports: list[tuple[ReportEntry, pl.DataFrame | None]] = []
     for report_id, start, end, network_id, network_name in spans.iter_rows():
-        old = known.get(report_id)
-        if old is not None and old.file is not None and old.records >= counts[report_id]:
-            # never lower what the ledger holds; the same content again changes nothing
-            if old.records > counts[report_id]:
-                warnings.append(
-                    f"report {report_id}: the file holds {counts[report_id]} event(s); the "
-                    f"ledger keeps its copy of {old.records}"
-                )
-            kept_ids.append(report_id)
-            continue
-        if old is not None and old.status == "complete":
-            entries.append(replace(old, source=f"import:{label}"))
-        else:
-            entries.append(
-                ReportEntry(
-                    report_id=report_id,
-                    status="assumed",
-                    network_id=network_id,
-                    network_name=network_name,
-                    date_from=start,
-                    date_to=end,
-                    source=f"import:{label}",
-                    fetched_at=now,
-                )
-            )
-    events = events.filter(~pl.col("report_id").is_in(kept_ids))
-    if entries:
-        ledger.commit_segment(entries, events)
-    return {
-        "label": label,
-        "files": 1,
-        "reports": len(entries),
-        "events": events.height,
-        "warnings": warnings,
-    }
+        entry = ReportEntry(
+            report_id=report_id,
+            status=ReportStatus.ASSUMED,
+            network_id=network_id,
+            network_name=network_name,
+            date_from=start,
+            date_to=end,
+            source=f"import:{label}",
+            fetched_at=now,
+        )
+        reports.append((entry, by_report[(report_id,)]))
+    return _commit_import(ledger, label, 1, reports, [], [])
 
 
 def export_events(
@@ -352,32 +325,44 @@ class RebuildSummary(TypedDict):
 
 
 def rebuild_ledger(ledger: Ledger, wait: float = 0) -> RebuildSummary:
-    """Restore the manifest from the events files: every report they hold, each in its
-    most complete and latest version, with what a readable manifest adds (reports
-    listed but never fetched). Nothing is deleted; the files not chosen are kept."""
+    """Restore the manifest from the events files: every report they hold, from every
+    file that reads whole (and matches the checksum a readable manifest keeps), with
+    what a readable manifest adds (reports listed but never fetched). Each report takes
+    its most complete, largest and latest version; every other whole version then goes
+    through the one commit path, which keeps each event it adds. Nothing is deleted;
+    the files not chosen are kept."""
     with ledger.locked(wait, rebuilding=True):
         try:
             current = ledger.entries()
             last_sync = ledger.last_sync()
+            described = ledger.file_descriptions()
         except LedgerError:
-            current, last_sync = {}, None
-        candidates: dict[str, list[tuple[tuple[int, str, int], ReportEntry]]] = {}
+            current, last_sync, described = {}, None, {}
+        candidates: dict[str, list[tuple[tuple[int, int, int, str, int], ReportEntry]]] = {}
         file_reports: dict[str, int] = {}
         unreadable: list[str] = []
         newest_without_files: tuple[str, list[ReportEntry]] = ("", [])
+        whole: dict[str, bool] = {}
+
+        def is_whole(name: str) -> bool:
+            if name not in whole:
+                whole[name] = file_problem(ledger.root / name, described.get(name)) is None
+            return whole[name]
 
         def offer(entry: ReportEntry, when: str, order: int) -> None:
-            rank = (_STATUS_RANK.get(entry.status, 0) + (10 if entry.file else 0), when, order)
+            rank = (rank_of(entry.status), 1 if entry.file else 0, entry.records, when, order)
             candidates.setdefault(entry.report_id, []).append((rank, entry))
 
         for order, entry in enumerate(current.values()):
-            # a manifest entry whose file is gone or unreadable is not offered: the files
-            # that are there decide (the report drops out if none holds it)
-            if entry.file is None or _readable(ledger.root / entry.file):
+            # a manifest entry whose file is gone or damaged is not offered: the files
+            # that are whole decide (the report drops out if none holds it)
+            if entry.file is None or is_whole(entry.file):
                 offer(entry, _stamp(entry.fetched_at), order)
         for order, path in enumerate(ledger.event_files_on_disk()):
             name = f"events/{path.name}"
             try:
+                if not is_whole(name):
+                    raise LedgerError(name)
                 metadata = read_file_metadata(path)
                 entries = _file_entries(ledger, path, name, metadata, current)
             except LedgerError:
@@ -392,38 +377,48 @@ def rebuild_ledger(ledger: Ledger, wait: float = 0) -> RebuildSummary:
         for entry in newest_without_files[1]:
             if entry.report_id not in candidates:
                 offer(entry, "", -1)
-        chosen = {
-            report_id: max(offers, key=lambda offer: offer[0])[1]
-            for report_id, offers in candidates.items()
-        }
+        chosen: dict[str, ReportEntry] = {}
+        others: list[ReportEntry] = []
+        for report_id, offers in candidates.items():
+            ranked = sorted(offers, key=lambda offer: offer[0], reverse=True)
+            chosen[report_id] = ranked[0][1]
+            seen = {ranked[0][1].file}
+            for _rank, entry in ranked[1:]:
+                if entry.file is not None and entry.file not in seen:
+                    seen.add(entry.file)
+                    others.append(entry)
         named = {entry.file for entry in chosen.values() if entry.file}
-        kept = sorted(set(file_reports) - named)
         ledger.commit_rebuilt(
             dict(sorted(chosen.items())),
             last_sync,
-            {name: count for name, count in file_reports.items() if name in named},
-            kept,
+            {
+                name: describe_file(ledger.root / name, count)
+                for name, count in file_reports.items()
+                if name in named
+            },
+            sorted(set(file_reports) - named),
         )
+        # the versions not chosen: any event they hold that the chosen one lacks is kept
+        ledger.commit(
+            [
+                (replace(entry, file=None), ledger.events_of(entry))
+                for entry in others
+            ]
+        )
+        restored = ledger.entries()
+        kept = sorted(set(file_reports) - {e.file for e in restored.values() if e.file})
     statuses: dict[str, int] = {}
-    for entry in chosen.values():
+    for entry in restored.values():
         statuses[entry.status] = statuses.get(entry.status, 0) + 1
     return {
         "ledger": str(ledger.root),
-        "reports": len(chosen),
+        "reports": len(restored),
         "by_status": dict(sorted(statuses.items())),
-        "events": sum(entry.records for entry in chosen.values() if entry.file),
-        "files_used": len(named),
+        "events": sum(entry.records for entry in restored.values() if entry.file),
+        "files_used": len({entry.file for entry in restored.values() if entry.file}),
         "files_kept": kept,
         "files_unreadable": sorted(unreadable),
     }
-
-
-def _readable(path: Path) -> bool:
-    try:
-        read_file_metadata(path)
-    except LedgerError:
-        return False
-    return path.is_file()
 
 
 def _stamp(moment: datetime | None) -> str:
@@ -476,7 +471,7 @@ def _file_entries(
     return [
         ReportEntry(
             report_id=str(report_id),
-            status="assumed",
+            status=ReportStatus.ASSUMED,
             network_id=network_id,
             network_name=network_name,
             date_from=start,
@@ -517,10 +512,16 @@ def verify_ledger(ledger: Ledger) -> VerifyReport:
             "replaced_files": [],
         }
     files = ledger.event_files()
+    described = ledger.file_descriptions()
     for file, report_ids in sorted(files.items()):
         path = ledger.root / file
         if not path.is_file():
             problems.append(f"{file} is named by the manifest but missing")
+            continue
+        # read whole, against the checksum the manifest keeps
+        problem = file_problem(path, described.get(file))
+        if problem is not None:
+            problems.append(f"{file} is {problem}")
             continue
         try:
             metadata = read_file_metadata(path)

@@ -15,7 +15,7 @@ from typing import Literal, TypedDict
 import polars as pl
 
 from reconcile._text import day as _day
-from reconcile.api import InfobipClient, PagingError, open_client
+from reconcile.api import DeadlineReached, InfobipClient, PagingError, open_client
 from reconcile.api_pages import parse_metadata_page, parse_records_page
 from reconcile.consent import check_since
 from reconcile.errors import (
@@ -26,6 +26,7 @@ from reconcile.errors import (
     ReportGoneError,
 )
 from reconcile.ledger import Ledger, ReportEntry, expiry_of_unfetched
+from reconcile.lifecycle import ReportStatus, after_gone, after_listed, needs_fetch
 from reconcile.settings import ApiSettings
 
 __all__ = [
@@ -81,7 +82,9 @@ class FetchSummary(TypedDict):
     failed: list[FailedReport]
     incomplete: list[FailedReport]
     late: list[str]
+    list_cut_short: str | None
     requests: int
+    complete: bool
     warnings: list[str]
 
 
@@ -97,13 +100,28 @@ class FetchResult:
     incomplete: list[tuple[str, str]] = field(default_factory=list)
     # reports not started before the deadline
     late: list[str] = field(default_factory=list)
+    # why the report list was not read to its end (its pages did not add up)
+    list_cut_short: str | None = None
     expired_unfetched: list[ReportEntry] = field(default_factory=list)
     expiring_soon: list[ReportEntry] = field(default_factory=list)
     requests: int = 0
     retry_waits: list[float] = field(default_factory=list)
 
+    @property
+    def complete(self) -> bool:
+        """Whether the fetch kept everything it was to fetch: no report failed, came
+        incomplete or was left for later, and the report list was read to its end.
+        `reconcile fetch` exits 3 otherwise."""
+        return not (self.failed or self.incomplete or self.late or self.list_cut_short)
+
     def warnings(self) -> list[str]:
-        lines = [
+        lines = []
+        if self.list_cut_short:
+            lines.append(
+                f"the report list was cut short ({self.list_cut_short}); the reports on the "
+                "pages read were fetched, the rest waits for the next fetch"
+            )
+        lines += [
             f"report {report_id} is gone upstream (HTTP 404): a gap in the history"
             for report_id in self.gone
         ]
@@ -142,7 +160,9 @@ class FetchResult:
             "failed": [{"report_id": r, "error": m} for r, m in self.failed],
             "incomplete": [{"report_id": r, "error": m} for r, m in self.incomplete],
             "late": self.late,
+            "list_cut_short": self.list_cut_short,
             "requests": self.requests,
+            "complete": self.complete,
             "warnings": self.warnings(),
         }
 
@@ -153,14 +173,28 @@ def _no_progress(_event: ProgressEvent) -> None:
 
 def _list_reports(
     client: InfobipClient, page_size: int, filters: dict[str, str], now: datetime
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, str | None]:
+    """The reports the API lists, and why the list was cut short (its paging did not add
+    up, or the deadline passed): the reports on the pages read are fetched all the same."""
+    pages: list[list[object]] = []
+    problem: str | None = None
+    try:
+        for page in client.report_pages(page_size, **filters):
+            pages.append(page.results)
+    except PagingError as error:
+        problem = str(error)
+        pages.append(error.results)
+    except DeadlineReached as error:
+        problem = str(error)
     frames = [
-        parse_metadata_page("report list", page.results, MalformedResponseError, now)
-        for page in client.report_pages(page_size, **filters)
+        parse_metadata_page("report list", results, MalformedResponseError, now)
+        for results in pages
+        if results
     ]
     if not frames:
-        return pl.DataFrame()
-    return pl.concat(frames).unique("report_id", keep="last", maintain_order=True)
+        return pl.DataFrame(), problem
+    listing = pl.concat(frames).unique("report_id", keep="last", maintain_order=True)
+    return listing, problem
 
 
 def _fetch_records(
@@ -186,6 +220,11 @@ def _fetch_records(
             )
     except PagingError as error:
         problem = str(error)
+        records.extend(error.results)  # what came is evidence all the same
+    except DeadlineReached as error:
+        problem = str(error)
+        if not records:
+            raise
     if problem is None and len(records) != declared:
         problem = (
             f"report {entry.report_id}: {declared} results were declared, "
@@ -213,36 +252,38 @@ def fetch(
     progress: Progress = _no_progress,
     deadline: float | None = None,
 ) -> FetchResult:
-    """Sync the ledger with the API; the caller holds the ledger's lock. After
-    ``deadline`` seconds (on the client's clock) no further report is started."""
+    """Sync the ledger with the API; the caller holds the ledger's lock.
+
+    ``deadline`` (seconds, on the client's clock) bounds the whole fetch: it is checked
+    before every request, while an answer arrives and before every retry's wait; what
+    was received of a report by then is kept as incomplete, and the reports not started
+    wait for the next fetch. Which reports are fetched, and what a 404 does, are
+    `lifecycle.needs_fetch` and `lifecycle.after_gone`.
+    """
     result = FetchResult()
+    client.start_deadline(deadline)
     filters = {"generatedDateFrom": since} if since else {}
-    listing = _list_reports(client, page_size, filters, now)
+    listing, result.list_cut_short = _list_reports(client, page_size, filters, now)
     result.listed = listing.height
+    # the listing's metadata is committed with each report (and at the end), so a kill
+    # mid-report leaves the ledger exactly as after the previous commit
+    metadata = [ReportEntry.from_row(row) for row in listing.iter_rows(named=True)]
+    listed_ids = {entry.report_id for entry in metadata}
     known = ledger.entries()
-    listed: dict[str, ReportEntry] = {}
-    for row in listing.iter_rows(named=True):
-        old = known.get(row["report_id"])
-        status = old.status if old is not None else "listed"
-        listed[row["report_id"]] = replace(
-            ReportEntry.from_row(row),
-            status=status,
-            source=old.source if old else "api",
-            fetched_at=old.fetched_at if old else None,
-        )
-    started = client.clock.monotonic()
+    for listed in metadata:
+        known[listed.report_id] = after_listed(known.get(listed.report_id), listed)
     pending = sorted(
         (
             entry
-            for entry in {**known, **listed}.values()
-            if entry.status in ("listed", "incomplete") and entry.source == "api"
+            for entry in known.values()
+            if needs_fetch(entry, entry.report_id in listed_ids)
         ),
         key=lambda entry: (entry.date_from or now, entry.report_id),
     )
     progress(ProgressEvent("plan", reports=len(pending)))
-    metadata = list(listed.values())
     for position, entry in enumerate(pending):
-        if deadline is not None and client.clock.monotonic() - started > deadline:
+        left = client.time_left()
+        if left is not None and left <= 0:
             result.late = [late.report_id for late in pending[position:]]
             break
         # Past its expiry date but still listed: try anyway, it may not be deleted yet.
@@ -250,9 +291,12 @@ def fetch(
             events, pages, problem = _fetch_records(client, entry, page_size, progress, now)
         except ReportGoneError:
             result.gone.append(entry.report_id)
-            _commit(ledger, result, [(replace(entry, status="gone"), None)], metadata)
+            _commit(ledger, result, [(after_gone(entry), None)], metadata)
             progress(ProgressEvent("gone", entry.report_id))
             continue
+        except DeadlineReached:
+            result.late = [late.report_id for late in pending[position:]]
+            break
         except AuthError:
             raise  # a refused key refuses every report: stop at once
         except ApiError as error:  # malformed answers, 5xx after the retries: the others go on
@@ -261,14 +305,18 @@ def fetch(
             continue
         if problem is not None:
             result.incomplete.append((entry.report_id, problem))
-        done = replace(
-            entry, status="complete" if problem is None else "incomplete", fetched_at=now
-        )
+        status = ReportStatus.COMPLETE if problem is None else ReportStatus.INCOMPLETE
+        done = replace(entry, status=status, source="api", fetched_at=now)
         _commit(ledger, result, [(done, events)], metadata)
+        held = ledger.entries()[entry.report_id]
         result.fetched.append((entry.report_id, events.height, pages))
         progress(
-            ProgressEvent("report", done.report_id, entry=done, records=events.height, pages=pages)
+            ProgressEvent("report", done.report_id, entry=held, records=events.height, pages=pages)
         )
+        left = client.time_left()
+        if problem is not None and left is not None and left <= 0:
+            result.late = [late.report_id for late in pending[position + 1 :]]
+            break
     _commit(ledger, result, [], metadata, last_sync=now)
     result.expired_unfetched, result.expiring_soon = expiry_of_unfetched(
         ledger.entries().values(), now

@@ -192,7 +192,9 @@ def test_totals_changing_mid_report_keep_it_incomplete_until_the_next_fetch(tmp_
         assert [report_id for report_id, _problem in result.incomplete] == [busy_report]
         assert "the totals changed while it was read" in result.incomplete[0][1]
         entry = Ledger(tmp_path / "faulty").entries()[busy_report]
-        assert entry.status == "incomplete" and entry.records == 20  # the two pages read
+        # the two pages read, and the records of the page whose totals changed: what came
+        # is evidence, kept while the report stays incomplete
+        assert entry.status == "incomplete" and entry.records == 23
         run_fetch(faulty, tmp_path / "faulty")  # the next fetch tries it again
     assert contents(tmp_path / "faulty")[1].equals(contents(tmp_path / "clean")[1])
 
@@ -239,9 +241,9 @@ def test_refetching_a_report_replaces_its_rows(server, tmp_path):
     assert ledger.history().events.height == expected_events(server)
     named = {r.file for r in ledger.entries().values() if r.file}
     on_disk = {f"events/{path.name}" for path in ledger.events_dir.glob("*.parquet")}
-    # the replaced file stays (an older manifest may name it) and is listed as replaced
-    assert on_disk == named | set(ledger.replaced_files())
-    assert len(ledger.replaced_files()) == 1
+    # the same records again add nothing: no second file, the report complete again
+    assert on_disk == named and ledger.replaced_files() == []
+    assert ledger.entries()[report_id].status == "complete"
 
 
 def test_expired_and_expiring_reports_are_warned_about(tmp_path):

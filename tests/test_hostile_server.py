@@ -148,7 +148,12 @@ def test_endless_pages_stop_at_what_the_totals_allow(server, tmp_path):
         return path.endswith(f"{target}/records")
 
     for page in range(5):
-        body = dict(endless, paging=dict(endless["paging"], page=page))
+        # records of their own on every page (a repeat is refused earlier, on its own)
+        distinct = [
+            dict(record, destination=str(int(record["destination"]) + page))
+            for record in endless["results"]
+        ]
+        body = dict(endless, results=distinct, paging=dict(endless["paging"], page=page))
         pages.append(
             server.fail(
                 lambda p, q, n=page: answer(p, q) and q.get("page") == str(n),

@@ -1,0 +1,179 @@
+"""A report's life in the ledger: its status, and every rule that changes it.
+
+Each rule is one pure function here; `Ledger.commit` (fetch, import and rebuild alike)
+and `sync.fetch` call them, so the rules are written once::
+
+    listed ──fetch, every page──▶ complete
+      │  └──fetch, pages not adding up / deadline──▶ incomplete ──fetch again──▶ complete
+      │                                                  │
+      └──404 / no longer listed──▶ gone ◀──404───────────┘   (events held stay counted)
+    records without metadata (import) ──▶ assumed ──metadata known──▶ complete
+
+- ``complete``: metadata and every record page; its span ``[dateFrom, dateTo)`` is
+  coverage.
+- ``assumed``: records without metadata (a change file); assumed to cover from its
+  earliest event to its latest.
+- ``incomplete``: some record pages; its events count, its span is not coverage; fetched
+  again while the API lists it.
+- ``gone``: not complete, and the API answered 404 or stopped listing it; its events
+  (if any) still count, its span is not coverage. Listed again, it is fetched again.
+- ``listed``: metadata only, nothing held yet.
+
+The ledger never lowers what it holds (`merge_status`, `merged_events`): a report's
+events only grow, and its status only rises, whatever a later fetch or import brings.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+if TYPE_CHECKING:
+    from reconcile.ledger import ReportEntry
+
+__all__ = [
+    "EVENT_KEY",
+    "ReportStatus",
+    "after_gone",
+    "after_listed",
+    "counts_as_coverage",
+    "merge_entry",
+    "merged_events",
+    "needs_fetch",
+    "parse_status",
+    "rank_of",
+]
+
+
+class ReportStatus(enum.StrEnum):
+    """What the ledger holds of one report (see the module's drawing)."""
+
+    LISTED = "listed"
+    INCOMPLETE = "incomplete"
+    GONE = "gone"
+    ASSUMED = "assumed"
+    COMPLETE = "complete"
+
+
+# how much of a report each status holds: a merge keeps the higher
+_RANK = {
+    ReportStatus.LISTED: 0,
+    ReportStatus.GONE: 1,
+    ReportStatus.INCOMPLETE: 2,
+    ReportStatus.ASSUMED: 3,
+    ReportStatus.COMPLETE: 4,
+}
+
+# the columns that make two events the same event (the operator names come from the
+# report's metadata, which may arrive later)
+EVENT_KEY = ("number", "type", "occurred_at", "new_number")
+
+
+def rank_of(status: ReportStatus) -> int:
+    """How much of a report a status holds (a merge, and a rebuild, keep the higher)."""
+    return _RANK[status]
+
+
+def parse_status(text: object) -> ReportStatus:
+    """A status from its manifest text; ValueError for anything else."""
+    return ReportStatus(str(text))
+
+
+def counts_as_coverage(status: ReportStatus) -> bool:
+    """Whether a report's span counts as coverage (an incomplete or gone one never)."""
+    return status in (ReportStatus.COMPLETE, ReportStatus.ASSUMED)
+
+
+def needs_fetch(entry: ReportEntry, listed_now: bool) -> bool:
+    """Whether a fetch asks for this report's records: any report the API lists that is
+    not complete (whoever left it so: a fetch or an import), and a report a fetch
+    listed earlier that is neither complete nor gone (a 404 then marks it gone)."""
+    if entry.status == ReportStatus.COMPLETE:
+        return False
+    if listed_now:
+        return True
+    return entry.source == "api" and entry.status in (
+        ReportStatus.LISTED,
+        ReportStatus.INCOMPLETE,
+    )
+
+
+def after_listed(old: ReportEntry | None, listed: ReportEntry) -> ReportEntry:
+    """A report as the ledger keeps it once its metadata is known (from the API's list or
+    an imported metadata page). Metadata alone never lowers a report: a complete or
+    assumed one keeps its span and status."""
+    if old is None:
+        return replace(listed, status=ReportStatus.LISTED, file=None, records=0)
+    named = replace(
+        old,
+        network_id=listed.network_id if listed.network_id is not None else old.network_id,
+        network_name=listed.network_name or old.network_name,
+        generated_date=listed.generated_date or old.generated_date,
+        expiry_date=listed.expiry_date or old.expiry_date,
+    )
+    if counts_as_coverage(old.status):
+        return named  # the span stays as committed
+    # a gone report stays gone (its span is not coverage); still listed, it is fetched
+    # again (`needs_fetch`), and a complete answer makes it complete
+    return replace(
+        named,
+        date_from=listed.date_from or old.date_from,
+        date_to=listed.date_to or old.date_to,
+    )
+
+
+def after_gone(old: ReportEntry) -> ReportEntry:
+    """A report the API answers 404 for: what is held stays (and counts); a complete or
+    assumed one keeps its coverage, anything else is gone."""
+    if counts_as_coverage(old.status):
+        return old
+    return replace(old, status=ReportStatus.GONE)
+
+
+def merge_entry(old: ReportEntry | None, new: ReportEntry) -> ReportEntry:
+    """The entry a commit keeps when ``new`` (a fetch's or an import's copy) meets the
+    held ``old``: the higher status, and the span of the copy that has it. Records
+    without metadata (assumed) joined to a report whose metadata the ledger knows make
+    it complete with that metadata's span."""
+    if old is None:
+        return new
+    if _RANK[new.status] > _RANK[old.status] or (
+        new.status == old.status and new.date_from is not None
+    ):
+        kept = new
+    else:
+        kept = old
+    if (
+        kept.status == ReportStatus.ASSUMED
+        and old.status != ReportStatus.ASSUMED
+        and old.date_from is not None
+        and old.date_to is not None
+    ):
+        kept = replace(
+            kept, status=ReportStatus.COMPLETE, date_from=old.date_from, date_to=old.date_to
+        )
+    return replace(
+        kept,
+        network_id=kept.network_id if kept.network_id is not None else old.network_id,
+        network_name=kept.network_name or old.network_name,
+        generated_date=kept.generated_date or old.generated_date,
+        expiry_date=kept.expiry_date or old.expiry_date,
+    )
+
+
+def merged_events(held: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame | None:
+    """The events a commit keeps for one report: the new copy's, and every held event it
+    lacks (never fewer than held). None when the new copy adds nothing to what is held,
+    so nothing needs writing."""
+    if held is None or held.height == 0:
+        return new
+    missing = held.join(new.select(EVENT_KEY), on=list(EVENT_KEY), how="anti", nulls_equal=True)
+    if missing.height == 0 and new.height <= held.height:
+        # the new copy is the held one again (or a part of it)
+        added = new.join(held.select(EVENT_KEY), on=list(EVENT_KEY), how="anti", nulls_equal=True)
+        if added.height == 0:
+            return None
+    return pl.concat([new, missing.select(new.columns)], how="vertical")
