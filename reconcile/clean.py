@@ -125,7 +125,7 @@ class CleanOptions:
         if self.mode not in MODES:
             raise OptionError(f"--mode {self.mode!r} is not one of {', '.join(MODES)}.")
         if self.delimiter is not None and self.delimiter not in (",", ";", "\t", "|"):
-            raise OptionError(f"--delimiter {self.delimiter!r} is not one of , ; | or a tab (\\t).")
+            raise OptionError(f"--delimiter {self.delimiter!r} is not one of , ; | or tab.")
         if set(self.actions) != set(VERDICTS):
             raise OptionError(
                 f"actions must name every verdict ({', '.join(VERDICTS)}), "

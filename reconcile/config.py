@@ -254,7 +254,7 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
         id_column=section.get("id_column"),
         sheet=section.get("sheet"),
         encoding=section.get("encoding"),
-        delimiter=section.get("delimiter"),
+        delimiter=_delimiter(section.get("delimiter")),
         default_region=section.get("default_region", "US"),
         consent_timezone=section.get("consent_timezone", "UTC"),
         consent_format=section.get("consent_format"),
@@ -262,6 +262,14 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
         report=section.get("report", True),
         actions=actions,
     )
+
+
+def _delimiter(value: str | None) -> str | None:
+    """A delimiter as written in the config: the character, or ``tab`` (as the command
+    line takes it) for the tab a TOML string writes as ``"\t"``."""
+    if value is not None and value.strip().lower() == "tab":
+        return "\t"
+    return value
 
 
 def _column_names(section: _Reader, key: str) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ __all__ = [
     "PARSED",
     "STATUS_TYPE",
     "UNPARSEABLE",
+    "check_consent_format",
     "check_since",
     "parse_consent",
     "parse_utc_instants",
@@ -233,6 +234,17 @@ def _staged(frame: pl.DataFrame, timezone: str) -> pl.DataFrame:
         general = _general(frame[rest], timezone, None).get_column("boundary")
         boundary = boundary.scatter(rest, general)
     return frame.with_columns(boundary=boundary)
+
+
+def check_consent_format(consent_format: str) -> str:
+    """``consent_format`` if polars can read dates with it, else OptionError."""
+    if "%" not in consent_format:
+        raise OptionError(
+            f"--consent-format {consent_format!r} holds no strftime directive "
+            "(write it as %d/%m/%Y, for example)."
+        )
+    _general(pl.DataFrame({"text": ["2024-01-02"]}), "UTC", consent_format)
+    return consent_format
 
 
 def _general(frame: pl.DataFrame, timezone: str, consent_format: str | None) -> pl.DataFrame:

@@ -722,8 +722,8 @@ class Ledger:
             for entry, events in reports:
                 old = entries.get(entry.report_id)
                 if events is None:
-                    kept = entry if old is None else replace(
-                        entry, file=old.file, records=old.records
+                    kept = (
+                        entry if old is None else replace(entry, file=old.file, records=old.records)
                     )
                     if kept != old:
                         entries[entry.report_id] = kept

@@ -399,12 +399,7 @@ def rebuild_ledger(ledger: Ledger, wait: float = 0) -> RebuildSummary:
             sorted(set(file_reports) - named),
         )
         # the versions not chosen: any event they hold that the chosen one lacks is kept
-        ledger.commit(
-            [
-                (replace(entry, file=None), ledger.events_of(entry))
-                for entry in others
-            ]
-        )
+        ledger.commit([(replace(entry, file=None), ledger.events_of(entry)) for entry in others])
         restored = ledger.entries()
         kept = sorted(set(file_reports) - {e.file for e in restored.values() if e.file})
     statuses: dict[str, int] = {}

@@ -126,7 +126,9 @@ def fetch_lines(result: FetchResult) -> list[str]:
     records = sum(count for _, count, _ in result.fetched)
     return [
         f"{result.listed} reports listed, {len(result.fetched)} fetched ({records} records), "
-        f"{len(result.gone)} gone, {len(result.failed)} failed; {result.requests} requests",
+        f"{len(result.gone)} gone, {len(result.failed)} failed"
+        + (f", {len(result.incomplete)} incomplete" if result.incomplete else "")
+        + f"; {result.requests} requests",
         *(f"  warning: {warning}" for warning in result.warnings()),
     ]
 

@@ -33,11 +33,13 @@ from reconcile.clean import (
 )
 from reconcile.columns import ColumnChoice
 from reconcile.config import InputConfig, RunConfig
-from reconcile.errors import ApiError, OptionError, OutputError
+from reconcile.consent import check_consent_format
+from reconcile.contacts import read_contacts
+from reconcile.errors import ApiError, ConfigError, InputError, OptionError, OutputError
 from reconcile.history import History
 from reconcile.ledger import Ledger
 from reconcile.run_history import InputCounts, RunHistory, RunRecord
-from reconcile.sync import FetchSummary, fetch_with_settings
+from reconcile.sync import FetchSummary, Progress, fetch_with_settings
 from reconcile.verdicts import resolve_actions
 
 __all__ = [
@@ -334,20 +336,76 @@ class RunReport:
         }
 
 
-def run_once(
-    config: RunConfig, now: datetime, *, data_dir: Path, dry_run: bool = False, wait: float = 0
-) -> RunReport:
-    """Fetch (unless ``dry_run`` or no ``[infobip]``), clean every input, keep the history.
+# which config key each option of an input comes from (for errors before any fetch)
+_OPTION_KEYS = {
+    "--consent-timezone": "consent_timezone",
+    "--default-region": "default_region",
+    "--delimiter": "delimiter",
+    "--mode": "mode",
+    "--consent-format": "consent_format",
+    "--encoding": "encoding",
+    "--sheet": "sheet",
+}
 
-    A fetch that fails is not the end of the run: the inputs are cleaned against the
-    ledger as it was, and the report says so (`Attention.FETCH_FAILED`).
+
+def check_inputs(config: RunConfig) -> None:
+    """Check every input of the config as its clean will use it (options, then the file
+    and its columns), before anything is fetched; ConfigError naming the config key
+    (``inputs[2].consent_timezone``), never a command-line flag."""
+    for index, item in enumerate(config.inputs, start=1):
+        where = f"{config.path}: inputs[{index}]"
+        try:
+            options = options_for(item, None)
+            options.validate()
+            if item.consent_format is not None:
+                check_consent_format(item.consent_format)
+            read_contacts(
+                item.path,
+                options.columns,
+                sheet=options.sheet,
+                encoding=options.encoding,
+                delimiter=options.delimiter,
+            )
+        except (OptionError, InputError) as error:
+            message = str(error)
+            for flag, key in _OPTION_KEYS.items():
+                if message.startswith(flag + " "):
+                    message = message[len(flag) + 1 :].replace(flag, key)
+                    raise ConfigError(f"{where}.{key}: {message}") from None
+            for flag, key in _OPTION_KEYS.items():
+                message = message.replace(flag, key)
+            raise ConfigError(f"{where} ({item.path.name}): {message}") from None
+
+
+def run_once(
+    config: RunConfig,
+    now: datetime,
+    *,
+    data_dir: Path,
+    dry_run: bool = False,
+    wait: float = 0,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Check every input, fetch (unless ``dry_run`` or no ``[infobip]``), clean every
+    input, keep the history.
+
+    A config that cannot work fails before anything is fetched (`check_inputs`). A fetch
+    that fails is not the end of the run: the inputs are cleaned against the ledger as
+    it was, and the report says so (`Attention.FETCH_FAILED`).
     """
+    check_inputs(config)
     ledger = Ledger(data_dir)
     attention: list[Notice] = []
     fetched: FetchSummary | None = None
     if config.infobip is not None and not dry_run:
         try:
-            fetched = fetch_with_settings(ledger, config.infobip, now=now, wait=wait).summary()
+            fetched = fetch_with_settings(
+                ledger,
+                config.infobip,
+                now=now,
+                wait=wait,
+                **({"progress": progress} if progress is not None else {}),
+            ).summary()
         except (ApiError, OptionError) as error:
             attention.append(
                 Notice(
@@ -355,13 +413,14 @@ def run_once(
                     f"fetch failed ({error}); cleaned against the ledger as it was",
                 )
             )
-        if fetched is not None and (fetched["failed"] or fetched["incomplete"] or fetched["late"]):
+        if fetched is not None and not fetched["complete"]:
             attention.append(
                 Notice(
                     Attention.REPORTS_FAILED,
                     f"{len(fetched['failed'])} report(s) could not be fetched, "
                     f"{len(fetched['incomplete'])} came incomplete, {len(fetched['late'])} "
-                    "were left for the next fetch",
+                    "were left for the next fetch"
+                    + ("; the report list was cut short" if fetched["list_cut_short"] else ""),
                 )
             )
     history = ledger.history()  # one manifest; its files stay while they are read

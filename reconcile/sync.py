@@ -273,11 +273,7 @@ def fetch(
     for listed in metadata:
         known[listed.report_id] = after_listed(known.get(listed.report_id), listed)
     pending = sorted(
-        (
-            entry
-            for entry in known.values()
-            if needs_fetch(entry, entry.report_id in listed_ids)
-        ),
+        (entry for entry in known.values() if needs_fetch(entry, entry.report_id in listed_ids)),
         key=lambda entry: (entry.date_from or now, entry.report_id),
     )
     progress(ProgressEvent("plan", reports=len(pending)))

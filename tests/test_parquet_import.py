@@ -113,7 +113,9 @@ def test_ledger_files_are_lz4_and_older_zstd_files_still_read(run_cli, tmp_path,
     pl.read_parquet(file).write_parquet(file, compression="zstd")
     # as its manifest (written before checksums) would describe it
     manifest = json.loads(ledger.manifest_path.read_text())
-    manifest["files"] = {name: {"reports": info["reports"]} for name, info in manifest["files"].items()}
+    manifest["files"] = {
+        name: {"reports": info["reports"]} for name, info in manifest["files"].items()
+    }
     ledger.manifest_path.write_text(json.dumps(manifest))
     after = Ledger(data).history().events.sort("number", "occurred_at", "type")
     assert after.equals(before)
