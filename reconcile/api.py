@@ -212,6 +212,24 @@ def _retry_after(response: httpx.Response, now: datetime) -> float | None:
     return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
 
 
+# the fields that make a record (or a report's metadata) what it is: extra fields a
+# server adds cannot make a repeated page look new
+_IDENTITY_FIELDS = ("destination", "date", "type", "newDestination", "reportId")
+
+
+def _page_digest(results: list[object]) -> str:
+    """A digest of a page's records by their own fields, to notice a page repeated."""
+    identities = [
+        [item.get(name) for name in _IDENTITY_FIELDS] if isinstance(item, dict) else item
+        for item in results
+    ]
+    return hashlib.sha256(json.dumps(identities, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# paging numbers are 32-bit integers in the contract; more is not a real answer
+_MAX_PAGING = 2**31 - 1
+
+
 def _capped_timeout(timeout: httpx.Timeout, seconds: float) -> httpx.Timeout:
     """``timeout`` with no part longer than ``seconds`` (the time the deadline leaves)."""
 
@@ -428,6 +446,8 @@ class InfobipClient:
             body = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError):
             return None
+        except ValueError:  # an integer of thousands of digits (Python's own bound)
+            raise _Refused(f"{what}: the answer holds a number too long to read; refused") from None
         except RecursionError:
             raise _Refused(
                 f"{what}: the answer nests deeper than {MAX_JSON_DEPTH} levels"
@@ -529,8 +549,18 @@ class InfobipClient:
         if not isinstance(results, list) or not isinstance(paging, dict):
             raise MalformedResponseError(f"{what}: the answer has no results list and paging.")
         numbers = [paging.get(key) for key in ("page", "size", "totalPages", "totalResults")]
-        if not all(isinstance(number, int) and number >= 0 for number in numbers):
-            raise MalformedResponseError(f"{what}: paging holds no whole numbers: {paging!r}.")
+        if not all(
+            isinstance(number, int) and not isinstance(number, bool) and number >= 0
+            for number in numbers
+        ):
+            raise MalformedResponseError(
+                f"{what}: paging holds no whole numbers: {_printable(repr(paging))[:200]}."
+            )
+        if any(number > _MAX_PAGING for number in numbers):  # type: ignore[operator]
+            raise PagingError(
+                f"{what}: paging numbers larger than the contract's 32-bit fields "
+                f"({_printable(repr(paging))[:120]}); refused"
+            )
         page, size, total_pages, total_results = (int(number) for number in numbers)  # type: ignore[arg-type]
         return Page(results, page, size, total_pages, total_results)
 
@@ -584,9 +614,7 @@ class InfobipClient:
                     page.results,
                 )
             if page.results:
-                digest = hashlib.sha256(
-                    json.dumps(page.results, sort_keys=True, default=str).encode()
-                ).hexdigest()
+                digest = _page_digest(page.results)
                 if digest in seen:
                     # a server that answers the same records for every page number (even
                     # echoing the page asked for) would otherwise pass for complete

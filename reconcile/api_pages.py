@@ -160,7 +160,12 @@ def parse_metadata_page(
     for index, record in enumerate(records):
         value = record.get("networkId") if isinstance(record, dict) else None
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise error(f"{name}: results[{index}].networkId {value!r} is not a number.")
+            raise error(f"{name}: results[{index}].networkId {value!r:.40} is not a number.")
+        if value is not None and not -(2**63) <= value < 2**63:
+            raise error(
+                f"{name}: results[{index}].networkId {str(value)[:40]}… does not fit a 64-bit "
+                "number; refused."
+            )
         network_ids.append(value)
     frame = pl.DataFrame(
         {

@@ -21,6 +21,7 @@ holds the key (``api_key_env``), never the key itself.
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,7 +166,10 @@ def load_config(path: Path) -> RunConfig:
         )
         defaults = ApiSettings()
         infobip = ApiSettings(
-            base_url=section.get("base_url", defaults.base_url),
+            # without base_url, the environment's INFOBIP_BASE_URL (as `fetch` reads it)
+            base_url=section.get(
+                "base_url", os.environ.get("INFOBIP_BASE_URL") or defaults.base_url
+            ),
             api_key_env=section.get("api_key_env", defaults.api_key_env),
             auth_scheme=section.choice("auth_scheme", AUTH_SCHEMES, defaults.auth_scheme),
             rate=float(section.get("rate", defaults.rate)),

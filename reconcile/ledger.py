@@ -304,6 +304,8 @@ class Ledger:
             and isinstance(info, dict)
             and isinstance(info.get("reports", 1), int)
             and not isinstance(info.get("reports", 1), bool)
+            and isinstance(info.get("bytes", 0), int)
+            and isinstance(info.get("sha256", ""), str)
             for name, info in files.items()
         ):
             raise self._damaged("its list of files is not what the ledger writes")
@@ -681,6 +683,15 @@ class Ledger:
             return None
         path = self.root / entry.file
         _check_events_file(path)
+        # a damaged file is never merged into a new one (which would carry the damage
+        # under a fresh checksum)
+        info = self.file_descriptions().get(entry.file, {})
+        problem = _checksum_problem(path, info)
+        if problem is not None:
+            raise LedgerError(
+                f"{path}: {problem}; nothing was changed. Run `reconcile ledger verify`, then "
+                "restore the file from a backup or run `reconcile ledger rebuild`."
+            )
         try:
             return (
                 pl.scan_parquet(path, schema=EVENT_SCHEMA)

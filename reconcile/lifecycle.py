@@ -157,6 +157,8 @@ def merge_entry(old: ReportEntry | None, new: ReportEntry) -> ReportEntry:
         )
     return replace(
         kept,
+        date_from=kept.date_from or old.date_from,
+        date_to=kept.date_to or old.date_to,
         network_id=kept.network_id if kept.network_id is not None else old.network_id,
         network_name=kept.network_name or old.network_name,
         generated_date=kept.generated_date or old.generated_date,
@@ -170,10 +172,8 @@ def merged_events(held: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame 
     so nothing needs writing."""
     if held is None or held.height == 0:
         return new
+    added = new.join(held.select(EVENT_KEY), on=list(EVENT_KEY), how="anti", nulls_equal=True)
+    if added.height == 0:
+        return None  # the new copy is the held one again, or a part of it
     missing = held.join(new.select(EVENT_KEY), on=list(EVENT_KEY), how="anti", nulls_equal=True)
-    if missing.height == 0 and new.height <= held.height:
-        # the new copy is the held one again (or a part of it)
-        added = new.join(held.select(EVENT_KEY), on=list(EVENT_KEY), how="anti", nulls_equal=True)
-        if added.height == 0:
-            return None
     return pl.concat([new, missing.select(new.columns)], how="vertical")

@@ -115,14 +115,15 @@ class FetchResult:
         return not (self.failed or self.incomplete or self.late or self.list_cut_short)
 
     def warnings(self) -> list[str]:
-        lines = []
+        lines: list[str] = []
         if self.list_cut_short:
             lines.append(
                 f"the report list was cut short ({self.list_cut_short}); the reports on the "
                 "pages read were fetched, the rest waits for the next fetch"
             )
         lines += [
-            f"report {report_id} is gone upstream (HTTP 404): a gap in the history"
+            f"report {report_id} is gone upstream (HTTP 404): the events held for it still "
+            "count, its days are a gap in the history"
             for report_id in self.gone
         ]
         lines += [
@@ -181,11 +182,8 @@ def _list_reports(
     try:
         for page in client.report_pages(page_size, **filters):
             pages.append(page.results)
-    except PagingError as error:
-        problem = str(error)
-        pages.append(error.results)
-    except DeadlineReached as error:
-        problem = str(error)
+    except (PagingError, DeadlineReached) as error:
+        problem = str(error)  # only the pages that added up are used
     frames = [
         parse_metadata_page("report list", results, MalformedResponseError, now)
         for results in pages
@@ -221,6 +219,8 @@ def _fetch_records(
     except PagingError as error:
         problem = str(error)
         records.extend(error.results)  # what came is evidence all the same
+        if not records:
+            raise MalformedResponseError(problem) from None
     except DeadlineReached as error:
         problem = str(error)
         if not records:
@@ -290,7 +290,13 @@ def fetch(
             _commit(ledger, result, [(after_gone(entry), None)], metadata)
             progress(ProgressEvent("gone", entry.report_id))
             continue
-        except DeadlineReached:
+        except DeadlineReached as error:
+            left = client.time_left()
+            if left is not None and left > 0:
+                # its next retry would end past the deadline: the others may still fit
+                result.failed.append((entry.report_id, str(error)))
+                progress(ProgressEvent("failed", entry.report_id, error=str(error)))
+                continue
             result.late = [late.report_id for late in pending[position:]]
             break
         except AuthError:

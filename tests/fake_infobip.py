@@ -103,6 +103,8 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     delay: float = 0.0
+    # "dynamic": the body made from the request's parameters
+    body_for: Callable[[dict[str, str]], bytes] | None = None
 
 
 def records_of(report_id: str, page: int | None = None) -> Callable[[str, dict[str, str]], bool]:
@@ -288,6 +290,10 @@ class FakeInfobip:
                         }
                     ).encode()
                     self._send(fault.status, echoed)
+                elif fault.action == "dynamic" and fault.body_for is not None:
+                    if fault.delay:
+                        time.sleep(fault.delay)
+                    self._send(fault.status, fault.body_for(params), fault.headers)
                 elif fault.action == "raw":  # exactly the status, headers and bytes given
                     self._send(fault.status, fault.body, fault.headers)
                 elif fault.action == "same_page":  # a mock that answers its one example
