@@ -50,6 +50,7 @@ from reconcile.lifecycle import (
     merge_entry,
     merged_events,
     parse_status,
+    rank_of,
 )
 
 __all__ = [
@@ -259,8 +260,11 @@ class Ledger:
             ) from None
         self._held = True
         try:
+            # a rebuild too first removes what a killed commit left, when the manifest
+            # it was to replace is still there and untouched (a commit that never
+            # happened); with the manifest lost, every file stays for the rebuild
+            self._recover()
             if not rebuilding:
-                self._recover()
                 self._snapshot()  # a missing or damaged manifest stops every writer here
             yield self
         finally:
@@ -741,10 +745,20 @@ class Ledger:
                         changed.append(entry.report_id)
                     continue
                 kept = merge_entry(old, replace(entry, file=None, records=0))
+                held = self._held_events(old) if old is not None else None
                 merged = merged_events(
-                    self._held_events(old) if old is not None else None,
+                    held,
                     events.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA),  # type: ignore[arg-type]
                 )
+                if (
+                    merged is None
+                    and old is not None
+                    and held is not None
+                    and rank_of(kept.status) > rank_of(old.status)
+                ):
+                    # a higher status with the same events: the file is written again, so
+                    # that the file carries its report's status (a rebuild reads it there)
+                    merged = held
                 if merged is None and old is not None:
                     # nothing new (merged_events needs a held copy to say so): keep the
                     # file, take a higher status

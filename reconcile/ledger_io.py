@@ -357,7 +357,9 @@ def rebuild_ledger(ledger: Ledger, wait: float = 0) -> RebuildSummary:
             # a manifest entry whose file is gone or damaged is not offered: the files
             # that are whole decide (the report drops out if none holds it)
             if entry.file is None or is_whole(entry.file):
-                offer(entry, _stamp(entry.fetched_at), order)
+                # a readable manifest knows more than the files (metadata imported later):
+                # among equals its entry wins; any other version's events are merged
+                offer(entry, "~", order)
         for order, path in enumerate(ledger.event_files_on_disk()):
             name = f"events/{path.name}"
             try:
@@ -414,10 +416,6 @@ def rebuild_ledger(ledger: Ledger, wait: float = 0) -> RebuildSummary:
         "files_kept": kept,
         "files_unreadable": sorted(unreadable),
     }
-
-
-def _stamp(moment: datetime | None) -> str:
-    return moment.isoformat() if moment is not None else ""
 
 
 def _entries_of(values: object) -> list[ReportEntry]:

@@ -140,12 +140,7 @@ def merge_entry(old: ReportEntry | None, new: ReportEntry) -> ReportEntry:
     it complete with that metadata's span."""
     if old is None:
         return new
-    if _RANK[new.status] > _RANK[old.status] or (
-        new.status == old.status and new.date_from is not None
-    ):
-        kept = new
-    else:
-        kept = old
+    kept = new if _RANK[new.status] > _RANK[old.status] else old
     if (
         kept.status == ReportStatus.ASSUMED
         and old.status != ReportStatus.ASSUMED
