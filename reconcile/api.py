@@ -230,6 +230,21 @@ def _page_digest(results: list[object]) -> str:
 _MAX_PAGING = 2**31 - 1
 
 
+def _secret_forms(secret: str) -> list[str]:
+    """The forms a server may echo a secret in: raw, percent-encoded, base64."""
+    raw = secret.encode()
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote(secret, safe="").lower(),
+        quote(secret),
+        base64.b64encode(raw).decode(),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    }
+    return sorted((form for form in forms if form), key=len, reverse=True)
+
+
 def _capped_timeout(timeout: httpx.Timeout, seconds: float) -> httpx.Timeout:
     """``timeout`` with no part longer than ``seconds`` (the time the deadline leaves)."""
 
@@ -420,10 +435,36 @@ class InfobipClient:
         return wait
 
     def redact(self, text: str) -> str:
-        """``text`` with the key and the Authorization value replaced by ``***``."""
+        """``text`` with the key and the Authorization value replaced by ``***``, in every
+        form a server may write them: raw, percent-encoded, base64."""
         for secret in self._secrets:
-            text = text.replace(secret, "***")
+            for form in _secret_forms(secret):
+                text = text.replace(form, "***")
         return text
+
+    def _redact_decoded(self, value: object) -> object:
+        """Every string of a decoded JSON document redacted (JSON escapes such as
+        ``\\u0053`` are decoded by then), iteratively."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if not isinstance(value, (dict, list)):
+            return value
+        stack: list[dict[str, object] | list[object]] = [value]
+        while stack:
+            container = stack.pop()
+            if isinstance(container, dict):
+                for name, item in container.items():
+                    if isinstance(item, str):
+                        container[name] = self.redact(item)
+                    elif isinstance(item, (dict, list)):
+                        stack.append(item)
+            else:
+                for index, item in enumerate(container):
+                    if isinstance(item, str):
+                        container[index] = self.redact(item)
+                    elif isinstance(item, (dict, list)):
+                        stack.append(item)
+        return value
 
     def _read(self, response: httpx.Response, what: str) -> object:
         """The answer's JSON, read with a bound on its size after decompression, with
@@ -443,7 +484,7 @@ class InfobipClient:
             chunks.append(chunk)
         try:
             text = self.redact(b"".join(chunks).decode("utf-8"))
-            body = json.loads(text)
+            body = self._redact_decoded(json.loads(text))
         except (UnicodeDecodeError, json.JSONDecodeError):
             return None
         except ValueError:  # an integer of thousands of digits (Python's own bound)

@@ -5,6 +5,7 @@ Every test plants the same key; none of it may reach an output, a file or an err
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import re
@@ -211,3 +212,34 @@ def test_control_characters_in_operator_names_are_escaped(server, tmp_path):
     server.reports[first]["metadata"]["networkName"] = "Evil\x1b[31m\x07Net"
     _fetch(server, tmp_path / "data")
     assert Ledger(tmp_path / "data").entries()[first].network_name == "Evil\ufffd[31m\ufffdNet"
+
+
+@pytest.mark.parametrize("form", ["json-escaped", "percent", "base64"])
+def test_an_echoed_key_is_redacted_in_every_form(server, tmp_path, form):
+    from urllib.parse import quote
+
+    escaped = {
+        "json-escaped": "".join(f"\\u{ord(c):04x}" for c in server.key),
+        "percent": quote(server.key, safe=""),
+        "base64": base64.b64encode(server.key.encode()).decode(),
+    }[form]
+    listed = [dict(report["metadata"]) for report in server.reports.values()]
+    body = json.dumps(
+        {
+            "results": listed,
+            "paging": {"page": 0, "size": 10, "totalPages": 1, "totalResults": len(listed)},
+        }
+    )
+    body = body.replace('"Verizon Wireless"', f'"Verizon {escaped}"')
+    server.fail(
+        lambda p, q: p.endswith("network-reports"),
+        "raw",
+        times=None,
+        status=200,
+        body=body.encode(),
+    )
+    _fetch(server, tmp_path / "data")
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
+    assert server.key.encode() not in stored and escaped.encode() not in stored
+    names = {entry.network_name for entry in Ledger(tmp_path / "data").entries().values()}
+    assert "Verizon ***" in names
