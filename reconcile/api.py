@@ -230,7 +230,7 @@ def _page_digest(results: list[object]) -> str:
 _MAX_PAGING = 2**31 - 1
 
 
-def _secret_forms(secret: str) -> list[str]:
+def _secret_forms(secret: str) -> set[str]:
     """The forms a server may echo a secret in: raw, percent-encoded, base64."""
     raw = secret.encode()
     forms = {
@@ -242,7 +242,7 @@ def _secret_forms(secret: str) -> list[str]:
         base64.b64encode(raw).decode().rstrip("="),
         base64.urlsafe_b64encode(raw).decode().rstrip("="),
     }
-    return sorted((form for form in forms if form), key=len, reverse=True)
+    return {form for form in forms if form}
 
 
 def _capped_timeout(timeout: httpx.Timeout, seconds: float) -> httpx.Timeout:
@@ -376,10 +376,10 @@ class InfobipClient:
         self._base_url = base_url
         self._authorization = authorization_header(api_key, auth_scheme)
         # what must never be shown or stored: the key, and the header that carries it
+        secrets = {api_key.reveal(), self._authorization, self._authorization.split(" ", 1)[-1]}
+        # every form a server may echo them in (raw, percent-encoded, base64), longest first
         self._secrets = sorted(
-            {api_key.reveal(), self._authorization, self._authorization.split(" ", 1)[-1]},
-            key=len,
-            reverse=True,
+            {form for secret in secrets for form in _secret_forms(secret)}, key=len, reverse=True
         )
         self._clock = clock or SystemClock()
         self.clock = self._clock
@@ -438,8 +438,7 @@ class InfobipClient:
         """``text`` with the key and the Authorization value replaced by ``***``, in every
         form a server may write them: raw, percent-encoded, base64."""
         for secret in self._secrets:
-            for form in _secret_forms(secret):
-                text = text.replace(form, "***")
+            text = text.replace(secret, "***")
         return text
 
     def _redact_decoded(self, value: object) -> object:
@@ -484,7 +483,11 @@ class InfobipClient:
             chunks.append(chunk)
         try:
             text = self.redact(b"".join(chunks).decode("utf-8"))
-            body = self._redact_decoded(json.loads(text))
+            body = json.loads(text)
+            if "\\" in text:
+                # only a JSON escape (\u0053, \/) makes a decoded string differ from the
+                # text redacted above: then every decoded string is redacted again
+                body = self._redact_decoded(body)
         except (UnicodeDecodeError, json.JSONDecodeError):
             return None
         except ValueError:  # an integer of thousands of digits (Python's own bound)

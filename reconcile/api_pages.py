@@ -17,6 +17,7 @@ import polars as pl
 from reconcile.consent import parse_utc_instants
 from reconcile.errors import ChangeFileError, ReconcileError
 from reconcile.history import EVENT_TYPES, REPORT_SCHEMA
+from reconcile.lifecycle import ReportStatus
 
 __all__ = [
     "EARLIEST",
@@ -223,7 +224,7 @@ def parse_metadata_page(
         frame.drop("index")
         .with_columns(
             _escaped(pl.col("network_name")),
-            status=pl.lit("listed"),
+            status=pl.lit(ReportStatus.LISTED.value),
             records=pl.lit(0, pl.Int64),
             source=pl.lit(name),
         )

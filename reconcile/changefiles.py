@@ -24,6 +24,7 @@ import polars as pl
 from reconcile.api_pages import events_from_text, parse_metadata_page, parse_records_page
 from reconcile.errors import ChangeFileError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History
+from reconcile.lifecycle import ReportStatus
 
 __all__ = ["expand_paths", "load_change_files"]
 
@@ -239,9 +240,9 @@ def _assemble(
         missing: list[int] = []
         if pages.paged and pages.total_pages is not None:
             missing = sorted(set(range(pages.total_pages)) - pages.pages)
-        status = "complete"
+        status: str = ReportStatus.COMPLETE
         if missing:
-            status = "incomplete"
+            status = ReportStatus.INCOMPLETE
             shown = ", ".join(str(page) for page in missing[:5])
             warnings.append(
                 f"report {report_id}: record page(s) {shown} of {pages.total_pages} missing; "
@@ -280,8 +281,8 @@ def _assemble(
         date_from=pl.lit(None, EVENT_SCHEMA["occurred_at"]),
         date_to=pl.lit(None, EVENT_SCHEMA["occurred_at"]),
         expiry_date=pl.lit(None, EVENT_SCHEMA["occurred_at"]),
-        status=pl.when(pl.col("found_status") == "complete")
-        .then(pl.lit("assumed"))
+        status=pl.when(pl.col("found_status") == ReportStatus.COMPLETE)
+        .then(pl.lit(ReportStatus.ASSUMED.value))
         .otherwise(pl.col("found_status")),
         records=pl.col("found_records"),
         source=pl.col("found_source"),

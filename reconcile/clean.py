@@ -57,6 +57,7 @@ __all__ = [
     "CleanOptions",
     "CleanResult",
     "CleanSummary",
+    "as_delimiter",
     "as_mode",
     "clean_files",
     "output_paths",
@@ -83,7 +84,15 @@ def as_mode(text: str) -> Literal["strip", "blank", "flag"]:
         return "blank"
     if text == "flag":
         return "flag"
-    raise OptionError(f"--mode {text!r} is not one of {', '.join(MODES)}.")
+    raise OptionError.of("mode", text, f"is not one of {', '.join(MODES)}.")
+
+
+def as_delimiter(text: str | None) -> str | None:
+    """A delimiter as the command line and run configs write it: the character, or
+    ``tab`` (any case) for a tab. CleanOptions.validate checks what it names."""
+    if text is not None and text.strip().lower() == "tab":
+        return "\t"
+    return text
 
 
 @dataclass(frozen=True)
@@ -123,9 +132,9 @@ class CleanOptions:
         validate_region(self.default_region)
         validate_timezone(self.consent_timezone)
         if self.mode not in MODES:
-            raise OptionError(f"--mode {self.mode!r} is not one of {', '.join(MODES)}.")
+            raise OptionError.of("mode", self.mode, f"is not one of {', '.join(MODES)}.")
         if self.delimiter is not None and self.delimiter not in (",", ";", "\t", "|"):
-            raise OptionError(f"--delimiter {self.delimiter!r} is not one of , ; | or tab.")
+            raise OptionError.of("delimiter", self.delimiter, "is not one of , ; | or tab.")
         if set(self.actions) != set(VERDICTS):
             raise OptionError(
                 f"actions must name every verdict ({', '.join(VERDICTS)}), "

@@ -299,7 +299,7 @@ def clean(
         consent_format=consent_format,
         sheet=sheet,
         encoding=encoding,
-        delimiter="\t" if delimiter == "tab" else delimiter,
+        delimiter=reconcile.as_delimiter(delimiter),
         out_dir=out_dir,
         force=force,
         report=report,

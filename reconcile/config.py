@@ -21,14 +21,13 @@ holds the key (``api_key_env``), never the key itself.
 from __future__ import annotations
 
 import math
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconcile.errors import ConfigError
-from reconcile.settings import AUTH_SCHEMES, ApiSettings
+from reconcile.settings import AUTH_SCHEMES, ApiSettings, base_url_from_environment
 from reconcile.verdicts import ACTIONS, VERDICTS
 
 __all__ = ["InputConfig", "RunConfig", "load_config"]
@@ -166,10 +165,7 @@ def load_config(path: Path) -> RunConfig:
         )
         defaults = ApiSettings()
         infobip = ApiSettings(
-            # without base_url, the environment's INFOBIP_BASE_URL (as `fetch` reads it)
-            base_url=section.get(
-                "base_url", os.environ.get("INFOBIP_BASE_URL") or defaults.base_url
-            ),
+            base_url=section.get("base_url") or base_url_from_environment(),
             api_key_env=section.get("api_key_env", defaults.api_key_env),
             auth_scheme=section.choice("auth_scheme", AUTH_SCHEMES, defaults.auth_scheme),
             rate=float(section.get("rate", defaults.rate)),
@@ -258,7 +254,7 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
         id_column=section.get("id_column"),
         sheet=section.get("sheet"),
         encoding=section.get("encoding"),
-        delimiter=_delimiter(section.get("delimiter")),
+        delimiter=section.get("delimiter"),
         default_region=section.get("default_region", "US"),
         consent_timezone=section.get("consent_timezone", "UTC"),
         consent_format=section.get("consent_format"),
@@ -266,14 +262,6 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
         report=section.get("report", True),
         actions=actions,
     )
-
-
-def _delimiter(value: str | None) -> str | None:
-    """A delimiter as written in the config: the character, or ``tab`` (as the command
-    line takes it) for the tab a TOML string writes as ``"\t"``."""
-    if value is not None and value.strip().lower() == "tab":
-        return "\t"
-    return value
 
 
 def _column_names(section: _Reader, key: str) -> tuple[str, ...]:

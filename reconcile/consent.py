@@ -54,9 +54,10 @@ def validate_timezone(name: str) -> str:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise OptionError(
-            f"--consent-timezone {name!r} is not a time zone name "
-            "(use an IANA name such as UTC or America/New_York)."
+        raise OptionError.of(
+            "consent_timezone",
+            name,
+            "is not a time zone name (use an IANA name such as UTC or America/New_York).",
         ) from None
     return name
 
@@ -239,9 +240,10 @@ def _staged(frame: pl.DataFrame, timezone: str) -> pl.DataFrame:
 def check_consent_format(consent_format: str) -> str:
     """``consent_format`` if polars can read dates with it, else OptionError."""
     if "%" not in consent_format:
-        raise OptionError(
-            f"--consent-format {consent_format!r} holds no strftime directive "
-            "(write it as %d/%m/%Y, for example)."
+        raise OptionError.of(
+            "consent_format",
+            consent_format,
+            "holds no strftime directive (write it as %d/%m/%Y, for example).",
         )
     _general(pl.DataFrame({"text": ["2024-01-02"]}), "UTC", consent_format)
     return consent_format
@@ -260,8 +262,8 @@ def _general(frame: pl.DataFrame, timezone: str, consent_format: str | None) -> 
     try:
         return frame.with_columns(boundary=pl.coalesce(candidates).cast(_UTC)).drop("upper")
     except pl.exceptions.PolarsError as error:
-        raise OptionError(
-            f"--consent-format {consent_format!r} cannot be used: {error}".splitlines()[0]
+        raise OptionError.of(
+            "consent_format", consent_format, f"cannot be used: {str(error).splitlines()[0]}"
         ) from None
 
 

@@ -72,7 +72,22 @@ class ChangeFileError(ReconcileError):
 
 
 class OptionError(ReconcileError):
-    """An option value that cannot work."""
+    """An option value that cannot work. Built with `of`, it knows the option's name as
+    a run config spells it (``consent_timezone``) and what is wrong without the flag, so
+    that `reconcile run` names the config key instead."""
+
+    def __init__(
+        self, message: str, *, option: str | None = None, detail: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.option = option
+        self.detail = detail or message
+
+    @classmethod
+    def of(cls, option: str, value: object, problem: str) -> OptionError:
+        """``--consent-timezone 'X' <problem>`` for the option ``consent_timezone``."""
+        detail = f"{value!r} {problem}"
+        return cls(f"--{option.replace('_', '-')} {detail}", option=option, detail=detail)
 
 
 class OutputError(ReconcileError):

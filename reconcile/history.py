@@ -12,6 +12,7 @@ from datetime import datetime
 import polars as pl
 
 from reconcile._text import day as _day
+from reconcile.lifecycle import NOT_COVERAGE, ReportStatus
 
 __all__ = [
     "ACTIVATION",
@@ -45,8 +46,7 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "network_id": pl.Int64(),
     "network_name": pl.String(),
 }
-# status: complete (metadata and every record page), incomplete (pages missing),
-# listed (metadata only: never fetched), assumed (records without metadata).
+# status: a `lifecycle.ReportStatus` value (complete, assumed, incomplete, gone, listed)
 REPORT_SCHEMA: dict[str, pl.DataType] = {
     "report_id": pl.String(),
     "network_id": pl.Int64(),
@@ -137,12 +137,12 @@ class History:
 
 def _spans(reports: pl.DataFrame, events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """One span per report that counts for coverage: complete or assumed."""
-    complete = reports.filter(pl.col("status") == "complete").select(
+    complete = reports.filter(pl.col("status") == ReportStatus.COMPLETE).select(
         "report_id", "network_name", start="date_from", end="date_to", assumed=pl.lit(False)
     )
     # Assumed reports (records without metadata) span their earliest to latest event;
     # the ledger keeps that span in the manifest, change files compute it here.
-    assumed_all = reports.filter(pl.col("status") == "assumed")
+    assumed_all = reports.filter(pl.col("status") == ReportStatus.ASSUMED)
     known = assumed_all.filter(pl.col("date_from").is_not_null()).select(
         "report_id", "network_name", start="date_from", end="date_to", assumed=pl.lit(True)
     )
@@ -213,7 +213,7 @@ def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame | pl.LazyFrame)
     }
     missing: list[str] = []
     for report_id, network, date_from, date_to in (
-        reports.filter(pl.col("status").is_in(["listed", "incomplete", "gone"]))
+        reports.filter(pl.col("status").is_in(NOT_COVERAGE))
         .select("report_id", "network_name", "date_from", "date_to")
         .iter_rows()
     ):

@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -45,12 +44,16 @@ from reconcile._text import first_line
 from reconcile.errors import LedgerBusyError, LedgerError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History, empty_events
 from reconcile.lifecycle import (
+    EVENTS_FILE_NAME,
+    ReportEntry,
     ReportStatus,
     after_listed,
+    manifest_instant,
     merge_entry,
     merged_events,
-    parse_status,
     rank_of,
+    read_manifest_instant,
+    text_or_none,
 )
 
 __all__ = [
@@ -72,22 +75,6 @@ _READABLE_FORMATS = (1, 2)
 FILE_METADATA_KEY = "reconcile"
 # reports that expire unfetched within this long are warned about
 EXPIRY_WARNING = timedelta(days=7)
-_DATE_FIELDS = ("generated_date", "date_from", "date_to", "expiry_date")
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def _parse(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _fsync_directory(path: Path) -> None:
@@ -97,96 +84,6 @@ def _fsync_directory(path: Path) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
-
-
-@dataclass(frozen=True)
-class ReportEntry:
-    """One report's line in the manifest."""
-
-    report_id: str
-    status: ReportStatus  # see reconcile.lifecycle
-    network_id: int | None = None
-    network_name: str | None = None
-    generated_date: datetime | None = None
-    date_from: datetime | None = None
-    date_to: datetime | None = None
-    expiry_date: datetime | None = None
-    records: int = 0
-    file: str | None = None
-    source: str = "api"
-    fetched_at: datetime | None = None
-
-    def to_json(self) -> dict[str, object]:
-        """The manifest's line for this report."""
-        return {
-            "report_id": self.report_id,
-            "status": str(self.status),
-            "network_id": self.network_id,
-            "network_name": self.network_name,
-            "records": self.records,
-            "file": self.file,
-            "source": self.source,
-            "fetched_at": _iso(self.fetched_at),
-            **{name: _iso(getattr(self, name)) for name in _DATE_FIELDS},
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> ReportEntry:
-        """An entry from its manifest line."""
-        return cls(
-            report_id=str(data["report_id"]),
-            status=parse_status(data["status"]),
-            network_id=_whole(data.get("network_id")),
-            network_name=_text(data.get("network_name")),
-            records=_whole(data.get("records")) or 0,
-            file=_events_name(data.get("file")),
-            source=_text(data.get("source")) or "api",
-            fetched_at=_parse(_text(data.get("fetched_at"))),
-            generated_date=_parse(_text(data.get("generated_date"))),
-            date_from=_parse(_text(data.get("date_from"))),
-            date_to=_parse(_text(data.get("date_to"))),
-            expiry_date=_parse(_text(data.get("expiry_date"))),
-        )
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, object]) -> ReportEntry:
-        """From a REPORT_SCHEMA row (change files, API metadata), status ``listed`` if
-        the row has none."""
-        return cls(
-            report_id=str(row["report_id"]),
-            status=parse_status(_text(row.get("status")) or ReportStatus.LISTED),
-            network_id=_whole(row.get("network_id")),
-            network_name=_text(row.get("network_name")),
-            generated_date=_moment(row.get("generated_date")),
-            date_from=_moment(row.get("date_from")),
-            date_to=_moment(row.get("date_to")),
-            expiry_date=_moment(row.get("expiry_date")),
-        )
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-_EVENTS_NAME = re.compile(r"events/[A-Za-z0-9_-][A-Za-z0-9._-]*\.parquet")
-
-
-def _events_name(value: object) -> str | None:
-    """An entry's file: None, or a name inside ``events/`` (a manifest never makes the
-    tool read or delete a path outside the ledger folder)."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _EVENTS_NAME.fullmatch(value) or ".." in value:
-        raise ValueError(f"an events file name that is not the ledger's: {value!r}")
-    return value
-
-
-def _whole(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _moment(value: object) -> datetime | None:
-    return value if isinstance(value, datetime) else None
 
 
 def expiry_of_unfetched(
@@ -304,12 +201,13 @@ class Ledger:
         files = manifest.get("files", {})
         if not isinstance(files, dict) or not all(
             isinstance(name, str)
-            and _EVENTS_NAME.fullmatch(name)
+            and EVENTS_FILE_NAME.fullmatch(name)
             and isinstance(info, dict)
             and isinstance(info.get("reports", 1), int)
             and not isinstance(info.get("reports", 1), bool)
             and isinstance(info.get("bytes", 0), int)
             and isinstance(info.get("sha256", ""), str)
+            and isinstance(info.get("mtime_ns", 0), int)
             for name, info in files.items()
         ):
             raise self._damaged("its list of files is not what the ledger writes")
@@ -366,7 +264,7 @@ class Ledger:
     def last_sync(self) -> datetime | None:
         """When a fetch last finished."""
         value = self._snapshot().manifest.get("last_sync")
-        return _parse(value if isinstance(value, str) else None)
+        return read_manifest_instant(value if isinstance(value, str) else None)
 
     def reports_frame(self, snapshot: _Snapshot | None = None) -> pl.DataFrame:
         """The manifest as a REPORT_SCHEMA frame."""
@@ -428,17 +326,10 @@ class Ledger:
                     "`reconcile ledger verify`, then restore the file from a backup or run "
                     '`reconcile ledger rebuild` (see the README, "Recovering the ledger").'
                 )
-            _check_events_file(path)
             info = written.get(file, {}) if isinstance(written, dict) else {}
-            # every read checks the file against the manifest's checksum: a file damaged
-            # in place is named here, never met later as an error naming no file
-            problem = _checksum_problem(path, info)
-            if problem is not None:
-                raise LedgerError(
-                    f"{path}: {problem}; nothing was changed. Run `reconcile ledger verify`, "
-                    "then restore the file from a backup or run `reconcile ledger rebuild` "
-                    '(see the README, "Recovering the ledger").'
-                )
+            # a file changed in place since its commit is named here, never met later as
+            # an error naming no file
+            _check_events_file(path, info)
             scan = pl.scan_parquet(path, schema=EVENT_SCHEMA)
             # A file written for several reports, some of which were replaced since,
             # still holds their old rows: read only the reports it currently stands for.
@@ -456,7 +347,7 @@ class Ledger:
             reports=self.reports_frame(snapshot),
             sources=[str(self.root)],
             description=f"ledger {self.root}",
-            last_sync=_parse(last_sync if isinstance(last_sync, str) else None),
+            last_sync=read_manifest_instant(last_sync if isinstance(last_sync, str) else None),
         )
 
     def read_history(self) -> History:
@@ -506,7 +397,7 @@ class Ledger:
             "format": MANIFEST_FORMAT,
             "commit": commit or uuid.uuid4().hex,
             "sequence": sequence,
-            "last_sync": _iso(last_sync),
+            "last_sync": manifest_instant(last_sync),
             "reports": {key: entries[key].to_json() for key in sorted(entries)},
             "files": dict(sorted(files.items())),
             "replaced": replaced,
@@ -537,7 +428,7 @@ class Ledger:
         metadata = {
             "format": MANIFEST_FORMAT,
             "commit": commit,
-            "committed_at": _iso(datetime.now(UTC)),
+            "committed_at": manifest_instant(datetime.now(UTC)),
             "reports": [entry.to_json() for entry in entries],
             # the reports known then without events (listed, gone): a rebuilt manifest
             # knows them too
@@ -686,16 +577,9 @@ class Ledger:
         if entry.file is None:
             return None
         path = self.root / entry.file
-        _check_events_file(path)
-        # a damaged file is never merged into a new one (which would carry the damage
-        # under a fresh checksum)
-        info = self.file_descriptions().get(entry.file, {})
-        problem = _checksum_problem(path, info)
-        if problem is not None:
-            raise LedgerError(
-                f"{path}: {problem}; nothing was changed. Run `reconcile ledger verify`, then "
-                "restore the file from a backup or run `reconcile ledger rebuild`."
-            )
+        # hashed whole: a damaged file is never merged into a new one (which would
+        # carry the damage under a fresh checksum)
+        _check_events_file(path, self.file_descriptions().get(entry.file), whole=True)
         try:
             return (
                 pl.scan_parquet(path, schema=EVENT_SCHEMA)
@@ -703,7 +587,7 @@ class Ledger:
                 .collect()
             )
         except pl.exceptions.PolarsError as error:
-            raise _unreadable(path, error) from None
+            raise _damaged_file(path, f"not readable ({first_line(error)})") from None
 
     def commit(
         self,
@@ -750,23 +634,17 @@ class Ledger:
                     held,
                     events.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA),  # type: ignore[arg-type]
                 )
-                if (
-                    merged is None
-                    and old is not None
-                    and held is not None
-                    and rank_of(kept.status) > rank_of(old.status)
-                ):
-                    # a higher status with the same events: the file is written again, so
-                    # that the file carries its report's status (a rebuild reads it there)
+                if merged is None and old is not None and held is not None:
+                    # nothing new (merged_events says so only of a held copy)
+                    if rank_of(kept.status) <= rank_of(old.status):
+                        kept = replace(kept, file=old.file, records=old.records)
+                        if kept != old:  # metadata the held entry lacked
+                            entries[entry.report_id] = kept
+                            changed.append(entry.report_id)
+                        continue
+                    # a higher status: the file is written again so that it carries the
+                    # report's status (a rebuild reads it there)
                     merged = held
-                if merged is None and old is not None:
-                    # nothing new (merged_events needs a held copy to say so): keep the
-                    # file, take a higher status
-                    kept = replace(kept, file=old.file, records=old.records)
-                    if kept != old:
-                        entries[entry.report_id] = kept
-                        changed.append(entry.report_id)
-                    continue
                 if merged is None:
                     continue
                 if kept.network_name is not None or kept.network_id is not None:
@@ -794,7 +672,7 @@ class Ledger:
             if not changed and last_sync is None:
                 return []  # nothing new: the manifest stays byte for byte
             self._publish(staged, commit, snapshot.manifest.get("commit"))
-            previous_sync = _parse(_text(snapshot.manifest.get("last_sync")))
+            previous_sync = read_manifest_instant(text_or_none(snapshot.manifest.get("last_sync")))
             self._write_manifest(
                 entries, last_sync or previous_sync, new_files, commit, snapshot=snapshot
             )
@@ -822,23 +700,32 @@ class Ledger:
         self._cached = None
 
 
-def _check_events_file(path: Path) -> None:
-    """LedgerError naming ``path`` when it is not an events file the ledger can read
-    (reading its footer only: the columns are read later, lazily)."""
+def _damaged_file(path: Path, what: str) -> LedgerError:
+    """The one line that names a damaged events file and says what to do."""
+    return LedgerError(
+        f"{path}: {what}; nothing was changed. Run `reconcile ledger verify`, then restore "
+        'the file from a backup or run `reconcile ledger rebuild` (see the README, "Recovering '
+        'the ledger").'
+    )
+
+
+def _check_events_file(
+    path: Path, description: Mapping[str, object] | None = None, *, whole: bool = False
+) -> None:
+    """LedgerError naming ``path`` when it is not an events file the ledger can read: its
+    footer, its columns, and its bytes against the manifest's checksum (``whole``: always
+    hashed; else a file whose size and modification time are those committed is trusted,
+    so that a read costs a ``stat``, and a file changed in place is hashed and named)."""
     try:
         schema = pl.read_parquet_schema(path)
     except (OSError, pl.exceptions.PolarsError) as error:
-        raise LedgerError(
-            f"{path}: not a readable events file ({first_line(error)}); run `reconcile ledger "
-            "verify`, then restore it from a backup or run `reconcile ledger rebuild`."
-        ) from None
+        raise _damaged_file(path, f"not a readable events file ({first_line(error)})") from None
     missing = [name for name in EVENT_SCHEMA if name not in schema]
     if missing:
-        raise LedgerError(
-            f"{path}: an events file without the column(s) {', '.join(missing)}; run "
-            "`reconcile ledger verify`, then restore it from a backup or run `reconcile "
-            "ledger rebuild`."
-        )
+        raise _damaged_file(path, f"an events file without the column(s) {', '.join(missing)}")
+    problem = _checksum_problem(path, description or {}, trust_unchanged=not whole)
+    if problem is not None:
+        raise _damaged_file(path, problem)
 
 
 def file_problem(path: Path, description: Mapping[str, object] | None = None) -> str | None:
@@ -860,14 +747,20 @@ def file_problem(path: Path, description: Mapping[str, object] | None = None) ->
     return None
 
 
-def _checksum_problem(path: Path, description: Mapping[str, object]) -> str | None:
+def _checksum_problem(
+    path: Path, description: Mapping[str, object], *, trust_unchanged: bool = False
+) -> str | None:
     """How ``path`` differs from the size and SHA-256 the manifest keeps (None: it does
-    not, or the manifest, written before checksums, keeps none)."""
+    not, or the manifest, written before checksums, keeps none). ``trust_unchanged``: a
+    file with the committed size and modification time is not hashed again."""
     if not isinstance(description.get("sha256"), str):
         return None
     try:
-        if path.stat().st_size != description.get("bytes"):
+        stat = path.stat()
+        if stat.st_size != description.get("bytes"):
             return "damaged: not the size the manifest names"
+        if trust_unchanged and stat.st_mtime_ns == description.get("mtime_ns"):
+            return None
         found = describe_file(path, 0)
     except OSError as error:
         return f"cannot be read ({error.strerror})"
@@ -885,14 +778,13 @@ def describe_file(path: Path, reports: int) -> dict[str, object]:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
             size += len(block)
-    return {"reports": reports, "bytes": size, "sha256": digest.hexdigest()}
-
-
-def _unreadable(path: Path, error: BaseException) -> LedgerError:
-    return LedgerError(
-        f"{path}: not a readable events file ({first_line(error)}); run `reconcile ledger "
-        "verify`, then restore it from a backup or run `reconcile ledger rebuild`."
-    )
+    return {
+        "reports": reports,
+        "bytes": size,
+        "sha256": digest.hexdigest(),
+        # a rename keeps it: a read trusts a file whose size and time are as committed
+        "mtime_ns": path.stat().st_mtime_ns,
+    }
 
 
 def read_file_metadata(path: Path) -> dict[str, object] | None:

@@ -26,25 +26,30 @@ events only grow, and its status only rises, whatever a later fetch or import br
 from __future__ import annotations
 
 import enum
-from dataclasses import replace
-from typing import TYPE_CHECKING
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import polars as pl
 
-if TYPE_CHECKING:
-    from reconcile.ledger import ReportEntry
-
 __all__ = [
+    "EVENTS_FILE_NAME",
     "EVENT_KEY",
+    "NOT_COVERAGE",
+    "ReportEntry",
     "ReportStatus",
     "after_gone",
     "after_listed",
     "counts_as_coverage",
+    "manifest_instant",
     "merge_entry",
     "merged_events",
     "needs_fetch",
     "parse_status",
     "rank_of",
+    "read_manifest_instant",
+    "text_or_none",
 ]
 
 
@@ -57,6 +62,13 @@ class ReportStatus(enum.StrEnum):
     ASSUMED = "assumed"
     COMPLETE = "complete"
 
+
+# the statuses whose span is not coverage (their days are gaps)
+NOT_COVERAGE = [
+    ReportStatus.LISTED.value,
+    ReportStatus.INCOMPLETE.value,
+    ReportStatus.GONE.value,
+]
 
 # how much of a report each status holds: a merge keeps the higher
 _RANK = {
@@ -72,6 +84,117 @@ _RANK = {
 EVENT_KEY = ("number", "type", "occurred_at", "new_number")
 
 
+_DATE_FIELDS = ("generated_date", "date_from", "date_to", "expiry_date")
+
+
+def manifest_instant(moment: datetime | None) -> str | None:
+    """An instant as the manifest writes it (UTC, microseconds, ``Z``)."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def read_manifest_instant(text: str | None) -> datetime | None:
+    """An instant the manifest wrote, or None."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class ReportEntry:
+    """One report's line in the manifest."""
+
+    report_id: str
+    status: ReportStatus  # see reconcile.lifecycle
+    network_id: int | None = None
+    network_name: str | None = None
+    generated_date: datetime | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    expiry_date: datetime | None = None
+    records: int = 0
+    file: str | None = None
+    source: str = "api"
+    fetched_at: datetime | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The manifest's line for this report."""
+        return {
+            "report_id": self.report_id,
+            "status": str(self.status),
+            "network_id": self.network_id,
+            "network_name": self.network_name,
+            "records": self.records,
+            "file": self.file,
+            "source": self.source,
+            "fetched_at": manifest_instant(self.fetched_at),
+            **{name: manifest_instant(getattr(self, name)) for name in _DATE_FIELDS},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> ReportEntry:
+        """An entry from its manifest line."""
+        return cls(
+            report_id=str(data["report_id"]),
+            status=parse_status(data["status"]),
+            network_id=_whole(data.get("network_id")),
+            network_name=text_or_none(data.get("network_name")),
+            records=_whole(data.get("records")) or 0,
+            file=_events_name(data.get("file")),
+            source=text_or_none(data.get("source")) or "api",
+            fetched_at=read_manifest_instant(text_or_none(data.get("fetched_at"))),
+            generated_date=read_manifest_instant(text_or_none(data.get("generated_date"))),
+            date_from=read_manifest_instant(text_or_none(data.get("date_from"))),
+            date_to=read_manifest_instant(text_or_none(data.get("date_to"))),
+            expiry_date=read_manifest_instant(text_or_none(data.get("expiry_date"))),
+        )
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, object]) -> ReportEntry:
+        """From a REPORT_SCHEMA row (change files, API metadata), status ``listed`` if
+        the row has none."""
+        return cls(
+            report_id=str(row["report_id"]),
+            status=parse_status(text_or_none(row.get("status")) or ReportStatus.LISTED),
+            network_id=_whole(row.get("network_id")),
+            network_name=text_or_none(row.get("network_name")),
+            generated_date=_moment(row.get("generated_date")),
+            date_from=_moment(row.get("date_from")),
+            date_to=_moment(row.get("date_to")),
+            expiry_date=_moment(row.get("expiry_date")),
+        )
+
+
+def text_or_none(value: object) -> str | None:
+    """``value`` when it is text."""
+    return value if isinstance(value, str) else None
+
+
+EVENTS_FILE_NAME = re.compile(r"events/[A-Za-z0-9_-][A-Za-z0-9._-]*\.parquet")
+
+
+def _events_name(value: object) -> str | None:
+    """An entry's file: None, or a name inside ``events/`` (a manifest never makes the
+    tool read or delete a path outside the ledger folder)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not EVENTS_FILE_NAME.fullmatch(value) or ".." in value:
+        raise ValueError(f"an events file name that is not the ledger's: {value!r}")
+    return value
+
+
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _moment(value: object) -> datetime | None:
+    return value if isinstance(value, datetime) else None
+
+
 def rank_of(status: ReportStatus) -> int:
     """How much of a report a status holds (a merge, and a rebuild, keep the higher)."""
     return _RANK[status]
@@ -84,7 +207,7 @@ def parse_status(text: object) -> ReportStatus:
 
 def counts_as_coverage(status: ReportStatus) -> bool:
     """Whether a report's span counts as coverage (an incomplete or gone one never)."""
-    return status in (ReportStatus.COMPLETE, ReportStatus.ASSUMED)
+    return status not in NOT_COVERAGE
 
 
 def needs_fetch(entry: ReportEntry, listed_now: bool) -> bool:

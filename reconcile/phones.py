@@ -57,9 +57,10 @@ def validate_region(region: str) -> str:
     """Return the upper-cased region code, or raise OptionError for an unknown one."""
     code = region.strip().upper()
     if code not in _NANP_REGIONS and code not in _library().SUPPORTED_REGIONS:
-        raise OptionError(
-            f"--default-region {region!r} is not a region code phonenumbers knows "
-            "(use a two-letter code such as US, CA, GB)."
+        raise OptionError.of(
+            "default_region",
+            region,
+            "is not a region code phonenumbers knows (use a two-letter code such as US, CA, GB).",
         )
     return code
 

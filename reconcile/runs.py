@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from reconcile.clean import (
     CleanOptions,
     CleanResult,
     CleanSummary,
+    as_delimiter,
     as_mode,
     clean_files,
     reconcile_file,
@@ -107,7 +109,7 @@ def options_for(config: InputConfig, out_dir: Path | None) -> CleanOptions:
         consent_format=config.consent_format,
         sheet=config.sheet,
         encoding=config.encoding,
-        delimiter=config.delimiter,
+        delimiter=as_delimiter(config.delimiter),
         out_dir=out_dir,
         report=config.report,
     )
@@ -336,18 +338,6 @@ class RunReport:
         }
 
 
-# which config key each option of an input comes from (for errors before any fetch)
-_OPTION_KEYS = {
-    "--consent-timezone": "consent_timezone",
-    "--default-region": "default_region",
-    "--delimiter": "delimiter",
-    "--mode": "mode",
-    "--consent-format": "consent_format",
-    "--encoding": "encoding",
-    "--sheet": "sheet",
-}
-
-
 def check_inputs(config: RunConfig) -> None:
     """Check every input of the config as its clean will use it (options, then the file
     and its columns), before anything is fetched; ConfigError naming the config key
@@ -366,15 +356,21 @@ def check_inputs(config: RunConfig) -> None:
                 encoding=options.encoding,
                 delimiter=options.delimiter,
             )
-        except (OptionError, InputError) as error:
-            message = str(error)
-            for flag, key in _OPTION_KEYS.items():
-                if message.startswith(flag + " "):
-                    message = message[len(flag) + 1 :].replace(flag, key)
-                    raise ConfigError(f"{where}.{key}: {message}") from None
-            for flag, key in _OPTION_KEYS.items():
-                message = message.replace(flag, key)
-            raise ConfigError(f"{where} ({item.path.name}): {message}") from None
+        except OptionError as error:
+            if error.option is not None:
+                raise ConfigError(f"{where}.{error.option}: {error.detail}") from None
+            raise ConfigError(f"{where} ({item.path.name}): {_as_keys(error)}") from None
+        except InputError as error:
+            raise ConfigError(f"{where} ({item.path.name}): {_as_keys(error)}") from None
+
+
+def _as_keys(error: Exception) -> str:
+    """An error's text with each command-line flag named as the config key it shares a
+    name with (``--phone-column`` is ``phone_column``)."""
+    return _FLAG.sub(lambda match: match.group(1).replace("-", "_"), str(error))
+
+
+_FLAG = re.compile(r"--([a-z]+(?:-[a-z]+)*)")
 
 
 def run_once(

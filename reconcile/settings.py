@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "ApiSettings",
     "api_settings_from_environment",
+    "base_url_from_environment",
     "default_data_dir",
     "resolve_data_dir",
 ]
@@ -45,6 +46,12 @@ class ApiSettings:
     deadline: float = 3600.0
 
 
+def base_url_from_environment(environment: Mapping[str, str] = os.environ) -> str:
+    """INFOBIP_BASE_URL, else the default: for `fetch`, and for `run` when its
+    ``[infobip]`` table names no ``base_url``."""
+    return environment.get("INFOBIP_BASE_URL") or DEFAULT_BASE_URL
+
+
 def api_settings_from_environment(
     *,
     rate: float,
@@ -59,7 +66,7 @@ def api_settings_from_environment(
         if not (math.isfinite(value) and value > 0):
             raise OptionError(f"{name} {value} must be a positive number.")
     return ApiSettings(
-        base_url=environment.get("INFOBIP_BASE_URL") or DEFAULT_BASE_URL,
+        base_url=base_url_from_environment(environment),
         auth_scheme=environment.get("INFOBIP_AUTH_SCHEME") or "App",
         rate=rate,
         page_size=page_size,

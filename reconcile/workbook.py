@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from reconcile.history import ACTIVATION, DEACTIVATION, Coverage, History
+from reconcile.lifecycle import NOT_COVERAGE
 
 if TYPE_CHECKING:
     from reconcile.clean import CleanResult
@@ -465,7 +466,7 @@ def coverage_rows(coverage: Coverage, reports: pl.DataFrame) -> list[list[object
         "date_to",
     ).iter_rows():
         counts[network] = counts.get(network, 0) + 1
-        if status in ("listed", "incomplete", "gone") and date_from is not None:
+        if status in NOT_COVERAGE and date_from is not None:
             end = (date_to - dt.timedelta(days=1)) if date_to is not None else date_from
             span = f"{date_from:%Y-%m-%d} to {end:%Y-%m-%d}"
             unfetched.setdefault(network, []).append(

@@ -123,7 +123,17 @@ def test_every_public_name_resolves():
         assert getattr(reconcile, name) is not None, name
 
 
-CORE = {"verdicts", "phones", "consent", "history", "columns", "errors", "_text", "_version"}
+CORE = {
+    "verdicts",
+    "phones",
+    "consent",
+    "history",
+    "lifecycle",
+    "columns",
+    "errors",
+    "_text",
+    "_version",
+}
 
 
 def test_the_core_imports_nothing_but_the_core():
