@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from click.testing import CliRunner, Result
 from hypothesis import settings
 
 from reconcile.cli import main
+from tests.fake_infobip import FakeInfobip, make_reports
 
 # CI replays the same examples every time (a red build must mean a change broke
 # something); local runs draw new ones and keep searching.
@@ -116,3 +118,23 @@ def tree_snapshot(folder: Path) -> dict[str, bytes]:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
+
+
+# The fake Infobip that command-line tests fetch from: the CLI runs on the real clock, so
+# its reports start ten days ago; the key is planted, then searched for in every output.
+CLI_KEY = "SeCrEt-KeY-4f1c9a77e2"
+RECENT = date.today() - timedelta(days=10)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeInfobip]:
+    """Four daily reports (one long: 57 records, 6 pages of 10) on 127.0.0.1."""
+    with FakeInfobip(make_reports(start=RECENT), key=CLI_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def api_env(server: FakeInfobip, monkeypatch: pytest.MonkeyPatch) -> None:
+    """INFOBIP_API_KEY and INFOBIP_BASE_URL pointing at ``server``."""
+    monkeypatch.setenv("INFOBIP_API_KEY", CLI_KEY)
+    monkeypatch.setenv("INFOBIP_BASE_URL", server.base_url)

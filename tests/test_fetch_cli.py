@@ -8,32 +8,17 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from reconcile.ledger import Ledger
+from tests.conftest import CLI_KEY, RECENT
 from tests.fake_infobip import FakeInfobip, make_reports, records_of
 from tests.test_fetch import contents, snapshot
 
-SECRET = "SeCrEt-KeY-4f1c9a77e2"  # planted, then searched for in every byte written
-
-
-RECENT = date.today() - timedelta(days=10)  # the CLI runs on the real clock
-
-
-@pytest.fixture
-def server():
-    with FakeInfobip(make_reports(start=RECENT), key=SECRET) as fake:
-        yield fake
-
-
-@pytest.fixture
-def api_env(server, monkeypatch):
-    monkeypatch.setenv("INFOBIP_API_KEY", SECRET)
-    monkeypatch.setenv("INFOBIP_BASE_URL", server.base_url)
+SECRET = CLI_KEY  # planted, then searched for in every byte written
 
 
 def every_byte_under(folder: Path) -> bytes:
