@@ -39,6 +39,7 @@ def run_fetch(
     rate: float = 1.0,
     page_size: int = 1000,
     timeout: float = 2.0,
+    deadline: float | None = None,
     **options,
 ):
     ledger = Ledger(data_dir)
@@ -46,7 +47,7 @@ def run_fetch(
         client = InfobipClient(
             http, ApiKey(KEY), base_url=server.base_url, clock=server.clock, rate=rate, **options
         )
-        return fetch(ledger, client, now=server.clock.now(), page_size=page_size)
+        return fetch(ledger, client, now=server.clock.now(), page_size=page_size, deadline=deadline)
 
 
 def snapshot(data_dir: Path) -> tuple[bytes | None, pl.DataFrame]:
@@ -388,3 +389,29 @@ def test_a_crash_inside_a_commit_leaves_the_previous_commit(
     assert list(ledger.staging_dir.iterdir()) == []
     named = {entry.file for entry in ledger.entries().values() if entry.file}
     assert {f"events/{path.name}" for path in ledger.events_dir.iterdir()} == named
+
+
+def test_the_deadline_holds_inside_a_report_at_the_api_rate(tmp_path):
+    """300 pages at 1 request/s (the injected clock) under a 5 s deadline: the fetch ends
+    after about 5 requests and keeps the pages received as an incomplete report."""
+    reports = make_reports(sizes=(3000,))
+    [report_id] = reports
+    with FakeInfobip(reports) as server:
+        result = run_fetch(server, tmp_path, rate=1.0, deadline=5.0)
+        asked = len(server.requests_to(PREFIX + "/"))
+    assert 1 <= asked <= 6
+    assert [rid for rid, _problem in result.incomplete] == [report_id]
+    assert "deadline" in result.incomplete[0][1]
+    entry = Ledger(tmp_path).entries()[report_id]
+    assert entry.status == "incomplete" and entry.records == 10 * asked
+    assert not result.complete
+
+
+def test_a_retry_after_longer_than_the_time_left_ends_the_fetch_without_waiting(server, tmp_path):
+    target = next(iter(server.reports))
+    server.fail(records_of(target), "status", status=429, headers={"Retry-After": "300"})
+    result = run_fetch(server, tmp_path, deadline=10.0)
+    assert max(server.clock.sleeps, default=0) < 10  # never slept the 300 s
+    assert server.clock.monotonic() - 1000.0 < 10
+    assert not result.complete
+    assert target in result.late or target in [rid for rid, _ in result.failed]
