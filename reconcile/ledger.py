@@ -572,14 +572,20 @@ class Ledger:
         held = self._held_events(entry)
         return empty_events() if held is None else held
 
-    def _held_events(self, entry: ReportEntry) -> pl.DataFrame | None:
-        """The events the ledger holds for one report (None when it holds none)."""
+    def _held_events(
+        self, entry: ReportEntry, checked: set[str] | None = None
+    ) -> pl.DataFrame | None:
+        """The events the ledger holds for one report (None when it holds none).
+        ``checked``: the files hashed whole already in this commit (each once)."""
         if entry.file is None:
             return None
         path = self.root / entry.file
-        # hashed whole: a damaged file is never merged into a new one (which would
-        # carry the damage under a fresh checksum)
-        _check_events_file(path, self.file_descriptions().get(entry.file), whole=True)
+        if checked is None or entry.file not in checked:
+            # hashed whole: a damaged file is never merged into a new one (which would
+            # carry the damage under a fresh checksum)
+            _check_events_file(path, self.file_descriptions().get(entry.file), whole=True)
+            if checked is not None:
+                checked.add(entry.file)
         try:
             return (
                 pl.scan_parquet(path, schema=EVENT_SCHEMA)
@@ -609,6 +615,7 @@ class Ledger:
         commit = uuid.uuid4().hex
         staged: list[tuple[Path, str]] = []
         changed: list[str] = []
+        checked: set[str] = set()
         try:
             snapshot = self._snapshot()
             entries = dict(snapshot.entries)
@@ -629,7 +636,7 @@ class Ledger:
                         changed.append(entry.report_id)
                     continue
                 kept = merge_entry(old, replace(entry, file=None, records=0))
-                held = self._held_events(old) if old is not None else None
+                held = self._held_events(old, checked) if old is not None else None
                 merged = merged_events(
                     held,
                     events.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA),  # type: ignore[arg-type]
