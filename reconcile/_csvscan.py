@@ -546,7 +546,12 @@ def read_columns(
     # then handed over as it is, with no copy of its bytes.
     begin = 0 if first == 0 else int(scan.record_start[records[0]])
     end = int(scan.record_end[records[-1]])
-    read = polars_columns(scan.body[begin:end], columns, scan.delimiter, encoding, first == 0)
+    read = (
+        # polars reads LF and CRLF lines only: a CR-only file would be misread row for row
+        polars_columns(scan.body[begin:end], columns, scan.delimiter, encoding, first == 0)
+        if scan.newline != b"\r"
+        else None
+    )
     return checked_columns(scan, read, columns, encoding, records)
 
 

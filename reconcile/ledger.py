@@ -14,9 +14,10 @@ Layout under the data directory::
 A report becomes visible only when complete: its events are written to staging and
 fsynced, their names are written to ``pending.json``, they are moved into ``events/``,
 and the manifest that names them replaces the old one atomically (``os.replace``). A
-crash at any point leaves the old manifest; the next writer removes the files of the
-commit that never happened (they are listed in ``pending.json``, and the ledger wrote
-them), and nothing else.
+crash at any point leaves the old manifest; the next writer rolls the commit forward:
+the reports of every whole file ``pending.json`` lists go through `Ledger.commit`, which
+never lowers what is held, so a commit cut short, or a copy taken mid-commit and
+restored in any order, loses no event it had written.
 
 The ledger never deletes what it did not write, and never a file that a manifest it
 committed may name: a replaced file stays (an older manifest restored from a backup can
@@ -63,6 +64,7 @@ __all__ = [
     "Ledger",
     "ReportEntry",
     "describe_file",
+    "entries_in",
     "expiry_of_unfetched",
     "file_problem",
     "read_file_metadata",
@@ -163,6 +165,7 @@ class Ledger:
             self._recover()
             if not rebuilding:
                 self._snapshot()  # a missing or damaged manifest stops every writer here
+                self.carry_metadata()
             yield self
         finally:
             self._held = False
@@ -185,9 +188,10 @@ class Ledger:
             raise LedgerError(f"{self.manifest_path}: cannot read ({error.strerror}).") from None
         if stat is None:
             self._cached = None
-            on_disk = {f"events/{path.name}" for path in self.event_files_on_disk()}
-            if on_disk <= self._pending_files(first_commit_only=True):
-                return _Snapshot(_empty_manifest(), {})  # a first commit that never happened
+            if not self.event_files_on_disk():
+                return _Snapshot(_empty_manifest(), {})  # a new ledger
+            # files without a manifest are never read as an empty ledger: a reader says
+            # so; a writer first rolls a first commit forward (`_recover`)
             return self._missing_manifest()
         identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if self._cached is not None and self._cached[0] == identity:
@@ -208,6 +212,7 @@ class Ledger:
             and isinstance(info.get("bytes", 0), int)
             and isinstance(info.get("sha256", ""), str)
             and isinstance(info.get("mtime_ns", 0), int)
+            and isinstance(info.get("metadata", False), bool)
             for name, info in files.items()
         ):
             raise self._damaged("its list of files is not what the ledger writes")
@@ -470,83 +475,143 @@ class Ledger:
             path.replace(self.root / name)
         _fsync_directory(self.events_dir)
 
-    def _untouched_since_pending(self) -> bool:
-        """Whether the manifest (or its absence, for a first commit) is as it was when
-        the pending commit began: not replaced since, not restored from a backup. A
-        file's ctime changes with every replace or copy, and cannot be set back."""
-        try:
-            pending = self.pending_path.stat()
-        except OSError:
+    def _untouched_since_pending(self, pending: Mapping[str, object], current: object) -> bool:
+        """Whether the manifest (or its absence, for a first commit) is the one the
+        pending commit was to replace, as it was then: not replaced since, not restored
+        from a backup (a file's ctime changes with every replace or copy and cannot be
+        set back). Then no manifest ever named the pending files."""
+        if pending.get("base", "?") != current or pending.get("commit") == current:
             return False
         try:
-            manifest = self.manifest_path.stat()
+            pending_changed = self.pending_path.stat().st_ctime_ns
+            return self.manifest_path.stat().st_ctime_ns < pending_changed
         except FileNotFoundError:
-            on_disk = {f"events/{path.name}" for path in self.event_files_on_disk()}
-            return on_disk <= self._pending_files()  # a new ledger: nothing else to name
+            return current is None
         except OSError:
             return False
-        return manifest.st_ctime_ns < pending.st_ctime_ns
 
-    def _pending_files(self, first_commit_only: bool = False) -> set[str]:
+    def _read_pending(self) -> dict[str, object] | None:
+        """``pending.json`` (None: there is none; empty: it is not what the ledger writes)."""
         try:
             pending = json.loads(self.pending_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
         except (OSError, ValueError):
-            return set()
-        if not isinstance(pending, dict):
-            return set()
-        if first_commit_only and not ("base" in pending and pending["base"] is None):
-            return set()
-        files = pending.get("files", [])
-        return {name for name in files if isinstance(name, str)}
+            return {}
+        return pending if isinstance(pending, dict) else {}
 
     def _finish(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.pending_path.unlink()
 
     def _recover(self) -> None:
-        """Undo what a killed commit left: its staged files, and the files it moved into
-        ``events/`` without committing the manifest that names them."""
-        try:
-            pending = json.loads(self.pending_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            pending = None
-        except (OSError, ValueError):
-            pending = {}
-        if pending is not None:
-            # The files of a killed commit are removed only when the manifest is still the
-            # one that commit was to replace: then no manifest ever named them. Any other
-            # manifest (the commit happened, or a backup was restored, or the manifest was
-            # lost) may have named them: they stay, for `ledger rebuild`.
-            if self.manifest_path.exists():
-                try:
-                    snapshot = self._snapshot()
-                except LedgerError:
-                    return  # a damaged manifest: nothing is removed until it is rebuilt
-                current = snapshot.manifest.get("commit")
-                named = {entry.file for entry in snapshot.entries.values()}
-            else:
-                current, named = None, set()
-            never_committed = (
-                isinstance(pending, dict)
-                and "base" in pending
-                and pending.get("base") == current
-                and pending.get("commit") != current
-                and self._untouched_since_pending()
-            )
-            if never_committed and isinstance(pending, dict):
-                for name in pending.get("files", []):
-                    if (
-                        isinstance(name, str)
-                        and name.startswith("events/")
-                        and name not in named
-                        and "/" not in name.removeprefix("events/")
-                    ):
-                        with contextlib.suppress(OSError):
-                            (self.root / name).unlink()
-            self._finish()
+        """Finish what a killed commit left: its staged files go, and the reports of each
+        whole file it moved into ``events/`` are rolled forward through `commit` (which
+        keeps the higher status and every event). A fetched report may be deleted by the
+        API before a rerun, so an event written once is never thrown away. With a
+        damaged manifest, or files beyond a first commit and no manifest, nothing is
+        touched: `ledger rebuild` reads every file."""
         for path in self.staging_dir.glob("*.tmp"):
             with contextlib.suppress(OSError):
                 path.unlink()
+        pending = self._read_pending()
+        if pending is None:
+            return
+        listed_files = pending.get("files")
+        files = [
+            name
+            for name in (listed_files if isinstance(listed_files, list) else [])
+            if isinstance(name, str) and EVENTS_FILE_NAME.fullmatch(name)
+        ]
+        on_disk = {f"events/{path.name}" for path in self.event_files_on_disk()}
+        if self.manifest_path.exists():
+            try:
+                snapshot = self._snapshot()
+            except LedgerError:
+                return  # a damaged manifest: pending.json stays for the rebuild
+            current = snapshot.manifest.get("commit")
+            named = {entry.file for entry in snapshot.entries.values()}
+        elif on_disk <= set(files):
+            # a first commit (or its manifest lost): nothing else to name; an empty
+            # manifest first, so that the commit below has one to replace
+            current, named, snapshot = None, set(), _Snapshot(_empty_manifest(), {})
+        else:
+            return  # a lost manifest: `ledger rebuild` reads every file
+        untouched = self._untouched_since_pending(pending, current)
+        forward = [name for name in files if name not in named and name in on_disk]
+        reports: list[tuple[ReportEntry, pl.DataFrame | None]] = []
+        listed: list[ReportEntry] = []
+        whole: list[str] = []
+        for name in forward:
+            path = self.root / name
+            metadata = _readable_metadata(path)
+            if metadata is None:
+                continue  # not whole, or not self-describing: left for `ledger rebuild`
+            events = pl.read_parquet(path, schema=EVENT_SCHEMA)
+            for entry in entries_in(metadata.get("reports")):
+                mine = events.filter(pl.col("report_id") == entry.report_id)
+                reports.append((replace(entry, file=None, records=0), mine))
+            for entry in entries_in(metadata.get("without_files")):
+                if entry.status == ReportStatus.GONE and entry.report_id not in snapshot.entries:
+                    reports.append((entry, None))
+                else:
+                    listed.append(entry)
+            whole.append(name)
+        if reports or listed:
+            if current is None and not self.manifest_path.exists():
+                self._write_manifest({}, None, rebuilt=({}, []))
+            self.commit(reports, metadata=listed)
+        if untouched:
+            # no manifest ever named these files, and their events are now committed
+            for name in whole:
+                with contextlib.suppress(OSError):
+                    (self.root / name).unlink()
+        self._finish()
+
+    def carry_metadata(self) -> None:
+        """Make every file the manifest names self-describing and checksummed: a file
+        written by an older version gets its checksum, and, written by 0.1 without its
+        reports' metadata, is rewritten through `commit` with it, so that a rebuild after
+        a lost manifest restores each report's status and span, not an assumed one.
+        Once per file (its manifest line then says ``"metadata": true``)."""
+        self._require_lock()
+        snapshot = self._snapshot()
+        described = snapshot.manifest.get("files", {})
+        described = described if isinstance(described, dict) else {}
+        old = sorted(
+            {
+                entry.file
+                for entry in snapshot.entries.values()
+                if entry.file is not None
+                and not (
+                    isinstance(described.get(entry.file), dict)
+                    and isinstance(described[entry.file].get("sha256"), str)
+                    and described[entry.file].get("metadata") is True
+                )
+            }
+        )
+        checksums: dict[str, dict[str, object]] = {}
+        for name in old:
+            path = self.root / name
+            if file_problem(path) is not None:
+                continue  # damaged or missing: reads name it, a rebuild decides
+            held = [entry for entry in snapshot.entries.values() if entry.file == name]
+            metadata = read_file_metadata(path)
+            if metadata is not None:  # its count of reports keeps replaced rows unread
+                checksums[name] = describe_file(path, len(entries_in(metadata.get("reports"))))
+                continue
+            self.commit(
+                [(replace(entry, file=None), self.events_of(entry)) for entry in held],
+                rewrite=True,
+            )
+        if checksums:
+            snapshot = self._snapshot()
+            try:
+                self._write_manifest(
+                    dict(snapshot.entries), self.last_sync(), checksums, snapshot=snapshot
+                )
+            except OSError as error:
+                raise self._fail(error, []) from None
 
     def _fail(self, error: BaseException, staged: list[tuple[Path, str]]) -> LedgerError:
         for path, _name in staged:
@@ -601,6 +666,7 @@ class Ledger:
         *,
         metadata: Sequence[ReportEntry] = (),
         last_sync: datetime | None = None,
+        rewrite: bool = False,
     ) -> list[str]:
         """The one commit path (fetch, import, rebuild): make reports visible at once,
         never lowering what is held; return the ids of the reports it changed.
@@ -609,7 +675,8 @@ class Ledger:
         and `lifecycle.merged_events`: the higher status, and every held event kept.
         ``None`` for a report's events is a status change (`lifecycle.after_gone`) that
         keeps the rows held. ``metadata`` entries pass through `lifecycle.after_listed`.
-        All new rows of one commit go into one events file.
+        All new rows of one commit go into one events file (``rewrite``: the reports'
+        held rows too, when nothing is new, so that the file carries their metadata).
         """
         self._require_lock()
         commit = uuid.uuid4().hex
@@ -641,7 +708,7 @@ class Ledger:
                     held,
                     events.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA),  # type: ignore[arg-type]
                 )
-                if merged is None and old is not None and held is not None:
+                if merged is None and old is not None and held is not None and not rewrite:
                     # nothing new (merged_events says so only of a held copy)
                     if rank_of(kept.status) <= rank_of(old.status):
                         kept = replace(kept, file=old.file, records=old.records)
@@ -653,7 +720,9 @@ class Ledger:
                     # report's status (a rebuild reads it there)
                     merged = held
                 if merged is None:
-                    continue
+                    if held is None:
+                        continue
+                    merged = held  # rewritten as held, now with its metadata
                 if kept.network_name is not None or kept.network_id is not None:
                     merged = merged.with_columns(
                         network_id=pl.lit(kept.network_id, pl.Int64),
@@ -705,6 +774,7 @@ class Ledger:
         except OSError as error:
             raise self._fail(error, []) from None
         self._cached = None
+        self._finish()  # a rebuild read every file, those of a commit cut short too
 
 
 def _damaged_file(path: Path, what: str) -> LedgerError:
@@ -785,10 +855,16 @@ def describe_file(path: Path, reports: int) -> dict[str, object]:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
             size += len(block)
+    try:
+        carries_metadata = read_file_metadata(path) is not None
+    except LedgerError:
+        carries_metadata = False
     return {
         "reports": reports,
         "bytes": size,
         "sha256": digest.hexdigest(),
+        # whether a rebuild can read its reports' status and span from it
+        "metadata": carries_metadata,
         # a rename keeps it: a read trusts a file whose size and time are as committed
         "mtime_ns": path.stat().st_mtime_ns,
     }
@@ -809,6 +885,31 @@ def read_file_metadata(path: Path) -> dict[str, object] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def entries_in(values: object) -> list[ReportEntry]:
+    """The report entries a file's metadata lists (what is not one is skipped)."""
+    if not isinstance(values, list):
+        return []
+    found = []
+    for value in values:
+        if isinstance(value, dict):
+            try:
+                found.append(ReportEntry.from_json(value))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return found
+
+
+def _readable_metadata(path: Path) -> dict[str, object] | None:
+    """The metadata of an events file that reads whole (None: damaged, or written before
+    files carried their metadata)."""
+    if file_problem(path) is not None:
+        return None
+    try:
+        return read_file_metadata(path)
+    except LedgerError:
+        return None
 
 
 def _empty_manifest() -> dict[str, Any]:

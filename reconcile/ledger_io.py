@@ -22,6 +22,7 @@ from reconcile.ledger import (
     Ledger,
     ReportEntry,
     describe_file,
+    entries_in,
     expiry_of_unfetched,
     file_problem,
     read_file_metadata,
@@ -341,7 +342,6 @@ def rebuild_ledger(ledger: Ledger, wait: float = 0) -> RebuildSummary:
         candidates: dict[str, list[tuple[tuple[int, int, int, str, int], ReportEntry]]] = {}
         file_reports: dict[str, int] = {}
         unreadable: list[str] = []
-        newest_without_files: tuple[str, list[ReportEntry]] = ("", [])
         whole: dict[str, bool] = {}
 
         def is_whole(name: str) -> bool:
@@ -374,11 +374,10 @@ def rebuild_ledger(ledger: Ledger, wait: float = 0) -> RebuildSummary:
             when = str(metadata.get("committed_at") or "") if metadata else ""
             for entry in entries:
                 offer(entry, when, order)
-            if metadata and when >= newest_without_files[0]:
-                newest_without_files = (when, _entries_of(metadata.get("without_files")))
-        for entry in newest_without_files[1]:
-            if entry.report_id not in candidates:
-                offer(entry, "", -1)
+            # the reports each file's commit knew without events (listed, gone): every
+            # file's, since an older manifest restored may have written the newest
+            for known in entries_in(metadata.get("without_files") if metadata else None):
+                offer(replace(known, file=None, records=0), when, -1)
         chosen: dict[str, ReportEntry] = {}
         others: list[ReportEntry] = []
         for report_id, offers in candidates.items():
@@ -402,6 +401,7 @@ def rebuild_ledger(ledger: Ledger, wait: float = 0) -> RebuildSummary:
         )
         # the versions not chosen: any event they hold that the chosen one lacks is kept
         ledger.commit([(replace(entry, file=None), ledger.events_of(entry)) for entry in others])
+        ledger.carry_metadata()  # files of 0.1 learn their reports' status and span
         restored = ledger.entries()
         kept = sorted(set(file_reports) - {e.file for e in restored.values() if e.file})
     statuses: dict[str, int] = {}
@@ -418,19 +418,6 @@ def rebuild_ledger(ledger: Ledger, wait: float = 0) -> RebuildSummary:
     }
 
 
-def _entries_of(values: object) -> list[ReportEntry]:
-    if not isinstance(values, list):
-        return []
-    found = []
-    for value in values:
-        if isinstance(value, dict):
-            try:
-                found.append(ReportEntry.from_json(value))
-            except (KeyError, TypeError, ValueError):
-                continue
-    return found
-
-
 def _file_entries(
     ledger: Ledger,
     path: Path,
@@ -440,7 +427,7 @@ def _file_entries(
 ) -> list[ReportEntry]:
     """The reports one events file holds, as entries naming it."""
     if metadata is not None:
-        return [replace(entry, file=name) for entry in _entries_of(metadata.get("reports"))]
+        return [replace(entry, file=name) for entry in entries_in(metadata.get("reports"))]
     # a file written before files carried their metadata: the manifest's entries that
     # name it, else its reports as assumed from their events
     named = [entry for entry in current.values() if entry.file == name]
@@ -525,9 +512,7 @@ def verify_ledger(ledger: Ledger) -> VerifyReport:
             problems.append(f"{file} cannot be read ({_first_line(error)})")
             continue
         held = (
-            {entry.report_id for entry in _entries_of(metadata.get("reports"))}
-            if metadata
-            else None
+            {entry.report_id for entry in entries_in(metadata.get("reports"))} if metadata else None
         )
         for report_id in report_ids:
             entry = entries[report_id]

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from reconcile.api import ApiKey, InfobipClient
-from reconcile.errors import ApiError, AuthError, MalformedResponseError
+from reconcile.errors import ApiError, AuthError, LedgerError, MalformedResponseError
 from reconcile.ledger import Ledger
 from reconcile.sync import fetch
 from tests.fake_infobip import (
@@ -382,8 +382,14 @@ def test_a_crash_inside_a_commit_leaves_the_previous_commit(
         run_fetch(server, tmp_path / "crashed")
     monkeypatch.setattr(Path, "replace", original)
     ledger = Ledger(tmp_path / "crashed")
-    committed = [entry for entry in ledger.entries().values() if entry.status == "complete"]
-    assert ledger.history().events.height == sum(entry.records for entry in committed)
+    if crash_at == 3:
+        # the first commit's file moved in, no manifest yet: a reader never takes that
+        # for an empty ledger; the next writer rolls the commit forward
+        with pytest.raises(LedgerError, match=r"manifest\.json is missing, but the ledger holds 1"):
+            ledger.entries()
+    else:
+        committed = [entry for entry in ledger.entries().values() if entry.status == "complete"]
+        assert ledger.history().events.height == sum(entry.records for entry in committed)
     run_fetch(server, tmp_path / "crashed")
     assert contents(tmp_path / "crashed")[1].equals(contents(tmp_path / "clean")[1])
     assert list(ledger.staging_dir.iterdir()) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import polars as pl
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from reconcile._csvscan import header_names, read_columns, scan_csv
@@ -62,6 +62,8 @@ def test_consent_parser_never_raises(values):
 
 @settings(max_examples=200, deadline=None)
 @given(body=CSV_BYTES)
+# CR-only lines with an LF inside a field: polars' reader must not answer for them
+@example(body=b"\x01\r\x01\n\r\x01")
 def test_csv_reader_raises_only_our_errors(body):
     try:
         encoding = detect_encoding("f.csv", body, has_bom=False)

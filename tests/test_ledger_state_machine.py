@@ -103,8 +103,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model = Model()
         self.imports = 0
         self.last_import: Path | None = None
-        # reports whose killed commit left its file in events/: the next writer removes
-        # it (a commit that never happened); a rebuild after a lost manifest keeps it
+        # reports whose killed commit left its file in events/: the next writer (or a
+        # rebuild) rolls it forward, since its events may be fetched nowhere again
         self.limbo: set[str] = set()
 
     def teardown(self) -> None:
@@ -117,7 +117,19 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- what happens to a ledger ---------------------------------------------------
 
-    def _commit_fetch(self, report_id: str, records: list[dict[str, str]], complete: bool) -> None:
+    def _rolled_forward(self) -> None:
+        """The next writer commits what a killed commit had written: a complete copy."""
+        for report_id in self.limbo:
+            self.model.events.setdefault(report_id, set()).update(
+                key(r) for r in RECORDS[report_id]
+            )
+            self.model.complete.add(report_id)
+            self.model.known_metadata.add(report_id)
+        self.limbo.clear()
+
+    def _commit_fetch(
+        self, report_id: str, records: list[dict[str, str]], complete: bool, killed: bool = False
+    ) -> None:
         listed = ReportEntry.from_row(
             {
                 "report_id": report_id,
@@ -129,8 +141,9 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         events = parse_records_page("test", records, report_id, MalformedResponseError, NOW)
         status = ReportStatus.COMPLETE if complete else ReportStatus.INCOMPLETE
-        self.limbo.clear()
+        self._rolled_forward()
         with self.ledger.locked():
+            self.ledger.armed = killed  # the commit itself dies, after any roll-forward
             self.ledger.commit(
                 [(replace(listed, status=status, fetched_at=NOW), events)], metadata=[listed]
             )
@@ -150,7 +163,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(report_id=st.sampled_from(REPORTS))
     def answered_404(self, report_id: str) -> None:
-        self.limbo.clear()
+        self._rolled_forward()
         with self.ledger.locked():
             held = self.ledger.entries().get(report_id)
             if held is not None:
@@ -162,7 +175,7 @@ class LedgerMachine(RuleBasedStateMachine):
         folder.mkdir()
         for name, document in files.items():
             (folder / name).write_text(json.dumps(document))
-        self.limbo.clear()
+        self._rolled_forward()
         with self.ledger.locked():
             import_change_files(self.ledger, [folder], f"i{self.imports}", NOW)
         self.last_import = folder
@@ -208,18 +221,17 @@ class LedgerMachine(RuleBasedStateMachine):
     def import_the_same_again(self) -> None:
         assert self.last_import is not None
         before = self.ledger.manifest_path.read_bytes()
-        self.limbo.clear()
+        self._rolled_forward()
         with self.ledger.locked():
             import_change_files(self.ledger, [self.last_import], "again", NOW)
         assert self.ledger.manifest_path.read_bytes() == before  # nothing changes
 
     @rule(report_id=st.sampled_from(REPORTS))
     def killed_mid_commit(self, report_id: str) -> None:
-        self.ledger.armed = True
         try:
-            self._commit_fetch(report_id, RECORDS[report_id], True)
+            self._commit_fetch(report_id, RECORDS[report_id], True, killed=True)
         except Killed:
-            self.limbo.add(report_id)  # nothing committed: the model is unchanged
+            self.limbo.add(report_id)  # not committed yet: the next writer rolls it forward
         finally:
             self.ledger.armed = False
 
@@ -227,12 +239,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def rebuild(self, lose_manifest: bool) -> None:
         if lose_manifest:
             self.ledger.manifest_path.unlink()
-            for report_id in self.limbo:  # its file, whole, is all there is to go by
-                self.model.events.setdefault(report_id, set()).update(
-                    key(r) for r in RECORDS[report_id]
-                )
-                self.model.complete.add(report_id)
-        self.limbo.clear()
+        self._rolled_forward()  # its file, whole, is read by the rebuild either way
         rebuild_ledger(self.ledger)
         if lose_manifest:
             # metadata known to the lost manifest alone (no events file carries it) is
