@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import tenacity
 
+from reconcile._decoding import ACCEPTED_ENCODINGS, DecodingRefused, decode_bounded
 from reconcile.errors import (
     ApiError,
     AuthError,
@@ -468,19 +469,20 @@ class InfobipClient:
     def _read(self, response: httpx.Response, what: str) -> object:
         """The answer's JSON, read with a bound on its size after decompression, with
         secrets the server echoed replaced; None when it is not JSON."""
-        size = 0
-        chunks: list[bytes] = []
-        for chunk in response.iter_bytes():  # decompressed: the bound is what is read
-            # a body that trickles in (a byte at a time) is bounded by the deadline,
-            # which a read timeout per chunk is not
-            self._check_deadline(what)
-            size += len(chunk)
-            if size > MAX_PAGE_BYTES:
-                raise _Refused(
-                    f"{what}: the answer is larger than {MAX_PAGE_BYTES >> 20} MiB "
-                    "(after decompression); refused"
-                )
-            chunks.append(chunk)
+
+        def raw() -> Iterator[bytes]:
+            for chunk in response.iter_raw():
+                # a body that trickles in (a byte at a time) is bounded by the deadline,
+                # which a read timeout per chunk is not
+                self._check_deadline(what)
+                yield chunk
+
+        encoding = response.headers.get("Content-Encoding", "")
+        try:
+            # decoded here, not by httpx: the bound holds across every encoding layer
+            chunks = list(decode_bounded(encoding, raw(), MAX_PAGE_BYTES))
+        except DecodingRefused as refused:
+            raise _Refused(f"{what}: {refused}; refused") from None
         try:
             text = self.redact(b"".join(chunks).decode("utf-8"))
             body = json.loads(text)
@@ -516,7 +518,11 @@ class InfobipClient:
                 "GET",
                 self._base_url + path,
                 params=params,
-                headers={"Authorization": self._authorization, "Accept": "application/json"},
+                headers={
+                    "Authorization": self._authorization,
+                    "Accept": "application/json",
+                    "Accept-Encoding": ACCEPTED_ENCODINGS,
+                },
                 timeout=timeout,
             ) as response:
                 status = response.status_code

@@ -96,7 +96,8 @@ class Fault:
     """Misbehave on requests matching ``when``, ``times`` times (None: always)."""
 
     when: Callable[[str, dict[str, str]], bool]
-    # status, slow, drop, garbage, truncate, html, shift_totals, hold, echo, raw, same_page
+    # status, slow, drop, garbage, truncate, html, shift_totals, hold, echo, raw, same_page,
+    # dynamic, encode
     action: str
     times: int | None = 1
     status: int = 500
@@ -105,6 +106,8 @@ class Fault:
     delay: float = 0.0
     # "dynamic": the body made from the request's parameters
     body_for: Callable[[dict[str, str]], bytes] | None = None
+    # "encode": the true answer, its bytes passed through this (a Content-Encoding)
+    encode: Callable[[bytes], bytes] | None = None
 
 
 def records_of(report_id: str, page: int | None = None) -> Callable[[str, dict[str, str]], bool]:
@@ -145,6 +148,7 @@ class FakeInfobip:
         self.max_page_size = max_page_size
         self.faults: list[Fault] = []
         self.log: list[tuple[float, str, dict[str, str], int]] = []
+        self.request_headers: list[dict[str, str]] = []  # each request's, names lowercased
         self.revoke_after: int | None = None
         self.held = threading.Event()
         self.release = threading.Event()
@@ -259,6 +263,10 @@ class FakeInfobip:
                     self.close_connection = True
 
             def do_GET(self) -> None:
+                with server._lock:
+                    server.request_headers.append(
+                        {name.lower(): value for name, value in self.headers.items()}
+                    )
                 split = urlsplit(self.path)
                 params = {key: values[-1] for key, values in parse_qs(split.query).items()}
                 path = split.path
@@ -269,7 +277,9 @@ class FakeInfobip:
                     payload = json.loads(fault.body) if fault.body else {}
                 with server._lock:
                     server.log.append((server.clock.monotonic(), path, params, status))
-                if fault is None or fault.action in ("status", "slow", "shift_totals"):
+                if fault is not None and fault.action == "encode" and fault.encode is not None:
+                    self._send(status, fault.encode(json.dumps(payload).encode()), fault.headers)
+                elif fault is None or fault.action in ("status", "slow", "shift_totals"):
                     if fault is not None and fault.action == "slow":
                         time.sleep(fault.delay)
                     if fault is not None and fault.action == "shift_totals" and status == 200:

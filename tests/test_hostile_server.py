@@ -9,6 +9,8 @@ import base64
 import gzip
 import json
 import re
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import httpx
@@ -113,6 +115,79 @@ def test_a_gzip_bomb_is_refused_after_64_mib_of_what_is_read(server, tmp_path, m
     ):
         _fetch(server, tmp_path / "data")
     assert len(server.requests_to("/number")) == 1  # refused outright, not retried
+
+
+def test_gzip_inside_gzip_is_bounded_across_every_layer(server, tmp_path, monkeypatch, run_cli):
+    """`Content-Encoding: gzip, gzip` with 64 MiB inside: refused at the bound, with
+    memory near the bound (httpx alone decodes each layer whole: 64 MiB at once)."""
+    monkeypatch.setenv("INFOBIP_API_KEY", KEY)
+    monkeypatch.setenv("INFOBIP_BASE_URL", server.base_url)
+    monkeypatch.setattr(api, "MAX_PAGE_BYTES", 1 << 20)
+    bomb = gzip.compress(gzip.compress(b" " * (64 << 20), compresslevel=9), compresslevel=9)
+    assert len(bomb) < 1 << 20
+    server.fail(
+        metadata_request,
+        "raw",
+        status=200,
+        body=bomb,
+        headers={"Content-Encoding": "gzip, gzip"},
+        times=None,
+    )
+    tracemalloc.start()
+    try:
+        result = run_cli("fetch", "--data-dir", tmp_path / "data")
+        _size, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 1
+    assert "the answer is larger than 1 MiB (after decompression); refused" in result.stderr
+    assert peak < 16 << 20, peak
+    assert len(server.requests_to("/number")) == 1  # refused outright, not retried
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),  # the zlib format, as the RFC says
+        ("deflate", lambda data: zlib.compress(data)[2:-4]),  # raw deflate, as some send
+        ("gzip, deflate", lambda data: zlib.compress(gzip.compress(data))),
+        ("identity", lambda data: data),
+    ],
+)
+def test_every_encoding_asked_for_is_read(server, tmp_path, encoding, encode):
+    server.fail(
+        any_request, "encode", encode=encode, headers={"Content-Encoding": encoding}, times=None
+    )
+    result = _fetch(server, tmp_path / "data")
+    assert result.complete
+    assert all("gzip" in headers.get("accept-encoding", "") for headers in server.request_headers)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "message"),
+    [
+        ("br", b"\x0b\x02\x80{}\x03", "the answer is encoded as 'br', which was not asked for"),
+        ("gzip", b"\x1f\x8b not gzip at all", "the answer's gzip encoding is damaged; refused"),
+    ],
+)
+def test_an_encoding_not_asked_for_or_damaged_is_one_line(
+    server, tmp_path, run_cli, monkeypatch, encoding, body, message
+):
+    monkeypatch.setenv("INFOBIP_API_KEY", KEY)
+    monkeypatch.setenv("INFOBIP_BASE_URL", server.base_url)
+    server.fail(
+        metadata_request,
+        "raw",
+        status=200,
+        body=body,
+        headers={"Content-Encoding": encoding},
+        times=None,
+    )
+    result = run_cli("fetch", "--data-dir", tmp_path / "data")
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 def test_deeply_nested_json_is_refused(server, tmp_path):
