@@ -41,8 +41,13 @@ def neutralized(value: pl.Expr) -> pl.Expr:
 
 def included_names(include: Sequence[str]) -> list[str]:
     """The change-list names of the columns echoed from the contacts (``include_0``…):
-    their own, unless that is a change-list column's name."""
-    return [name if name not in CHANGE_COLUMNS else f"{name} (contact)" for name in include]
+    their own, unless that is a change-list column's name, and never one a spreadsheet
+    runs as a formula (`neutralized`, as the cells are)."""
+    names = [name if name not in CHANGE_COLUMNS else f"{name} (contact)" for name in include]
+    if not names:
+        return []
+    safe = pl.select(neutralized(pl.lit(pl.Series(names, dtype=pl.String)))).to_series()
+    return safe.to_list()
 
 
 def changes_frame(decisions: pl.DataFrame, include: Sequence[str] = ()) -> pl.DataFrame:

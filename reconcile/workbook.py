@@ -40,10 +40,18 @@ __all__ = [
 ]
 
 EXCEL_MAX_ROWS = 1_048_576
-# Characters XML 1.0 cannot hold: shown as U+FFFD; the change list keeps them. One
-# pattern for Python's re (openpyxl cells) and polars (cells built as XML).
-_NOT_XML = r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
-_CONTROL = re.compile(_NOT_XML)
+# What a cell's text cannot carry as it is: characters XML 1.0 cannot hold, a CR (an XML
+# reader turns it into LF), and text that reads as SpreadsheetML's own escape
+# (``_x0041_`` is read as "A"). All are written as ``_xHHHH_`` escapes, which Excel,
+# LibreOffice, openpyxl and calamine read back as the character: a contact id arrives
+# in the workbook as it is in the file. One pattern for Python's re (openpyxl cells)
+# and polars (cells built as XML).
+_NEEDS_ESCAPE = r"[\x00-\x08\x0b-\x0d\x0e-\x1f\ufffe\uffff]|_x[0-9A-Fa-f]{4}_"
+_ESCAPED_CHARACTERS = [
+    chr(code) for code in (*range(0x00, 0x09), 0x0B, 0x0C, 0x0D, *range(0x0E, 0x20))
+]
+# the two non-characters no reader gives back from an escape: shown as U+FFFD
+_NONCHARACTERS = "[\ufffe\uffff]"
 ACTION_SHEETS = (("remove", "Remove"), ("suppress", "Suppress"), ("review", "Review"))
 EVIDENCE_COLUMNS = (
     ("row", "Row", 7),
@@ -114,8 +122,8 @@ class _Sheet:
 
         cells: list[Any] = list(values)
         for index, value in enumerate(cells):
-            if isinstance(value, str) and _CONTROL.search(value):
-                value = cells[index] = _CONTROL.sub("\ufffd", value)
+            if isinstance(value, str) and re.search(_NEEDS_ESCAPE, value):
+                value = cells[index] = excel_escaped_text(value)
             if isinstance(value, str) and value.startswith("="):
                 cell = WriteOnlyCell(self.sheet, value=value)
                 cell.data_type = "s"  # text that looks like a formula stays text
@@ -192,7 +200,7 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
     wrapped = Alignment(wrap_text=True, vertical="top")
     for field_name, value in rows:
         if isinstance(value, str) and len(value) > value_width:
-            cell = WriteOnlyCell(sheet.sheet, value=_CONTROL.sub("\ufffd", value))
+            cell = WriteOnlyCell(sheet.sheet, value=excel_escaped_text(value))
             cell.alignment = wrapped
             cell.data_type = "s"
             sheet.append([field_name, cell])
@@ -276,7 +284,7 @@ def _row_xml(
                 for name in texts
             ),
             *(
-                pl.col(name).cast(pl.String).str.contains(_NOT_XML).any().alias(f"{name}\0")
+                pl.col(name).cast(pl.String).str.contains(_NEEDS_ESCAPE).any().alias(f"{name}\0")
                 for name in texts
             ),
         ).row(0, named=True)
@@ -315,14 +323,32 @@ def _row_xml(
     ).to_series()
 
 
-def _xml_text(value: pl.Expr, markup: bool, not_xml: bool) -> pl.Expr:
-    """``value`` as XML text (empty text as no cell): within Excel's length; characters
-    XML cannot hold shown as U+FFFD (``not_xml``); ``&``, ``<``, ``>`` escaped
-    (``markup``)."""
+def excel_escaped(text: pl.Expr) -> pl.Expr:
+    """``text`` as a cell carries it: each ``_x`` has its underscore escaped (every one,
+    so that overlapping look-alikes such as ``_x005F_x0041_`` come back whole), then each
+    character of ``_ESCAPED_CHARACTERS`` becomes its ``_xHHHH_`` escape."""
+    return (
+        text.str.replace_all("_x", "_x005F_x", literal=True)
+        .str.replace_many(
+            _ESCAPED_CHARACTERS, [f"_x{ord(char):04X}_" for char in _ESCAPED_CHARACTERS]
+        )
+        .str.replace_all(_NONCHARACTERS, "\ufffd")
+    )
+
+
+def excel_escaped_text(value: str) -> str:
+    """`excel_escaped` for one string (the cells openpyxl writes)."""
+    return str(pl.select(excel_escaped(pl.lit(value, pl.String))).item())
+
+
+def _xml_text(value: pl.Expr, markup: bool, escapes: bool) -> pl.Expr:
+    """``value`` as XML text (empty text as no cell): within Excel's length; what a cell
+    cannot carry as it is escaped (``escapes``, `excel_escaped`); ``&``, ``<``, ``>``
+    escaped (``markup``)."""
     text = value.cast(pl.String).str.slice(0, _EXCEL_MAX_TEXT)
     text = pl.when(text.str.len_bytes() > 0).then(text)  # "" is an empty cell
-    if not_xml:
-        text = text.str.replace_all(_NOT_XML, "\ufffd")
+    if escapes:
+        text = excel_escaped(text)
     if markup:
         text = (
             text.str.replace_all("&", "&amp;", literal=True)

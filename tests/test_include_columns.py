@@ -215,3 +215,27 @@ def test_run_config_include_columns_must_be_names(run_cli, tmp_path, value, mess
     result = run_cli("run", "--config", config)
     assert result.exit_code == 1
     assert message in result.stderr
+
+
+def test_included_column_names_that_start_like_formulas_are_never_run(
+    run_cli, tmp_path, history_dir
+):
+    """A header named ``=1+1`` or ``@SUM(A1)`` is written into the change list's header
+    with a leading ``'``, as such cells are; the workbook shows it as text."""
+    source = tmp_path / "contacts.csv"
+    source.write_text(
+        'Mobile,Opt-In Date,=1+1,@SUM(A1),"-2+3",+cmd|x,Plain\n4155550101,2024-03-09,a,b,c,d,e\n'
+    )
+    result = run_cli(
+        "clean",
+        source,
+        "--changes",
+        history_dir,
+        "--include-columns",
+        "=1+1,@SUM(A1),-2+3,+cmd|x,Plain",
+    )
+    assert result.exit_code == 0, result.output
+    header = next(csv.reader(io.StringIO((tmp_path / "contacts.changes.csv").read_text())))
+    assert header[len(CHANGE_COLUMNS) :] == ["'=1+1", "'@SUM(A1)", "'-2+3", "'+cmd|x", "Plain"]
+    headers, _rows = _action_rows(tmp_path / "contacts.report.xlsx", "Remove")
+    assert {"=1+1", "@SUM(A1)", "-2+3", "+cmd|x", "Plain"} <= set(headers)

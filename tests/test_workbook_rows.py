@@ -1,6 +1,7 @@
 """The action sheets' and Reports' rows, built as sheet XML by polars (issue 15, speed):
 whatever a cell holds, the workbook is well-formed, every value reads back as written
-(text as text, never a formula; numbers and dates as values), in every reader."""
+(text as text, never a formula; numbers and dates as values; a CR, a control character
+and ``_x0041_`` as they are: issue 20, case 6), in every reader."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import zipfile
 
 import openpyxl
 import pytest
+from openpyxl.utils.escape import unescape
 from python_calamine import CalamineWorkbook
 
 import reconcile.workbook
@@ -24,6 +26,8 @@ NOTES = [
     "=1+1",
     "tab\there, line\nbreak",
     "bell\x07, form feed\x0c, not a character \ufffe",
+    "carriage\rreturn, and CRLF\r\n",
+    "_x0041_ is not an A, nor _x005F_x0041_",
     "emoji \U0001f600 and accents éü",
     "x" * 40_000,
     "",
@@ -46,10 +50,16 @@ def report(tmp_path, history_dir):
 
 
 def _expected(note: str) -> str | None:
-    text = note[:32_767]
-    for character in "\x07\x0c\ufffe":
-        text = text.replace(character, "\ufffd")
-    return text or None
+    # every character comes back as it was: a control character, a CR, text that reads
+    # as the format's own escape (written as _xHHHH_ escapes); the non-character U+FFFE
+    # no reader gives back is shown as U+FFFD
+    return note[:32_767].replace("\ufffe", "\ufffd") or None
+
+
+def _as_a_spreadsheet_reads(value: object) -> object:
+    # openpyxl hands over a cell's text with the format's _xHHHH_ escapes undone only in
+    # a few places; Excel, LibreOffice and calamine undo them everywhere
+    return unescape(value) if isinstance(value, str) else value
 
 
 def test_every_sheet_is_well_formed_xml(report):
@@ -66,7 +76,9 @@ def test_text_reads_back_as_written_in_openpyxl(report):
     header = [cell.value for cell in sheet[1]]
     note_at = header.index("Note")
     rows = list(sheet.iter_rows(min_row=2))
-    assert [row[note_at].value for row in rows] == [_expected(note) for note in NOTES]
+    assert [_as_a_spreadsheet_reads(row[note_at].value) for row in rows] == [
+        _expected(note) for note in NOTES
+    ]
     for row in rows:
         assert row[0].value in range(1, len(NOTES) + 1) and row[0].data_type == "n"
         for cell in row:
@@ -191,3 +203,27 @@ def test_ids_are_never_cut_and_long_text_is_capped(tmp_path, history_dir):
         long_id,
     ]
     assert widths["Reason"] <= 72
+
+
+def test_contact_ids_reach_the_action_sheets_as_the_file_has_them(tmp_path, history_dir, run_cli):
+    """A CR inside an id stays a CR (an XML reader turns a raw one into LF), and an id
+    that reads as the format's escape (``_x0041_``) is not read back as "A"."""
+    ids = ["cr\rinside", "_x0041_", "crlf\r\nand_x005F_x0041_", "bell\x07"]
+    source = tmp_path / "contacts.csv"
+    rows = "".join(f'"{identifier}",4155550101,2024-03-09\n' for identifier in ids)
+    source.write_bytes(("Contact ID,Phone,Opt-In Date\n" + rows).encode())
+    result = run_cli(
+        "clean",
+        source,
+        "--changes",
+        history_dir,
+        "--id-column",
+        "Contact ID",
+        "--out-dir",
+        tmp_path / "out",
+    )
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "out" / "contacts.report.xlsx"
+    sheet = CalamineWorkbook.from_path(str(report)).get_sheet_by_name("Remove").to_python()
+    id_at = sheet[0].index("Contact id")
+    assert [row[id_at] for row in sheet[1:]] == ids
