@@ -19,7 +19,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -36,6 +36,7 @@ __all__ = [
     "XlsxContacts",
     "choose_sheet",
     "read_xlsx_contacts",
+    "refuse_far_cells",
     "refuse_zip_bomb",
     "write_xlsx_cleaned",
 ]
@@ -89,10 +90,12 @@ def choose_sheet(path: Path, names: list[str], visible: list[bool], sheet: str |
 
 def read_xlsx_contacts(path: Path, choice: ColumnChoice, sheet: str | None) -> XlsxContacts:
     """Read the chosen sheet once; blank rows are left out."""
-    has_errors = refuse_zip_bomb(path)
+    facts = refuse_zip_bomb(path)
     names = _sheet_names(path)
     sheet_index = choose_sheet(path, names, _sheet_visibility(path, names), sheet)
     name = names[sheet_index]
+    has_errors = facts.errors
+    refuse_far_cells(path, name, facts.extents.get(_sheet_entry(path, name) or "", None), facts)
     try:
         cells = _openpyxl_cells(path, name) if has_errors else _calamine_cells(path, sheet_index)
     except (UnsupportedFormatError, InputError):
@@ -218,21 +221,155 @@ def _openpyxl_cells(path: Path, sheet: str) -> list[list[object]]:
         workbook.close()
 
 
-def refuse_zip_bomb(path: Path) -> bool:
+@dataclass
+class SheetExtent:
+    """What a worksheet's XML holds: its cell elements, and the farthest row and column
+    any reference names (the area a reader allocates for it)."""
+
+    cells: int = 0
+    last_row: int = 0
+    last_column: int = 0
+
+    def add(self, block: bytes, prefix: bytes) -> None:
+        """Count the cells of ``block`` (by their references, and those with no attribute
+        at all) and widen the extent by its references."""
+        row, column, cells = _farthest_reference(block)
+        self.cells += cells + block.count(b"<" + prefix + b"c>")
+        self.last_row = max(self.last_row, row)
+        self.last_column = max(self.last_column, column)
+
+
+@dataclass
+class ArchiveFacts:
+    """What one pass over a workbook's entries found: whether a worksheet holds error
+    cells (``#N/A``), and each worksheet entry's extent."""
+
+    errors: bool = False
+    extents: dict[str, SheetExtent] = field(default_factory=dict)
+
+
+# A sheet whose area (farthest row x farthest column) is this many times the cells it
+# holds, and past _AREA_FROM cells, is a stray far cell: a reader would allocate the area
+_AREA_RATIO = 16
+_AREA_FROM = 2_000_000
+
+
+def _farthest_reference(block: bytes) -> tuple[int, int, int]:
+    """The largest row and column named by a ``r="A1"`` attribute in ``block`` (a row's
+    ``r="7"`` names a row), and how many cells those attributes name; found with numpy,
+    never one match at a time: a few byte gathers per reference, and the row parsed only
+    for the longest ones."""
+    # closing quotes after the end, so that no reference runs past the block
+    data = np.frombuffer(block + b'"' * 12, dtype=np.uint8)
+    size = len(block)
+    if size < 8:
+        return 0, 0, 0
+    attribute = np.flatnonzero(
+        (data[1 : size - 3] == ord("r"))
+        & (data[2 : size - 2] == ord("="))
+        & (data[3 : size - 1] == ord('"'))
+    )
+    before = data[attribute]  # an attribute named exactly r: whitespace before it
+    attribute = attribute[(before == 32) | (before == 9) | (before == 10) | (before == 13)]
+    starts = attribute + 4  # the value's first byte
+    if starts.size == 0:
+        return 0, 0, 0
+    quotes = np.flatnonzero(data == ord('"'))
+    length = quotes[np.searchsorted(quotes, starts)] - starts
+    starts, length = starts[(length >= 1) & (length <= 10)], length[(length >= 1) & (length <= 10)]
+    if starts.size == 0:
+        return 0, 0, 0
+    first, second, third = (data[starts + offset].astype(np.int64) for offset in range(3))
+    one = (first >= ord("A")) & (first <= ord("Z"))
+    two = one & (second >= ord("A")) & (second <= ord("Z"))
+    three = two & (third >= ord("A")) & (third <= ord("Z"))
+    column = np.where(
+        three,
+        (first - 64) * 676 + (second - 64) * 26 + (third - 64),
+        np.where(two, (first - 64) * 26 + (second - 64), np.where(one, first - 64, 0)),
+    )
+    letters = one.astype(np.int64) + two + three
+    digits = length - letters
+    valid = (digits >= 1) & (digits <= 7)  # Excel's last row has 7 digits
+    if not valid.any():
+        return 0, 0, 0
+    longest = int(digits[valid].max())
+    at = starts[valid & (digits == longest)] + letters[valid & (digits == longest)]
+    row = np.zeros(at.size, dtype=np.int64)
+    numeric = np.ones(at.size, dtype=bool)
+    for place in range(longest):
+        value = data[at + place].astype(np.int64) - ord("0")
+        numeric &= (value >= 0) & (value <= 9)
+        row = row * 10 + value
+    last_row = int(row[numeric].max()) if numeric.any() else 0
+    return last_row, int(column[valid].max()), int((valid & one).sum())
+
+
+def refuse_far_cells(
+    path: Path, sheet: str, extent: SheetExtent | None, facts: ArchiveFacts
+) -> None:
+    """Refuse a sheet whose farthest cell lies far beyond the cells it holds (one value at
+    ``XFD1048576``): calamine would allocate every cell of that area (512 GiB, an
+    abort). With no entry known for the sheet, every worksheet is judged."""
+    judged = [extent] if extent is not None else list(facts.extents.values())
+    for found in judged:
+        area = found.last_row * max(found.last_column, 1)
+        if area > _AREA_FROM and area > _AREA_RATIO * max(found.cells, 1):
+            from openpyxl.utils import get_column_letter
+
+            far = f"{get_column_letter(min(max(found.last_column, 1), 16_384))}{found.last_row}"
+            raise UnsupportedFormatError(
+                f"{path.name}: sheet {sheet!r} spans A1:{far} ({area:,} cells) but holds "
+                f"{found.cells:,}; delete the stray cells past your table (Ctrl+End in "
+                "Excel shows the last one) and save it again."
+            )
+
+
+def _sheet_entry(path: Path, name: str) -> str | None:
+    """The archive entry of the sheet named ``name`` (``xl/worksheets/sheet1.xml``), from
+    the workbook's own list and relationships; None when they do not say."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            workbook = archive.read("xl/workbook.xml")[:_WORKBOOK_XML_LIMIT].decode(
+                "utf-8", errors="replace"
+            )
+            relations = archive.read("xl/_rels/workbook.xml.rels")[:_WORKBOOK_XML_LIMIT].decode(
+                "utf-8", errors="replace"
+            )
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return None
+    for tag in re.findall(r"<(?:\w+:)?sheet\b[^>]*>", workbook):
+        named = re.search(r'\bname="([^"]*)"', tag)
+        relation = re.search(r'\b\w+:id="([^"]*)"', tag)
+        if named and relation and html.unescape(named.group(1)) == name:
+            for link in re.findall(r"<(?:\w+:)?Relationship\b[^>]*>", relations):
+                if re.search(rf'\bId="{re.escape(relation.group(1))}"', link):
+                    target = re.search(r'\bTarget="([^"]*)"', link)
+                    if target:
+                        value = html.unescape(target.group(1))
+                        return value.lstrip("/") if value.startswith("/") else f"xl/{value}"
+    return None
+
+
+def refuse_zip_bomb(path: Path) -> ArchiveFacts:
     """Refuse a workbook that unpacks to far more than any contact list: what counts is
     what inflating its entries' own bytes actually gives (inflated a megabyte at a time
     and thrown away), never the sizes the archive declares, which a bomb makes small.
-    Returns whether a worksheet holds error cells (``#N/A``), found on the way."""
+    Returns what the pass found on the way: error cells (``#N/A``), and each worksheet's
+    extent."""
+    facts = ArchiveFacts()
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile):
-        return False  # the reader says what is wrong with it
+        return facts  # the reader says what is wrong with it
     packed = max(path.stat().st_size, 1)
     inflated = 0
     errors = False
     with archive, path.open("rb") as raw:
         for info in archive.infolist():
-            sheet = info.filename.startswith("xl/worksheets/")
+            sheet = info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")
+            extent = facts.extents.setdefault(info.filename, SheetExtent()) if sheet else None
+            prefix: bytes | None = None
             tail = b""
             for block in _inflate(raw, info, packed):
                 inflated += len(block)
@@ -244,10 +381,17 @@ def refuse_zip_bomb(path: Path) -> bool:
                         f"{max(packed >> 20, 1)} MiB: that is not a contact list reconcile "
                         "will open (a zip bomb?)."
                     )
-                if sheet and not errors:
-                    errors = bool(_ERROR_CELL.search(tail + block))
+                if extent is not None:
+                    if prefix is None:  # the namespace prefix the sheet's tags carry
+                        root = re.search(rb"<(\w+:)?worksheet\b", block)
+                        prefix = root.group(1) or b"" if root else b""
+                    # the references of a block's edge are read again with the next one
+                    extent.add(tail + block, prefix)
+                    if not errors:
+                        errors = bool(_ERROR_CELL.search(tail + block))
                     tail = block[-64:]
-    return errors
+    facts.errors = errors
+    return facts
 
 
 def _inflate(raw: BinaryIO, info: zipfile.ZipInfo, packed: int) -> Iterator[bytes]:

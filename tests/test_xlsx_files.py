@@ -368,3 +368,42 @@ def test_rows_out_of_order_or_numbered_twice_are_written_as_decided(tmp_path, hi
     cleaned = openpyxl.load_workbook(result.cleaned_path).active
     written = [row[0] for row in cleaned.iter_rows(min_row=2, values_only=True)]
     assert written == [key for key, action in decided.items() if action in ("keep", "review")]
+
+
+@pytest.mark.parametrize("far", ["XFD1048576", "AZ1048576", "A1048576"])
+def test_a_stray_far_cell_is_refused_in_one_line_before_any_reader_allocates_its_area(
+    tmp_path, run_cli, history_dir, far
+):
+    """One value at XFD1048576 made calamine allocate 512 GiB (an abort); AZ1048576 cost
+    2.2 GiB. The sheet's area is judged against the cells it holds, first."""
+    source = tmp_path / "contacts.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Contacts"
+    sheet.append(["Phone", "Opt-In Date"])
+    sheet.append(["4155550101", "2024-03-09"])
+    sheet[far] = "stray"
+    workbook.save(source)
+    before = source.read_bytes()
+    result = run_cli("clean", source, "--changes", history_dir, "--out-dir", tmp_path / "out")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("reconcile: error: contacts.xlsx: sheet 'Contacts' spans A1:")
+    assert "delete the stray cells past your table" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert source.read_bytes() == before
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_far_cell_on_another_sheet_and_a_wide_table_are_read(tmp_path):
+    """Only the sheet read is judged; a table 300 columns wide holds what it spans."""
+    source = tmp_path / "wide.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Contacts"
+    sheet.append(["Phone", "Opt-In Date", *(f"Field {index}" for index in range(298))])
+    for number in range(101, 141):
+        sheet.append([f"41555501{number % 100:02d}", "2024-03-09", *(["x"] * 298)])
+    workbook.create_sheet("Notes")["XFD1048576"] = "far away"
+    workbook.save(source)
+    contacts = read_contacts(source, ColumnChoice())
+    assert contacts.values.height == 40
