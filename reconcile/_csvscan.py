@@ -24,7 +24,9 @@ import polars as pl
 from reconcile.errors import MalformedCSVError
 
 __all__ = [
+    "MAX_RECORD_BYTES",
     "CsvScan",
+    "check_line_lengths",
     "checked_columns",
     "extract_column",
     "field_bounds",
@@ -41,6 +43,48 @@ _CR = ord("\r")
 _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 
 Offsets = npt.NDArray[np.int64]
+
+# A record (or a line) longer than this is refused: no contact or change record comes
+# near it, and a reader handed a 1 GiB field needs many times that in memory.
+MAX_RECORD_BYTES = 16 << 20
+_LINE_CHECK_BLOCK = 64 << 20
+
+
+def _too_long(name: str, body: bytes, offset: int) -> MalformedCSVError:
+    line = body.count(b"\n", 0, offset) + 1
+    return MalformedCSVError(
+        f"{name}: line {line} begins a record longer than {MAX_RECORD_BYTES >> 20} MiB; "
+        "no contact or change record is that long: check that this is the export you "
+        "meant, and that its lines end with line breaks."
+    )
+
+
+def check_line_lengths(name: str, body: bytes) -> None:
+    """Refuse a body with a line longer than MAX_RECORD_BYTES (a 1 GiB field, a header
+    with no line break) before any reader sees it: found with numpy a block at a time,
+    so the check needs no more than a block's memory."""
+    if len(body) <= MAX_RECORD_BYTES:
+        return
+    # A line longer than the bound contains a whole half-bound stretch without a line
+    # break: when every such stretch holds one (found by `find`, which stops at the first),
+    # no line is too long, at no cost on real files.
+    half = MAX_RECORD_BYTES // 2
+    if all(
+        body.find(b"\n", begin, begin + half) >= 0 or body.find(b"\r", begin, begin + half) >= 0
+        for begin in range(0, len(body), half)
+    ):
+        return
+    data = np.frombuffer(body, dtype=np.uint8)
+    line_start = 0  # where the line running into the next block began
+    for begin in range(0, data.size, _LINE_CHECK_BLOCK):
+        block = data[begin : begin + _LINE_CHECK_BLOCK]
+        breaks = np.flatnonzero((block == _LF) | (block == _CR)) + begin
+        starts = np.concatenate(([line_start], breaks + 1))
+        ends = np.concatenate((breaks, [begin + block.size]))
+        long = np.flatnonzero(ends - starts > MAX_RECORD_BYTES)
+        if long.size:
+            raise _too_long(name, body, int(starts[long[0]]))
+        line_start = int(starts[-1])
 
 
 @dataclass(frozen=True)
@@ -402,6 +446,9 @@ def _scan(name: str, body: bytes, delimiter: str) -> CsvScan:
     else:
         newline = b"\n"
 
+    longest = int(np.argmax(record_end - record_start))
+    if int(record_end[longest] - record_start[longest]) > MAX_RECORD_BYTES:
+        raise _too_long(name, body, int(record_start[longest]))  # a quoted field's lines
     if content_end[0] == record_start[0]:
         raise MalformedCSVError(
             f"{name}: line 1 is empty: the first line must be the header with the column names."

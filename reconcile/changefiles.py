@@ -21,8 +21,9 @@ from typing import Any
 
 import polars as pl
 
+from reconcile._csvscan import check_line_lengths
 from reconcile.api_pages import events_from_text, parse_metadata_page, parse_records_page
-from reconcile.errors import ChangeFileError
+from reconcile.errors import ChangeFileError, MalformedCSVError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History
 from reconcile.lifecycle import ReportStatus
 
@@ -91,7 +92,11 @@ def _paging(name: str, document: dict[str, Any]) -> tuple[int | None, int | None
 
 def _read_csv_changes(path: Path) -> pl.DataFrame:
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        raw = path.read_bytes()
+        check_line_lengths(str(path), raw)
+        text = raw.decode("utf-8-sig")
+    except MalformedCSVError as error:
+        raise ChangeFileError(str(error)) from None
     except UnicodeDecodeError:
         raise ChangeFileError(f"{path}: not UTF-8 text.") from None
     except OSError as error:

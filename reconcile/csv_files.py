@@ -22,6 +22,7 @@ import polars as pl
 from reconcile._csvscan import (
     CsvScan,
     Offsets,
+    check_line_lengths,
     extract_column,
     field_bounds,
     header_names,
@@ -206,6 +207,7 @@ def read_csv_contacts(
         raise InputError(f"{path}: cannot read the file ({error.strerror}).") from None
     if not raw or raw.isspace():
         raise InputError(f"{path.name}: the file is empty; it needs a header line and rows.")
+    check_line_lengths(path.name, raw)
     bom = UTF8_BOM if raw.startswith(UTF8_BOM) else b""
     body = raw[len(bom) :]
     if encoding is not None:

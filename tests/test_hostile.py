@@ -107,6 +107,50 @@ def test_hostile_contact_files_are_refused_in_one_line(
     assert tree_snapshot(tmp_path) == before
 
 
+BIG = 17 << 20  # past the 16 MiB bound on a record (the hostile files were 1 GiB)
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (lambda: b"x" * BIG, 1),  # one field, no line break at all
+        (lambda: b"Phone,Opt-In Date," + b"y" * BIG + b"\n4155550101,2024-03-01,z\n", 1),
+        (lambda: b"Phone,Opt-In Date\n4155550101,2024-03-01\n" + b"9" * BIG + b"\n", 3),
+        # a quoted field of short lines: the record is the long thing
+        (
+            lambda: (
+                b'Phone,Opt-In Date,Note\n4155550101,2024-03-01,"' + b"ab\n" * (BIG // 3) + b'"\n'
+            ),
+            2,
+        ),
+    ],
+    ids=["one-field", "header-without-break", "long-line", "quoted-lines"],
+)
+def test_a_record_past_16_mib_is_refused_before_any_reader_sees_it(
+    run_cli, tmp_path, history_dir, content, line
+):
+    source = tmp_path / "in" / "huge.csv"
+    source.parent.mkdir()
+    source.write_bytes(content())
+    before = tree_snapshot(tmp_path)
+    result = run_cli("clean", source, "--changes", history_dir)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"reconcile: error: huge.csv: line {line} begins a record longer than 16 MiB"
+    ), result.stderr[:300]
+    assert result.stderr.count("\n") == 1
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_a_change_file_line_past_16_mib_is_refused(run_cli, tmp_path):
+    changes = tmp_path / "huge-changes.csv"
+    changes.write_bytes(b"destination,date,type\n" + b"1" * BIG + b"\n")
+    result = run_cli("ledger", "import", changes, "--data-dir", tmp_path / "data")
+    assert result.exit_code == 1
+    assert f"{changes}: line 2 begins a record longer than 16 MiB" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
 def test_valid_but_unusual_files_are_cleaned_exactly(run_cli, tmp_path, history_dir):
     long_field = "x" * 100_000
     source = tmp_path / "odd.csv"
