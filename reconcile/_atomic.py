@@ -23,7 +23,12 @@ from typing import BinaryIO
 
 from reconcile.errors import OutputError
 
-__all__ = ["OutputBatch", "hold_folder", "sync_data"]
+__all__ = [
+    "OutputBatch",
+    "current_umask",
+    "hold_folder",
+    "sync_data",
+]
 
 WRITE_BUFFER = 1 << 20
 # folders this process holds for a longer job (a run's folder): its batches write there
@@ -43,6 +48,19 @@ def _flock(folder: Path, wait: float) -> int | None:
                 os.close(descriptor)
                 return None
             time.sleep(0.1)
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system says it (Linux's
+    /proc): setting it to 0 for a moment, the only portable way, would give files another
+    thread creates meanwhile no protection at all."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    umask = os.umask(0o077)  # the strictest for the moment it is changed
+    os.umask(umask)
+    return umask
 
 
 @contextlib.contextmanager
@@ -185,9 +203,7 @@ class OutputBatch:
         try:
             for temporary, target in [*self._pending, *self._last]:
                 # mkstemp creates 0600 files; outputs get the user's usual permissions.
-                umask = os.umask(0)
-                os.umask(umask)
-                temporary.chmod(0o666 & ~umask)
+                temporary.chmod(0o666 & ~current_umask())
                 temporary.replace(target)
                 done.append(target)
         except OSError as error:

@@ -55,8 +55,7 @@ class ReconcileGroup(click.Group):
             _fail(
                 ctx,
                 verbose(),
-                f"{type(error).__name__}: {summary} "
-                "(nothing was written; run with -v for the traceback and report it)",
+                f"{type(error).__name__}: {summary} (run with -v for the traceback and report it)",
                 label="internal error",
             )
 

@@ -168,8 +168,15 @@ def first_undecodable(body: bytes, codec: str) -> int | None:
 
 def detect_encoding(name: str, body: bytes, has_bom: bool) -> str:
     """UTF-8 when the bytes decode as UTF-8, else Windows-1252; mixed files are refused."""
-    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise EncodingError(f"{name} is UTF-16 text; save it as CSV UTF-8 (or pass --encoding).")
+    # UTF-32's byte order marks begin like UTF-16's: they are told apart first
+    for marks, encoding in (
+        ((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"), "UTF-32"),
+        ((b"\xff\xfe", b"\xfe\xff"), "UTF-16"),
+    ):
+        if body.startswith(marks):
+            raise EncodingError(
+                f"{name} is {encoding} text; save it as CSV UTF-8 (in Excel: Save As, CSV UTF-8)."
+            )
     first_bad = first_undecodable(body, "utf-8")
     if first_bad is None:
         return "utf-8"

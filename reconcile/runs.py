@@ -22,8 +22,8 @@ from typing import TypedDict
 
 import polars as pl
 
-from reconcile._atomic import hold_folder
-from reconcile._text import iso_utc
+from reconcile._atomic import current_umask, hold_folder
+from reconcile._text import first_line, iso_utc
 from reconcile.clean import (
     CleanOptions,
     CleanResult,
@@ -225,6 +225,8 @@ def _run_folder(output_dir: Path, now: datetime) -> Iterator[tuple[Path, list[Pa
     work = Path(
         tempfile.mkdtemp(prefix=f".{now:%Y-%m-%dT%H%M%SZ}.", suffix=".run.tmp", dir=output_dir)
     )
+    # mkdtemp makes it 0700; the run's folder gets the user's usual permissions
+    work.chmod(0o777 & ~current_umask())
     finished: list[Path] = []
     with hold_folder(work):
         try:
@@ -442,5 +444,18 @@ def run_once(
         attention=attention,
     )
     if not dry_run:
-        runs.record(report.record(), {item.result.table.path: item.keys for item in done})
+        try:
+            runs.record(report.record(), {item.result.table.path: item.keys for item in done})
+        except (OSError, pl.exceptions.PolarsError, OutputError) as error:
+            # the outputs are committed already: say so, not "nothing was written"
+            detail = (
+                f"{runs.root}: {error.strerror}"
+                if isinstance(error, OSError)
+                else first_line(error).rstrip(".")
+            )
+            raise OutputError(
+                f"the run history was not kept ({detail}); the run's outputs were written "
+                f"whole to {folder}. Free space there and run again: the next run compares "
+                "with the last history kept."
+            ) from None
     return report

@@ -244,9 +244,29 @@ def test_an_unexpected_failure_is_one_line_without_traceback(
     result = run_cli("clean", contacts, "--changes", history_dir)
     assert result.exit_code == 1
     assert result.stderr == (
-        "reconcile: internal error: RuntimeError: boom (nothing was written; run with -v for "
-        "the traceback and report it)\n"
+        "reconcile: internal error: RuntimeError: boom (run with -v for the traceback and "
+        "report it)\n"
     )
+
+
+def test_a_runs_folder_follows_the_users_umask(run_cli, contacts, history_dir, tmp_path):
+    """mkdtemp makes folders 0700; the dated run folder gets the umask's permissions."""
+    import os
+    import stat
+
+    data = tmp_path / "data"
+    assert run_cli("ledger", "import", history_dir, "--data-dir", data).exit_code == 0
+    config = tmp_path / "reconcile.toml"
+    config.write_text(f'[output]\ndir = "runs"\n[[inputs]]\npath = "{contacts}"\n')
+    for umask, expected in ((0o022, 0o755), (0o027, 0o750)):
+        previous = os.umask(umask)
+        try:
+            result = run_cli("run", "--config", config, "--data-dir", data)
+        finally:
+            os.umask(previous)
+        assert result.exit_code in (0, 3), result.output
+        newest = max((tmp_path / "runs").iterdir(), key=lambda path: path.stat().st_mtime_ns)
+        assert stat.S_IMODE(newest.stat().st_mode) == expected, (umask, newest)
 
 
 def test_outputs_and_ledger_files_follow_the_users_umask(run_cli, contacts, history_dir, tmp_path):
@@ -316,3 +336,44 @@ def test_the_console_script_is_the_process_entry_point():
 
     [script] = entry_points(group="console_scripts", name="reconcile")
     assert script.value == "reconcile._process:process_main"
+
+
+def test_a_full_disk_for_the_run_history_says_the_outputs_were_written(
+    run_cli, contacts, history_dir, tmp_path, monkeypatch
+):
+    """The run's folder is committed before its history is kept: a full disk then is one
+    line naming the folder written, never "nothing was written"."""
+    import errno
+    import os
+
+    import reconcile.run_history
+
+    data = tmp_path / "data"
+    assert run_cli("ledger", "import", history_dir, "--data-dir", data).exit_code == 0
+    config = tmp_path / "reconcile.toml"
+    config.write_text(f'[output]\ndir = "runs"\n[[inputs]]\npath = "{contacts}"\n')
+
+    def full(_frame, _metadata):
+        def write(_temporary):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        return write
+
+    monkeypatch.setattr(reconcile.run_history, "_parquet_writer", full)
+    result = run_cli("run", "--config", config, "--data-dir", data)
+    assert result.exit_code == 1
+    [folder] = (tmp_path / "runs").iterdir()
+    assert sorted(path.name for path in folder.iterdir()) == [
+        f"{contacts.stem}.changes.csv",
+        f"{contacts.stem}.cleaned.csv",
+        f"{contacts.stem}.report.xlsx",
+    ]
+    assert result.stderr.endswith(
+        f"the run's outputs were written whole to {folder}. Free space there and run again: "
+        "the next run compares with the last history kept.\n"
+    )
+    assert result.stderr.startswith(
+        f"reconcile: error: the run history was not kept ({data / 'runs'}/latest-"
+    )
+    assert "cannot be written (No space left on device))" in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -89,6 +89,21 @@ REFUSED = [
     ("old.xls", b"\xd0\xcf\x11\xe0", "old.xls is the old Excel 97-2003 format"),
     ("sheet.ods", b"PK\x03\x04", "sheet.ods is an OpenDocument spreadsheet"),
     ("contacts.pdf", b"%PDF-1.4", "contacts.pdf: unknown file type '.pdf'"),
+    (
+        "utf16.csv",
+        "Phone,Opt-In Date\n4155550104,2024-04-01\n".encode("utf-16"),
+        "utf16.csv is UTF-16 text; save it as CSV UTF-8",
+    ),
+    (
+        "utf32.csv",
+        "Phone,Opt-In Date\n4155550104,2024-04-01\n".encode("utf-32"),
+        "utf32.csv is UTF-32 text; save it as CSV UTF-8",
+    ),
+    (
+        "utf32be.csv",
+        "\ufeffPhone,Opt-In Date\n4155550104,2024-04-01\n".encode("utf-32-be"),
+        "utf32be.csv is UTF-32 text; save it as CSV UTF-8",
+    ),
 ]
 
 
