@@ -15,7 +15,7 @@ import importlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypedDict
@@ -154,6 +154,9 @@ class CoverageSpan(TypedDict):
 
 class ChosenColumnNames(TypedDict):
     phone: list[str]
+    # found by what they hold; phone-like columns not checked, with why (fax, pager)
+    phone_by_content: list[str]
+    not_checked: dict[str, str]
     consent: str
     id: str | None
     include: list[str]
@@ -279,6 +282,8 @@ class CleanResult:
             },
             "columns": {
                 "phone": list(self.table.phone_columns),
+                "phone_by_content": list(self.table.phones_by_content),
+                "not_checked": dict(self.table.not_checked),
                 "consent": self.table.consent_column,
                 "id": self.table.id_column,
                 "include": list(self.table.include_columns),
@@ -353,7 +358,8 @@ def _read(path: Path, options: CleanOptions) -> ContactTable:
     try:
         return read_contacts(
             path,
-            options.columns,
+            # finding phone columns by content reads numbers as the decisions will
+            replace(options.columns, default_region=options.default_region),
             sheet=options.sheet,
             encoding=options.encoding,
             delimiter=options.delimiter,
@@ -782,10 +788,10 @@ def _pieces(
 def _warnings(history: History, coverage: Coverage, now: datetime, stale: bool) -> list[str]:
     warnings = list(history.warnings)
     if stale and coverage.end is not None:
-        age = (now - coverage.end).days
+        # the end's date, not an age: the same line on any day (the README shows it)
         warnings.append(
-            f"the history is stale: it ends {coverage.end:%Y-%m-%d} ({age} days ago); "
-            "run `reconcile fetch`"
+            f"the history is stale: it ends {coverage.end:%Y-%m-%d}, more than "
+            f"{STALE_AFTER.days} days before this run; run `reconcile fetch`"
         )
     for operator in coverage.operators:
         for gap_start, gap_end in operator.gaps:

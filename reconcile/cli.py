@@ -213,7 +213,14 @@ def _print_lines(lines: list[str]) -> None:
     "--phone-column",
     "phone_columns",
     multiple=True,
-    help="A phone column to check (repeatable; default: every column named like a phone).",
+    help="A phone column to check (repeatable; default: every column named like a phone "
+    "or holding phone numbers).",
+)
+@click.option(
+    "--not-phone-column",
+    "not_phone_columns",
+    multiple=True,
+    help="A column guessed as a phone column to leave unchecked (repeatable).",
 )
 @click.option("--consent-column", help="Consent date column (default: guessed: Opt-In Date, ...).")
 @click.option("--id-column", help="Column echoed into the change list as id.")
@@ -257,6 +264,7 @@ def clean(
     changes: tuple[Path, ...],
     mode: str,
     phone_columns: tuple[str, ...],
+    not_phone_columns: tuple[str, ...],
     consent_column: str | None,
     id_column: str | None,
     include_columns: tuple[str, ...],
@@ -276,8 +284,8 @@ def clean(
 ) -> None:
     """Reconcile contact files (CSV or XLSX) against the operator history.
 
-    Writes NAME.cleaned.EXT (the list to message) and NAME.changes.csv (every row
-    that is not ok, with the reason and evidence) beside each input. The history is
+    Writes NAME.cleaned.EXT (the list to message) and NAME.changes.csv (one line per
+    number that is not ok, with the reason and evidence) beside each input. The history is
     the ledger (see `reconcile fetch`), or the change files given with --changes.
 
     Example:
@@ -290,6 +298,7 @@ def clean(
             consent=consent_column,
             id=id_column,
             include=reconcile.split_column_names(include_columns),
+            not_phones=not_phone_columns,
         ),
         mode=reconcile.as_mode(mode),
         actions=reconcile.resolve_actions(overrides),

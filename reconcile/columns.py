@@ -7,40 +7,175 @@ names them and the option that chooses.
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+
 from reconcile.errors import ColumnError, InputError
+from reconcile.phones import normalize_phones
 
 __all__ = [
     "CONSENT_GUESSES",
+    "CONTENT_ROWS",
+    "EMAIL_GUESSES",
     "ID_GUESSES",
     "ChosenColumns",
     "ColumnChoice",
     "MissingConsentColumn",
     "choose_columns",
+    "describe_phone_columns",
+    "header_words",
     "is_phone_name",
+    "looks_like_phones",
+    "phone_name_role",
     "resolve_column",
     "split_column_names",
 ]
 
-# A header names a phone when, lower-cased and without spaces, "_" and "-" (and a
-# Salesforce "__c" suffix), it is a kind of phone with an optional "number" and digit:
-# Phone, Mobile, MobilePhone, Mobile Phone Number, Cell, Home Phone, phone_number,
-# SMS Phone, Phone 2, msisdn, ...
-_PHONE_NAME = re.compile(
+# SPEC "Several numbers per contact": a header names a phone column when one of its words
+# is a phone word and none says the column is about the number rather than the number.
+# A word may be a compound (MobilePhone written as one word, Telefonnummer, cellphone).
+_PHONE_WORD = re.compile(
     r"^(?:sms|mobile|cell|home|work|business|office|other|primary|personal|direct|main"
-    r"|alternate|alt|assistant|asst|contact|company|private|privat|secondary|whatsapp)?"
-    r"(?:phone|mobile|cell|cellphone|mobilephone|telephone|telefon|tel|handy|msisdn"
+    r"|alternate|alt|assistant|assistants|asst|contact|company|private|privat|secondary"
+    r"|whatsapp|car|day|night|evening|billing|shipping|customer|additional|emergency)?"
+    r"(?:phones?|mobiles?|mobil|cell|cellular|cellphone|mobilephone|telephone|telefon"
+    r"|telefone|telefono|telephono|tel|tele|handy|msisdn|sms|whatsapp|movil|celular|portable"
     r"|(?:mobile|cell|sms|contact|whatsapp)(?=number|no|num|nr))"
-    r"(?:number|no|num|nr|mobile|home|work|cell|office|other|business|private|privat"
-    r"|personal|main|direct|sms)*[0-9]?$"
+    r"(?:number|numbers|no|num|nr|nummer|numero|mobile|home|work|cell|office|other"
+    r"|business|private|privat|personal|main|direct|sms)*[0-9]*$"
 )
+# words that say a column is about the number (its type, its country, its consent)
+_ABOUT_WORDS = frozenset(
+    [
+        "type",
+        "types",
+        "label",
+        "labels",
+        "kind",
+        "country",
+        "code",
+        "codes",
+        "ext",
+        "extension",
+        "verified",
+        "status",
+        "consent",
+        "consents",
+        "opt",
+        "optin",
+        "optout",
+        "opted",
+        "unsubscribed",
+        "subscribed",
+        "subscription",
+        "permission",
+        "date",
+        "dates",
+        "time",
+        "timestamp",
+        "carrier",
+        "count",
+        "valid",
+        "validated",
+        "confirmed",
+        "format",
+    ]
+)
+# phone columns that are not checked (no text message reaches them); named in the summary
+_NOT_MESSAGED = {
+    "fax": "fax",
+    "faxes": "fax",
+    "telefax": "fax",
+    "pager": "pager",
+    "beeper": "pager",
+}
+# headers whose values may look like numbers but are not phones: never found by content
+_NOT_BY_CONTENT = frozenset(
+    [
+        "id",
+        "ids",
+        "key",
+        "code",
+        "zip",
+        "zipcode",
+        "postal",
+        "postcode",
+        "postalcode",
+        "plz",
+        "amount",
+        "total",
+        "price",
+        "date",
+        "created",
+        "modified",
+        "updated",
+    ]
+)
+# by content: at least this share of at least _CONTENT_LEAST non-empty values of the first
+# _CONTENT_ROWS rows are valid numbers
+CONTENT_ROWS = 1000
+_CONTENT_LEAST = 5
+_CONTENT_SHARE = 0.8
+
+
+def header_words(name: str) -> list[str]:
+    """A header's words: camelCase and letters-to-digits split, case, accents, spaces,
+    punctuation, ``_`` and ``-`` set aside, apostrophes dropped (``Assistant's``), and a
+    Salesforce ``__c`` suffix removed."""
+    plain = re.sub(r"__c$", "", name.strip(), flags=re.IGNORECASE)
+    plain = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])", " ", plain)
+    plain = unicodedata.normalize("NFKD", plain.lower())
+    plain = "".join(character for character in plain if not unicodedata.combining(character))
+    plain = re.sub(r"['\u2019`]", "", plain)
+    return [word for word in re.split(r"[^a-z0-9]+", plain) if word]
+
+
+def phone_name_role(name: str) -> str | None:
+    """What a header says of its column: ``"phone"`` (checked), ``"fax"`` or ``"pager"``
+    (a phone no message reaches: named, not checked), or None."""
+    words = header_words(name)
+    not_messaged = next((_NOT_MESSAGED[word] for word in words if word in _NOT_MESSAGED), None)
+    if not_messaged is not None:
+        return not_messaged
+    if any(word in _ABOUT_WORDS for word in words):
+        return None
+    if any(_PHONE_WORD.match(word) for word in words) or _PHONE_WORD.match("".join(words)):
+        return "phone"  # the words joined: a camelCase brand (WhatsApp)
+    return None
+
+
+def is_phone_name(name: str) -> bool:
+    """Whether a column header names a phone column that is checked (`phone_name_role`)."""
+    return phone_name_role(name) == "phone"
+
+
+def may_hold_phones_by_content(name: str) -> bool:
+    """Whether a column not named as a phone may be found by what it holds: not one whose
+    header names an id, a key, a code, a zip or postal code, an amount or a date."""
+    return not any(word in _NOT_BY_CONTENT for word in header_words(name))
+
+
+def looks_like_phones(values: pl.Series, default_region: str = "US") -> bool:
+    """Whether a column's sample holds phone numbers: at least 5 non-empty values, 80 %
+    of them valid numbers."""
+    text = values.cast(pl.String).str.strip_chars()
+    filled = text.filter(text.str.len_bytes() > 0)
+    if filled.len() < _CONTENT_LEAST:
+        return False
+    valid = normalize_phones(filled, default_region, with_e164=False).get_column("phone_key")
+    return bool(valid.is_not_null().sum() >= _CONTENT_SHARE * filled.len())
+
+
 CONSENT_GUESSES = (
     "opt in date",
+    "optin time",
+    "opt in time",
     "sms consent timestamp",
     "sms opt in timestamp",
     "sms consent date",
@@ -64,7 +199,36 @@ CONSENT_GUESSES = (
     "subscribed at",
     "subscription date",
 )
-ID_GUESSES = ("id", "contact id", "record id", "customer id", "lead id", "external id")
+ID_GUESSES = (
+    "id",
+    "contact id",
+    "record id",
+    "customer id",
+    "lead id",
+    "external id",
+    "person id",
+    "person - id",
+    "(do not modify) contact",
+    "(do not modify) lead",
+    "(do not modify) account",
+    "subscriber id",
+    "member id",
+    "leid",
+)
+EMAIL_GUESSES = (
+    "email",
+    "e mail",
+    "email address",
+    "e mail address",
+    "emailaddress",
+    "email 1",
+    "e mail 1 value",
+    "person email",
+    "person email work",
+    "primary email",
+    "work email",
+    "business email",
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +241,10 @@ class ColumnChoice:
     id: str | None = None
     # columns echoed into the change list and the workbook (a name, an email)
     include: tuple[str, ...] = ()
+    # guessed phone columns left out (--not-phone-column)
+    not_phones: tuple[str, ...] = ()
+    # the region numbers without a country code are read in (for finding by content)
+    default_region: str = "US"
 
 
 @dataclass(frozen=True)
@@ -88,6 +256,10 @@ class ChosenColumns:
     consent: str
     id: str | None
     include: tuple[str, ...] = ()
+    # the phone columns found by what they hold (not by their name)
+    by_content: tuple[str, ...] = ()
+    # phone-like columns not checked, with why: ("Business Fax", "fax")
+    not_checked: tuple[tuple[str, str], ...] = ()
 
     def indexes(self, header: Sequence[str]) -> list[int]:
         """Positions in ``header``: each phone column, the consent column, the id, then
@@ -101,20 +273,48 @@ def _normalize_name(name: str) -> str:
     return re.sub(r"[\s_\-]+", " ", name.lower()).strip()
 
 
-def is_phone_name(name: str) -> bool:
-    """Whether a column header names a phone (SPEC "Several numbers per contact"):
-    lower-cased, accents, punctuation and a Salesforce ``__c`` suffix set aside, a kind
-    of phone (``Asst. Phone``, ``Phone (Mobile)``, ``Mobile No.``, ``Téléphone``)."""
-    plain = unicodedata.normalize("NFKD", name.strip().lower())
-    plain = "".join(character for character in plain if not unicodedata.combining(character))
-    plain = re.sub(r"__c$", "", plain)
-    return bool(_PHONE_NAME.match(re.sub(r"[^a-z0-9]", "", plain)))
+def describe_phone_columns(
+    phones: Iterable[str], by_content: Iterable[str], not_checked: Iterable[tuple[str, str]]
+) -> str:
+    """The phone columns checked, those found by content marked, and the phone-like
+    columns not checked: ``'Mobile', 'Other' (found by content); not checked: 'Business
+    Fax' (fax)`` (one wording for the printed summary, the JSON's readers and the
+    workbook)."""
+    found = set(by_content)
+    text = ", ".join(
+        repr(name) + (" (found by content)" if name in found else "") for name in phones
+    )
+    skipped = ", ".join(f"{name!r} ({why})" for name, why in not_checked)
+    return f"{text}; not checked: {skipped}" if skipped else text
 
 
 def split_column_names(values: Sequence[str]) -> tuple[str, ...]:
     """``--include-columns`` values: each is one name or several, comma-separated
     (a name holding a comma is given in a ``run`` config's list instead)."""
     return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+
+
+class _NotFound(Exception):
+    """A column an option names is not in the file (gathered into one error)."""
+
+
+def _named(columns: Sequence[str], wanted: str, option: str) -> str:
+    """The one column named ``wanted`` (case-insensitive); _NotFound says what is wrong,
+    with the closest names for a typo."""
+    matches = [name for name in columns if name.strip().lower() == wanted.strip().lower()]
+    if len(matches) > 1:
+        raise ColumnError(
+            f"{len(matches)} columns are named {wanted!r}; rename one so {option} can tell "
+            "them apart"
+        )
+    if not matches:
+        lowered = {name.strip().lower(): name for name in columns}
+        close = difflib.get_close_matches(wanted.strip().lower(), list(lowered), n=3, cutoff=0.6)
+        hint = (
+            f" (did you mean {', '.join(repr(lowered[name]) for name in close)}?)" if close else ""
+        )
+        raise _NotFound(f"no column named {wanted!r} ({option}){hint}")
+    return matches[0]
 
 
 def resolve_column(
@@ -127,19 +327,14 @@ def resolve_column(
 ) -> str | None:
     """Find one column by name (case-insensitive) or by the CRM names in ``guesses``;
     None when nothing was asked for and no guess matches."""
-    listing = ", ".join(repr(name) for name in columns)
     if wanted is not None:
-        matches = [name for name in columns if name.strip().lower() == wanted.strip().lower()]
-        if not matches:
-            raise ColumnError(
-                f"{path.name}: no column named {wanted!r} ({option}); the file has: {listing}."
-            )
-        if len(matches) > 1:
-            raise ColumnError(
-                f"{path.name}: {len(matches)} columns are named {wanted!r}; rename one so "
-                f"{option} can tell them apart."
-            )
-        return matches[0]
+        try:
+            return _named(columns, wanted, option)
+        except _NotFound as missing:
+            listing = ", ".join(repr(name) for name in columns)
+            raise ColumnError(f"{path.name}: {missing}; the file has: {listing}.") from None
+        except ColumnError as error:
+            raise ColumnError(f"{path.name}: {error}.") from None
     normalized = [_normalize_name(name) for name in columns]
     for guess in guesses:
         matches = [name for name, norm in zip(columns, normalized, strict=True) if norm == guess]
@@ -164,81 +359,204 @@ def resolve_column(
     return None
 
 
-def _phone_columns(path: Path, columns: Sequence[str], wanted: tuple[str, ...]) -> tuple[str, ...]:
-    """Every phone column: exactly those named, or every header that names a phone."""
-    if wanted:
+def _guess_id(columns: Sequence[str]) -> str | None:
+    """The id column CRMs export (``Id``, ``Person - ID``, Dynamics' ``(Do Not Modify)
+    Contact``), else the first email column: a change list a user can match back. A guess
+    never fails a run: two candidates of one name are no guess."""
+    normalized = [_normalize_name(name) for name in columns]
+    for guesses in (ID_GUESSES, EMAIL_GUESSES):
+        for guess in guesses:
+            matches = [
+                name for name, norm in zip(columns, normalized, strict=True) if norm == guess
+            ]
+            if len(matches) == 1:
+                return matches[0]
+    return None
+
+
+Sample = Callable[[Sequence[int]], Sequence[pl.Series]]
+
+
+def _phone_columns(
+    columns: Sequence[str],
+    choice: ColumnChoice,
+    taken: set[str],
+    sample: Sample | None,
+    problems: list[str],
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """Every phone column (exactly those named, or every header that names a phone and
+    every other column that holds phone numbers), those found by content, and the
+    phone-like columns not checked (fax, pager)."""
+    if choice.phones:
         found: list[str] = []
-        for name in wanted:
-            column = resolve_column(path, columns, name, (), "phone", "--phone-column")
-            if column is not None and column not in found:
+        for name in choice.phones:
+            try:
+                column = _named(columns, name, "--phone-column")
+            except _NotFound as missing:
+                problems.append(str(missing))
+                continue
+            if column not in found:
                 found.append(column)
-        return tuple(name for name in columns if name in found)
-    guessed = [name for name in columns if name.strip() and is_phone_name(name)]
-    duplicated = sorted({name for name in guessed if guessed.count(name) > 1})
+        return tuple(name for name in columns if name in found), (), ()
+    left_out: set[str] = set()
+    for name in choice.not_phones:
+        try:
+            left_out.add(_named(columns, name, "--not-phone-column"))
+        except _NotFound as missing:
+            problems.append(str(missing))
+    roles = {name: phone_name_role(name) for name in columns if name.strip()}
+    named = [
+        name for name in columns if roles.get(name) == "phone" and name not in left_out | taken
+    ]
+    duplicated = sorted({name for name in named if named.count(name) > 1})
     if duplicated:
         raise ColumnError(
-            f"{path.name}: {guessed.count(duplicated[0])} columns are named "
-            f"{duplicated[0]!r}; rename one so each phone column can be told apart."
+            f"{named.count(duplicated[0])} columns are named {duplicated[0]!r}; rename one "
+            "so each phone column can be told apart"
         )
-    if not guessed:
-        listing = ", ".join(repr(name) for name in columns)
-        raise ColumnError(
-            f"{path.name}: no phone column found; name it with --phone-column. "
-            f"The file has: {listing}."
-        )
-    return tuple(guessed)
+    not_checked = tuple(
+        (name, role)
+        for name, role in roles.items()
+        if role in ("fax", "pager") and name not in left_out
+    )
+    candidates = [
+        index
+        for index, name in enumerate(columns)
+        if name.strip()
+        and roles.get(name) is None
+        and name not in left_out | taken
+        and columns.count(name) == 1
+        and may_hold_phones_by_content(name)
+    ]
+    by_content: list[str] = []
+    if sample is not None and candidates:
+        for index, values in zip(candidates, sample(candidates), strict=True):
+            if looks_like_phones(values, choice.default_region):
+                by_content.append(columns[index])
+    chosen = set(named) | set(by_content)
+    return (
+        tuple(name for name in columns if name in chosen),
+        tuple(by_content),
+        not_checked,
+    )
 
 
-def choose_columns(path: Path, columns: Sequence[str], choice: ColumnChoice) -> ChosenColumns:
-    """The phone, consent and id columns of a file with header ``columns``.
+def choose_columns(
+    path: Path, columns: Sequence[str], choice: ColumnChoice, sample: Sample | None = None
+) -> ChosenColumns:
+    """The phone, consent and id columns of a file with header ``columns``; ``sample``
+    gives the first CONTENT_ROWS values of columns (by position), for phone columns found
+    by what they hold.
 
-    Raises ColumnError when the consent column cannot be found; the caller may then add
-    which columns hold dates (`date_like_hint`).
+    Every column an option names but the file lacks, and a missing phone or consent
+    column, are said in one error. Raises MissingConsentColumn when the consent column
+    cannot be found; the caller may then add which columns hold dates.
     """
     if not columns or all(not name.strip() for name in columns):
         raise InputError(f"{path.name}: the first row has no column names; it must be the header.")
-    phones = _phone_columns(path, columns, choice.phones)
-    consent = resolve_column(
-        path, columns, choice.consent, CONSENT_GUESSES, "consent date", "--consent-column"
-    )
+    problems: list[str] = []
+    consent: str | None = None
+    identifier: str | None = None
+    try:
+        consent = (
+            resolve_column(path, columns, None, CONSENT_GUESSES, "consent date", "--consent-column")
+            if choice.consent is None
+            else _named(columns, choice.consent, "--consent-column")
+        )
+    except _NotFound as missing:
+        problems.append(str(missing))
+    try:
+        identifier = (
+            _guess_id(columns) if choice.id is None else _named(columns, choice.id, "--id-column")
+        )
+    except _NotFound as missing:
+        problems.append(str(missing))
+    include: list[str] = []
+    for wanted in choice.include:
+        try:
+            found = _named(columns, wanted, "--include-columns")
+        except _NotFound as missing:
+            problems.append(str(missing))
+            continue
+        if found not in include:
+            include.append(found)
+    taken = {consent} if consent else set()  # an id may be a phone column too
+    try:
+        phones, by_content, not_checked = _phone_columns(columns, choice, taken, sample, problems)
+    except ColumnError as error:
+        raise ColumnError(f"{path.name}: {error}.") from None
+    listing = ", ".join(repr(name) for name in columns)
+    if problems:
+        raise ColumnError(f"{path.name}: {'; '.join(problems)}. The file has: {listing}.")
+    no_phone = not phones
     if consent is None:
-        raise MissingConsentColumn(path, list(columns))
-    # without --id-column an id is only used when a guess names one
-    identifier = resolve_column(path, columns, choice.id, ID_GUESSES, "id", "--id-column")
+        raise MissingConsentColumn(path, list(columns), no_phone=no_phone)
+    if no_phone:
+        raise ColumnError(
+            f"{path.name}: no phone column found; name it with --phone-column"
+            f"{_numbers_hint(columns, sample, taken)}. The file has: {listing}."
+        )
     if consent in phones:
         raise ColumnError(f"{path.name}: the phone and consent columns are both {consent!r}.")
-    # each column once, in the order asked for
-    include = tuple(
-        dict.fromkeys(
-            found
-            for wanted in choice.include
-            if (found := resolve_column(path, columns, wanted, (), "column", "--include-columns"))
-        )
+    return ChosenColumns(
+        phones, consent, identifier, tuple(include), tuple(by_content), not_checked
     )
-    return ChosenColumns(phones, consent, identifier, include)
+
+
+def _numbers_hint(columns: Sequence[str], sample: Sample | None, taken: set[str]) -> str:
+    """The columns whose sample values mostly hold 7 digits or more (to point at), but
+    for the consent column and those named as ids, codes or dates."""
+    if sample is None:
+        return ""
+    indexes = [
+        index
+        for index, name in enumerate(columns)
+        if name.strip()
+        and name not in taken
+        and phone_name_role(name) is None  # a fax is named as such, not pointed at
+        and may_hold_phones_by_content(name)
+    ]
+    if not indexes:
+        return ""
+    looking = [
+        columns[index]
+        for index, values in zip(indexes, sample(indexes), strict=True)
+        if (filled := values.cast(pl.String).drop_nulls()).len() > 0
+        and 2 * int(filled.str.count_matches("[0-9]").ge(7).sum()) >= filled.len()
+    ]
+    if not looking:
+        return ""
+    return f" (the columns whose values look like numbers: {', '.join(map(repr, looking))})"
 
 
 class MissingConsentColumn(ColumnError):
     """No consent column was named or guessed; `with_date_columns` says which columns
     hold dates."""
 
-    def __init__(self, path: Path, columns: list[str]) -> None:
+    def __init__(self, path: Path, columns: list[str], *, no_phone: bool = False) -> None:
         self.path = path
         self.columns = columns
+        # no phone column either: both are said in one error
+        self.no_phone = no_phone
         # the first rows of every column, as read (set by the reader that knows them)
         self.sample: dict[str, list[str | None]] = {}
         listing = ", ".join(repr(name) for name in columns)
         super().__init__(
-            f"{path.name}: no consent date column found; name it with --consent-column. "
+            f"{path.name}: {self._missing()}; name it with --consent-column. "
             f"The file has: {listing}."
         )
 
+    def _missing(self) -> str:
+        phone = "no phone column found (name it with --phone-column), and " if self.no_phone else ""
+        return f"{phone}no consent date column found"
+
     def with_date_columns(self, date_columns: Sequence[str]) -> ColumnError:
-        """The same error, naming the columns whose values look like dates."""
+        """The same error, naming the columns whose values look like dates (a creation
+        date among them is suggested, never taken: it is not a consent)."""
         if not date_columns:
             return ColumnError(f"{self} No column holds dates.")
         named = ", ".join(repr(name) for name in date_columns)
         return ColumnError(
-            f"{self.path.name}: no consent date column found; name it with --consent-column "
+            f"{self.path.name}: {self._missing()}; name it with --consent-column "
             f"(the columns holding dates: {named})."
         )

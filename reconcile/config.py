@@ -43,6 +43,7 @@ class InputConfig:
 
     path: Path
     phone_columns: tuple[str, ...] = ()
+    not_phone_columns: tuple[str, ...] = ()
     consent_column: str | None = None
     id_column: str | None = None
     include_columns: tuple[str, ...] = ()
@@ -218,6 +219,7 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
         {
             "path": str,
             "phone_column": (str, list),
+            "not_phone_column": (str, list),
             "consent_column": str,
             "id_column": str,
             "include_columns": (str, list),
@@ -249,6 +251,7 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
     return InputConfig(
         path=file,
         phone_columns=_column_names(section, "phone_column"),
+        not_phone_columns=_column_names(section, "not_phone_column"),
         include_columns=_column_names(section, "include_columns"),
         consent_column=section.get("consent_column"),
         id_column=section.get("id_column"),
@@ -265,7 +268,8 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
 
 
 def _column_names(section: _Reader, key: str) -> tuple[str, ...]:
-    """``phone_column`` or ``include_columns``: one name, or a list of names."""
+    """``phone_column``, ``not_phone_column`` or ``include_columns``: one name, or a list
+    of names."""
     value = section.get(key)
     if value is None:
         return ()

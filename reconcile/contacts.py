@@ -51,6 +51,9 @@ class ContactTable:
     row_count: int
     blank_rows: int
     include_columns: tuple[str, ...] = ()
+    # the phone columns found by what they hold, and phone-like columns not checked (fax)
+    phones_by_content: tuple[str, ...] = ()
+    not_checked: tuple[tuple[str, str], ...] = ()
     encoding: str | None = None
     delimiter: str | None = None
     newline: str | None = None
@@ -126,6 +129,8 @@ def read_contacts(
             kind="xlsx",
             columns=book.header,
             phone_columns=book.chosen.phones,
+            phones_by_content=book.chosen.by_content,
+            not_checked=book.chosen.not_checked,
             consent_column=book.chosen.consent,
             id_column=book.chosen.id,
             row_count=book.values.height,
@@ -147,6 +152,8 @@ def read_contacts(
         kind="csv",
         columns=text.header,
         phone_columns=text.chosen.phones,
+        phones_by_content=text.chosen.by_content,
+        not_checked=text.chosen.not_checked,
         consent_column=text.chosen.consent,
         id_column=text.chosen.id,
         row_count=scan.row_count,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,13 @@ from reconcile._csvscan import (
     read_header,
     scan_csv,
 )
-from reconcile.columns import ChosenColumns, ColumnChoice, MissingConsentColumn, choose_columns
+from reconcile.columns import (
+    CONTENT_ROWS,
+    ChosenColumns,
+    ColumnChoice,
+    MissingConsentColumn,
+    choose_columns,
+)
 from reconcile.errors import EncodingError, InputError, ReconcileError
 
 __all__ = [
@@ -228,28 +235,32 @@ def read_csv_contacts(
     else:
         codec = detect_encoding(path.name, body, bool(bom))
     # When the header names the columns, polars reads them in the background while the
-    # scan checks the whole file. A header with a problem is looked at again after the
-    # scan, so that errors come in the same order as if nothing had been read ahead.
+    # scan checks the whole file. The columns are chosen again after the scan, with the
+    # first rows' values (phone columns found by what they hold), so that errors come in
+    # the same order as if nothing had been read ahead; the read-ahead is used only when
+    # that choice is the same.
     reading: Future[list[pl.Series] | None] | None = None
+    header_delimiter: str | None = None
+    early: ChosenColumns | None = None
     try:
         header_delimiter, header = read_header(path.name, body, codec, delimiter)
-        chosen = choose_columns(path, header, choice)
+        early = choose_columns(path, header, choice)
     except ReconcileError:
-        scan = scan_csv(path.name, body, delimiter)
+        early = None
+    if early is not None and header_delimiter and newline_byte(body) == ord("\n"):
+        # polars reads LF and CRLF lines only
+        reader = ThreadPoolExecutor(max_workers=1)
+        reading = reader.submit(
+            polars_columns, body, _distinct(early.indexes(header)), header_delimiter, codec
+        )
+        reader.shutdown(wait=False)
+    scan = scan_csv(path.name, body, delimiter)
+    if header_delimiter is None or scan.delimiter != header_delimiter:
+        reading = None  # the data rows chose another delimiter, or the header had a problem
         header = header_names(scan, codec)
-        chosen = _choose(path, header, choice, scan, codec)
-    else:
-        if newline_byte(body) == ord("\n"):  # polars reads LF and CRLF lines only
-            reader = ThreadPoolExecutor(max_workers=1)
-            reading = reader.submit(
-                polars_columns, body, _distinct(chosen.indexes(header)), header_delimiter, codec
-            )
-            reader.shutdown(wait=False)
-        scan = scan_csv(path.name, body, delimiter)
-        if scan.delimiter != header_delimiter:  # the data rows chose another delimiter
-            reading = None
-            header = header_names(scan, codec)
-            chosen = _choose(path, header, choice, scan, codec)
+    chosen = _choose(path, header, choice, scan, codec)
+    if early is None or _distinct(chosen.indexes(header)) != _distinct(early.indexes(header)):
+        reading = None
     if scan.row_count == 0:
         raise InputError(f"{path.name}: the file has a header but no data rows.")
     fields = chosen.indexes(header)
@@ -276,15 +287,28 @@ def _distinct(indexes: list[int]) -> list[int]:
 def _choose(
     path: Path, header: list[str], choice: ColumnChoice, scan: CsvScan, codec: str
 ) -> ChosenColumns:
-    """`choose_columns`; a missing consent column's error carries a sample of every
-    column, so that the columns holding dates can be named."""
+    """`choose_columns` with the first CONTENT_ROWS rows' values (cut out of a scan of
+    those rows alone, never of the whole body's fields); a missing consent column's
+    error carries a sample of every column, so that the columns holding dates can be
+    named."""
+    head: list[CsvScan] = []
+
+    def sample(indexes: Sequence[int]) -> list[pl.Series]:
+        if not head:
+            records = scan.data_records[:CONTENT_ROWS]
+            end = int(scan.record_end[records[-1]]) if records.size else int(scan.record_end[0])
+            head.append(scan_csv(scan.name, scan.body[:end], scan.delimiter))
+        first = head[0]
+        records = first.data_records[:CONTENT_ROWS]
+        return [extract_column(first, index, codec, records) for index in indexes]
+
     try:
-        return choose_columns(path, header, choice)
+        return choose_columns(path, header, choice, sample)
     except MissingConsentColumn as error:
-        records = scan.data_records[:_SAMPLE_ROWS]
+        values = sample(range(len(header)))
         error.sample = {
-            name: extract_column(scan, index, codec, records).to_list()
-            for index, name in enumerate(header)
+            name: column.head(_SAMPLE_ROWS).to_list()
+            for name, column in zip(header, values, strict=True)
         }
         raise
 

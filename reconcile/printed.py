@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from reconcile.columns import describe_phone_columns
 from reconcile.ledger import EXPIRY_WARNING
 
 if TYPE_CHECKING:
@@ -60,12 +61,14 @@ def clean_lines(result: CleanResult, written: bool = True) -> list[str]:
         head,
         "  " + ", ".join(f"{verdict} {count}" for verdict, count in summary["verdicts"].items()),
     ]
-    phones = summary["columns"]["phone"]
-    if len(phones) > 1 or summary["numbers"]["checked"] > summary["rows"]:
-        lines.append(
-            f"  checked {summary['numbers']['checked']} numbers in "
-            f"{', '.join(repr(name) for name in phones)}"
+    lines.append(
+        f"  checked {summary['numbers']['checked']} numbers in "
+        + describe_phone_columns(
+            summary["columns"]["phone"],
+            summary["columns"]["phone_by_content"],
+            summary["columns"]["not_checked"].items(),
         )
+    )
     coverage = summary["coverage"]
     if coverage["start"]:
         lines.append(

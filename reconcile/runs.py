@@ -101,6 +101,7 @@ def options_for(config: InputConfig, out_dir: Path | None) -> CleanOptions:
             config.consent_column,
             config.id_column,
             include=config.include_columns,
+            not_phones=config.not_phone_columns,
         ),
         mode=as_mode(config.mode),
         actions=resolve_actions(config.actions),

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from reconcile.columns import describe_phone_columns
 from reconcile.history import ACTIVATION, DEACTIVATION, Coverage, History
 from reconcile.lifecycle import NOT_COVERAGE
 
@@ -167,7 +168,14 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
     rows += [(f"Verdict: {verdict}", count) for verdict, count in summary["verdicts"].items()]
     rows += [(f"Action: {action}", count) for action, count in summary["actions"].items()]
     rows += [
-        ("Phone columns checked", ", ".join(result.table.phone_columns)),
+        (
+            "Phone columns checked",
+            describe_phone_columns(
+                result.table.phone_columns,
+                result.table.phones_by_content,
+                result.table.not_checked,
+            ),
+        ),
         ("Numbers checked", summary["numbers"]["checked"]),
         ("Consent column", result.table.consent_column),
         ("Consent values unreadable", summary["consent"]["unreadable"]),

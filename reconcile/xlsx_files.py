@@ -28,7 +28,13 @@ import numpy.typing as npt
 import polars as pl
 
 from reconcile._text import first_line
-from reconcile.columns import ChosenColumns, ColumnChoice, MissingConsentColumn, choose_columns
+from reconcile.columns import (
+    CONTENT_ROWS,
+    ChosenColumns,
+    ColumnChoice,
+    MissingConsentColumn,
+    choose_columns,
+)
 from reconcile.errors import InputError, UnsupportedFormatError
 
 __all__ = [
@@ -121,8 +127,15 @@ def read_xlsx_contacts(path: Path, choice: ColumnChoice, sheet: str | None) -> X
     header = [_text(value) or "" for value in header_cells]
     data_at = filled[1:]
     rows = [cells[index] for index in data_at]
+
+    def sample(indexes: Sequence[int]) -> list[pl.Series]:
+        head = rows[:CONTENT_ROWS]
+        return [
+            pl.Series([_text(row[index]) for row in head], dtype=pl.String) for index in indexes
+        ]
+
     try:
-        chosen = choose_columns(path, header, choice)
+        chosen = choose_columns(path, header, choice, sample)
     except MissingConsentColumn as error:
         error.sample = {
             column: [_text(row[index]) for row in rows[:200]] for index, column in enumerate(header)

@@ -52,6 +52,8 @@ def test_json_summary(run_cli, contacts, history_dir):
     assert summary["coverage"] == {"start": "2024-03-01T00:00:00Z", "end": "2024-06-01T00:00:00Z"}
     assert summary["columns"] == {
         "phone": ["Mobile Phone"],
+        "phone_by_content": [],
+        "not_checked": {},
         "consent": "Opt-In Date",
         "id": "Contact ID",
         "include": [],
@@ -149,8 +151,49 @@ def test_unknown_column_lists_the_columns(run_cli, contacts, history_dir):
     result = run_cli("clean", contacts, "--changes", history_dir, "--phone-column", "Cell")
     assert result.exit_code == 1
     assert result.stderr == (
-        "reconcile: error: contacts.csv: no column named 'Cell' (--phone-column); the file has: "
+        "reconcile: error: contacts.csv: no column named 'Cell' (--phone-column). The file has: "
         "'Contact ID', 'Mobile Phone', 'Opt-In Date'.\n"
+    )
+
+
+def test_every_missing_column_is_said_in_one_error_with_the_closest_names(
+    run_cli, contacts, history_dir
+):
+    result = run_cli(
+        "clean",
+        contacts,
+        "--changes",
+        history_dir,
+        "--phone-column",
+        "Mobile Phon",
+        "--phone-column",
+        "Fax",
+        "--consent-column",
+        "Optin Date",
+        "--id-column",
+        "Contact",
+    )
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "reconcile: error: contacts.csv: no column named 'Optin Date' (--consent-column) "
+        "(did you mean 'Opt-In Date'?); no column named 'Contact' (--id-column) (did you mean "
+        "'Contact ID'?); no column named 'Mobile Phon' (--phone-column) (did you mean "
+        "'Mobile Phone'?); no column named 'Fax' (--phone-column). The file has: "
+        "'Contact ID', 'Mobile Phone', 'Opt-In Date'.\n"
+    )
+
+
+def test_a_file_without_phone_or_consent_column_says_both_at_once(run_cli, tmp_path, history_dir):
+    source = tmp_path / "export.csv"
+    source.write_text(
+        "Name,Account,Created\n" + "".join(f"N{i},A-{i},2024-03-0{i % 9 + 1}\n" for i in range(10))
+    )
+    result = run_cli("clean", source, "--changes", history_dir)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "reconcile: error: export.csv: no phone column found (name it with --phone-column), "
+        "and no consent date column found; name it with --consent-column (the columns holding "
+        "dates: 'Created').\n"
     )
 
 

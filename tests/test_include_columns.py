@@ -39,6 +39,8 @@ def _action_rows(report, title):
 
 
 def test_by_default_no_contact_column_is_copied(run_cli, tmp_path, history_dir):
+    """Beyond SPEC's columns nothing is copied; without an id column the email is the id
+    (SPEC "Contact files"), so a change list can be matched back to the CRM."""
     source = tmp_path / "contacts.csv"
     source.write_text(CONTACTS)
     result = run_cli("clean", source, "--changes", history_dir)
@@ -46,10 +48,16 @@ def test_by_default_no_contact_column_is_copied(run_cli, tmp_path, history_dir):
     changes = tmp_path / "contacts.changes.csv"
     header = changes.read_text(encoding="utf-8-sig").splitlines()[0]
     assert tuple(header.split(",")) == CHANGE_COLUMNS
-    headers, _rows = _action_rows(tmp_path / "contacts.report.xlsx", "Remove")
+    headers, rows = _action_rows(tmp_path / "contacts.report.xlsx", "Remove")
     assert "Email" not in headers and "First Name" not in headers
+    assert rows[0][headers.index("Contact id")] == "ann@example.com"
     text = (tmp_path / "contacts.changes.csv").read_text()
-    assert "ann@example.com" not in text
+    assert "Ann" not in text and "Lee" not in text
+    assert [row["id"] for row in _changes(changes)] == [
+        "ann@example.com",
+        "bob@example.com",
+        "dan@example.com",
+    ]
 
 
 def test_included_columns_follow_each_row_into_both_outputs(run_cli, tmp_path, history_dir):
@@ -93,7 +101,8 @@ def test_included_columns_follow_each_row_into_both_outputs(run_cli, tmp_path, h
     report = echo_dir / "contacts.report.xlsx"
     headers, remove = _action_rows(report, "Remove")
     assert headers[:5] == ("Row", "Contact id", "Email", "First Name", "Last Name")
-    assert [row[:5] for row in remove] == [(1, None, "ann@example.com", "Ann", "Lee")]
+    # the email is the id too: no id column (SPEC "Contact files")
+    assert [row[:5] for row in remove] == [(1, "ann@example.com", "ann@example.com", "Ann", "Lee")]
     _headers, suppress = _action_rows(report, "Suppress")
     assert suppress[0][4] == '=HYPERLINK("http://x")'
     cell = openpyxl.load_workbook(report)["Suppress"]["E2"]
@@ -166,8 +175,8 @@ def test_an_unknown_included_column_is_one_clear_line(run_cli, tmp_path, history
     )
     assert result.exit_code == 1
     assert result.stderr == (
-        "reconcile: error: contacts.csv: no column named 'Company' (--include-columns); "
-        "the file has: 'First Name', 'Last Name', 'Email', 'Mobile', 'Opt-In Date'.\n"
+        "reconcile: error: contacts.csv: no column named 'Company' (--include-columns). "
+        "The file has: 'First Name', 'Last Name', 'Email', 'Mobile', 'Opt-In Date'.\n"
     )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["changes", "contacts.csv"]
 

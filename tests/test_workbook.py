@@ -104,7 +104,7 @@ def test_summary_names_inputs_hash_options_coverage_and_versions(cleaned):
     assert len(sources) == 3 and all(source.endswith(".json") for source in sources)
     assert summary["Input encoding (detected)"] == "utf-8"
     assert summary["Input delimiter (detected)"] == ","
-    assert summary["Phone columns checked"] == "Mobile Phone"
+    assert summary["Phone columns checked"] == "'Mobile Phone'"
     assert summary["Consent values unreadable"] == 0
 
 
