@@ -578,7 +578,7 @@ def _decide_and_write(
             details = decided.notable.with_columns(
                 phone_column=pl.col("column")
                 .replace_strict(
-                    pl.int_range(column_names.len(), eager=True).cast(pl.UInt8),
+                    pl.int_range(column_names.len(), eager=True).cast(pl.UInt16),
                     column_names,
                     default=None,
                 )

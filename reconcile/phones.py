@@ -357,6 +357,21 @@ def find_numbers(cells: list[pl.Series], default_region: str = "US") -> pl.DataF
     has_entry[entries.get_column("index").to_numpy()] = True
     missing = np.flatnonzero(~has_entry)
     if missing.size:
+        # the change list quotes the raw cell: spaces as they are (the first phone
+        # column's cell that holds anything, else "")
+        raw_cells = (
+            pl.coalesce(
+                [
+                    series.cast(pl.String)
+                    .gather(pl.Series(missing, dtype=pl.UInt32))
+                    .replace("", None)
+                    for series in cells
+                ]
+                + [pl.lit("", pl.String)]
+            )
+            if cells
+            else None
+        )
         entries = pl.concat(
             [
                 entries,
@@ -365,7 +380,9 @@ def find_numbers(cells: list[pl.Series], default_region: str = "US") -> pl.DataF
                         "index": pl.Series(missing, dtype=pl.UInt32),
                         "column": pl.repeat(None, missing.size, dtype=pl.UInt16, eager=True),
                         "position": pl.repeat(0, missing.size, dtype=pl.UInt16, eager=True),
-                        "cell": pl.repeat("", missing.size, dtype=pl.String, eager=True),
+                        "cell": pl.select(raw_cells).to_series()
+                        if raw_cells is not None
+                        else pl.repeat("", missing.size, dtype=pl.String, eager=True),
                         "phone_key": pl.repeat(None, missing.size, dtype=pl.UInt64, eager=True),
                         "phone_error": pl.repeat(
                             NO_PHONE_NUMBER, missing.size, dtype=pl.String, eager=True
@@ -379,9 +396,10 @@ def find_numbers(cells: list[pl.Series], default_region: str = "US") -> pl.DataF
     entries = entries.select(list(_ENTRY_SCHEMA)).cast(_ENTRY_SCHEMA)  # type: ignore[arg-type]
     if reordered:
         # one integer key sorts faster than three columns
+        # (index < 2**32, column and position < 2**16: any number of phone columns)
         order = (
-            pl.col("index").cast(pl.UInt64) * 65536
-            + pl.col("column").fill_null(0).cast(pl.UInt64) * 256
+            pl.col("index").cast(pl.UInt64) * (1 << 32)
+            + pl.col("column").fill_null(0).cast(pl.UInt64) * (1 << 16)
             + pl.col("position").cast(pl.UInt64)
         )
         entries = entries.sort(order)
@@ -456,6 +474,19 @@ def _search_cells(unsettled: pl.DataFrame, region: str) -> pl.DataFrame:
         numbers = normalize_phones(found.get_column("candidate"), region, with_e164=False)
         found = _split_run_together(
             pl.concat([found.drop("phone_error"), numbers], how="horizontal"), region
+        ).with_columns(
+            # a number found inside a longer cell is not valid: the reason quotes the cell
+            phone_error=pl.when(
+                pl.col("phone_error").is_not_null()
+                & (pl.col("candidate").str.strip_chars() != pl.col("cell").str.strip_chars())
+            )
+            .then(
+                pl.col("phone_error")
+                + pl.lit(" in '")
+                + pl.col("cell").str.strip_chars()
+                + pl.lit("'")
+            )
+            .otherwise(pl.col("phone_error"))
         )
     else:
         found = found.with_columns(phone_key=pl.lit(None, pl.UInt64))

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from reconcile._cells import NEEDS_ESCAPE, excel_escaped, excel_escaped_text
 from reconcile.columns import describe_phone_columns
 from reconcile.history import ACTIVATION, DEACTIVATION, Coverage, History
 from reconcile.lifecycle import NOT_COVERAGE
@@ -41,18 +42,6 @@ __all__ = [
 ]
 
 EXCEL_MAX_ROWS = 1_048_576
-# What a cell's text cannot carry as it is: characters XML 1.0 cannot hold, a CR (an XML
-# reader turns it into LF), and text that reads as SpreadsheetML's own escape
-# (``_x0041_`` is read as "A"). All are written as ``_xHHHH_`` escapes, which Excel,
-# LibreOffice, openpyxl and calamine read back as the character: a contact id arrives
-# in the workbook as it is in the file. One pattern for Python's re (openpyxl cells)
-# and polars (cells built as XML).
-_NEEDS_ESCAPE = r"[\x00-\x08\x0b-\x0d\x0e-\x1f\ufffe\uffff]|_x[0-9A-Fa-f]{4}_"
-_ESCAPED_CHARACTERS = [
-    chr(code) for code in (*range(0x00, 0x09), 0x0B, 0x0C, 0x0D, *range(0x0E, 0x20))
-]
-# the two non-characters no reader gives back from an escape: shown as U+FFFD
-_NONCHARACTERS = "[\ufffe\uffff]"
 ACTION_SHEETS = (("remove", "Remove"), ("suppress", "Suppress"), ("review", "Review"))
 EVIDENCE_COLUMNS = (
     ("row", "Row", 7),
@@ -123,7 +112,7 @@ class _Sheet:
 
         cells: list[Any] = list(values)
         for index, value in enumerate(cells):
-            if isinstance(value, str) and re.search(_NEEDS_ESCAPE, value):
+            if isinstance(value, str) and re.search(NEEDS_ESCAPE, value):
                 value = cells[index] = excel_escaped_text(value)
             if isinstance(value, str) and value.startswith("="):
                 cell = WriteOnlyCell(self.sheet, value=value)
@@ -292,7 +281,7 @@ def _row_xml(
                 for name in texts
             ),
             *(
-                pl.col(name).cast(pl.String).str.contains(_NEEDS_ESCAPE).any().alias(f"{name}\0")
+                pl.col(name).cast(pl.String).str.contains(NEEDS_ESCAPE).any().alias(f"{name}\0")
                 for name in texts
             ),
         ).row(0, named=True)
@@ -329,24 +318,6 @@ def _row_xml(
     return prepared.select(
         pl.concat_str([pl.lit('<row r="'), number, pl.lit('">'), *cells, pl.lit("</row>")])
     ).to_series()
-
-
-def excel_escaped(text: pl.Expr) -> pl.Expr:
-    """``text`` as a cell carries it: each ``_x`` has its underscore escaped (every one,
-    so that overlapping look-alikes such as ``_x005F_x0041_`` come back whole), then each
-    character of ``_ESCAPED_CHARACTERS`` becomes its ``_xHHHH_`` escape."""
-    return (
-        text.str.replace_all("_x", "_x005F_x", literal=True)
-        .str.replace_many(
-            _ESCAPED_CHARACTERS, [f"_x{ord(char):04X}_" for char in _ESCAPED_CHARACTERS]
-        )
-        .str.replace_all(_NONCHARACTERS, "\ufffd")
-    )
-
-
-def excel_escaped_text(value: str) -> str:
-    """`excel_escaped` for one string (the cells openpyxl writes)."""
-    return str(pl.select(excel_escaped(pl.lit(value, pl.String))).item())
 
 
 def _xml_text(value: pl.Expr, markup: bool, escapes: bool) -> pl.Expr:

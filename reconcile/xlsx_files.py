@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from reconcile._cells import NEEDS_ESCAPE, excel_escaped_text
 from reconcile._text import first_line
 from reconcile.columns import (
     CONTENT_ROWS,
@@ -214,6 +215,7 @@ def _openpyxl_cells(path: Path, sheet: str) -> list[list[object]]:
     """Every row of ``sheet`` as openpyxl reads it, the ``<dimension>`` ignored and error
     cells kept as `CellError`."""
     import openpyxl
+    from openpyxl.utils.escape import unescape
 
     workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
@@ -226,6 +228,8 @@ def _openpyxl_cells(path: Path, sheet: str) -> list[list[object]]:
                 value = getattr(cell, "value", None)
                 if getattr(cell, "data_type", None) == "e" and isinstance(value, str):
                     value = CellError(value)
+                elif isinstance(value, str) and "_x" in value:
+                    value = unescape(value)  # the format's _xHHHH_ escapes, as calamine reads
                 values.append(value)
             column = getattr(row[0], "column", 1) if row else 1
             rows.append([None] * (column - 1) + values)
@@ -476,10 +480,15 @@ def write_xlsx_cleaned(
                 cell = WriteOnlyCell(worksheet, value=str(value))
                 cell.data_type = "e"
                 values[index] = cell
-            elif isinstance(value, str) and value.startswith("="):
-                cell = WriteOnlyCell(worksheet, value=value)
-                cell.data_type = "s"  # text that starts with "=" stays text
-                values[index] = cell
+            elif isinstance(value, str):
+                if re.search(NEEDS_ESCAPE, value):
+                    # a control character (read from a _x0007_ escape), a CR or an
+                    # escape look-alike: written as the format's escape, as it came
+                    value = values[index] = excel_escaped_text(value)
+                if value.startswith("="):
+                    cell = WriteOnlyCell(worksheet, value=value)
+                    cell.data_type = "s"  # text that starts with "=" stays text
+                    values[index] = cell
         return values
 
     extra_rows = extra.rows() if extra is not None else None
