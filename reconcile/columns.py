@@ -32,6 +32,7 @@ __all__ = [
     "header_words",
     "is_phone_name",
     "looks_like_phones",
+    "may_hold_phones_by_content",
     "phone_name_role",
     "resolve_column",
     "split_column_names",
@@ -124,12 +125,13 @@ _CONTENT_LEAST = 5
 _CONTENT_SHARE = 0.8
 
 
-def header_words(name: str) -> list[str]:
-    """A header's words: camelCase and letters-to-digits split, case, accents, spaces,
-    punctuation, ``_`` and ``-`` set aside, apostrophes dropped (``Assistant's``), and a
-    Salesforce ``__c`` suffix removed."""
+def header_words(name: str, *, camel_case: bool = True) -> list[str]:
+    """A header's words: camelCase (unless ``camel_case`` is false) and letters-to-digits
+    split, case, accents, spaces, punctuation, ``_`` and ``-`` set aside, apostrophes
+    dropped (``Assistant's``), and a Salesforce ``__c`` suffix removed."""
     plain = re.sub(r"__c$", "", name.strip(), flags=re.IGNORECASE)
-    plain = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])", " ", plain)
+    camel = r"(?<=[a-z])(?=[A-Z])|" if camel_case else ""
+    plain = re.sub(camel + r"(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])", " ", plain)
     plain = unicodedata.normalize("NFKD", plain.lower())
     plain = "".join(character for character in plain if not unicodedata.combining(character))
     plain = re.sub(r"['\u2019`]", "", plain)
@@ -145,8 +147,10 @@ def phone_name_role(name: str) -> str | None:
         return not_messaged
     if any(word in _ABOUT_WORDS for word in words):
         return None
-    if any(_PHONE_WORD.match(word) for word in words) or _PHONE_WORD.match("".join(words)):
-        return "phone"  # the words joined: a camelCase brand (WhatsApp)
+    # a camelCase brand is one word (WhatsApp), a camelCase header several (MobilePhone)
+    whole = header_words(name, camel_case=False)
+    if any(_PHONE_WORD.match(word) for word in [*words, *whole]):
+        return "phone"
     return None
 
 
@@ -213,10 +217,10 @@ ID_GUESSES = (
     "(do not modify) account",
     "subscriber id",
     "member id",
-    "leid",
 )
 EMAIL_GUESSES = (
     "email",
+    "emails",
     "e mail",
     "email address",
     "e mail address",

@@ -395,7 +395,8 @@ def _emptied_records(
     source: CsvSource, records: Offsets, blank: dict[int, list[int]]
 ) -> list[tuple[int, bytes]]:
     """The records of ``blank``'s rows rewritten with those phone fields emptied (blank
-    mode): every other byte stays, the emptied field stays in its place."""
+    mode): every other byte stays, the emptied field stays in its place, written as the
+    file writes it (a quoted field as ``""``, as an all-quoted Outlook file has it)."""
     if not blank:
         return []
     scan = source.scan
@@ -417,6 +418,8 @@ def _emptied_records(
         position = start
         for field_start, field_end in spans:
             parts.append(body[position:field_start])
+            if body[field_start : field_start + 1] == b'"':
+                parts.append(b'""')
             position = field_end
         parts.append(body[position:end])
         rewritten.append((start, b"".join(parts)))
