@@ -51,7 +51,9 @@ _LINE_CHECK_BLOCK = 64 << 20
 
 
 def _too_long(name: str, body: bytes, offset: int) -> MalformedCSVError:
-    line = body.count(b"\n", 0, offset) + 1
+    # lines counted by the file's own line break (a CR-only file's are CRs)
+    newline = b"\r" if newline_byte(body[: min(len(body), 1 << 20)]) == _CR else b"\n"
+    line = body.count(newline, 0, offset) + 1
     return MalformedCSVError(
         f"{name}: line {line} begins a record longer than {MAX_RECORD_BYTES >> 20} MiB; "
         "no contact or change record is that long: check that this is the export you "

@@ -55,8 +55,14 @@ def _layer(encoding: str, chunks: Iterable[bytes], limit: int) -> Iterator[bytes
                 )
             if piece:
                 yield piece
-            if decompressor.eof:
-                data = b""  # bytes after the stream's end are not part of the answer
+            if decompressor.eof and not data:
+                rest = decompressor.unused_data
+                if encoding != "deflate" and rest[:2] == b"\x1f\x8b":
+                    # another gzip member follows (RFC 1952 allows several): read it too
+                    decompressor = _decompressor(encoding)
+                    data = rest
+                else:
+                    data = b""  # bytes after the stream's end are not part of the answer
     try:
         rest = decompressor.flush()
     except zlib.error:

@@ -291,6 +291,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_PAGE_BYTES = 64 << 20
 # JSON nested deeper than this is refused: the contract's answers are four levels deep.
 MAX_JSON_DEPTH = 64
+# Objects and lists an answer may hold: 64 MiB of "{}," parses into gigabytes of Python
+# objects; a real page of records holds a few per record.
+MAX_JSON_CONTAINERS = 1_000_000
 
 
 def _depth(value: object) -> int:
@@ -485,6 +488,11 @@ class InfobipClient:
             raise _Refused(f"{what}: {refused}; refused") from None
         try:
             text = self.redact(b"".join(chunks).decode("utf-8"))
+            if text.count("{") + text.count("[") > MAX_JSON_CONTAINERS:
+                raise _Refused(
+                    f"{what}: the answer holds more than {MAX_JSON_CONTAINERS:,} JSON objects "
+                    "and lists; refused"
+                )
             body = json.loads(text)
             if "\\" in text:
                 # only a JSON escape (\u0053, \/) makes a decoded string differ from the

@@ -396,7 +396,7 @@ def _emptied_records(
 ) -> list[tuple[int, bytes]]:
     """The records of ``blank``'s rows rewritten with those phone fields emptied (blank
     mode): every other byte stays, the emptied field stays in its place, written as the
-    file writes it (a quoted field as ``""``, as an all-quoted Outlook file has it)."""
+    file writes its fields (``""`` in a file that quotes every field, as Outlook's)."""
     if not blank:
         return []
     scan = source.scan
@@ -407,6 +407,11 @@ def _emptied_records(
         column: field_bounds(scan, chosen, source.fields[column])
         for column in sorted({column for columns in blank.values() for column in columns})
     }
+    # a file that quotes every field (Outlook's export, its header too) gets "" in an
+    # emptied field's place; any other file an empty field, as it writes them
+    header = np.zeros(1, dtype=np.int64)
+    starts = [int(field_bounds(scan, header, column)[0][0]) for column in range(scan.header_fields)]
+    all_quoted = all(body[start : start + 1] == b'"' for start in starts)
     rewritten: list[tuple[int, bytes]] = []
     for place, row in enumerate(rows):
         start = int(scan.record_start[chosen[place]])
@@ -418,7 +423,7 @@ def _emptied_records(
         position = start
         for field_start, field_end in spans:
             parts.append(body[position:field_start])
-            if body[field_start : field_start + 1] == b'"':
+            if all_quoted:
                 parts.append(b'""')
             position = field_end
         parts.append(body[position:end])

@@ -376,6 +376,7 @@ class Ledger:
         commit: str | None = None,
         rebuilt: tuple[dict[str, dict[str, object]], list[str]] | None = None,
         snapshot: _Snapshot | None = None,
+        keep_files: Sequence[str] = (),
     ) -> None:
         named = {entry.file for entry in entries.values() if entry.file}
         if rebuilt is None:
@@ -390,7 +391,12 @@ class Ledger:
             previously_named = {entry.file for entry in snapshot.entries.values() if entry.file}
             kept = current.get("replaced", [])
             replaced = sorted(
-                ({name for name in kept if isinstance(name, str)} | previously_named) - named
+                (
+                    {name for name in kept if isinstance(name, str)}
+                    | previously_named
+                    | set(keep_files)
+                )
+                - named
             )
             sequence = int(current.get("sequence", 0) or 0) + 1
         else:  # a rebuilt manifest: the files' report counts and the versions not chosen
@@ -485,9 +491,9 @@ class Ledger:
         try:
             pending_changed = self.pending_path.stat().st_ctime_ns
             return self.manifest_path.stat().st_ctime_ns < pending_changed
-        except FileNotFoundError:
-            return current is None
         except OSError:
+            # no manifest: the commit may have happened and its manifest been lost since
+            # (a backup of it names these files), so they are kept
             return False
 
     def _read_pending(self) -> dict[str, object] | None:
@@ -560,7 +566,8 @@ class Ledger:
         if reports or listed:
             if current is None and not self.manifest_path.exists():
                 self._write_manifest({}, None, rebuilt=({}, []))
-            self.commit(reports, metadata=listed)
+            # files kept are listed as replaced: an older manifest may name them
+            self.commit(reports, metadata=listed, keep_files=() if untouched else whole)
         if untouched:
             # no manifest ever named these files, and their events are now committed
             for name in whole:
@@ -667,6 +674,7 @@ class Ledger:
         metadata: Sequence[ReportEntry] = (),
         last_sync: datetime | None = None,
         rewrite: bool = False,
+        keep_files: Sequence[str] = (),
     ) -> list[str]:
         """The one commit path (fetch, import, rebuild): make reports visible at once,
         never lowering what is held; return the ids of the reports it changed.
@@ -745,12 +753,17 @@ class Ledger:
                 new_files[file] = info
                 for entry, _events in writing:
                     entries[entry.report_id] = replace(entry, file=file)
-            if not changed and last_sync is None:
+            if not changed and last_sync is None and not keep_files:
                 return []  # nothing new: the manifest stays byte for byte
             self._publish(staged, commit, snapshot.manifest.get("commit"))
             previous_sync = read_manifest_instant(text_or_none(snapshot.manifest.get("last_sync")))
             self._write_manifest(
-                entries, last_sync or previous_sync, new_files, commit, snapshot=snapshot
+                entries,
+                last_sync or previous_sync,
+                new_files,
+                commit,
+                snapshot=snapshot,
+                keep_files=keep_files,
             )
         except (OSError, pl.exceptions.PolarsError) as error:
             raise self._fail(error, staged) from None
@@ -801,6 +814,10 @@ def _check_events_file(
     if missing:
         raise _damaged_file(path, f"an events file without the column(s) {', '.join(missing)}")
     problem = _checksum_problem(path, description or {}, trust_unchanged=not whole)
+    if problem is None and not isinstance((description or {}).get("sha256"), str):
+        # written before checksums (0.1): nothing to compare, so it is read whole, until
+        # the next writer gives it a checksum (`Ledger.carry_metadata`)
+        problem = file_problem(path)
     if problem is not None:
         raise _damaged_file(path, problem)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import operator
+import posixpath
 import re
 import struct
 import zipfile
@@ -268,35 +269,53 @@ class ArchiveFacts:
 # A sheet whose area (farthest row x farthest column) is this many times the cells it
 # holds, and past _AREA_FROM cells, is a stray far cell: a reader would allocate the area
 _AREA_RATIO = 16
-_AREA_FROM = 2_000_000
+_AREA_FROM = 16_000_000  # about 600 MB in calamine: a sparse sheet below it is read
+
+
+# a reference written loosely (`r = "A1"`, `r= 'A1'`): the block is normalized first
+_LOOSE_REFERENCE = re.compile(rb"(\sr)\s+=\s*|(\sr)=\s+")
+_QUOTE_BYTES = (ord('"'), ord("'"))
+_DIGITS_AT_MOST = 16  # a row written with leading zeros (r="XFD01048576") is still read
 
 
 def _farthest_reference(block: bytes) -> tuple[int, int, int]:
-    """The largest row and column named by a ``r="A1"`` attribute in ``block`` (a row's
-    ``r="7"`` names a row), and how many cells those attributes name; found with numpy,
-    never one match at a time: a few byte gathers per reference, and the row parsed only
-    for the longest ones."""
-    # closing quotes after the end, so that no reference runs past the block
-    data = np.frombuffer(block + b'"' * 12, dtype=np.uint8)
+    """The largest row and column named by an ``r="A1"`` attribute in ``block`` (a row's
+    ``r="7"`` names a row; either quote, any case, leading zeros), and how many cells
+    those attributes name; found with numpy, never one match at a time: a few byte
+    gathers per reference, and the row parsed only for the longest ones."""
+    if _LOOSE_REFERENCE.search(block):
+        block = _LOOSE_REFERENCE.sub(lambda match: (match[1] or match[2]) + b"=", block)
     size = len(block)
     if size < 8:
         return 0, 0, 0
+    # closing quotes after the end, so that no reference runs past the block
+    data = np.frombuffer(block + b"\"'" * _DIGITS_AT_MOST, dtype=np.uint8)
+    quoted = data[3 : size - 1]
     attribute = np.flatnonzero(
         (data[1 : size - 3] == ord("r"))
         & (data[2 : size - 2] == ord("="))
-        & (data[3 : size - 1] == ord('"'))
+        & ((quoted == _QUOTE_BYTES[0]) | (quoted == _QUOTE_BYTES[1]))
     )
     before = data[attribute]  # an attribute named exactly r: whitespace before it
     attribute = attribute[(before == 32) | (before == 9) | (before == 10) | (before == 13)]
     starts = attribute + 4  # the value's first byte
     if starts.size == 0:
         return 0, 0, 0
-    quotes = np.flatnonzero(data == ord('"'))
-    length = quotes[np.searchsorted(quotes, starts)] - starts
-    starts, length = starts[(length >= 1) & (length <= 10)], length[(length >= 1) & (length <= 10)]
+    quote = data[starts - 1]
+    length = np.empty(starts.size, dtype=np.int64)
+    for mark in _QUOTE_BYTES:  # each value ends at the next quote of its own kind
+        closing = np.flatnonzero(data == mark)
+        own = quote == mark
+        length[own] = closing[np.searchsorted(closing, starts[own])] - starts[own]
+    keep = (length >= 1) & (length <= 3 + _DIGITS_AT_MOST)
+    starts, length = starts[keep], length[keep]
     if starts.size == 0:
         return 0, 0, 0
     first, second, third = (data[starts + offset].astype(np.int64) for offset in range(3))
+    first, second, third = (
+        np.where((value >= ord("a")) & (value <= ord("z")), value - 32, value)
+        for value in (first, second, third)
+    )
     one = (first >= ord("A")) & (first <= ord("Z"))
     two = one & (second >= ord("A")) & (second <= ord("Z"))
     three = two & (third >= ord("A")) & (third <= ord("Z"))
@@ -307,19 +326,29 @@ def _farthest_reference(block: bytes) -> tuple[int, int, int]:
     )
     letters = one.astype(np.int64) + two + three
     digits = length - letters
-    valid = (digits >= 1) & (digits <= 7)  # Excel's last row has 7 digits
+    valid = (digits >= 1) & (digits <= _DIGITS_AT_MOST)
     if not valid.any():
         return 0, 0, 0
-    longest = int(digits[valid].max())
-    at = starts[valid & (digits == longest)] + letters[valid & (digits == longest)]
+    starts, letters, digits, column = starts[valid], letters[valid], digits[valid], column[valid]
+    zeros = np.zeros(starts.size, dtype=np.int64)  # leading zeros, not counted
+    leading = np.ones(starts.size, dtype=bool)
+    for place in range(_DIGITS_AT_MOST):
+        leading &= (place < digits - 1) & (data[starts + letters + place] == ord("0"))
+        zeros += leading
+    significant = digits - zeros
+    longest = int(significant.max())
+    chosen = significant == longest
+    at = starts[chosen] + letters[chosen] + zeros[chosen]
     row = np.zeros(at.size, dtype=np.int64)
     numeric = np.ones(at.size, dtype=bool)
-    for place in range(longest):
+    for place in range(min(longest, 12)):  # past 12 digits a row is beyond any bound
         value = data[at + place].astype(np.int64) - ord("0")
         numeric &= (value >= 0) & (value <= 9)
         row = row * 10 + value
     last_row = int(row[numeric].max()) if numeric.any() else 0
-    return last_row, int(column[valid].max()), int((valid & one).sum())
+    if longest > 12 and numeric.any():
+        last_row = 10**12
+    return last_row, int(column.max()), int(one.sum())
 
 
 def refuse_far_cells(
@@ -364,7 +393,8 @@ def _sheet_entry(path: Path, name: str) -> str | None:
                     target = re.search(r'\bTarget="([^"]*)"', link)
                     if target:
                         value = html.unescape(target.group(1))
-                        return value.lstrip("/") if value.startswith("/") else f"xl/{value}"
+                        where = value.lstrip("/") if value.startswith("/") else f"xl/{value}"
+                        return posixpath.normpath(where)
     return None
 
 
@@ -384,7 +414,8 @@ def refuse_zip_bomb(path: Path) -> ArchiveFacts:
     errors = False
     with archive, path.open("rb") as raw:
         for info in archive.infolist():
-            sheet = info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")
+            # every XML part: a sheet may be stored anywhere its relationship points
+            sheet = info.filename.endswith(".xml")
             extent = facts.extents.setdefault(info.filename, SheetExtent()) if sheet else None
             prefix: bytes | None = None
             tail = b""

@@ -138,8 +138,9 @@ BIG = 17 << 20  # past the 16 MiB bound on a record (the hostile files were 1 Gi
             ),
             2,
         ),
+        (lambda: b"Phone,Opt-In Date\r4155550101,2024-03-01\r" + b"7" * BIG + b"\r", 3),
     ],
-    ids=["one-field", "header-without-break", "long-line", "quoted-lines"],
+    ids=["one-field", "header-without-break", "long-line", "quoted-lines", "cr-only-lines"],
 )
 def test_a_record_past_16_mib_is_refused_before_any_reader_sees_it(
     run_cli, tmp_path, history_dir, content, line

@@ -190,6 +190,40 @@ def test_an_encoding_not_asked_for_or_damaged_is_one_line(
     assert result.stderr.count("\n") == 1
 
 
+def test_a_small_answer_of_millions_of_objects_is_refused_before_it_is_parsed(
+    server, tmp_path, monkeypatch
+):
+    """64 KiB of gzip held 63 MiB of "{}," and parsed into 6 GB of Python objects (found
+    by the adversarial review); the objects and lists are counted first."""
+    monkeypatch.setattr(api, "MAX_JSON_CONTAINERS", 1000)
+    body = b'{"results": [' + b"{}," * 5000 + b'{}], "paging": {}}'
+    server.fail(
+        metadata_request,
+        "raw",
+        status=200,
+        body=gzip.compress(body),
+        headers={"Content-Encoding": "gzip"},
+        times=None,
+    )
+    with pytest.raises(
+        MalformedResponseError, match="the answer holds more than 1,000 JSON objects and lists"
+    ):
+        _fetch(server, tmp_path / "data")
+    assert len(server.requests_to("/number")) == 1  # refused outright, not retried
+
+
+def test_a_gzip_answer_of_several_members_is_read_whole(server, tmp_path):
+    """RFC 1952 allows several members one after another; each is read."""
+
+    def two_members(data: bytes) -> bytes:
+        return gzip.compress(data[:7]) + gzip.compress(data[7:])
+
+    server.fail(
+        any_request, "encode", encode=two_members, headers={"Content-Encoding": "gzip"}, times=None
+    )
+    assert _fetch(server, tmp_path / "data").complete
+
+
 def test_deeply_nested_json_is_refused(server, tmp_path):
     server.fail(metadata_request, "raw", status=200, body=b"[" * 100_000 + b"]" * 100_000)
     with pytest.raises(MalformedResponseError, match="nests deeper than 64 levels"):

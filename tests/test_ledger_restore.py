@@ -231,3 +231,53 @@ def test_a_rebuild_of_a_0_1_ledger_writes_the_metadata_into_its_files(
     Ledger(data).manifest_path.unlink()
     assert run_cli("ledger", "rebuild", "--data-dir", data).exit_code == 0
     assert _statuses(data) == statuses
+
+
+def test_a_backup_of_a_first_commits_manifest_still_reads_after_a_writer_ran(
+    run_cli, history_dir, tmp_path, monkeypatch
+):
+    """The first commit dies after its manifest; the manifest is lost; a writer rolls the
+    commit forward. The lost manifest, restored from a backup, still reads: the file it
+    names was kept, not deleted (found by the adversarial review)."""
+    data = tmp_path / "data"
+    _kill_inside(
+        monkeypatch, "_finish", lambda: run_cli("ledger", "import", history_dir, "--data-dir", data)
+    )
+    ledger = Ledger(data)
+    backup = tmp_path / "manifest.backup.json"
+    shutil.copy(ledger.manifest_path, backup)
+    ledger.manifest_path.unlink()
+    assert run_cli("ledger", "import", _extra(tmp_path, 5), "--data-dir", data).exit_code == 0
+    assert (
+        json.loads(run_cli("ledger", "status", "--json", "--data-dir", data).stdout)[
+            "unknown_files"
+        ]
+        == []
+    )
+    shutil.copy(backup, ledger.manifest_path)
+    for command in (["ledger", "status"], ["ledger", "verify"], ["check", "4155550101"]):
+        assert run_cli(*command, "--data-dir", data).exit_code == 0, command
+
+
+def test_a_damaged_file_of_a_ledger_without_checksums_is_named_by_every_read(
+    run_cli, history_dir, tmp_path
+):
+    """A ledger of 0.1 keeps no checksums: a damaged file is read whole and named in one
+    line, never an internal error (found by the adversarial review)."""
+    data = tmp_path / "data"
+    assert run_cli("ledger", "import", history_dir, "--data-dir", data).exit_code == 0
+    _as_written_by_0_1(data)
+    [victim] = Ledger(data).event_files_on_disk()
+    content = bytearray(victim.read_bytes())
+    middle = len(content) // 3
+    content[middle : middle + 64] = b"\xff" * 64
+    victim.write_bytes(bytes(content))
+    for command in (
+        ["ledger", "status"],
+        ["check", "4155550101"],
+        ["ledger", "export", tmp_path / "out.csv"],
+    ):
+        result = run_cli(*command, "--data-dir", data)
+        assert result.exit_code == 1, command
+        assert result.stderr.startswith(f"reconcile: error: {victim}: damaged"), result.stderr
+        assert result.stderr.count("\n") == 1

@@ -370,7 +370,7 @@ def test_rows_out_of_order_or_numbered_twice_are_written_as_decided(tmp_path, hi
     assert written == [key for key, action in decided.items() if action in ("keep", "review")]
 
 
-@pytest.mark.parametrize("far", ["XFD1048576", "AZ1048576", "A1048576"])
+@pytest.mark.parametrize("far", ["XFD1048576", "AZ1048576"])
 def test_a_stray_far_cell_is_refused_in_one_line_before_any_reader_allocates_its_area(
     tmp_path, run_cli, history_dir, far
 ):
@@ -395,7 +395,8 @@ def test_a_stray_far_cell_is_refused_in_one_line_before_any_reader_allocates_its
 
 
 def test_a_far_cell_on_another_sheet_and_a_wide_table_are_read(tmp_path):
-    """Only the sheet read is judged; a table 300 columns wide holds what it spans."""
+    """Only the sheet read is judged; a table 300 columns wide holds what it spans, and a
+    sparse one (4 of 300 cells a row filled, the last column among them) is read too."""
     source = tmp_path / "wide.xlsx"
     workbook = openpyxl.Workbook()
     sheet = workbook.active
@@ -407,3 +408,61 @@ def test_a_far_cell_on_another_sheet_and_a_wide_table_are_read(tmp_path):
     workbook.save(source)
     contacts = read_contacts(source, ColumnChoice())
     assert contacts.values.height == 40
+    sparse = tmp_path / "sparse.xlsx"
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet("Contacts")
+    sheet.append(["Phone", "Opt-In Date", *([None] * 297), "Last"])
+    for number in range(7000):  # 2.1M cells spanned, 28,000 held
+        sheet.append([f"212555{number % 10000:04d}", "2024-03-09", *([None] * 297), "x"])
+    workbook.save(sparse)
+    assert read_contacts(sparse, ColumnChoice()).values.height == 7000
+
+
+def _rewritten(source: Path, target: Path, edit, rename: str | None = None) -> None:
+    """``source`` with its first sheet's XML passed through ``edit`` (and moved to
+    ``rename``, its relationship following)."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w") as out:
+        for info in archive.infolist():
+            data = archive.read(info.filename)
+            name = info.filename
+            if name == "xl/worksheets/sheet1.xml":
+                data = edit(data)
+                name = rename or name
+            elif rename and name in ("xl/_rels/workbook.xml.rels", "[Content_Types].xml"):
+                data = data.replace(b"worksheets/sheet1.xml", rename.removeprefix("xl/").encode())
+            out.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+
+
+@pytest.mark.parametrize(
+    ("variant", "edit", "rename"),
+    [
+        ("single-quoted", lambda xml: xml.replace(b'r="XFD1048576"', b"r='XFD1048576'"), None),
+        (
+            "spaces-around-equals",
+            lambda xml: xml.replace(b'r="XFD1048576"', b'r = "XFD1048576"'),
+            None,
+        ),
+        ("leading-zeros", lambda xml: xml.replace(b'r="XFD1048576"', b'r="XFD0001048576"'), None),
+        ("lower-case", lambda xml: xml.replace(b'r="XFD1048576"', b'r="xfd1048576"'), None),
+        ("stored-elsewhere", lambda xml: xml, "xl/elsewhere/contacts.xml"),
+    ],
+)
+def test_a_far_cell_written_any_valid_way_is_refused(
+    tmp_path, run_cli, history_dir, variant, edit, rename
+):
+    """Found by the adversarial review: each of these aborted the process."""
+    plain = tmp_path / "plain.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Phone", "Opt-In Date"])
+    sheet.append(["4155550101", "2024-03-09"])
+    sheet["XFD1048576"] = "stray"
+    workbook.save(plain)
+    source = tmp_path / f"{variant}.xlsx"
+    _rewritten(plain, source, edit, rename)
+    result = run_cli("clean", source, "--changes", history_dir, "--out-dir", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    assert f"{variant}.xlsx: sheet 'Sheet' spans A1:XFD1048576" in result.stderr
+    assert result.stderr.count("\n") == 1
