@@ -29,7 +29,7 @@ from reconcile._text import iso_utc as _iso
 from reconcile._version import version
 from reconcile.changelist import write_changes
 from reconcile.columns import ColumnChoice, MissingConsentColumn
-from reconcile.consent import UNPARSEABLE, parse_consent, reject_future, validate_timezone
+from reconcile.consent import PARSED, UNPARSEABLE, parse_consent, reject_future, validate_timezone
 from reconcile.contacts import ContactTable, read_contacts
 from reconcile.csv_files import write_csv_rows
 from reconcile.errors import OptionError, OutputError
@@ -513,10 +513,26 @@ def _consent_problems(chunks: Sequence[_Chunk | None], options: CleanOptions) ->
                 if ":" in value:
                     clock = " %H:%M:%S" if match.group(5) else " %H:%M"
                     clock = ("T" if "T" in value else " ") + clock.strip()
-                hint = f"--consent-format '%d{separator}%m{separator}%Y{clock}'"
-                examples = [value, *(item for item in examples if item != value)][:3]
+                day_first = f"%d{separator}%m{separator}%Y{clock}"
+                if _reads_more(chunks, options, day_first):
+                    hint = f"--consent-format '{day_first}'"
+                    examples = [value, *(item for item in examples if item != value)][:3]
                 break
     return {"unreadable": unreadable.len(), "examples": examples, "hint": hint}
+
+
+def _reads_more(chunks: Sequence[_Chunk | None], options: CleanOptions, day_first: str) -> bool:
+    """Whether ``day_first`` reads more of the file's consent values than the default
+    rules do: a hint that would leave values unreadable (or read 11/1 as January 11th
+    where it was read as November 1st) is never given."""
+    values = pl.concat([chunk.rows.get_column("consent") for chunk in chunks if chunk is not None])
+    read_now = sum(
+        int((chunk.rows.get_column("consent_status") == PARSED).sum())
+        for chunk in chunks
+        if chunk is not None
+    )
+    read_then = parse_consent(values, options.consent_timezone, day_first)
+    return int(read_then.get_column("consent_boundary").is_not_null().sum()) > read_now
 
 
 def _consent_warning(problems: ConsentProblems) -> str:

@@ -449,3 +449,18 @@ def test_the_day_first_hint_reads_values_with_a_time(tmp_path, spec_history):
         source, spec_history, out_dir=tmp_path / "fixed", consent_format="%d/%m/%Y %H:%M"
     )
     assert fixed.summary()["consent"]["unreadable"] == 2  # the two n/a
+
+
+def test_the_day_first_hint_is_given_only_when_it_reads_more_values(tmp_path, spec_history):
+    """Two day-first values among 63 month-first ones: the hint would leave the month-
+    first values past the 12th unreadable and re-read the others (11/1 as January 11th),
+    so it is not given; the two values are still counted unreadable."""
+    source = tmp_path / "contacts.csv"
+    month_first = [f"{month}/{day}/2024" for month in (1, 2, 3) for day in range(1, 22)]
+    rows = [*month_first, "25/03/2024", "13/02/2024"]
+    source.write_text(
+        "Phone,Opt-In Date\n" + "".join(f"41555501{i % 100:02d},{v}\n" for i, v in enumerate(rows))
+    )
+    problems = _clean(source, spec_history, out_dir=tmp_path).summary()["consent"]
+    assert problems["unreadable"] == 2
+    assert problems["hint"] is None
