@@ -50,7 +50,7 @@ from reconcile.verdicts import (
     with_details,
 )
 from reconcile.workbook import RunInfo, weekly_counts, write_audit_workbook
-from reconcile.xlsx_files import write_xlsx_cleaned
+from reconcile.xlsx_files import write_cleaned_workbook
 
 __all__ = [
     "MODES",
@@ -681,8 +681,16 @@ def _add_xlsx(
             blank.setdefault(positions[row], []).append(where[column])
     batch.add(
         target,
-        lambda temporary: write_xlsx_cleaned(
-            header_cells, sheet_rows, sheet, keep, extra, temporary, blank
+        lambda temporary: write_cleaned_workbook(
+            table.path,
+            header_cells,
+            sheet_rows,
+            sheet,
+            table.sheet_rows,
+            keep,
+            extra,
+            temporary,
+            blank,
         ),
         last=True,
         scratch=True,

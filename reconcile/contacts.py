@@ -8,7 +8,7 @@ write the cleaned file back from the input itself.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -63,6 +63,8 @@ class ContactTable:
     loaded: pl.DataFrame | None = None
     # XLSX: the header's and every data row's cells as read, for the cleaned workbook
     sheet_cells: tuple[list[object], list[list[object]]] | None = None
+    # XLSX: each data row's number in its sheet (1-based), for the workbook edited in place
+    sheet_rows: list[int] = field(default_factory=list)
 
     def value_chunks(self, rows: int) -> Iterator[pl.DataFrame]:
         """The values, ``rows`` data rows at a time, in order."""
@@ -139,6 +141,7 @@ def read_contacts(
             sheet=book.sheet,
             loaded=book.values,
             sheet_cells=(book.header_cells, book.rows),
+            sheet_rows=book.sheet_rows,
         )
     if head == _ZIP_MAGIC:
         raise UnsupportedFormatError(

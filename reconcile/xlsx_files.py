@@ -30,6 +30,7 @@ import polars as pl
 
 from reconcile._cells import NEEDS_ESCAPE, excel_escaped_text
 from reconcile._text import first_line
+from reconcile._xlsx_package import write_package
 from reconcile.columns import (
     CONTENT_ROWS,
     ChosenColumns,
@@ -46,6 +47,7 @@ __all__ = [
     "read_xlsx_contacts",
     "refuse_far_cells",
     "refuse_zip_bomb",
+    "write_cleaned_workbook",
     "write_xlsx_cleaned",
 ]
 
@@ -74,6 +76,8 @@ class XlsxContacts:
     blank_rows: int
     header_cells: list[object]
     rows: list[list[object]]
+    # each data row's number in the sheet (1-based), for the workbook edited in place
+    sheet_rows: list[int] = field(default_factory=list)
 
 
 def choose_sheet(path: Path, names: list[str], visible: list[bool], sheet: str | None) -> int:
@@ -170,6 +174,8 @@ def read_xlsx_contacts(path: Path, choice: ColumnChoice, sheet: str | None) -> X
         blank_rows=len(cells) - header_at - 1 - len(rows),
         header_cells=header_cells,
         rows=rows,
+        # both readers give the sheet's rows from row 1: a cell list's index is its row - 1
+        sheet_rows=[index + 1 for index in data_at],
     )
 
 
@@ -485,6 +491,31 @@ def _sheet_visibility(path: Path, names: list[str]) -> list[bool]:
         if match
     }
     return [name not in hidden for name in names]
+
+
+def write_cleaned_workbook(
+    source: Path,
+    header_cells: Sequence[object],
+    rows: Sequence[Sequence[object]],
+    sheet: str,
+    sheet_rows: Sequence[int],
+    keep: npt.NDArray[np.bool_],
+    extra: pl.DataFrame | None,
+    target: Path,
+    blank: dict[int, list[int]] | None = None,
+) -> None:
+    """The cleaned workbook: in strip and blank mode the input workbook with only the
+    decided rows or cells changed (`_xlsx_package.write_package`: every other sheet,
+    hidden column, width, format and name kept); in flag mode, for a macro workbook, or
+    a sheet too irregular to edit in place, written from the cells as read."""
+    entry = _sheet_entry(source, sheet) if extra is None and sheet_rows else None
+    if (
+        entry is not None
+        and source.suffix.lower() == ".xlsx"
+        and write_package(source, entry, sheet_rows, keep, blank, target)
+    ):
+        return
+    write_xlsx_cleaned(header_cells, rows, sheet, keep, extra, target, blank)
 
 
 def write_xlsx_cleaned(

@@ -17,6 +17,7 @@ deactivated 2024-04-02, 617-555-0142 suspended; coverage from 2024-03-01).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import string
@@ -369,3 +370,87 @@ def test_a_phone_column_under_any_accepted_name_or_none_is_checked(tmp_path, hea
     assert cleaned.summary()["columns"]["phone"] == [header]
     verdicts = cleaned.decisions.get_column("verdict").to_list()
     assert verdicts == ["deactivated", "ok", "deactivated", "ok", "ok"]
+
+
+def _parts(path: Path) -> dict[str, bytes]:
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+@pytest.mark.parametrize("mode", ["strip", "blank"])
+def test_a_dynamics_workbook_comes_back_whole_with_only_the_decided_changes(
+    run_cli, tmp_path, mode
+):
+    """Blank mode is for importing the file back into the CRM that exported it: the
+    hidden key columns, the hidden sheet, the date formats and every other part of the
+    package stay byte for byte; only the sheet's decided rows or cells change."""
+    source = CRM / "dynamics-contacts.xlsx"
+    result = run_cli(
+        "clean", source, "--changes", CHANGES, "--out-dir", tmp_path, "--mode", mode, "--no-report"
+    )
+    assert result.exit_code == 0, result.output
+    cleaned = tmp_path / "dynamics-contacts.cleaned.xlsx"
+    before, after = _parts(source), _parts(cleaned)
+    assert list(after) == list(before)
+    changed = [name for name in before if before[name] != after[name]]
+    assert changed == ["xl/worksheets/sheet1.xml"]
+    book = openpyxl.load_workbook(cleaned)
+    assert book.sheetnames == ["My Active Contacts", "hiddenDataSheet"]
+    assert book["hiddenDataSheet"].sheet_state == "hidden"
+    sheet = book["My Active Contacts"]
+    assert all(sheet.column_dimensions[column].hidden for column in "ABC")
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows(min_row=2)]
+    if mode == "blank":
+        original = openpyxl.load_workbook(source)["My Active Contacts"]
+        expected = [[cell.value for cell in row] for row in original.iter_rows(min_row=2)]
+        expected[0][6] = None  # Tara's mobile 415-555-0123
+        expected[1][5] = None  # Umar's business phone (312) 555-0199
+        expected[2][6] = None  # Vera's mobile 617-555-0142 (suspended)
+        assert rows == expected
+        assert sheet["G2"].style_id == original["G2"].style_id  # the emptied cell keeps its style
+    else:
+        assert [row[3] for row in rows] == ["Will Xi"]  # the others removed, Will moved up
+    assert sheet["J2"].number_format == "m/d/yyyy h:mm AM/PM"
+    assert sheet["J2"].value == dt.datetime(2024, 3, 5, 9, 0)
+
+
+def test_libreoffice_opens_the_dynamics_workbook_cleaned_in_place(run_cli, tmp_path):
+    import shutil
+    import subprocess
+
+    office = shutil.which("soffice") or shutil.which("libreoffice")
+    if office is None:
+        pytest.fail("LibreOffice (libreoffice-calc-nogui) is needed; .ci/run installs it")
+    result = run_cli(
+        "clean",
+        CRM / "dynamics-contacts.xlsx",
+        "--changes",
+        CHANGES,
+        "--out-dir",
+        tmp_path,
+        "--mode",
+        "strip",
+        "--no-report",
+    )
+    assert result.exit_code == 0, result.output
+    converted = tmp_path / "converted"
+    subprocess.run(
+        [
+            office,
+            f"-env:UserInstallation=file://{tmp_path / 'profile'}",
+            "--headless",
+            "--convert-to",
+            "csv",
+            "--outdir",
+            str(converted),
+            str(tmp_path / "dynamics-contacts.cleaned.xlsx"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    text = (converted / "dynamics-contacts.cleaned.csv").read_text()
+    lines = text.strip().splitlines()
+    assert len(lines) == 2 and "Will Xi" in lines[1] and "212-555-0191" in lines[1]

@@ -177,12 +177,16 @@ def test_offset_table_and_blank_rows_stay_aligned(tmp_path, history_dir):
     [result] = run_clean(source, history_dir)
     assert result.summary()["blank_rows_skipped"] == 1
     assert result.decisions["verdict"].to_list() == ["ok", "deactivated", "ok"]
-    rows = list(openpyxl.load_workbook(result.cleaned_path).active.iter_rows(values_only=True))
-    assert rows == [
-        (None, "Phone", "Opt-In Date", "Zip"),
-        (None, "4155550104", "2024-04-01", "02134"),
-        (None, "4155550105", "2024-04-01", 7),
+    # the input workbook with the decided row removed: the table stays at B3, the blank
+    # row 5 stays, row 7 moves up to row 6
+    sheet = openpyxl.load_workbook(result.cleaned_path).active
+    assert [[cell.value for cell in row] for row in sheet["B3:D6"]] == [
+        ["Phone", "Opt-In Date", "Zip"],
+        ["4155550104", "2024-04-01", "02134"],
+        [None, None, None],
+        ["4155550105", "2024-04-01", 7],
     ]
+    assert sheet.max_row == 6
 
 
 CELL = st.one_of(

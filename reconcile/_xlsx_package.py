@@ -1,0 +1,201 @@
+"""The cleaned workbook written as the input workbook with only the decided changes.
+
+Every part of the package is copied as it is (hidden sheets, styles, number formats,
+column widths and hidden columns, panes, validation, defined names), except the chosen
+sheet's XML, in which only the decided rows are removed (strip mode: the rows below move
+up, their references with them) or the decided cells emptied (blank mode: the cell keeps
+its style). A Dynamics 365 export so cleaned imports back into the CRM that wrote it.
+
+When the sheet's XML is not plain enough to edit safely (rows without numbers, cells
+without references, rows out of order, a row that is not where the reader saw it), the
+caller writes the workbook from its cells instead: `write_package` says so.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["write_package"]
+
+_REFERENCE = re.compile(rb'(\sr=")([A-Z]{1,3})([0-9]+)(")')
+_RANGE_ATTRIBUTE = re.compile(rb'(\s(?:ref|sqref)=")([^"]*)(")')
+_CELL_IN_RANGE = re.compile(rb"(\$?[A-Z]{1,3}\$?)([0-9]+)")
+
+
+def _column_letters(index: int) -> bytes:
+    """``0`` -> ``A``, ``26`` -> ``AA``."""
+    letters = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(65 + remainder) + letters
+    return letters.encode()
+
+
+def write_package(
+    source: Path,
+    entry: str,
+    sheet_rows: Sequence[int],
+    keep: npt.NDArray[np.bool_],
+    blank: Mapping[int, Sequence[int]] | None,
+    target: Path,
+) -> bool:
+    """Write ``target`` as ``source`` with sheet part ``entry`` edited: the data rows at
+    ``sheet_rows`` (1-based sheet row numbers) not in ``keep`` removed, and the cells of
+    ``blank`` (a data row's position -> column indexes) emptied. False when the sheet is
+    not plain enough to edit (nothing written then)."""
+    with zipfile.ZipFile(source) as archive:
+        try:
+            xml = archive.read(entry)
+        except KeyError:
+            return False
+        edited = _edit_sheet(xml, sheet_rows, keep, blank or {})
+        if edited is None:
+            return False
+        removed = {sheet_rows[int(index)] for index in np.flatnonzero(~keep)}
+        with zipfile.ZipFile(target, "w") as out:
+            for info in archive.infolist():
+                data = archive.read(info.filename)
+                if info.filename == entry:
+                    data = edited
+                elif removed and info.filename.startswith("xl/tables/"):
+                    data = _shift_ranges(data, sorted(removed))  # a table's own range
+                copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+                copy.compress_type = info.compress_type
+                copy.external_attr = info.external_attr
+                out.writestr(copy, data)
+    return True
+
+
+def _edit_sheet(
+    xml: bytes,
+    sheet_rows: Sequence[int],
+    keep: npt.NDArray[np.bool_],
+    blank: Mapping[int, Sequence[int]],
+) -> bytes | None:
+    root = re.search(rb"<(\w+:)?worksheet\b", xml)
+    prefix = (root.group(1) or b"") if root else b""
+    data_start = re.search(rb"<" + prefix + rb"sheetData\b[^>]*?(/?)>", xml)
+    if data_start is None:
+        return None
+    if data_start.group(1):  # <sheetData/>: no rows at all
+        return None
+    data_end = xml.find(b"</" + prefix + b"sheetData>", data_start.end())
+    if data_end < 0:
+        return None
+    body = xml[data_start.end() : data_end]
+    row_pattern = re.compile(
+        rb"<" + prefix + rb"row\b([^>]*?)(?:/>|>(.*?)</" + prefix + rb"row>)", re.DOTALL
+    )
+    cell_pattern = re.compile(
+        rb"<" + prefix + rb"c\b([^>]*?)(?:/>|>.*?</" + prefix + rb"c>)", re.DOTALL
+    )
+    removed_rows = sorted(sheet_rows[int(index)] for index in np.flatnonzero(~keep))
+    formula = re.compile(rb"<" + prefix + rb"f\b[^>]*?(?:/>|>.*?</" + prefix + rb"f>)", re.DOTALL)
+    removed = set(removed_rows)
+    emptied = {sheet_rows[position]: set(columns) for position, columns in blank.items()}
+    wanted = set(sheet_rows)
+    parts: list[bytes] = []
+    position = 0
+    previous = 0
+    seen: set[int] = set()
+    for match in row_pattern.finditer(body):
+        if body[position : match.start()].strip():
+            return None  # something between rows that is not a row
+        parts.append(body[position : match.start()])
+        position = match.end()
+        number_match = re.search(rb'\sr="([0-9]+)"', match.group(1))
+        if number_match is None:
+            return None  # a row without its number
+        number = int(number_match.group(1))
+        if number <= previous:
+            return None  # rows out of order, or numbered twice
+        previous = number
+        seen.add(number)
+        if number in removed:
+            continue
+        text = match.group(0)
+        inner = match.group(2) or b""
+        if any(not re.search(rb'\sr="', cell.group(1)) for cell in cell_pattern.finditer(inner)):
+            return None  # a cell without its reference
+        if number in emptied:
+            letters = {_column_letters(column) for column in emptied[number]}
+
+            def empty(cell: re.Match[bytes], letters: set[bytes] = letters) -> bytes:
+                reference = re.search(rb'\sr="([A-Z]+)[0-9]+"', cell.group(1))
+                if reference is None or reference.group(1) not in letters:
+                    return cell.group(0)
+                style = re.search(rb'\ss="[0-9]+"', cell.group(1))
+                kept = style.group(0) if style else b""
+                return b"<" + prefix + b"c" + reference.group(0) + kept + b"/>"
+
+            text = cell_pattern.sub(empty, text)
+        if removed_rows:
+            shift = _shift_of(number, removed_rows)
+            if shift:
+                text = _renumbered(text, number - shift)
+            # a formula's references would point elsewhere once rows move: its value stays
+            text = formula.sub(b"", text)
+        parts.append(text)
+    if body[position:].strip():
+        return None
+    parts.append(body[position:])
+    if not wanted <= seen:
+        return None  # a data row is not where the reader saw it
+    head = xml[: data_start.end()]
+    tail = xml[data_end:]
+    if removed_rows:
+        head = _shift_ranges(head, removed_rows)
+        tail = _shift_ranges(tail, removed_rows)
+    return head + b"".join(parts) + tail
+
+
+def _renumbered(row: bytes, number: int) -> bytes:
+    """A row element moved to row ``number``: its own ``r`` and its cells' references."""
+    new = str(number).encode()
+
+    def reference(match: re.Match[bytes]) -> bytes:
+        return match.group(1) + match.group(2) + new + match.group(4)
+
+    row = _REFERENCE.sub(reference, row)
+    return re.sub(rb'(\sr=")[0-9]+(")', rb"\g<1>" + new + rb"\g<2>", row, count=1)
+
+
+def _shift_of(number: int, removed_rows: Sequence[int]) -> int:
+    """How many removed rows lie above row ``number``."""
+    return int(np.searchsorted(np.asarray(removed_rows), number))
+
+
+def _shift_ranges(xml: bytes, removed_rows: Sequence[int]) -> bytes:
+    """Every ``ref``/``sqref`` range (dimension, filter, merged cells, validation,
+    conditional formats, hyperlinks, a table's range) with its rows moved up past the
+    removed rows: a range's first row to the first row kept at or below it, its last to
+    the last kept at or above it."""
+    removed = np.asarray(removed_rows)
+
+    def moved(reference: bytes, last: bool) -> bytes:
+        match = _CELL_IN_RANGE.fullmatch(reference)
+        if match is None:
+            return reference
+        number = int(match.group(2))
+        above = np.searchsorted(removed, number, side="right" if last else "left")
+        new = number - int(above)
+        return match.group(1) + str(max(new, 1)).encode()
+
+    def attribute(match: re.Match[bytes]) -> bytes:
+        ranges = []
+        for item in match.group(2).split(b" "):
+            ends = item.split(b":")
+            if len(ends) == 2:
+                ranges.append(moved(ends[0], False) + b":" + moved(ends[1], True))
+            else:
+                ranges.append(moved(item, False))
+        return match.group(1) + b" ".join(ranges) + match.group(3)
+
+    return _RANGE_ATTRIBUTE.sub(attribute, xml)
