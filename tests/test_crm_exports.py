@@ -454,3 +454,56 @@ def test_libreoffice_opens_the_dynamics_workbook_cleaned_in_place(run_cli, tmp_p
     text = (converted / "dynamics-contacts.cleaned.csv").read_text()
     lines = text.strip().splitlines()
     assert len(lines) == 2 and "Will Xi" in lines[1] and "212-555-0191" in lines[1]
+
+
+def test_three_hundred_phone_columns_are_all_checked(tmp_path):
+    """More than 255 phone columns crashed (an 8-bit column index)."""
+    source = tmp_path / "wide.csv"
+    names = [f"Phone {index}" for index in range(300)]
+    cells = ["" for _ in names]
+    cells[299] = "(415) 555-0123"  # the last column holds the deactivated number
+    source.write_text(
+        ",".join([*names, "Opt-In Date"]) + "\n" + ",".join([*cells, "2024-03-05"]) + "\n"
+    )
+    history = load_change_files([CHANGES])
+    [cleaned] = clean_files([source], history, CleanOptions(out_dir=tmp_path / "out"), NOW)
+    assert len(cleaned.summary()["columns"]["phone"]) == 300
+    assert cleaned.decisions.get_column("verdict").to_list() == ["deactivated"]
+    changes = list(csv.DictReader(io.StringIO(cleaned.changes_path.read_text())))
+    assert [row["phone_column"] for row in changes] == ["Phone 299"]
+
+
+def test_the_change_list_quotes_the_raw_cell(run_cli, tmp_path):
+    """A cell of spaces is quoted as it is; a number inside a label that is not valid
+    names the cell in its reason."""
+    source = tmp_path / "contacts.csv"
+    source.write_text('Mobile,Opt-In Date\n"   ",2024-03-05\nMobile: 555-0143,2024-03-05\n')
+    result = run_cli("clean", source, "--changes", CHANGES, "--out-dir", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    changes = list(
+        csv.DictReader(io.StringIO((tmp_path / "out" / "contacts.changes.csv").read_text()))
+    )
+    assert [row["phone"] for row in changes] == ["   ", "Mobile: 555-0143"]
+    assert changes[0]["reason"] == "invalid number: no phone number"
+    assert changes[1]["reason"].endswith("in 'Mobile: 555-0143'")
+
+
+def test_a_control_character_in_an_xlsx_cell_is_kept(run_cli, tmp_path):
+    """A cell holding _x0007_ (a BEL, as Excel stores it) crashed the cleaned workbook."""
+    source = tmp_path / "contacts.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Mobile", "Opt-In Date", "Note"])
+    sheet.append(["212-555-0150", "2024-03-05", "ring_x0007_bell"])
+    sheet.append(["415-555-0123", "2024-03-05", "x"])
+    workbook.save(source)
+    for mode in ("strip", "flag"):
+        result = run_cli(
+            "clean", source, "--changes", CHANGES, "--out-dir", tmp_path / mode, "--mode", mode
+        )
+        assert result.exit_code == 0, result.output
+        from python_calamine import CalamineWorkbook
+
+        cleaned = tmp_path / mode / "contacts.cleaned.xlsx"
+        rows = CalamineWorkbook.from_path(str(cleaned)).get_sheet_by_index(0).to_python()
+        assert rows[1][2] == "ring\x07bell", mode
