@@ -16,16 +16,38 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["write_package"]
+from reconcile._cells import excel_escaped_text
+
+__all__ = ["Appended", "write_package"]
 
 _REFERENCE = re.compile(rb'(\sr=")([A-Z]{1,3})([0-9]+)(")')
 _RANGE_ATTRIBUTE = re.compile(rb'(\s(?:ref|sqref)=")([^"]*)(")')
 _CELL_IN_RANGE = re.compile(rb"(\$?[A-Z]{1,3}\$?)([0-9]+)")
+
+
+@dataclass(frozen=True)
+class Appended:
+    """Flag mode's columns: their names, written on the header row, and each data row's
+    values (by its position among the data rows), after the sheet's last used column."""
+
+    header_row: int
+    names: Sequence[str]
+    values: Sequence[Sequence[str | None]]
+
+
+def _column_number(letters: bytes) -> int:
+    """``A`` -> ``1``, ``AA`` -> ``27``."""
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
 
 
 def _column_letters(index: int) -> bytes:
@@ -45,17 +67,18 @@ def write_package(
     keep: npt.NDArray[np.bool_],
     blank: Mapping[int, Sequence[int]] | None,
     target: Path,
+    appended: Appended | None = None,
 ) -> bool:
     """Write ``target`` as ``source`` with sheet part ``entry`` edited: the data rows at
-    ``sheet_rows`` (1-based sheet row numbers) not in ``keep`` removed, and the cells of
-    ``blank`` (a data row's position -> column indexes) emptied. False when the sheet is
-    not plain enough to edit (nothing written then)."""
+    ``sheet_rows`` (1-based sheet row numbers) not in ``keep`` removed, the cells of
+    ``blank`` (a data row's position -> column indexes) emptied, the ``appended`` columns
+    added. False when the sheet is not plain enough to edit (nothing written then)."""
     with zipfile.ZipFile(source) as archive:
         try:
             xml = archive.read(entry)
         except KeyError:
             return False
-        edited = _edit_sheet(xml, sheet_rows, keep, blank or {})
+        edited = _edit_sheet(xml, sheet_rows, keep, blank or {}, appended)
         if edited is None:
             return False
         removed = {sheet_rows[int(index)] for index in np.flatnonzero(~keep)}
@@ -78,6 +101,7 @@ def _edit_sheet(
     sheet_rows: Sequence[int],
     keep: npt.NDArray[np.bool_],
     blank: Mapping[int, Sequence[int]],
+    appended: Appended | None = None,
 ) -> bytes | None:
     root = re.search(rb"<(\w+:)?worksheet\b", xml)
     prefix = (root.group(1) or b"") if root else b""
@@ -101,6 +125,14 @@ def _edit_sheet(
     removed = set(removed_rows)
     emptied = {sheet_rows[position]: set(columns) for position, columns in blank.items()}
     wanted = set(sheet_rows)
+    adding: dict[int, Sequence[str | None]] = {}
+    first_added = 0
+    if appended is not None:
+        used = re.findall(rb'\sr="([A-Z]{1,3})[0-9]+"', body)
+        first_added = max((_column_number(letters) for letters in set(used)), default=0)
+        adding[appended.header_row] = appended.names
+        for place, number in enumerate(sheet_rows):
+            adding[number] = appended.values[place]
     parts: list[bytes] = []
     position = 0
     previous = 0
@@ -136,6 +168,8 @@ def _edit_sheet(
                 return b"<" + prefix + b"c" + reference.group(0) + kept + b"/>"
 
             text = cell_pattern.sub(empty, text)
+        if number in adding:
+            text = _with_cells(text, number, first_added, adding[number], prefix)
         if removed_rows:
             shift = _shift_of(number, removed_rows)
             if shift:
@@ -150,10 +184,52 @@ def _edit_sheet(
         return None  # a data row is not where the reader saw it
     head = xml[: data_start.end()]
     tail = xml[data_end:]
+    if appended is not None:  # the sheet's extent reaches the columns added
+        last = _column_letters(first_added + len(appended.names) - 1)
+        head = re.sub(
+            rb"(<" + prefix + rb'dimension\b[^>]*?\sref="[^":]*:)([A-Z]{1,3})([0-9]+")',
+            lambda match: match.group(1) + last + match.group(3),
+            head,
+            count=1,
+        )
     if removed_rows:
         head = _shift_ranges(head, removed_rows)
         tail = _shift_ranges(tail, removed_rows)
     return head + b"".join(parts) + tail
+
+
+def _with_cells(
+    row: bytes, number: int, after: int, values: Sequence[str | None], prefix: bytes
+) -> bytes:
+    """A row element with text cells added after column ``after`` (its ``spans`` hint,
+    which would no longer hold, dropped)."""
+    cells = b"".join(
+        b"<"
+        + prefix
+        + b'c r="'
+        + _column_letters(after + offset)
+        + str(number).encode()
+        + b'" t="inlineStr"><'
+        + prefix
+        + b"is><"
+        + prefix
+        + b't xml:space="preserve">'
+        + escape(excel_escaped_text(value)).encode()
+        + b"</"
+        + prefix
+        + b"t></"
+        + prefix
+        + b"is></"
+        + prefix
+        + b"c>"
+        for offset, value in enumerate(values)
+        if value
+    )
+    row = re.sub(rb'\sspans="[^"]*"', b"", row, count=1)
+    if row.endswith(b"/>"):
+        return row[:-2] + b">" + cells + b"</" + prefix + b"row>"
+    closing = row.rindex(b"</")
+    return row[:closing] + cells + row[closing:]
 
 
 def _renumbered(row: bytes, number: int) -> bytes:

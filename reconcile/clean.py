@@ -687,6 +687,7 @@ def _add_xlsx(
             sheet_rows,
             sheet,
             table.sheet_rows,
+            table.header_row,
             keep,
             extra,
             temporary,

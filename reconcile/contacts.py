@@ -63,8 +63,10 @@ class ContactTable:
     loaded: pl.DataFrame | None = None
     # XLSX: the header's and every data row's cells as read, for the cleaned workbook
     sheet_cells: tuple[list[object], list[list[object]]] | None = None
-    # XLSX: each data row's number in its sheet (1-based), for the workbook edited in place
+    # XLSX: each data row's number in its sheet (1-based), and the header's, for the
+    # workbook edited in place
     sheet_rows: list[int] = field(default_factory=list)
+    header_row: int = 1
 
     def value_chunks(self, rows: int) -> Iterator[pl.DataFrame]:
         """The values, ``rows`` data rows at a time, in order."""
@@ -142,6 +144,7 @@ def read_contacts(
             loaded=book.values,
             sheet_cells=(book.header_cells, book.rows),
             sheet_rows=book.sheet_rows,
+            header_row=book.header_row,
         )
     if head == _ZIP_MAGIC:
         raise UnsupportedFormatError(

@@ -30,7 +30,7 @@ import polars as pl
 
 from reconcile._cells import NEEDS_ESCAPE, excel_escaped_text
 from reconcile._text import first_line
-from reconcile._xlsx_package import write_package
+from reconcile._xlsx_package import Appended, write_package
 from reconcile.columns import (
     CONTENT_ROWS,
     ChosenColumns,
@@ -76,8 +76,10 @@ class XlsxContacts:
     blank_rows: int
     header_cells: list[object]
     rows: list[list[object]]
-    # each data row's number in the sheet (1-based), for the workbook edited in place
+    # each data row's number in the sheet (1-based), and the header's, for the workbook
+    # edited in place
     sheet_rows: list[int] = field(default_factory=list)
+    header_row: int = 1
 
 
 def choose_sheet(path: Path, names: list[str], visible: list[bool], sheet: str | None) -> int:
@@ -176,6 +178,7 @@ def read_xlsx_contacts(path: Path, choice: ColumnChoice, sheet: str | None) -> X
         rows=rows,
         # both readers give the sheet's rows from row 1: a cell list's index is its row - 1
         sheet_rows=[index + 1 for index in data_at],
+        header_row=header_at + 1,
     )
 
 
@@ -499,20 +502,26 @@ def write_cleaned_workbook(
     rows: Sequence[Sequence[object]],
     sheet: str,
     sheet_rows: Sequence[int],
+    header_row: int,
     keep: npt.NDArray[np.bool_],
     extra: pl.DataFrame | None,
     target: Path,
     blank: dict[int, list[int]] | None = None,
 ) -> None:
-    """The cleaned workbook: in strip and blank mode the input workbook with only the
-    decided rows or cells changed (`_xlsx_package.write_package`: every other sheet,
-    hidden column, width, format and name kept); in flag mode, for a macro workbook, or
-    a sheet too irregular to edit in place, written from the cells as read."""
-    entry = _sheet_entry(source, sheet) if extra is None and sheet_rows else None
+    """The cleaned workbook: the input workbook with only the decided changes (rows
+    removed, cells emptied, flag columns appended: `_xlsx_package.write_package`, every
+    other sheet, hidden column, width, format and name kept); for a macro workbook, or a
+    sheet too irregular to edit in place, written from the cells as read."""
+    entry = _sheet_entry(source, sheet) if sheet_rows else None
+    appended = (
+        Appended(header_row, extra.columns, [list(row) for row in extra.rows()])
+        if extra is not None
+        else None
+    )
     if (
         entry is not None
         and source.suffix.lower() == ".xlsx"
-        and write_package(source, entry, sheet_rows, keep, blank, target)
+        and write_package(source, entry, sheet_rows, keep, blank, target, appended)
     ):
         return
     write_xlsx_cleaned(header_cells, rows, sheet, keep, extra, target, blank)

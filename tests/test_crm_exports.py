@@ -379,7 +379,7 @@ def _parts(path: Path) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
-@pytest.mark.parametrize("mode", ["strip", "blank"])
+@pytest.mark.parametrize("mode", ["strip", "blank", "flag"])
 def test_a_dynamics_workbook_comes_back_whole_with_only_the_decided_changes(
     run_cli, tmp_path, mode
 ):
@@ -410,8 +410,14 @@ def test_a_dynamics_workbook_comes_back_whole_with_only_the_decided_changes(
         expected[2][6] = None  # Vera's mobile 617-555-0142 (suspended)
         assert rows == expected
         assert sheet["G2"].style_id == original["G2"].style_id  # the emptied cell keeps its style
-    else:
+    elif mode == "strip":
         assert [row[3] for row in rows] == ["Will Xi"]  # the others removed, Will moved up
+    else:  # the flag columns after the last one, every other cell as it was
+        header = [cell.value for cell in sheet[1]]
+        assert header[:10] == [cell.value for cell in openpyxl.load_workbook(source).active[1]]
+        assert header[10:12] == ["reconcile_verdict", "reconcile_action"]
+        assert [row[10] for row in rows] == ["deactivated", "deactivated", "suspended", "ok"]
+        assert sheet.calculate_dimension() == "A1:P5"
     assert sheet["J2"].number_format == "m/d/yyyy h:mm AM/PM"
     assert sheet["J2"].value == dt.datetime(2024, 3, 5, 9, 0)
 
