@@ -13,9 +13,10 @@ caller writes the workbook from its cells instead: `write_package` says so.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -81,19 +82,67 @@ def write_package(
         edited = _edit_sheet(xml, sheet_rows, keep, blank or {}, appended)
         if edited is None:
             return False
-        removed = {sheet_rows[int(index)] for index in np.flatnonzero(~keep)}
+        removed = sorted({sheet_rows[int(index)] for index in np.flatnonzero(~keep)})
+        tables = _tables_of(archive, entry) if removed else set()
+        shifted: dict[str, bytes] = {}
+        for table in tables:
+            try:  # the sheet's own tables follow its rows; another sheet's stay
+                shifted[table] = _with_a_data_row(_shift_ranges(archive.read(table), removed))
+            except (KeyError, _Collapsed):
+                return False
         with zipfile.ZipFile(target, "w") as out:
             for info in archive.infolist():
                 data = archive.read(info.filename)
                 if info.filename == entry:
                     data = edited
-                elif removed and info.filename.startswith("xl/tables/"):
-                    data = _shift_ranges(data, sorted(removed))  # a table's own range
+                elif info.filename in shifted:
+                    data = shifted[info.filename]
                 copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
                 copy.compress_type = info.compress_type
                 copy.external_attr = info.external_attr
                 out.writestr(copy, data)
     return True
+
+
+def _with_a_data_row(table: bytes) -> bytes:
+    """A table whose data rows were all removed keeps one empty row under its header (a
+    table of a header alone is not one Excel opens)."""
+
+    def widened(match: re.Match[bytes]) -> bytes:
+        first, last = int(match.group(3)), int(match.group(5))
+        if last > first:
+            return match.group(0)
+        return (
+            match.group(1)
+            + match.group(2)
+            + match.group(3)
+            + b":"
+            + match.group(4)
+            + str(first + 1).encode()
+            + match.group(6)
+        )
+
+    return re.sub(
+        rb'(\sref=")(\$?[A-Z]{1,3}\$?)([0-9]+):(\$?[A-Z]{1,3}\$?)([0-9]+)(")', widened, table
+    )
+
+
+def _tables_of(archive: zipfile.ZipFile, entry: str) -> set[str]:
+    """The table parts the sheet ``entry`` links to (its relationships)."""
+    folder, name = posixpath.split(entry)
+    try:
+        relations = archive.read(posixpath.join(folder, "_rels", name + ".rels"))
+    except KeyError:
+        return set()
+    found = set()
+    for link in re.findall(rb"<(?:\w+:)?Relationship\b[^>]*>", relations):
+        kind = re.search(rb'\bType="([^"]*)"', link)
+        target = re.search(rb'\bTarget="([^"]*)"', link)
+        if kind and target and kind.group(1).endswith(b"/table"):
+            where = target.group(1).decode("utf-8", errors="replace")
+            path = where.lstrip("/") if where.startswith("/") else posixpath.join(folder, where)
+            found.add(posixpath.normpath(path))
+    return found
 
 
 def _edit_sheet(
@@ -163,11 +212,16 @@ def _edit_sheet(
                 reference = re.search(rb'\sr="([A-Z]+)[0-9]+"', cell.group(1))
                 if reference is None or reference.group(1) not in letters:
                     return cell.group(0)
+                if formula.search(cell.group(0)):
+                    raise _Collapsed  # a formula others may share: written from cells
                 style = re.search(rb'\ss="[0-9]+"', cell.group(1))
                 kept = style.group(0) if style else b""
                 return b"<" + prefix + b"c" + reference.group(0) + kept + b"/>"
 
-            text = cell_pattern.sub(empty, text)
+            try:
+                text = cell_pattern.sub(empty, text)
+            except _Collapsed:
+                return None
         if number in adding:
             text = _with_cells(text, number, first_added, adding[number], prefix)
         if removed_rows:
@@ -192,9 +246,33 @@ def _edit_sheet(
             head,
             count=1,
         )
+    if (removed_rows or emptied) and re.search(rb"<" + prefix + rb"legacyDrawing\b", tail):
+        return None  # comments (in their own parts) would stay on the wrong cells
+    if emptied:  # a link on an emptied cell (tel:+1415...) holds the number too
+        cleared = {
+            _column_letters(column) + str(number).encode()
+            for number, columns in emptied.items()
+            for column in columns
+        }
+        tail = _drop_elements(
+            tail, prefix, b"hyperlink", lambda ref: ref.replace(b"$", b"") in cleared
+        )
     if removed_rows:
-        head = _shift_ranges(head, removed_rows)
-        tail = _shift_ranges(tail, removed_rows)
+        removed_set = set(removed_rows)
+
+        def wholly_removed(ref: bytes) -> bool:
+            rows = [int(number) for number in re.findall(rb"[0-9]+", ref)]
+            return bool(rows) and all(
+                number in removed_set for number in range(min(rows), max(rows) + 1)
+            )
+
+        tail = _drop_elements(tail, prefix, b"hyperlink", wholly_removed)
+        tail = _drop_elements(tail, prefix, b"mergeCell", wholly_removed)
+        try:
+            head = _shift_ranges(head, removed_rows)
+            tail = _shift_ranges(tail, removed_rows)
+        except _Collapsed:
+            return None
     return head + b"".join(parts) + tail
 
 
@@ -248,12 +326,21 @@ def _shift_of(number: int, removed_rows: Sequence[int]) -> int:
     return int(np.searchsorted(np.asarray(removed_rows), number))
 
 
+class _Collapsed(Exception):
+    """A range that lay wholly in removed rows, on a structure that cannot just go."""
+
+
 def _shift_ranges(xml: bytes, removed_rows: Sequence[int]) -> bytes:
     """Every ``ref``/``sqref`` range (dimension, filter, merged cells, validation,
     conditional formats, hyperlinks, a table's range) with its rows moved up past the
     removed rows: a range's first row to the first row kept at or below it, its last to
-    the last kept at or above it."""
+    the last kept at or above it. A range that lay wholly in removed rows goes from its
+    list; raises _Collapsed when that leaves a validation or a format with none."""
     removed = np.asarray(removed_rows)
+
+    def row_of(reference: bytes) -> int | None:
+        match = _CELL_IN_RANGE.fullmatch(reference)
+        return int(match.group(2)) if match else None
 
     def moved(reference: bytes, last: bool) -> bytes:
         match = _CELL_IN_RANGE.fullmatch(reference)
@@ -261,17 +348,69 @@ def _shift_ranges(xml: bytes, removed_rows: Sequence[int]) -> bytes:
             return reference
         number = int(match.group(2))
         above = np.searchsorted(removed, number, side="right" if last else "left")
-        new = number - int(above)
-        return match.group(1) + str(max(new, 1)).encode()
+        return match.group(1) + str(max(number - int(above), 1)).encode()
 
     def attribute(match: re.Match[bytes]) -> bytes:
         ranges = []
         for item in match.group(2).split(b" "):
             ends = item.split(b":")
+            first, last = row_of(ends[0]), row_of(ends[-1])
+            if first is not None and last is not None:
+                left = int(np.searchsorted(removed, first, side="left"))
+                right = int(np.searchsorted(removed, last, side="right"))
+                if right - left == last - first + 1:
+                    continue  # every row of it was removed
             if len(ends) == 2:
                 ranges.append(moved(ends[0], False) + b":" + moved(ends[1], True))
             else:
                 ranges.append(moved(item, False))
+        if not ranges:
+            raise _Collapsed
         return match.group(1) + b" ".join(ranges) + match.group(3)
 
     return _RANGE_ATTRIBUTE.sub(attribute, xml)
+
+
+def _drop_elements(xml: bytes, prefix: bytes, name: bytes, gone: Callable[[bytes], bool]) -> bytes:
+    """``xml`` without the ``name`` elements (merged cells, links) whose ``ref`` ``gone``
+    says is gone, their wrapper's ``count`` set again, and the wrapper itself gone when
+    empty (an empty one is not valid)."""
+    element = re.compile(
+        rb"<"
+        + prefix
+        + name
+        + rb'\b[^>]*?\sref="([^"]*)"[^>]*?(?:/>|>.*?</'
+        + prefix
+        + name
+        + rb">)",
+        re.DOTALL,
+    )
+    kept = element.sub(lambda match: b"" if gone(match.group(1)) else match.group(0), xml)
+    if kept == xml:
+        return xml
+    wrapper = re.compile(
+        rb"<" + prefix + name + rb"s\b([^>]*)>(.*?)</" + prefix + name + rb"s>", re.DOTALL
+    )
+
+    def recount(match: re.Match[bytes]) -> bytes:
+        count = len(element.findall(match.group(2)))
+        if count == 0:
+            return b""
+        attributes = re.sub(
+            rb'\scount="[0-9]*"', b' count="' + str(count).encode() + b'"', match.group(1)
+        )
+        return (
+            b"<"
+            + prefix
+            + name
+            + b"s"
+            + attributes
+            + b">"
+            + match.group(2)
+            + b"</"
+            + prefix
+            + name
+            + b"s>"
+        )
+
+    return wrapper.sub(recount, kept)

@@ -8,6 +8,7 @@ names them and the option that chooses.
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from reconcile.errors import ColumnError, InputError
-from reconcile.phones import normalize_phones
+from reconcile.phones import find_numbers
 
 __all__ = [
     "CONSENT_GUESSES",
@@ -44,13 +45,37 @@ __all__ = [
 _PHONE_WORD = re.compile(
     r"^(?:sms|mobile|cell|home|work|business|office|other|primary|personal|direct|main"
     r"|alternate|alt|assistant|assistants|asst|contact|company|private|privat|secondary"
-    r"|whatsapp|car|day|night|evening|billing|shipping|customer|additional|emergency)?"
-    r"(?:phones?|mobiles?|mobil|cell|cellular|cellphone|mobilephone|telephone|telefon"
-    r"|telefone|telefono|telephono|tel|tele|handy|msisdn|sms|whatsapp|movil|celular|portable"
-    r"|(?:mobile|cell|sms|contact|whatsapp)(?=number|no|num|nr))"
+    r"|whatsapp|car|auto|haupt|funk|radio|day|night|evening|billing|shipping|customer"
+    r"|additional|emergency)?"
+    r"(?:phones?|mobiles?|mobil|mobiel|mobiele|cell|cellular|cellphone|mobilephone"
+    r"|telephone|telefon|telefone|telefono|telephono|telefoon|telemovel|tel|tele|handy"
+    r"|msisdn|sms|whatsapp|viber|movil|celular|cellulare|portable|gsm|landline|festnetz"
+    r"|rufnummer|(?:mobile|cell|sms|contact|whatsapp)(?=number|no|num|nr))"
     r"(?:number|numbers|no|num|nr|nummer|numero|mobile|home|work|cell|office|other"
-    r"|business|private|privat|personal|main|direct|sms)*[0-9]*$"
+    r"|business|private|privat|personal|main|direct|sms|thuis|telefon|telefoon|telephone"
+    r"|phone)*[0-9]*$"
 )
+# "Home Number", "Contact No.", "Direct Dial": a number word after a word that only a
+# phone number follows
+_NUMBER_OF = frozenset(
+    [
+        "contact",
+        "home",
+        "work",
+        "business",
+        "office",
+        "direct",
+        "alternate",
+        "alt",
+        "day",
+        "night",
+        "evening",
+        "emergency",
+        "callback",
+        "mob",
+    ]
+)
+_NUMBER_WORDS = frozenset(["number", "numbers", "no", "num", "nr", "dial", "line"])
 # words that say a column is about the number (its type, its country, its consent)
 _ABOUT_WORDS = frozenset(
     [
@@ -86,6 +111,46 @@ _ABOUT_WORDS = frozenset(
         "validated",
         "confirmed",
         "format",
+        # what the number is used for, or allowed for (not the number)
+        "accepts",
+        "accept",
+        "marketing",
+        "blacklisted",
+        "blacklist",
+        "blocklist",
+        "blocked",
+        "preference",
+        "preferences",
+        "dnc",
+        "enabled",
+        "has",
+        "last",
+        "sent",
+        "calls",
+        "os",
+        "device",
+        "provider",
+        "keyword",
+        "notes",
+        "note",
+        "allowed",
+        "allow",
+        "source",
+        # the same in the languages whose phone words are known
+        "tipo",
+        "typ",
+        "einwilligung",
+        "consentimiento",
+        "consentement",
+        "fecha",
+        "datum",
+        "statut",
+        "estado",
+        "verificado",
+        "verifie",
+        "land",
+        "pays",
+        "pais",
     ]
 )
 # phone columns that are not checked (no text message reaches them); named in the summary
@@ -151,6 +216,11 @@ def phone_name_role(name: str) -> str | None:
     whole = header_words(name, camel_case=False)
     if any(_PHONE_WORD.match(word) for word in [*words, *whole]):
         return "phone"
+    if any(
+        first in _NUMBER_OF and second in _NUMBER_WORDS
+        for first, second in itertools.pairwise(words)
+    ):
+        return "phone"
     return None
 
 
@@ -165,15 +235,24 @@ def may_hold_phones_by_content(name: str) -> bool:
     return not any(word in _NOT_BY_CONTENT for word in header_words(name))
 
 
+# a date or a timestamp holds digit runs a number finder would take for a phone
+_DATE_LIKE = r"^\s*(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4})(?:[ T]|$)"
+
+
 def looks_like_phones(values: pl.Series, default_region: str = "US") -> bool:
     """Whether a column's sample holds phone numbers: at least 5 non-empty values, 80 %
-    of them valid numbers."""
-    text = values.cast(pl.String).str.strip_chars()
-    filled = text.filter(text.str.len_bytes() > 0)
+    of them holding a valid number as the checker finds them (labels, several numbers,
+    ``:::``), dates and timestamps never counted as numbers."""
+    text = values.cast(pl.String)
+    filled = text.filter(text.str.strip_chars().str.len_bytes() > 0)
     if filled.len() < _CONTENT_LEAST:
         return False
-    valid = normalize_phones(filled, default_region, with_e164=False).get_column("phone_key")
-    return bool(valid.is_not_null().sum() >= _CONTENT_SHARE * filled.len())
+    cells = filled.filter(~filled.str.contains(_DATE_LIKE))
+    if cells.len() == 0:
+        return False
+    entries = find_numbers([cells], default_region)
+    holding = entries.filter(pl.col("phone_key").is_not_null()).get_column("index").n_unique()
+    return holding >= _CONTENT_SHARE * filled.len()
 
 
 CONSENT_GUESSES = (
@@ -426,17 +505,24 @@ def _phone_columns(
     candidates = [
         index
         for index, name in enumerate(columns)
-        if name.strip()
-        and roles.get(name) is None
+        if roles.get(name) is None
         and name not in left_out | taken
-        and columns.count(name) == 1
         and may_hold_phones_by_content(name)
     ]
     by_content: list[str] = []
     if sample is not None and candidates:
         for index, values in zip(candidates, sample(candidates), strict=True):
-            if looks_like_phones(values, choice.default_region):
-                by_content.append(columns[index])
+            if not looks_like_phones(values, choice.default_region):
+                continue
+            name = columns[index]
+            if not name.strip() or columns.count(name) > 1:
+                # holding numbers it must be checked, yet it cannot be named: never skipped
+                what = "has no name" if not name.strip() else f"shares its name {name!r}"
+                raise ColumnError(
+                    f"column {index + 1} {what} but holds phone numbers; give each column "
+                    "a name of its own so it can be checked"
+                )
+            by_content.append(name)
     chosen = set(named) | set(by_content)
     return (
         tuple(name for name in columns if name in chosen),

@@ -10,7 +10,8 @@ deactivated 2024-04-02, 617-555-0142 suspended; coverage from 2024-03-01).
 - Google Contacts: `Phone 1 - Value` with two numbers joined by ` ::: `, labels beside.
 - Pipedrive: `Person - Phone - Work/Home/Mobile/Other`, a BOM, `Person - ID`.
 - Mailchimp: `Phone Number`, `OPTIN_TIME`, the email as id.
-- Freshsales: `Work number`, which no phone word names: found by content.
+- Freshsales: `Work number` (a number word after "work"), and a custom `Alternate contact`
+  that no phone word names: found by content.
 - Dynamics 365 (XLSX): hidden `(Do Not Modify)` key columns, a hidden sheet, date cells.
 """
 
@@ -126,13 +127,13 @@ CASES = {
     "freshsales-contacts.csv": {
         "options": (),
         "id": "Emails",
-        "phones": ["Work number", "Mobile number"],
-        "by_content": ["Work number"],
+        "phones": ["Work number", "Mobile number", "Alternate contact"],
+        "by_content": ["Alternate contact"],
         "not_checked": {},
         "rows": [
             (1, "oli@example.com", "deactivated", "remove"),
             (2, "pia@example.com", "deactivated", "remove"),
-            (3, "quy@example.com", "ok", "keep"),
+            (3, "quy@example.com", "deactivated", "remove"),  # its alternate contact
             (4, "rae@example.com", "ok", "keep"),
             (5, "sid@example.com", "suspended", "suppress"),
         ],
@@ -250,8 +251,8 @@ def test_the_summary_names_the_columns_checked_and_those_not(run_cli, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert (
-        "  checked 8 numbers in 'Work number' (found by content), 'Mobile number'\n"
-        in result.stdout
+        "  checked 13 numbers in 'Work number', 'Mobile number', 'Alternate contact' (found "
+        "by content)\n" in result.stdout
     )
     outlook = run_cli(
         "clean", CRM / "outlook-contacts.csv", "--changes", CHANGES, "--out-dir", tmp_path
@@ -264,7 +265,9 @@ def test_the_summary_names_the_columns_checked_and_those_not(run_cli, tmp_path):
             values_only=True, max_col=2
         )
     )
-    assert summary["Phone columns checked"] == ("'Work number' (found by content), 'Mobile number'")
+    assert summary["Phone columns checked"] == (
+        "'Work number', 'Mobile number', 'Alternate contact' (found by content)"
+    )
 
 
 def test_not_phone_column_leaves_a_guessed_column_out(run_cli, tmp_path):
@@ -277,12 +280,14 @@ def test_not_phone_column_leaves_a_guessed_column_out(run_cli, tmp_path):
         tmp_path,
         "--not-phone-column",
         "work number",
+        "--not-phone-column",
+        "ALTERNATE CONTACT",
         "--json",
     )
     assert result.exit_code == 0, result.output
     [summary] = json.loads(result.stdout)
     assert summary["columns"]["phone"] == ["Mobile number"]
-    assert summary["verdicts"]["deactivated"] == 1  # Pia's work number is no longer checked
+    assert summary["verdicts"]["deactivated"] == 1  # Pia's and Quy's numbers unchecked
 
 
 # -- the name rule, as a property ------------------------------------------------------
@@ -513,3 +518,211 @@ def test_a_control_character_in_an_xlsx_cell_is_kept(run_cli, tmp_path):
         cleaned = tmp_path / mode / "contacts.cleaned.xlsx"
         rows = CalamineWorkbook.from_path(str(cleaned)).get_sheet_by_index(0).to_python()
         assert rows[1][2] == "ring\x07bell", mode
+
+
+# -- found by the adversarial review of this issue -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Mobiltelefon",
+        "Autotelefon",
+        "Haupttelefon",
+        "Funktelefon",
+        "Telefoon",
+        "Telefoonnummer",
+        "Mobiel",
+        "Mobiele telefoon",
+        "Telefoon thuis",
+        "Telefoon op werk",
+        "Cellulare",
+        "Telemóvel",
+        "Radioteléfono",
+        "GSM",
+        "Landline",
+        "Direct Dial",
+        "Contact Number",
+        "Home Number",
+        "Work Number",
+        "Viber",
+        "Festnetz",
+        "Rufnummer",
+        "Handynummer",
+        "Numéro de téléphone",
+    ],
+)
+def test_phone_headers_of_more_languages_and_shapes_are_checked(header):
+    assert is_phone_name(header)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Accepts SMS Marketing",
+        "SMS_BLACKLISTED",
+        "Phone Preference",
+        "Phone DNC",
+        "SMS Enabled",
+        "Has Mobile",
+        "Last SMS Sent",
+        "Mobile OS",
+        "Cell Provider",
+        "SMS Keyword",
+        "Phone Notes",
+        "Tipo de teléfono",
+        "Telefon Typ",
+        "SMS-Einwilligung",
+        "Consentimiento SMS",
+        "Fecha SMS",
+        "SMS Datum",
+        "Statut SMS",
+        "Account Number",
+    ],
+)
+def test_headers_about_the_number_are_not_checked(header):
+    """A yes/no or status column checked as a phone would send every row to review."""
+    assert phone_name_role(header) is None
+
+
+def test_a_column_of_labelled_or_several_numbers_is_found_by_content(tmp_path):
+    source = tmp_path / "contacts.csv"
+    rows = [
+        "+1 212-555-2003 ::: +1 415-555-0123",
+        "Direct: 212-555-2004",
+        "212–555–2005",
+        "212-555-2006 / 212-555-2007",
+        "(212) 555-2008",
+    ]
+    body = "Mobile,Reach,Opt-In Date\n" + "".join(
+        f'212555010{index},"{cell}",2024-03-05\n' for index, cell in enumerate(rows)
+    )
+    source.write_text(body)
+    history = load_change_files([CHANGES])
+    [cleaned] = clean_files([source], history, CleanOptions(out_dir=tmp_path / "out"), NOW)
+    assert cleaned.summary()["columns"]["phone_by_content"] == ["Reach"]
+    assert cleaned.decisions.get_column("verdict").to_list()[0] == "deactivated"
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("Id,Phone,,Opt-In Date", "column 3 has no name but holds phone numbers"),
+        ("Other,Phone,Other,Opt-In Date", "column 1 shares its name 'Other' but holds phone"),
+    ],
+)
+def test_a_column_of_numbers_that_cannot_be_named_is_refused(run_cli, tmp_path, header, message):
+    source = tmp_path / "contacts.csv"
+    names = header.split(",")
+    lines = [
+        ",".join(
+            "2024-03-05" if name == "Opt-In Date" else f"21255501{row}{column}"
+            for column, name in enumerate(names)
+        )
+        for row in range(6)
+    ]
+    source.write_text(header + "\n" + "\n".join(lines) + "\n")
+    result = run_cli("clean", source, "--changes", CHANGES, "--out-dir", tmp_path / "out")
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def _linked_workbook(path: Path, *, comment: bool = False, table: bool = False) -> None:
+    """Contacts with a tel: link on every phone cell, a merged note on the row of the
+    deactivated number, and (on demand) a comment quoting it or a table over the rows,
+    beside a second sheet with a table of its own."""
+    from openpyxl.comments import Comment
+    from openpyxl.worksheet.table import Table
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Contacts"
+    sheet.append(["Id", "Mobile", "Opt-In Date", "Note", "Note 2"])
+    numbers = ["212-555-0150", "415-555-0123", "212-555-0151", "312-555-0199", "212-555-0152"]
+    for index, number in enumerate(numbers, start=1):
+        sheet.append([f"C{index}", number, "2024-03-05", "n", None])
+        cell = sheet.cell(index + 1, 2)
+        cell.hyperlink = "tel:+1" + number.replace("-", "")
+    sheet.merge_cells("D3:E3")  # on the row of 415-555-0123
+    sheet.merge_cells("D4:E4")  # on a kept row
+    if comment:
+        sheet["B3"].comment = Comment("old number 415-555-0123", "crm")
+    if table:
+        sheet.add_table(Table(displayName="Contacts", ref="A1:E6"))
+    other = workbook.create_sheet("Lookup")
+    other.append(["Key", "Value"])
+    for index in range(3):
+        other.append([f"k{index}", index])
+    other.add_table(Table(displayName="Lookup", ref="A1:B4"))
+    workbook.save(path)
+
+
+@pytest.mark.parametrize("mode", ["strip", "blank"])
+def test_links_merged_cells_and_tables_follow_the_rows_they_belong_to(run_cli, tmp_path, mode):
+    """Found by the adversarial review: a removed row's tel: link landed on the next
+    contact's number, a merged range on a removed row came back reversed, and every
+    table in the workbook was shifted, another sheet's too."""
+    source = tmp_path / "contacts.xlsx"
+    _linked_workbook(source, table=True)
+    result = run_cli(
+        "clean",
+        source,
+        "--changes",
+        CHANGES,
+        "--out-dir",
+        tmp_path / "out",
+        "--mode",
+        mode,
+        "--no-report",
+    )
+    assert result.exit_code == 0, result.output
+    cleaned = tmp_path / "out" / "contacts.cleaned.xlsx"
+    book = openpyxl.load_workbook(cleaned)
+    sheet = book["Contacts"]
+    links = {
+        cell.coordinate: cell.hyperlink.target
+        for row in sheet.iter_rows()
+        for cell in row
+        if cell.hyperlink is not None
+    }
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows(min_row=2)]
+    if mode == "strip":
+        assert [row[0] for row in rows] == ["C1", "C3", "C5"]
+        assert links == {
+            "B2": "tel:+12125550150",
+            "B3": "tel:+12125550151",
+            "B4": "tel:+12125550152",
+        }
+        # the removed row's merge went; the kept row's (D4:E4) moved up with it
+        assert [str(merged) for merged in sheet.merged_cells.ranges] == ["D3:E3"]
+        assert sheet.tables["Contacts"].ref == "A1:E4"
+    else:
+        assert [row[1] for row in rows] == [
+            "212-555-0150",
+            None,
+            "212-555-0151",
+            None,
+            "212-555-0152",
+        ]
+        assert "B3" not in links and "B5" not in links  # the links held the numbers
+        assert links["B4"] == "tel:+12125550151"
+        assert sorted(str(merged) for merged in sheet.merged_cells.ranges) == ["D3:E3", "D4:E4"]
+        assert sheet.tables["Contacts"].ref == "A1:E6"
+    assert book["Lookup"].tables["Lookup"].ref == "A1:B4"  # another sheet's table stays
+    _parts(cleaned)  # a whole archive
+
+
+def test_a_comment_on_a_decided_cell_makes_the_workbook_written_from_its_cells(run_cli, tmp_path):
+    """Comments live in parts of their own that do not follow rows: rather than leave
+    "old number 415-555-0123" on another contact, the workbook is written from its cells."""
+    source = tmp_path / "contacts.xlsx"
+    _linked_workbook(source, comment=True)
+    result = run_cli(
+        "clean", source, "--changes", CHANGES, "--out-dir", tmp_path / "out", "--no-report"
+    )
+    assert result.exit_code == 0, result.output
+    parts = _parts(tmp_path / "out" / "contacts.cleaned.xlsx")
+    assert not any("comments" in name for name in parts)
+    text = b"".join(parts.values())
+    assert b"415-555-0123" not in text and b"4155550123" not in text
