@@ -392,7 +392,10 @@ def _named(columns: Sequence[str], wanted: str, option: str) -> str:
         )
     if not matches:
         lowered = {name.strip().lower(): name for name in columns}
-        close = difflib.get_close_matches(wanted.strip().lower(), list(lowered), n=3, cutoff=0.6)
+        typed = wanted.strip().lower()
+        close = difflib.get_close_matches(typed, list(lowered), n=3, cutoff=0.6)
+        if not close and len(typed) >= 3:  # a name cut short ("Mobil" for "Mobile Phone")
+            close = [name for name in lowered if typed in name][:3]
         hint = (
             f" (did you mean {', '.join(repr(lowered[name]) for name in close)}?)" if close else ""
         )
@@ -580,11 +583,16 @@ def choose_columns(
         raise ColumnError(f"{path.name}: {'; '.join(problems)}. The file has: {listing}.")
     no_phone = not phones
     if consent is None:
-        raise MissingConsentColumn(path, list(columns), no_phone=no_phone)
+        raise MissingConsentColumn(
+            path,
+            list(columns),
+            no_phone=no_phone,
+            numbers=_numbers_hint(columns, sample, taken) if no_phone else "",
+        )
     if no_phone:
         raise ColumnError(
             f"{path.name}: no phone column found; name it with --phone-column"
-            f"{_numbers_hint(columns, sample, taken)}. The file has: {listing}."
+            f"{_in_parentheses(_numbers_hint(columns, sample, taken))}. The file has: {listing}."
         )
     if consent in phones:
         raise ColumnError(f"{path.name}: the phone and consent columns are both {consent!r}.")
@@ -616,18 +624,26 @@ def _numbers_hint(columns: Sequence[str], sample: Sample | None, taken: set[str]
     ]
     if not looking:
         return ""
-    return f" (the columns whose values look like numbers: {', '.join(map(repr, looking))})"
+    return f"the columns whose values look like numbers: {', '.join(map(repr, looking))}"
+
+
+def _in_parentheses(text: str) -> str:
+    return f" ({text})" if text else ""
 
 
 class MissingConsentColumn(ColumnError):
     """No consent column was named or guessed; `with_date_columns` says which columns
     hold dates."""
 
-    def __init__(self, path: Path, columns: list[str], *, no_phone: bool = False) -> None:
+    def __init__(
+        self, path: Path, columns: list[str], *, no_phone: bool = False, numbers: str = ""
+    ) -> None:
         self.path = path
         self.columns = columns
-        # no phone column either: both are said in one error
+        # no phone column either: both are said in one error (with the columns whose
+        # values look like numbers)
         self.no_phone = no_phone
+        self.numbers = numbers
         # the first rows of every column, as read (set by the reader that knows them)
         self.sample: dict[str, list[str | None]] = {}
         listing = ", ".join(repr(name) for name in columns)
@@ -637,7 +653,12 @@ class MissingConsentColumn(ColumnError):
         )
 
     def _missing(self) -> str:
-        phone = "no phone column found (name it with --phone-column), and " if self.no_phone else ""
+        phone = (
+            f"no phone column found (name it with --phone-column"
+            f"{'; ' + self.numbers if self.numbers else ''}), and "
+            if self.no_phone
+            else ""
+        )
         return f"{phone}no consent date column found"
 
     def with_date_columns(self, date_columns: Sequence[str]) -> ColumnError:

@@ -420,3 +420,21 @@ def test_a_full_disk_for_the_run_history_says_the_outputs_were_written(
     )
     assert "cannot be written (No space left on device))" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_missing_phone_and_consent_point_at_numbers_and_dates_and_typos_get_a_name(
+    run_cli, tmp_path, history_dir
+):
+    source = tmp_path / "np.csv"
+    source.write_text("Name,Numbers,Created\nA,12345678,2024-01-01\nB,23456789,2024-01-02\n")
+    result = run_cli("clean", source, "--changes", history_dir)
+    assert result.stderr == (
+        "reconcile: error: np.csv: no phone column found (name it with --phone-column; the "
+        "columns whose values look like numbers: 'Numbers'), and no consent date column "
+        "found; name it with --consent-column (the columns holding dates: 'Created').\n"
+    )
+    source.write_text("Mobile Phone,Opt-In Date\n4155550101,2024-03-09\n")
+    result = run_cli("clean", source, "--changes", history_dir, "--phone-column", "Mobil")
+    assert "no column named 'Mobil' (--phone-column) (did you mean 'Mobile Phone'?)" in (
+        result.stderr
+    )
