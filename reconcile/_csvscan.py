@@ -354,11 +354,6 @@ def delimiter_candidates(header: bytes) -> list[str]:
     return found or [","]
 
 
-def detect_delimiter(header: bytes) -> str:
-    """The candidate that occurs most often outside quotes in the header line."""
-    return delimiter_candidates(header)[0]
-
-
 def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
     """Scan a CSV body (no BOM, any ASCII-compatible encoding) into a CsvScan.
 

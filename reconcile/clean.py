@@ -207,9 +207,6 @@ class CleanSummary(TypedDict):
     warnings: list[str]
 
 
-# Every row keeps these, with its verdict and action (enums); ``column`` and
-# ``position`` say which of its numbers decided it.
-ROW_COLUMNS = ("row", "consent", "id", "phone_key", "column", "position")
 # Every number keeps these, with its verdict and action.
 NUMBER_COLUMNS = ("row", "column", "position", "phone_key")
 # What `CleanResult.decisions` holds per row before the details.
@@ -227,7 +224,8 @@ class CleanResult:
     """One contact file reconciled: the table, every row's and number's decision, and
     the outputs.
 
-    ``rows`` holds every row's verdict and action (enums) beside ROW_COLUMNS;
+    ``rows`` holds every row's verdict and action (enums) beside its ``row``, ``consent``,
+    ``id`` and the ``phone_key``, ``column`` and ``position`` of the number that decided it;
     ``numbers`` every number's, beside NUMBER_COLUMNS; ``notable`` the full decision
     (phone column, cell, reason, evidence) of every number that is not plainly ``ok``;
     ``decisions`` joins rows and details as text.

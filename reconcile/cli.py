@@ -87,6 +87,11 @@ def main(verbose: bool) -> None:  # verbose is read by ReconcileGroup.invoke
 
     Strips or flags every number that mobile operators reported deactivated since the
     contact's consent, using Infobip's Number Activation State reports.
+
+    Example (the samples, no account needed):
+
+    \b
+        reconcile clean samples/contacts.csv --changes samples/changes
     """
 
 
@@ -239,7 +244,9 @@ def _print_lines(lines: list[str]) -> None:
 @click.option(
     "--delimiter",
     type=click.Choice([",", ";", "|", "tab"]),
-    help="CSV delimiter (default: the one that splits every row into the header's fields).",
+    metavar="DELIMITER",  # the choices' own list, [,|;|||tab], cannot be read
+    help="CSV delimiter: , ; | or tab (default: the one that splits every row into the "
+    "header's number of fields).",
 )
 @click.option("--out-dir", type=click.Path(path_type=Path), help="Folder for the outputs.")
 @click.option("--force", is_flag=True, help="Replace outputs that exist already.")

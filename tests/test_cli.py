@@ -438,3 +438,10 @@ def test_a_missing_phone_and_consent_point_at_numbers_and_dates_and_typos_get_a_
     assert "no column named 'Mobil' (--phone-column) (did you mean 'Mobile Phone'?)" in (
         result.stderr
     )
+
+
+def test_the_help_ends_with_an_example_and_the_delimiter_reads(run_cli):
+    top = run_cli("--help")
+    assert "reconcile clean samples/contacts.csv --changes samples/changes" in top.stdout
+    clean_help = run_cli("clean", "--help").stdout
+    assert "--delimiter DELIMITER" in clean_help and "[,|;|||tab]" not in clean_help

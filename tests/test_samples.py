@@ -108,3 +108,14 @@ def test_the_second_example_prints_what_the_readme_shows(run_cli, tmp_path, monk
     footer = (ROOT / "samples" / "salesforce-report.csv").read_bytes().split(b"\r\n\r\n", 1)[1]
     cleaned = (tmp_path / "demo-output" / "salesforce-report.cleaned.csv").read_bytes()
     assert cleaned.endswith(b"\r\n\r\n" + footer)
+
+
+def test_the_check_example_prints_what_the_readme_shows(run_cli, monkeypatch):
+    """The `check` example runs as written on a fresh install (no ledger needed)."""
+    block = _readme_block("## One number: `reconcile check`", "sh").strip()
+    args = shlex.split(block.split("reconcile ", 1)[1])
+    shown = _readme_block("## One number: `reconcile check`", "text").strip().splitlines()
+    monkeypatch.chdir(ROOT)
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines() == shown
