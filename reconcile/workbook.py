@@ -127,10 +127,64 @@ class _Sheet:
         self.sheet.auto_filter.ref = f"A1:{self._letter}{max(self.rows, 1)}"
 
 
+def audit_statement(result: CleanResult, info: RunInfo) -> list[tuple[str, str]]:
+    """What the Summary's first page states, for an auditor: what was checked, what was
+    decided (per action), on what evidence, and what it cannot answer."""
+    summary = result.summary()
+    coverage: Coverage = result.coverage
+    table = result.table
+    where = f"{table.path.name}" + (f", sheet {table.sheet!r}" if table.sheet else "")
+    phones = describe_phone_columns(table.phone_columns, table.phones_by_content, table.not_checked)
+    checked = (
+        f"{summary['rows']:,} contacts in {where}: {summary['numbers']['checked']:,} phone "
+        f"numbers in {phones}, each against its consent in {table.consent_column!r}."
+    )
+    decided = (
+        f"{summary['removed']:,} removed (deactivated since consent), "
+        f"{summary['suppressed']:,} suppressed (suspended), {summary['review']:,} kept for "
+        f"review (unverified or invalid), "
+        f"{summary['actions']['keep']:,} kept as they were ({result.options.mode} mode)."
+    )
+    if coverage.start is None:
+        evidence = f"No history ({info.history_source}): every consent is unverified."
+    else:
+        operators = ", ".join(operator.network for operator in coverage.operators)
+        evidence = (
+            f"Operator reports from {info.history_source.split(':', 1)[0]} covering "
+            f"{coverage.start:%Y-%m-%d %H:%M} to {coverage.end:%Y-%m-%d %H:%M} UTC"
+            + (f" ({operators})" if operators else "")
+            + f"; the verdicts hold as of {coverage.end:%Y-%m-%d %H:%M} UTC."
+        )
+    unanswered = [*summary["warnings"], *coverage.notes]
+    if summary["verdicts"]["unverified"]:
+        unanswered.append(
+            f"{summary['verdicts']['unverified']:,} contact(s) consented before the history "
+            "begins: a deactivation before then cannot be ruled out (review)."
+        )
+    if summary["verdicts"]["invalid_number"]:
+        unanswered.append(
+            f"{summary['verdicts']['invalid_number']:,} contact(s) hold no valid number to "
+            "check (review)."
+        )
+    statement = [
+        ("What was checked", checked),
+        ("What was decided", decided),
+        ("On what evidence", evidence),
+    ]
+    statement += [("What it cannot answer", text) for text in unanswered] or [
+        ("What it cannot answer", "nothing: every number was checked within the history.")
+    ]
+    return statement
+
+
 def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str) -> None:
     summary = result.summary()
     coverage: Coverage = result.coverage
+    statement = audit_statement(result, info)
     rows: list[tuple[str, Any]] = [
+        *statement,
+        ("", ""),
+        ("Run details", ""),
         ("Tool", f"reconcile {info.tool_version}"),
         ("Run at (UTC)", info.run_at),
         ("Input file", str(result.table.path)),
@@ -183,27 +237,46 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
         ("Coverage end (UTC): verdicts hold as of", coverage.end or "no history"),
     ]
     rows += [(f"Option: {name}", str(value)) for name, value in (info.options or {}).items()]
-    rows += [("Warning", warning) for warning in summary["warnings"]]
-    rows += [("Coverage note", note) for note in coverage.notes]
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment
+    from openpyxl.worksheet.pagebreak import Break
 
     # a value column no wider than a landscape page keeps the Summary on one page across;
     # longer values wrap
     value_width = min(max((len(str(value)) for _field, value in rows), default=10) + 2, 72)
     field_width = max(len(field) for field, _value in rows) + 2
     sheet = _Sheet(workbook, "Summary", [("Field", field_width), ("Value", value_width)])
-    sheet.sheet.page_setup.fitToHeight = 1  # the Summary reads on one page
+    # the statement on the first printed page, the run's details after it
+    sheet.sheet.page_setup.fitToHeight = 0
+    sheet.sheet.row_breaks.append(Break(id=len(statement) + 1))
     wrapped = Alignment(wrap_text=True, vertical="top")
+    top = Alignment(vertical="top")
     for field_name, value in rows:
         if isinstance(value, str) and len(value) > value_width:
             cell = WriteOnlyCell(sheet.sheet, value=excel_escaped_text(value))
             cell.alignment = wrapped
             cell.data_type = "s"
-            sheet.append([field_name, cell])
+            # a height that shows the wrapped text whole (no row drawn over the next)
+            sheet.sheet.row_dimensions[sheet.rows + 1].height = _LINE_HEIGHT * _lines(
+                value, value_width
+            )
+            label = WriteOnlyCell(sheet.sheet, value=field_name)
+            label.alignment = top  # beside the first line of its value
+            sheet.append([label, cell])
         else:
             sheet.append([field_name, value])
     sheet.finish()
+
+
+# a wrapped line's height in points (the default font), and the characters a column of
+# width W holds on one line (a little less than W: proportional glyphs)
+_LINE_HEIGHT = 15.0
+
+
+def _lines(text: str, width: int) -> int:
+    """How many lines ``text`` takes wrapped in a column ``width`` characters wide."""
+    per_line = max(width - 4, 8)
+    return sum(max(1, -(-len(part) // per_line)) for part in text.split("\n"))
 
 
 def _evidence(
@@ -229,7 +302,12 @@ def _evidence(
             sheet = _Sheet(workbook, title if part == 1 else f"{title} ({part})", headers)
             sheet.rows += rows.height
             sheet.finish()
-            bulk.append(_BulkRows(sheet.sheet, rows, wrapped=("reason",)))
+            widths = {
+                name: width
+                for (name, _t, _w), (_title, width) in zip(columns, headers, strict=True)
+            }
+            reason_width = widths["reason"]
+            bulk.append(_BulkRows(sheet.sheet, rows, wrapped=("reason",), wrap_width=reason_width))
     return bulk
 
 
@@ -240,8 +318,10 @@ class _BulkRows:
 
     sheet: Any
     rows: pl.DataFrame
-    # text columns whose long values wrap (the reason), rather than run under the next
+    # text columns whose long values wrap (the reason), rather than run under the next,
+    # and their column's width (a row is as high as its longest wrapped text needs)
     wrapped: tuple[str, ...] = ()
+    wrap_width: int = 70
 
 
 @dataclass(frozen=True)
@@ -261,7 +341,11 @@ _EXCEL_UNIX_DAYS = 25_569
 
 
 def _row_xml(
-    frame: pl.DataFrame, first_row: int, styles: _Styles, wrapped: Sequence[str] = ()
+    frame: pl.DataFrame,
+    first_row: int,
+    styles: _Styles,
+    wrapped: Sequence[str] = (),
+    wrap_width: int = 70,
 ) -> pl.Series:
     """One ``<row>`` element per row of ``frame``, numbered from ``first_row``: numbers
     and dates as values (dates as Excel serials in ``styles.date``), everything else as
@@ -315,8 +399,27 @@ def _row_xml(
             )
             cell = pl.concat_str([opening, value, pl.lit("</t></is></c>")])
         cells.append(cell.fill_null("<c/>"))
+    # a row whose wrapped text needs more than one line is given the height it needs
+    per_line = max(wrap_width - 4, 8)
+    lines = pl.max_horizontal(
+        pl.lit(1, pl.Int64),
+        *(
+            (pl.col(name).cast(pl.String).str.len_chars().fill_null(0) + per_line - 1) // per_line
+            for name in wrapped
+            if name in frame.columns
+        ),
+    )
+    height = (
+        pl.when(lines > 1)
+        .then(
+            pl.lit('" ht="')
+            + (lines * _LINE_HEIGHT).cast(pl.Int64).cast(pl.String)
+            + pl.lit('" customHeight="1">')
+        )
+        .otherwise(pl.lit('">'))
+    )
     return prepared.select(
-        pl.concat_str([pl.lit('<row r="'), number, pl.lit('">'), *cells, pl.lit("</row>")])
+        pl.concat_str([pl.lit('<row r="'), number, height, *cells, pl.lit("</row>")])
     ).to_series()
 
 
@@ -424,7 +527,9 @@ def _with_rows(
 
 def _xml_bytes(item: _BulkRows, offset: int, styles: _Styles) -> bytes:
     """Rows ``offset`` to ``offset + _XML_ROWS`` as sheet XML (one ``<row>`` a line)."""
-    xml = _row_xml(item.rows.slice(offset, _XML_ROWS), offset + 2, styles, item.wrapped)
+    xml = _row_xml(
+        item.rows.slice(offset, _XML_ROWS), offset + 2, styles, item.wrapped, item.wrap_width
+    )
     buffer = io.BytesIO()
     xml.to_frame().write_csv(buffer, include_header=False, quote_style="never")
     return buffer.getvalue()

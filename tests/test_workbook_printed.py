@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,9 +29,10 @@ def test_the_sample_workbook_prints_readably(run_cli, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     out = tmp_path / "out"
     result = run_cli(
-        "clean", "samples/contacts.csv", "--changes", "samples/changes", "--out-dir", out
+        "clean", "samples/contacts.csv", "--changes", "samples/changes", "--out-dir", out, "--json"
     )
     assert result.exit_code == 0, result.output
+    [summary] = json.loads(result.stdout)
     profile = tmp_path / "profile"
     subprocess.run(
         [
@@ -64,8 +66,22 @@ def test_the_sample_workbook_prints_readably(run_cli, tmp_path, monkeypatch):
         text=True,
         check=True,
     ).stdout
-    # the Summary reads on one page: its labels and their values side by side
-    assert "Input SHA-256" in first_page and "Coverage end (UTC): verdicts hold as of" in first_page
+    # page 1 is the audit statement: what was checked, decided, on what evidence, and
+    # every warning whole and in order (wrapped rows as high as their text)
+    labels = ("What was checked", "What was decided", "On what evidence", "What it cannot answer")
+    for label in labels:
+        assert label in first_page, label
+    assert "Input SHA-256" not in first_page  # the run's details follow on the next page
+    flowing = first_page
+    for label in (*labels, "Field", "Value"):
+        flowing = flowing.replace(label, " ")
+    flowing = " ".join(flowing.split())
+    position = 0
+    for warning in summary["warnings"]:
+        found = flowing.find(" ".join(warning.split()), position)
+        assert found >= 0, warning
+        position = found
+    assert "200 contacts in contacts.csv" in flowing and "22 removed" in flowing
     text = subprocess.run(
         [pdftotext, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
     ).stdout

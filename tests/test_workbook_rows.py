@@ -227,3 +227,19 @@ def test_contact_ids_reach_the_action_sheets_as_the_file_has_them(tmp_path, hist
     sheet = CalamineWorkbook.from_path(str(report)).get_sheet_by_name("Remove").to_python()
     id_at = sheet[0].index("Contact id")
     assert [row[id_at] for row in sheet[1:]] == ids
+
+
+def test_a_row_whose_reason_wraps_is_as_high_as_its_text(report):
+    """Wrapped reasons drew over the next row in LibreOffice: a row is given the height
+    its longest wrapped text needs."""
+    import re
+
+    with zipfile.ZipFile(report) as package:
+        names = [name for name in package.namelist() if name.startswith("xl/worksheets/")]
+        sheets = {name: package.read(name) for name in names}
+    heights = [
+        float(height)
+        for xml in sheets.values()
+        for height in re.findall(rb'<row r="[0-9]+" ht="([0-9.]+)" customHeight="1"', xml)
+    ]
+    assert heights and all(height >= 30 for height in heights)
