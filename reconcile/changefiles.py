@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from reconcile._csvscan import check_line_lengths
+from reconcile._text import first_line
 from reconcile.api_pages import events_from_text, parse_metadata_page, parse_records_page
 from reconcile.errors import ChangeFileError, MalformedCSVError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History
@@ -101,8 +102,8 @@ def _read_csv_changes(path: Path) -> pl.DataFrame:
         raise ChangeFileError(f"{path}: not UTF-8 text.") from None
     except OSError as error:
         raise ChangeFileError(f"{path}: cannot read the file ({error.strerror}).") from None
-    first_line = text.split("\n", 1)[0].strip().lower()
-    has_header = "destination" in first_line
+    header_line = text.split("\n", 1)[0].strip().lower()
+    has_header = "destination" in header_line
     try:
         frame = pl.read_csv(
             text.encode(), has_header=has_header, infer_schema=False, truncate_ragged_lines=False
@@ -112,9 +113,7 @@ def _read_csv_changes(path: Path) -> pl.DataFrame:
             schema=dict.fromkeys(("destination", "date", "type", "newDestination"), pl.String)
         )
     except pl.exceptions.PolarsError as error:
-        raise ChangeFileError(
-            f"{path}: not a readable CSV ({str(error).splitlines()[0]})."
-        ) from None
+        raise ChangeFileError(f"{path}: not a readable CSV ({first_line(error)}).") from None
     if has_header:
         names = {name.strip().lower(): name for name in frame.columns}
         missing = [column for column in _CSV_COLUMNS[:3] if column not in names]

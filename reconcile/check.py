@@ -15,7 +15,7 @@ import polars as pl
 from reconcile._text import iso_utc as _iso
 from reconcile.consent import parse_consent, reject_future
 from reconcile.errors import InputError
-from reconcile.history import Coverage, History, compute_coverage
+from reconcile.history import Coverage, CoverageSpan, History, compute_coverage
 from reconcile.ledger import Ledger
 from reconcile.phones import normalize_phones
 from reconcile.verdicts import decide
@@ -29,11 +29,6 @@ class Evidence(TypedDict):
     network: str | None
     report_id: str | None
     suggested_number: str | None
-
-
-class CoverageSpan(TypedDict):
-    start: str | None
-    end: str | None
 
 
 class CheckAnswer(TypedDict):

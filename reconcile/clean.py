@@ -33,7 +33,7 @@ from reconcile.consent import PARSED, UNPARSEABLE, parse_consent, reject_future,
 from reconcile.contacts import ContactTable, read_contacts
 from reconcile.csv_files import write_csv_rows
 from reconcile.errors import OptionError, OutputError
-from reconcile.history import Coverage, History
+from reconcile.history import Coverage, CoverageSpan, History
 from reconcile.phones import add_e164, find_numbers, validate_region
 from reconcile.verdicts import (
     ACTIONS,
@@ -145,11 +145,6 @@ class CleanOptions:
             raise OptionError(
                 f"{', '.join(unknown)} is not an action; the actions are {', '.join(ACTIONS)}."
             )
-
-
-class CoverageSpan(TypedDict):
-    start: str | None
-    end: str | None
 
 
 class ChosenColumnNames(TypedDict):

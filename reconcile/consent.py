@@ -14,6 +14,7 @@ from datetime import datetime
 
 import polars as pl
 
+from reconcile._text import first_line
 from reconcile.errors import OptionError
 
 __all__ = [
@@ -263,7 +264,7 @@ def _general(frame: pl.DataFrame, timezone: str, consent_format: str | None) -> 
         return frame.with_columns(boundary=pl.coalesce(candidates).cast(_UTC)).drop("upper")
     except pl.exceptions.PolarsError as error:
         raise OptionError.of(
-            "consent_format", consent_format, f"cannot be used: {str(error).splitlines()[0]}"
+            "consent_format", consent_format, f"cannot be used: {first_line(error)}"
         ) from None
 
 

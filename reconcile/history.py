@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypedDict
 
 import polars as pl
 
@@ -23,6 +24,7 @@ __all__ = [
     "REPORT_SCHEMA",
     "SUSPENSION",
     "Coverage",
+    "CoverageSpan",
     "History",
     "OperatorCoverage",
     "compute_coverage",
@@ -81,6 +83,13 @@ class OperatorCoverage:
     reports: int
     gaps: list[tuple[datetime, datetime]]
     assumed: bool
+
+
+class CoverageSpan(TypedDict):
+    """The span a history covers, as JSON answers give it (ISO 8601 UTC, or null)."""
+
+    start: str | None
+    end: str | None
 
 
 @dataclass(frozen=True)
