@@ -59,7 +59,15 @@ from reconcile.ledger_io import (
     verify_ledger,
 )
 from reconcile.settings import ApiSettings, api_settings_from_environment, resolve_data_dir
-from reconcile.verdicts import ACTIONS, DEFAULT_ACTIONS, VERDICTS, decide, resolve_actions
+from reconcile.verdicts import (
+    ACTIONS,
+    DEFAULT_ACTIONS,
+    DELIMITER_NAMES,
+    MODES,
+    VERDICTS,
+    decide,
+    resolve_actions,
+)
 
 if TYPE_CHECKING:
     from reconcile.runs import Attention, RunChanges, RunReport, run_once
@@ -74,6 +82,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTIONS",
     "DEFAULT_ACTIONS",
+    "DELIMITER_NAMES",
+    "MODES",
     "VERDICTS",
     "ApiError",
     "ApiSettings",

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, TypedDict
+from typing import Any, BinaryIO, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -38,11 +38,14 @@ from reconcile.phones import add_e164, find_numbers, validate_region
 from reconcile.verdicts import (
     ACTIONS,
     DEFAULT_ACTIONS,
+    DELIMITER_NAMES,
     DETAIL_COLUMNS,
     DROPPED_ACTIONS,
     EVIDENCE_ROW,
+    MODES,
     VERDICTS,
     Decided,
+    Mode,
     decide_rows,
     deciding_entries,
     evidence_rows,
@@ -65,7 +68,6 @@ __all__ = [
 ]
 
 STALE_AFTER = timedelta(days=3)
-MODES = ("strip", "blank", "flag")
 FLAG_COLUMNS = {
     "reconcile_verdict": "verdict",
     "reconcile_action": "action",
@@ -76,7 +78,7 @@ FLAG_COLUMNS = {
 }
 
 
-def as_mode(text: str) -> Literal["strip", "blank", "flag"]:
+def as_mode(text: str) -> Mode:
     """A mode's name as `CleanOptions` takes it; OptionError for an unknown one."""
     if text == "strip":
         return "strip"
@@ -100,7 +102,7 @@ class CleanOptions:
     """Everything `reconcile clean` can be told."""
 
     columns: ColumnChoice = field(default_factory=ColumnChoice)
-    mode: Literal["strip", "blank", "flag"] = "strip"
+    mode: Mode = "strip"
     actions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ACTIONS))
     default_region: str = "US"
     consent_timezone: str = "UTC"
@@ -133,8 +135,14 @@ class CleanOptions:
         validate_timezone(self.consent_timezone)
         if self.mode not in MODES:
             raise OptionError.of("mode", self.mode, f"is not one of {', '.join(MODES)}.")
-        if self.delimiter is not None and self.delimiter not in (",", ";", "\t", "|"):
-            raise OptionError.of("delimiter", self.delimiter, "is not one of , ; | or tab.")
+        if self.delimiter is not None and as_delimiter(self.delimiter) not in {
+            as_delimiter(name) for name in DELIMITER_NAMES
+        }:
+            raise OptionError.of(
+                "delimiter",
+                self.delimiter,
+                f"is not one of {' '.join(DELIMITER_NAMES[:-1])} or {DELIMITER_NAMES[-1]}.",
+            )
         if set(self.actions) != set(VERDICTS):
             raise OptionError(
                 f"actions must name every verdict ({', '.join(VERDICTS)}), "

@@ -208,7 +208,7 @@ def _print_lines(lines: list[str]) -> None:
 @changes_option("Change file or folder (API JSON pages, CSV destination,date,type). Repeatable.")
 @click.option(
     "--mode",
-    type=click.Choice(["strip", "blank", "flag"]),
+    type=click.Choice(reconcile.MODES),
     default="strip",
     show_default=True,
     help="strip: drop removed and suppressed rows. blank: keep every row, empty the phone "
@@ -243,7 +243,7 @@ def _print_lines(lines: list[str]) -> None:
 @click.option("--encoding", help="CSV encoding (default: detect UTF-8 or Windows-1252).")
 @click.option(
     "--delimiter",
-    type=click.Choice([",", ";", "|", "tab"]),
+    type=click.Choice(reconcile.DELIMITER_NAMES),
     metavar="DELIMITER",  # the choices' own list, [,|;|||tab], cannot be read
     help="CSV delimiter: , ; | or tab (default: the one that splits every row into the "
     "header's number of fields).",

@@ -28,7 +28,7 @@ from typing import Any
 
 from reconcile.errors import ConfigError
 from reconcile.settings import AUTH_SCHEMES, ApiSettings, base_url_from_environment
-from reconcile.verdicts import ACTIONS, VERDICTS
+from reconcile.verdicts import ACTIONS, MODES, VERDICTS
 
 __all__ = ["InputConfig", "RunConfig", "load_config"]
 
@@ -261,7 +261,7 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
         default_region=section.get("default_region", "US"),
         consent_timezone=section.get("consent_timezone", "UTC"),
         consent_format=section.get("consent_format"),
-        mode=section.choice("mode", ("strip", "blank", "flag"), "strip"),
+        mode=section.choice("mode", MODES, "strip"),
         report=section.get("report", True),
         actions=actions,
     )

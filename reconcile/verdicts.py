@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -29,13 +30,16 @@ __all__ = [
     "ACTIONS",
     "ACTION_TYPE",
     "DEFAULT_ACTIONS",
+    "DELIMITER_NAMES",
     "DETAIL_COLUMNS",
     "DROPPED_ACTIONS",
     "EVIDENCE_ROW",
+    "MODES",
     "RESULT_COLUMNS",
     "VERDICTS",
     "VERDICT_TYPE",
     "Decided",
+    "Mode",
     "decide",
     "decide_rows",
     "deciding_entries",
@@ -48,6 +52,12 @@ __all__ = [
 
 VERDICTS = ("invalid_number", "deactivated", "suspended", "unverified", "ok")
 ACTIONS = ("remove", "suppress", "review", "keep")
+# what the cleaned file does with a row whose action is remove or suppress: drop it,
+# empty its phone cells, or keep it with flag columns (one spelling for every entry)
+MODES = ("strip", "blank", "flag")
+Mode = Literal["strip", "blank", "flag"]
+# the CSV delimiters an option or a config may name (``tab`` for a tab)
+DELIMITER_NAMES = (",", ";", "|", "tab")
 DEFAULT_ACTIONS: Mapping[str, str] = {
     "invalid_number": "review",
     "deactivated": "remove",
