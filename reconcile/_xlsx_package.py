@@ -16,6 +16,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,12 @@ from xml.sax.saxutils import escape
 import numpy as np
 import numpy.typing as npt
 
-from reconcile._cells import excel_escaped_text
+from reconcile._cells import NEEDS_ESCAPE, excel_escaped_text
 
 __all__ = ["Appended", "write_package"]
 
 _REFERENCE = re.compile(rb'(\sr=")([A-Z]{1,3})([0-9]+)(")')
+_CELL_REFERENCE = re.compile(rb'\sr="([A-Z]{1,3})([0-9]+)"')
 _RANGE_ATTRIBUTE = re.compile(rb'(\s(?:ref|sqref)=")([^"]*)(")')
 _CELL_IN_RANGE = re.compile(rb"(\$?[A-Z]{1,3}\$?)([0-9]+)")
 
@@ -41,6 +43,9 @@ class Appended:
     header_row: int
     names: Sequence[str]
     values: Sequence[Sequence[str | None]]
+
+
+_LAST_COLUMN = 16_384  # XFD
 
 
 def _column_number(letters: bytes) -> int:
@@ -74,7 +79,24 @@ def write_package(
     ``sheet_rows`` (1-based sheet row numbers) not in ``keep`` removed, the cells of
     ``blank`` (a data row's position -> column indexes) emptied, the ``appended`` columns
     added. False when the sheet is not plain enough to edit (nothing written then)."""
+    try:
+        return _write_package(source, entry, sheet_rows, keep, blank, target, appended)
+    except (zipfile.BadZipFile, zlib.error, EOFError):
+        return False  # a damaged part elsewhere: the workbook is written from its cells
+
+
+def _write_package(
+    source: Path,
+    entry: str,
+    sheet_rows: Sequence[int],
+    keep: npt.NDArray[np.bool_],
+    blank: Mapping[int, Sequence[int]] | None,
+    target: Path,
+    appended: Appended | None,
+) -> bool:
     with zipfile.ZipFile(source) as archive:
+        if _shown_elsewhere(archive, entry):
+            return False
         try:
             xml = archive.read(entry)
         except KeyError:
@@ -90,6 +112,7 @@ def write_package(
                 shifted[table] = _with_a_data_row(_shift_ranges(archive.read(table), removed))
             except (KeyError, _Collapsed):
                 return False
+        shifted.update(_traces_of_what_went(archive, entry, xml, edited))
         with zipfile.ZipFile(target, "w") as out:
             for info in archive.infolist():
                 data = archive.read(info.filename)
@@ -97,11 +120,83 @@ def write_package(
                     data = edited
                 elif info.filename in shifted:
                     data = shifted[info.filename]
+                if not data and info.filename == _CALC_CHAIN:
+                    continue  # its formulas went: Excel builds the chain again
                 copy = zipfile.ZipInfo(info.filename, date_time=info.date_time)
                 copy.compress_type = info.compress_type
                 copy.external_attr = info.external_attr
                 out.writestr(copy, data)
     return True
+
+
+_CALC_CHAIN = "xl/calcChain.xml"
+_SHARED_REFERENCE = re.compile(
+    rb'<(?:\w+:)?c\b[^>]*?\bt="s"[^>]*>\s*<(?:\w+:)?v>([0-9]+)</(?:\w+:)?v>'
+)
+_LINK_ID = re.compile(rb'<(?:\w+:)?hyperlink\b[^>]*?\s(?:\w+:)?id="([^"]*)"')
+_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
+
+
+def _traces_of_what_went(
+    archive: zipfile.ZipFile, entry: str, before: bytes, after: bytes
+) -> dict[str, bytes]:
+    """The other parts that still carried what the edit removed, cleaned: the shared
+    strings only removed or emptied cells used (blanked, their places kept, so no other
+    cell's index moves), the relationships of links that went (their targets held the
+    number: ``tel:+1415…``), and the calculation chain of formulas that went (emptied,
+    then left out with its mentions)."""
+    changed: dict[str, bytes] = {}
+    names = archive.namelist()
+    gone = set(_SHARED_REFERENCE.findall(before)) - set(_SHARED_REFERENCE.findall(after))
+    if gone and "xl/sharedStrings.xml" in names:
+        for name in names:
+            if name != entry and name.startswith("xl/worksheets/") and name.endswith(".xml"):
+                gone -= set(_SHARED_REFERENCE.findall(archive.read(name)))
+        if gone:
+            orphaned = {int(index) for index in gone}
+            position = iter(range(1 << 62))
+
+            def blanked(match: re.Match[bytes]) -> bytes:
+                if next(position) not in orphaned:
+                    return match.group(0)
+                tag = match.group(1) or b""
+                return b"<" + tag + b"si><" + tag + b"t/></" + tag + b"si>"
+
+            changed["xl/sharedStrings.xml"] = re.sub(
+                rb"<(\w+:)?si\b[^>]*?(?:/>|>.*?</(?:\w+:)?si>)",
+                blanked,
+                archive.read("xl/sharedStrings.xml"),
+                flags=re.DOTALL,
+            )
+    links = set(_LINK_ID.findall(before)) - set(_LINK_ID.findall(after))
+    folder, base = posixpath.split(entry)
+    relations = posixpath.join(folder, "_rels", base + ".rels")
+    if links and relations in names:
+        changed[relations] = re.sub(
+            rb"<(?:\w+:)?Relationship\b[^>]*>",
+            lambda match: (
+                b""
+                if (found := re.search(rb'\bId="([^"]*)"', match.group(0)))
+                and found.group(1) in links
+                else match.group(0)
+            ),
+            archive.read(relations),
+        )
+    if _CALC_CHAIN in names and len(_FORMULA.findall(after)) < len(_FORMULA.findall(before)):
+        changed[_CALC_CHAIN] = b""
+        for part, pattern in (
+            (
+                "[Content_Types].xml",
+                rb'<(?:\w+:)?Override\b[^>]*?PartName="/xl/calcChain\.xml"[^>]*/>',
+            ),
+            (
+                "xl/_rels/workbook.xml.rels",
+                rb'<(?:\w+:)?Relationship\b[^>]*?Target="[^"]*calcChain\.xml"[^>]*/>',
+            ),
+        ):
+            if part in names:
+                changed[part] = re.sub(pattern, b"", archive.read(part))
+    return changed
 
 
 def _with_a_data_row(table: bytes) -> bytes:
@@ -125,6 +220,23 @@ def _with_a_data_row(table: bytes) -> bytes:
     return re.sub(
         rb'(\sref=")(\$?[A-Z]{1,3}\$?)([0-9]+):(\$?[A-Z]{1,3}\$?)([0-9]+)(")', widened, table
     )
+
+
+def _shown_elsewhere(archive: zipfile.ZipFile, entry: str) -> bool:
+    """Whether the sheet's cells are shown by another part that keeps its own copy of
+    their values: a chart or a pivot cache (their caches), or another sheet's formula
+    (its cached value). A removed number would stay visible there, so the workbook is
+    written from its cells instead."""
+    names = archive.namelist()
+    if any(name.startswith(("xl/charts/", "xl/pivotCache/")) for name in names):
+        return True
+    others = [
+        name
+        for name in names
+        if name != entry and name.startswith("xl/worksheets/") and name.endswith(".xml")
+    ]
+    formula = re.compile(rb"<(?:\w+:)?f[\s>/]")
+    return any(formula.search(archive.read(name)) for name in others)
 
 
 def _tables_of(archive: zipfile.ZipFile, entry: str) -> set[str]:
@@ -163,6 +275,8 @@ def _edit_sheet(
     if data_end < 0:
         return None
     body = xml[data_start.end() : data_end]
+    if b"<!--" in body or b"<![CDATA[" in body:
+        return None  # markup the cell patterns below would read into
     row_pattern = re.compile(
         rb"<" + prefix + rb"row\b([^>]*?)(?:/>|>(.*?)</" + prefix + rb"row>)", re.DOTALL
     )
@@ -172,6 +286,7 @@ def _edit_sheet(
     removed_rows = sorted(sheet_rows[int(index)] for index in np.flatnonzero(~keep))
     formula = re.compile(rb"<" + prefix + rb"f\b[^>]*?(?:/>|>.*?</" + prefix + rb"f>)", re.DOTALL)
     removed = set(removed_rows)
+    removed_array = np.asarray(removed_rows, dtype=np.int64)
     emptied = {sheet_rows[position]: set(columns) for position, columns in blank.items()}
     wanted = set(sheet_rows)
     adding: dict[int, Sequence[str | None]] = {}
@@ -179,6 +294,8 @@ def _edit_sheet(
     if appended is not None:
         used = re.findall(rb'\sr="([A-Z]{1,3})[0-9]+"', body)
         first_added = max((_column_number(letters) for letters in set(used)), default=0)
+        if first_added + len(appended.names) > _LAST_COLUMN:
+            return None  # the flag columns would lie past Excel's last column
         adding[appended.header_row] = appended.names
         for place, number in enumerate(sheet_rows):
             adding[number] = appended.values[place]
@@ -203,8 +320,13 @@ def _edit_sheet(
             continue
         text = match.group(0)
         inner = match.group(2) or b""
-        if any(not re.search(rb'\sr="', cell.group(1)) for cell in cell_pattern.finditer(inner)):
-            return None  # a cell without its reference
+        own = str(number).encode()
+        for cell in cell_pattern.finditer(inner):
+            reference = _CELL_REFERENCE.search(cell.group(1))
+            if reference is None or reference.group(2) != own:
+                # a cell without its reference, in lower case, or naming another row:
+                # readers place it by its reference, this edit by its row
+                return None
         if number in emptied:
             letters = {_column_letters(column) for column in emptied[number]}
 
@@ -225,7 +347,7 @@ def _edit_sheet(
         if number in adding:
             text = _with_cells(text, number, first_added, adding[number], prefix)
         if removed_rows:
-            shift = _shift_of(number, removed_rows)
+            shift = _shift_of(number, removed_array)
             if shift:
                 text = _renumbered(text, number - shift)
             # a formula's references would point elsewhere once rows move: its value stays
@@ -268,11 +390,10 @@ def _edit_sheet(
 
         tail = _drop_elements(tail, prefix, b"hyperlink", wholly_removed)
         tail = _drop_elements(tail, prefix, b"mergeCell", wholly_removed)
-        try:
-            head = _shift_ranges(head, removed_rows)
-            tail = _shift_ranges(tail, removed_rows)
-        except _Collapsed:
-            return None
+        head = _without_emptied_ranges(_shift_ranges(head, removed_rows, may_empty=True), prefix)
+        tail = _without_emptied_ranges(_shift_ranges(tail, removed_rows, may_empty=True), prefix)
+        if re.search(rb'\s(?:ref|sqref)=""', head + tail):
+            return None  # a structure left with no range that cannot simply go
     return head + b"".join(parts) + tail
 
 
@@ -292,7 +413,7 @@ def _with_cells(
         + b"is><"
         + prefix
         + b't xml:space="preserve">'
-        + escape(excel_escaped_text(value)).encode()
+        + escape(excel_escaped_text(value) if re.search(NEEDS_ESCAPE, value) else value).encode()
         + b"</"
         + prefix
         + b"t></"
@@ -321,16 +442,16 @@ def _renumbered(row: bytes, number: int) -> bytes:
     return re.sub(rb'(\sr=")[0-9]+(")', rb"\g<1>" + new + rb"\g<2>", row, count=1)
 
 
-def _shift_of(number: int, removed_rows: Sequence[int]) -> int:
+def _shift_of(number: int, removed_rows: npt.NDArray[np.int64]) -> int:
     """How many removed rows lie above row ``number``."""
-    return int(np.searchsorted(np.asarray(removed_rows), number))
+    return int(np.searchsorted(removed_rows, number))
 
 
 class _Collapsed(Exception):
     """A range that lay wholly in removed rows, on a structure that cannot just go."""
 
 
-def _shift_ranges(xml: bytes, removed_rows: Sequence[int]) -> bytes:
+def _shift_ranges(xml: bytes, removed_rows: Sequence[int], *, may_empty: bool = False) -> bytes:
     """Every ``ref``/``sqref`` range (dimension, filter, merged cells, validation,
     conditional formats, hyperlinks, a table's range) with its rows moved up past the
     removed rows: a range's first row to the first row kept at or below it, its last to
@@ -364,11 +485,61 @@ def _shift_ranges(xml: bytes, removed_rows: Sequence[int]) -> bytes:
                 ranges.append(moved(ends[0], False) + b":" + moved(ends[1], True))
             else:
                 ranges.append(moved(item, False))
-        if not ranges:
+        if not ranges and not may_empty:
             raise _Collapsed
         return match.group(1) + b" ".join(ranges) + match.group(3)
 
     return _RANGE_ATTRIBUTE.sub(attribute, xml)
+
+
+def _without_emptied_ranges(xml: bytes, prefix: bytes) -> bytes:
+    """After rows went: a validation, a conditional format or a filter whose every range
+    lay in removed rows goes with them; a selection there moves to A1 (Excel saves the
+    active cell, often on a contact's row)."""
+    for name in (b"dataValidation", b"conditionalFormatting", b"autoFilter"):
+        xml = re.sub(
+            rb"<"
+            + prefix
+            + name
+            + rb'\b[^>]*?\s(?:sq)?ref=""[^>]*?(?:/>|>.*?</'
+            + prefix
+            + name
+            + rb">)",
+            b"",
+            xml,
+            flags=re.DOTALL,
+        )
+    xml = re.sub(
+        rb"(<" + prefix + rb'selection\b[^>]*?)\sactiveCell="[^"]*"([^>]*?\ssqref=)""',
+        rb'\1 activeCell="A1"\2"A1"',
+        xml,
+    )
+    xml = re.sub(rb"(<" + prefix + rb'selection\b[^>]*?\ssqref=)""', rb'\1"A1"', xml)
+    count = re.compile(
+        rb"<" + prefix + rb"dataValidations\b([^>]*)>(.*?)</" + prefix + rb"dataValidations>",
+        re.DOTALL,
+    )
+
+    def recount(match: re.Match[bytes]) -> bytes:
+        items = len(re.findall(rb"<" + prefix + rb"dataValidation\b", match.group(2)))
+        if items == 0:
+            return b""
+        attributes = re.sub(
+            rb'\scount="[0-9]*"', b' count="' + str(items).encode() + b'"', match.group(1)
+        )
+        return (
+            b"<"
+            + prefix
+            + b"dataValidations"
+            + attributes
+            + b">"
+            + match.group(2)
+            + b"</"
+            + prefix
+            + b"dataValidations>"
+        )
+
+    return count.sub(recount, xml)
 
 
 def _drop_elements(xml: bytes, prefix: bytes, name: bytes, gone: Callable[[bytes], bool]) -> bytes:

@@ -21,6 +21,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import string
 from pathlib import Path
 
@@ -726,3 +727,113 @@ def test_a_comment_on_a_decided_cell_makes_the_workbook_written_from_its_cells(r
     assert not any("comments" in name for name in parts)
     text = b"".join(parts.values())
     assert b"415-555-0123" not in text and b"4155550123" not in text
+
+
+def test_a_removed_or_emptied_number_is_left_nowhere_in_the_package(run_cli, tmp_path):
+    """Found by the adversarial review of the in-place writer: the shared strings and the
+    links' relationships still held the numbers, and a saved selection on a removed row
+    made the whole workbook fall back to being written from its cells."""
+    source = tmp_path / "contacts.xlsx"
+    _linked_workbook(source)
+    import zipfile
+
+    with zipfile.ZipFile(source) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    sheet = parts["xl/worksheets/sheet1.xml"]
+    # Excel saves the active cell; here on the row of the number to be removed
+    parts["xl/worksheets/sheet1.xml"] = re.sub(
+        rb"<selection[^>]*/>", b'<selection activeCell="B3" sqref="B3"/>', sheet
+    )
+    with zipfile.ZipFile(source, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    for mode in ("strip", "blank"):
+        result = run_cli(
+            "clean",
+            source,
+            "--changes",
+            CHANGES,
+            "--out-dir",
+            tmp_path / mode,
+            "--mode",
+            mode,
+            "--no-report",
+        )
+        assert result.exit_code == 0, result.output
+        cleaned = _parts(tmp_path / mode / "contacts.cleaned.xlsx")
+        everything = b"".join(cleaned.values())
+        for gone in (b"415-555-0123", b"4155550123", b"312-555-0199", b"3125550199"):
+            assert gone not in everything, (mode, gone)
+        assert b"212-555-0151" in everything  # a kept contact's number stays
+        assert "xl/worksheets/sheet2.xml" in cleaned  # edited in place, not rewritten
+        book = openpyxl.load_workbook(tmp_path / mode / "contacts.cleaned.xlsx")
+        assert book.sheetnames == ["Contacts", "Lookup"]
+
+
+@pytest.mark.parametrize(
+    ("variant", "edit"),
+    [
+        # cells named in lower case, or naming another row than their own
+        (
+            "lower-case",
+            lambda xml: re.sub(
+                rb'r="([A-E])([0-9]+)"', lambda m: b'r="' + m[1].lower() + m[2] + b'"', xml
+            ),
+        ),
+        ("xml-comment", lambda xml: xml.replace(b"<sheetData>", b'<sheetData><!-- <c r="B3"> -->')),
+    ],
+)
+def test_a_sheet_too_irregular_to_edit_is_written_from_its_cells_right(
+    run_cli, tmp_path, variant, edit
+):
+    import zipfile
+
+    source = tmp_path / f"{variant}.xlsx"
+    _linked_workbook(tmp_path / "plain.xlsx")
+    with zipfile.ZipFile(tmp_path / "plain.xlsx") as archive, zipfile.ZipFile(source, "w") as out:
+        for name in archive.namelist():
+            data = archive.read(name)
+            out.writestr(name, edit(data) if name == "xl/worksheets/sheet1.xml" else data)
+    result = run_cli(
+        "clean", source, "--changes", CHANGES, "--out-dir", tmp_path / "out", "--no-report"
+    )
+    assert result.exit_code == 0, result.output
+    from python_calamine import CalamineWorkbook
+
+    rows = CalamineWorkbook.from_path(str(tmp_path / "out" / f"{variant}.cleaned.xlsx"))
+    values = rows.get_sheet_by_index(0).to_python()
+    assert [row[0] for row in values[1:]] == ["C1", "C3", "C5"]
+    assert [row[1] for row in values[1:]] == ["212-555-0150", "212-555-0151", "212-555-0152"]
+
+
+def test_a_damaged_part_elsewhere_falls_back_and_flag_columns_past_xfd_too(run_cli, tmp_path):
+    import zipfile
+
+    source = tmp_path / "contacts.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Mobile", "Opt-In Date"])
+    sheet.append(["415-555-0123", "2024-03-05"])
+    sheet.append(["212-555-0150", "2024-03-05"])
+    sheet["XFC2"] = "far"  # flag columns would run past XFD
+    workbook.save(source)
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        info = archive.getinfo("docProps/app.xml")
+    data[info.header_offset + 14 : info.header_offset + 18] = b"\x00\x00\x00\x00"  # its CRC
+    source.write_bytes(bytes(data))
+    for mode in ("strip", "flag"):
+        result = run_cli(
+            "clean",
+            source,
+            "--changes",
+            CHANGES,
+            "--out-dir",
+            tmp_path / mode,
+            "--mode",
+            mode,
+            "--no-report",
+        )
+        assert result.exit_code == 0, result.output
+        assert "internal error" not in result.stderr
+        assert openpyxl.load_workbook(tmp_path / mode / "contacts.cleaned.xlsx").active.max_row >= 2
