@@ -74,15 +74,16 @@ def write_package(
     blank: Mapping[int, Sequence[int]] | None,
     target: Path,
     appended: Appended | None = None,
-) -> bool:
+) -> str | None:
     """Write ``target`` as ``source`` with sheet part ``entry`` edited: the data rows at
     ``sheet_rows`` (1-based sheet row numbers) not in ``keep`` removed, the cells of
     ``blank`` (a data row's position -> column indexes) emptied, the ``appended`` columns
-    added. False when the sheet is not plain enough to edit (nothing written then)."""
+    added. None when done; else why the workbook cannot be edited in place (nothing
+    written then)."""
     try:
         return _write_package(source, entry, sheet_rows, keep, blank, target, appended)
     except (zipfile.BadZipFile, zlib.error, EOFError):
-        return False  # a damaged part elsewhere: the workbook is written from its cells
+        return "a part of the workbook is damaged"
 
 
 def _write_package(
@@ -93,17 +94,17 @@ def _write_package(
     blank: Mapping[int, Sequence[int]] | None,
     target: Path,
     appended: Appended | None,
-) -> bool:
+) -> str | None:
     with zipfile.ZipFile(source) as archive:
         if _shown_elsewhere(archive, entry):
-            return False
+            return "a chart, a pivot table or another sheet's formula shows its cells"
         try:
             xml = archive.read(entry)
         except KeyError:
-            return False
+            return "its sheet's part is missing"
         edited = _edit_sheet(xml, sheet_rows, keep, blank or {}, appended)
         if edited is None:
-            return False
+            return "its sheet holds comments or markup too irregular to edit in place"
         removed = sorted({sheet_rows[int(index)] for index in np.flatnonzero(~keep)})
         tables = _tables_of(archive, entry) if removed else set()
         shifted: dict[str, bytes] = {}
@@ -111,7 +112,7 @@ def _write_package(
             try:  # the sheet's own tables follow its rows; another sheet's stay
                 shifted[table] = _with_a_data_row(_shift_ranges(archive.read(table), removed))
             except (KeyError, _Collapsed):
-                return False
+                return "a table over its rows cannot follow them"
         shifted.update(_traces_of_what_went(archive, entry, xml, edited))
         with zipfile.ZipFile(target, "w") as out:
             for info in archive.infolist():
@@ -126,7 +127,7 @@ def _write_package(
                 copy.compress_type = info.compress_type
                 copy.external_attr = info.external_attr
                 out.writestr(copy, data)
-    return True
+    return None
 
 
 _CALC_CHAIN = "xl/calcChain.xml"

@@ -436,8 +436,9 @@ def reconcile_file(
         coverage = coverage_job.result()
     consent_problems = _consent_problems(chunks, options)
     cleaned, changes, report = output_paths(path, options.out_dir)
+    notes: list[str] = []
     rows, numbers_decided, notable = _decide_and_write(
-        table, chunks, evidence, coverage, options, batch, (cleaned, changes)
+        table, chunks, evidence, coverage, options, batch, (cleaned, changes), notes
     )
     stale = coverage.end is not None and now - coverage.end > STALE_AFTER
     warnings = _warnings(history, coverage, now, stale)
@@ -448,6 +449,7 @@ def reconcile_file(
             f"the file ends with a report footer of {table.footer_lines} line(s) after a "
             "blank line (not contacts); it is copied unchanged to the cleaned file"
         )
+    warnings.extend(notes)
     return CleanResult(
         table=table,
         rows=rows,
@@ -555,8 +557,10 @@ def _decide_and_write(
     options: CleanOptions,
     batch: OutputBatch | None,
     targets: tuple[Path, Path],
+    notes: list[str],
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Decide slice by slice; stream each slice's cleaned rows and changes to the batch."""
+    """Decide slice by slice; stream each slice's cleaned rows and changes to the batch
+    (``notes`` receives what the summary must say of how they were written)."""
     cleaned_path, changes_path = targets
     mode = options.mode
     column_names = pl.Series(list(table.phone_columns), dtype=pl.String)
@@ -644,7 +648,7 @@ def _decide_and_write(
     all_numbers = pl.concat(numbers)
     all_notable = pl.concat(notable)
     if batch is not None and table.sheet is not None:
-        _add_xlsx(batch, table, cleaned_path, mode, all_rows, all_numbers, all_notable)
+        _add_xlsx(batch, table, cleaned_path, mode, all_rows, all_numbers, all_notable, notes)
     return all_rows, all_numbers, all_notable
 
 
@@ -656,6 +660,7 @@ def _add_xlsx(
     rows: pl.DataFrame,
     numbers: pl.DataFrame,
     notable: pl.DataFrame,
+    notes: list[str],
 ) -> None:
     sheet, cells = table.sheet, table.sheet_cells
     if sheet is None or cells is None:
@@ -680,9 +685,9 @@ def _add_xlsx(
         where = [table.columns.index(name) for name in table.phone_columns]
         for row, column in dropped.select("row", "column").unique(maintain_order=True).iter_rows():
             blank.setdefault(positions[row], []).append(where[column])
-    batch.add(
-        target,
-        lambda temporary: write_cleaned_workbook(
+
+    def write(temporary: Path) -> None:
+        why = write_cleaned_workbook(
             table.path,
             header_cells,
             sheet_rows,
@@ -693,7 +698,17 @@ def _add_xlsx(
             extra,
             temporary,
             blank,
-        ),
+        )
+        if why is not None:
+            notes.append(
+                f"the cleaned workbook was written from the sheet's cells ({why}): its "
+                "other sheets, hidden columns, formats and names were not kept (the input "
+                "workbook still has them)"
+            )
+
+    batch.add(
+        target,
+        write,
         last=True,
         scratch=True,
     )

@@ -507,24 +507,28 @@ def write_cleaned_workbook(
     extra: pl.DataFrame | None,
     target: Path,
     blank: dict[int, list[int]] | None = None,
-) -> None:
+) -> str | None:
     """The cleaned workbook: the input workbook with only the decided changes (rows
     removed, cells emptied, flag columns appended: `_xlsx_package.write_package`, every
     other sheet, hidden column, width, format and name kept); for a macro workbook, or a
-    sheet too irregular to edit in place, written from the cells as read."""
+    sheet too irregular to edit in place, written from the cells as read, and then the
+    reason is returned (the summary warns of it)."""
     entry = _sheet_entry(source, sheet) if sheet_rows else None
     appended = (
         Appended(header_row, extra.columns, [list(row) for row in extra.rows()])
         if extra is not None
         else None
     )
-    if (
-        entry is not None
-        and source.suffix.lower() == ".xlsx"
-        and write_package(source, entry, sheet_rows, keep, blank, target, appended)
-    ):
-        return
+    if source.suffix.lower() != ".xlsx":
+        why: str | None = "a macro workbook is written as .xlsx"
+    elif entry is None:
+        why = "its sheet's part could not be found"
+    else:
+        why = write_package(source, entry, sheet_rows, keep, blank, target, appended)
+        if why is None:
+            return None
     write_xlsx_cleaned(header_cells, rows, sheet, keep, extra, target, blank)
+    return why
 
 
 def write_xlsx_cleaned(

@@ -723,6 +723,11 @@ def test_a_comment_on_a_decided_cell_makes_the_workbook_written_from_its_cells(r
         "clean", source, "--changes", CHANGES, "--out-dir", tmp_path / "out", "--no-report"
     )
     assert result.exit_code == 0, result.output
+    assert (
+        "warning: the cleaned workbook was written from the sheet's cells (its sheet holds "
+        "comments or markup too irregular to edit in place): its other sheets, hidden "
+        "columns, formats and names were not kept (the input workbook still has them)"
+    ) in result.stdout
     parts = _parts(tmp_path / "out" / "contacts.cleaned.xlsx")
     assert not any("comments" in name for name in parts)
     text = b"".join(parts.values())
