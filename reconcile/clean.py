@@ -840,7 +840,7 @@ def _warnings(history: History, coverage: Coverage, now: datetime, stale: bool) 
                 f"gap in {operator.network}'s history from {gap_start:%Y-%m-%d} to "
                 f"{gap_end:%Y-%m-%d}: a deactivation then would be missed"
             )
-    warnings.extend(coverage.missing_reports)
+    warnings.extend(coverage.incomplete_report_notes)
     return warnings
 
 

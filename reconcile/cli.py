@@ -322,7 +322,7 @@ def clean(
     if changes:
         history = reconcile.load_change_files(list(changes))
     else:
-        history = open_ledger(data_dir).read_history()
+        history = open_ledger(data_dir).history_warning_if_empty()
     results = reconcile.clean_files(list(files), history, options, datetime.now(UTC), wait)
     if as_json:
         _print_json([result.summary() for result in results])

@@ -100,8 +100,9 @@ class Coverage:
     end: datetime | None
     operators: list[OperatorCoverage]
     notes: list[str]
-    # reports listed in metadata but not complete, outside every operator gap
-    missing_reports: list[str] = field(default_factory=list)
+    # a sentence for each report listed in metadata but never complete, outside every
+    # operator gap (warnings, not reports)
+    incomplete_report_notes: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -243,5 +244,5 @@ def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame | pl.LazyFrame)
         end=spans.get_column("end").max(),  # type: ignore[arg-type]
         operators=operators,
         notes=notes,
-        missing_reports=missing,
+        incomplete_report_notes=missing,
     )

@@ -355,7 +355,7 @@ class Ledger:
             last_sync=read_manifest_instant(last_sync if isinstance(last_sync, str) else None),
         )
 
-    def read_history(self) -> History:
+    def history_warning_if_empty(self) -> History:
         """`history`, with a warning when the ledger holds no report (no lock: the files
         a manifest names are never removed, so one snapshot stays readable)."""
         history = self.history()

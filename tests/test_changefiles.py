@@ -198,4 +198,4 @@ def test_gap_between_reports_of_one_operator(tmp_path):
     coverage = load_change_files([tmp_path]).coverage()
     [operator] = coverage.operators
     assert [(start.day, end.day) for start, end in operator.gaps] == [(2, 3)]
-    assert coverage.missing_reports == []  # d2 is the gap itself: reported once
+    assert coverage.incomplete_report_notes == []  # d2 is the gap itself: reported once

@@ -214,7 +214,7 @@ def test_a_report_that_404s_mid_fetch_is_recorded_as_gone(server, tmp_path):
     others = [entry for key, entry in entries.items() if key != busy_report]
     assert {entry.status for entry in others} == {"complete"}
     coverage = Ledger(tmp_path).history().coverage()
-    assert any(operator.gaps for operator in coverage.operators) or coverage.missing_reports
+    assert any(operator.gaps for operator in coverage.operators) or coverage.incomplete_report_notes
 
 
 def test_key_revoked_mid_run_stops_with_the_ledger_consistent(server, tmp_path):
