@@ -516,31 +516,7 @@ def _without_emptied_ranges(xml: bytes, prefix: bytes) -> bytes:
         xml,
     )
     xml = re.sub(rb"(<" + prefix + rb'selection\b[^>]*?\ssqref=)""', rb'\1"A1"', xml)
-    count = re.compile(
-        rb"<" + prefix + rb"dataValidations\b([^>]*)>(.*?)</" + prefix + rb"dataValidations>",
-        re.DOTALL,
-    )
-
-    def recount(match: re.Match[bytes]) -> bytes:
-        items = len(re.findall(rb"<" + prefix + rb"dataValidation\b", match.group(2)))
-        if items == 0:
-            return b""
-        attributes = re.sub(
-            rb'\scount="[0-9]*"', b' count="' + str(items).encode() + b'"', match.group(1)
-        )
-        return (
-            b"<"
-            + prefix
-            + b"dataValidations"
-            + attributes
-            + b">"
-            + match.group(2)
-            + b"</"
-            + prefix
-            + b"dataValidations>"
-        )
-
-    return count.sub(recount, xml)
+    return _recounted(xml, prefix, b"dataValidation")
 
 
 def _drop_elements(xml: bytes, prefix: bytes, name: bytes, gone: Callable[[bytes], bool]) -> bytes:
@@ -560,29 +536,25 @@ def _drop_elements(xml: bytes, prefix: bytes, name: bytes, gone: Callable[[bytes
     kept = element.sub(lambda match: b"" if gone(match.group(1)) else match.group(0), xml)
     if kept == xml:
         return xml
+    return _recounted(kept, prefix, name)
+
+
+def _recounted(xml: bytes, prefix: bytes, name: bytes) -> bytes:
+    """Each ``<names>`` wrapper with its ``count`` set to the ``name`` elements it still
+    holds, and gone when it holds none (an empty one is not valid)."""
     wrapper = re.compile(
         rb"<" + prefix + name + rb"s\b([^>]*)>(.*?)</" + prefix + name + rb"s>", re.DOTALL
     )
+    child = re.compile(rb"<" + prefix + name + rb"\b")
 
     def recount(match: re.Match[bytes]) -> bytes:
-        count = len(element.findall(match.group(2)))
+        count = len(child.findall(match.group(2)))
         if count == 0:
             return b""
         attributes = re.sub(
             rb'\scount="[0-9]*"', b' count="' + str(count).encode() + b'"', match.group(1)
         )
-        return (
-            b"<"
-            + prefix
-            + name
-            + b"s"
-            + attributes
-            + b">"
-            + match.group(2)
-            + b"</"
-            + prefix
-            + name
-            + b"s>"
-        )
+        opening = b"<" + prefix + name + b"s" + attributes + b">"
+        return opening + match.group(2) + b"</" + prefix + name + b"s>"
 
-    return wrapper.sub(recount, kept)
+    return wrapper.sub(recount, xml)
