@@ -403,6 +403,23 @@ def _named(columns: Sequence[str], wanted: str, option: str) -> str:
     return matches[0]
 
 
+def _named_all(
+    columns: Sequence[str], wanted: Sequence[str], option: str, problems: list[str]
+) -> list[str]:
+    """The columns ``wanted`` names, each once, in the order asked for; each name the
+    file lacks goes to ``problems`` (all said in one error)."""
+    found: list[str] = []
+    for name in wanted:
+        try:
+            column = _named(columns, name, option)
+        except _NotFound as missing:
+            problems.append(str(missing))
+            continue
+        if column not in found:
+            found.append(column)
+    return found
+
+
 def resolve_column(
     path: Path,
     columns: Sequence[str],
@@ -474,22 +491,9 @@ def _phone_columns(
     every other column that holds phone numbers), those found by content, and the
     phone-like columns not checked (fax, pager)."""
     if choice.phones:
-        found: list[str] = []
-        for name in choice.phones:
-            try:
-                column = _named(columns, name, "--phone-column")
-            except _NotFound as missing:
-                problems.append(str(missing))
-                continue
-            if column not in found:
-                found.append(column)
+        found = _named_all(columns, choice.phones, "--phone-column", problems)
         return tuple(name for name in columns if name in found), (), ()
-    left_out: set[str] = set()
-    for name in choice.not_phones:
-        try:
-            left_out.add(_named(columns, name, "--not-phone-column"))
-        except _NotFound as missing:
-            problems.append(str(missing))
+    left_out = set(_named_all(columns, choice.not_phones, "--not-phone-column", problems))
     roles = {name: phone_name_role(name) for name in columns if name.strip()}
     named = [
         name for name in columns if roles.get(name) == "phone" and name not in left_out | taken
@@ -564,15 +568,7 @@ def choose_columns(
         )
     except _NotFound as missing:
         problems.append(str(missing))
-    include: list[str] = []
-    for wanted in choice.include:
-        try:
-            found = _named(columns, wanted, "--include-columns")
-        except _NotFound as missing:
-            problems.append(str(missing))
-            continue
-        if found not in include:
-            include.append(found)
+    include = _named_all(columns, choice.include, "--include-columns", problems)
     taken = {consent} if consent else set()  # an id may be a phone column too
     try:
         phones, by_content, not_checked = _phone_columns(columns, choice, taken, sample, problems)
