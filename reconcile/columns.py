@@ -30,12 +30,12 @@ __all__ = [
     "MissingConsentColumn",
     "choose_columns",
     "describe_phone_columns",
+    "guess_column",
     "header_words",
     "is_phone_name",
     "looks_like_phones",
     "may_hold_phones_by_content",
     "phone_name_role",
-    "resolve_column",
     "split_column_names",
 ]
 
@@ -420,24 +420,11 @@ def _named_all(
     return found
 
 
-def resolve_column(
-    path: Path,
-    columns: Sequence[str],
-    wanted: str | None,
-    guesses: Sequence[str],
-    role: str,
-    option: str,
+def guess_column(
+    path: Path, columns: Sequence[str], guesses: Sequence[str], role: str, option: str
 ) -> str | None:
-    """Find one column by name (case-insensitive) or by the CRM names in ``guesses``;
-    None when nothing was asked for and no guess matches."""
-    if wanted is not None:
-        try:
-            return _named(columns, wanted, option)
-        except _NotFound as missing:
-            listing = ", ".join(repr(name) for name in columns)
-            raise ColumnError(f"{path.name}: {missing}; the file has: {listing}.") from None
-        except ColumnError as error:
-            raise ColumnError(f"{path.name}: {error}.") from None
+    """The one column whose name is one of the CRM names in ``guesses`` (compared as
+    `_normalize_name` writes them); None when none is; ColumnError when several are."""
     normalized = [_normalize_name(name) for name in columns]
     for guess in guesses:
         matches = [name for name, norm in zip(columns, normalized, strict=True) if norm == guess]
@@ -556,7 +543,7 @@ def choose_columns(
     identifier: str | None = None
     try:
         consent = (
-            resolve_column(path, columns, None, CONSENT_GUESSES, "consent date", "--consent-column")
+            guess_column(path, columns, CONSENT_GUESSES, "consent date", "--consent-column")
             if choice.consent is None
             else _named(columns, choice.consent, "--consent-column")
         )
