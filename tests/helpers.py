@@ -92,3 +92,24 @@ def run_clean(path, history_dir, **options):
     from reconcile.clean import CleanOptions, clean_files
 
     return clean_files([path], load_change_files([history_dir]), CleanOptions(**options), NOW)
+
+
+def rewrite_sheet(source, edit, *, target=None, rename=None) -> None:  # type: ignore[no-untyped-def]
+    """``source`` (written to ``target``, else in place) with its first sheet's XML passed
+    through ``edit(text) -> text``, and moved to ``rename`` with its relationship and
+    content type following."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as archive:
+        parts = {info.filename: archive.read(info) for info in archive.infolist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    edited = edit(parts.pop(sheet).decode()).encode()
+    if rename:
+        for name in ("xl/_rels/workbook.xml.rels", "[Content_Types].xml"):
+            parts[name] = parts[name].replace(
+                b"worksheets/sheet1.xml", rename.removeprefix("xl/").encode()
+            )
+    parts[rename or sheet] = edited
+    with zipfile.ZipFile(target or source, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)

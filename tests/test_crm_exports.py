@@ -39,7 +39,7 @@ from reconcile.columns import (
     may_hold_phones_by_content,
     phone_name_role,
 )
-from tests.helpers import NOW
+from tests.helpers import NOW, rewrite_sheet
 
 CRM = Path(__file__).parent / "golden" / "crm"
 CHANGES = Path(__file__).parent / "golden" / "changes"
@@ -740,18 +740,11 @@ def test_a_removed_or_emptied_number_is_left_nowhere_in_the_package(run_cli, tmp
     made the whole workbook fall back to being written from its cells."""
     source = tmp_path / "contacts.xlsx"
     _linked_workbook(source)
-    import zipfile
-
-    with zipfile.ZipFile(source) as archive:
-        parts = {name: archive.read(name) for name in archive.namelist()}
-    sheet = parts["xl/worksheets/sheet1.xml"]
     # Excel saves the active cell; here on the row of the number to be removed
-    parts["xl/worksheets/sheet1.xml"] = re.sub(
-        rb"<selection[^>]*/>", b'<selection activeCell="B3" sqref="B3"/>', sheet
+    rewrite_sheet(
+        source,
+        lambda xml: re.sub(r"<selection[^>]*/>", '<selection activeCell="B3" sqref="B3"/>', xml),
     )
-    with zipfile.ZipFile(source, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in parts.items():
-            archive.writestr(name, data)
     for mode in ("strip", "blank"):
         result = run_cli(
             "clean",
@@ -781,24 +774,17 @@ def test_a_removed_or_emptied_number_is_left_nowhere_in_the_package(run_cli, tmp
         # cells named in lower case, or naming another row than their own
         (
             "lower-case",
-            lambda xml: re.sub(
-                rb'r="([A-E])([0-9]+)"', lambda m: b'r="' + m[1].lower() + m[2] + b'"', xml
-            ),
+            lambda xml: re.sub(r'r="([A-E])([0-9]+)"', lambda m: f'r="{m[1].lower()}{m[2]}"', xml),
         ),
-        ("xml-comment", lambda xml: xml.replace(b"<sheetData>", b'<sheetData><!-- <c r="B3"> -->')),
+        ("xml-comment", lambda xml: xml.replace("<sheetData>", '<sheetData><!-- <c r="B3"> -->')),
     ],
 )
 def test_a_sheet_too_irregular_to_edit_is_written_from_its_cells_right(
     run_cli, tmp_path, variant, edit
 ):
-    import zipfile
-
     source = tmp_path / f"{variant}.xlsx"
     _linked_workbook(tmp_path / "plain.xlsx")
-    with zipfile.ZipFile(tmp_path / "plain.xlsx") as archive, zipfile.ZipFile(source, "w") as out:
-        for name in archive.namelist():
-            data = archive.read(name)
-            out.writestr(name, edit(data) if name == "xl/worksheets/sheet1.xml" else data)
+    rewrite_sheet(tmp_path / "plain.xlsx", edit, target=source)
     result = run_cli(
         "clean", source, "--changes", CHANGES, "--out-dir", tmp_path / "out", "--no-report"
     )

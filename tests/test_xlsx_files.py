@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from reconcile.contacts import ColumnChoice, read_contacts
 from reconcile.errors import InputError, UnsupportedFormatError
-from tests.helpers import FLAG_COLUMNS, run_clean
+from tests.helpers import FLAG_COLUMNS, rewrite_sheet, run_clean
 
 HEADER = ["ID", "Phone", "Consent Date", "Zip", "Score", "Active", "Link"]
 
@@ -283,22 +283,6 @@ def test_a_zip_bomb_that_declares_small_sizes_is_refused_by_what_it_inflates(tmp
         read_contacts(source, ColumnChoice())
 
 
-def _rewrite_sheet(path, change):
-    """Rewrite the first worksheet's XML of ``path`` with ``change(xml) -> xml``."""
-    import zipfile
-
-    entries = {}
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            entries[info.filename] = archive.read(info)
-    entries["xl/worksheets/sheet1.xml"] = change(
-        entries["xl/worksheets/sheet1.xml"].decode()
-    ).encode()
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-
-
 def _spec_sheet(path):
     workbook = openpyxl.Workbook()
     sheet = workbook.active
@@ -316,7 +300,7 @@ def test_a_lying_dimension_changes_nothing_decided_or_written(tmp_path, history_
 
     source = tmp_path / "contacts.xlsx"
     _spec_sheet(source)
-    _rewrite_sheet(
+    rewrite_sheet(
         source,
         lambda xml: regex.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="{dimension}"/>', xml),
     )
@@ -371,7 +355,7 @@ def test_rows_out_of_order_or_numbered_twice_are_written_as_decided(tmp_path, hi
             reordered[3] = regex.sub(r'r="([A-Z])4"', r'r="\g<1>3"', reordered[3])
         return xml.replace("".join(rows), "".join(reordered))
 
-    _rewrite_sheet(source, change)
+    rewrite_sheet(source, change)
     [result] = run_clean(
         source, history_dir, columns=ColumnChoice(id="Id"), out_dir=tmp_path / "out"
     )
@@ -429,34 +413,17 @@ def test_a_far_cell_on_another_sheet_and_a_wide_table_are_read(tmp_path):
     assert read_contacts(sparse, ColumnChoice()).values.height == 7000
 
 
-def _rewritten(source: Path, target: Path, edit, rename: str | None = None) -> None:
-    """``source`` with its first sheet's XML passed through ``edit`` (and moved to
-    ``rename``, its relationship following)."""
-    import zipfile
-
-    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w") as out:
-        for info in archive.infolist():
-            data = archive.read(info.filename)
-            name = info.filename
-            if name == "xl/worksheets/sheet1.xml":
-                data = edit(data)
-                name = rename or name
-            elif rename and name in ("xl/_rels/workbook.xml.rels", "[Content_Types].xml"):
-                data = data.replace(b"worksheets/sheet1.xml", rename.removeprefix("xl/").encode())
-            out.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
-
-
 @pytest.mark.parametrize(
     ("variant", "edit", "rename"),
     [
-        ("single-quoted", lambda xml: xml.replace(b'r="XFD1048576"', b"r='XFD1048576'"), None),
+        ("single-quoted", lambda xml: xml.replace('r="XFD1048576"', "r='XFD1048576'"), None),
         (
             "spaces-around-equals",
-            lambda xml: xml.replace(b'r="XFD1048576"', b'r = "XFD1048576"'),
+            lambda xml: xml.replace('r="XFD1048576"', 'r = "XFD1048576"'),
             None,
         ),
-        ("leading-zeros", lambda xml: xml.replace(b'r="XFD1048576"', b'r="XFD0001048576"'), None),
-        ("lower-case", lambda xml: xml.replace(b'r="XFD1048576"', b'r="xfd1048576"'), None),
+        ("leading-zeros", lambda xml: xml.replace('r="XFD1048576"', 'r="XFD0001048576"'), None),
+        ("lower-case", lambda xml: xml.replace('r="XFD1048576"', 'r="xfd1048576"'), None),
         ("stored-elsewhere", lambda xml: xml, "xl/elsewhere/contacts.xml"),
     ],
 )
@@ -472,7 +439,7 @@ def test_a_far_cell_written_any_valid_way_is_refused(
     sheet["XFD1048576"] = "stray"
     workbook.save(plain)
     source = tmp_path / f"{variant}.xlsx"
-    _rewritten(plain, source, edit, rename)
+    rewrite_sheet(plain, edit, target=source, rename=rename)
     result = run_cli("clean", source, "--changes", history_dir, "--out-dir", tmp_path / "out")
     assert result.exit_code == 1, result.output
     assert f"{variant}.xlsx: sheet 'Sheet' spans A1:XFD1048576" in result.stderr
