@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from reconcile.consent import PARSED, parse_consent
 from reconcile.errors import ColumnError, InputError
 from reconcile.phones import find_numbers
 
@@ -235,10 +236,6 @@ def may_hold_phones_by_content(name: str) -> bool:
     return not any(word in _NOT_BY_CONTENT for word in header_words(name))
 
 
-# a date or a timestamp holds digit runs a number finder would take for a phone
-_DATE_LIKE = r"^\s*(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4})(?:[ T]|$)"
-
-
 def looks_like_phones(values: pl.Series, default_region: str = "US") -> bool:
     """Whether a column's sample holds phone numbers: at least 5 non-empty values, 80 %
     of them holding a valid number as the checker finds them (labels, several numbers,
@@ -247,7 +244,10 @@ def looks_like_phones(values: pl.Series, default_region: str = "US") -> bool:
     filled = text.filter(text.str.strip_chars().str.len_bytes() > 0)
     if filled.len() < _CONTENT_LEAST:
         return False
-    cells = filled.filter(~filled.str.contains(_DATE_LIKE))
+    # a date or a timestamp holds digit runs a number finder would take for a phone:
+    # the consent rules say which cells are dates
+    dates = parse_consent(filled, "UTC").get_column("consent_status") == PARSED
+    cells = filled.filter(~dates)
     if cells.len() == 0:
         return False
     entries = find_numbers([cells], default_region)
