@@ -10,54 +10,35 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from reconcile import printed
+from reconcile._text import first_line
 from reconcile._version import version
-from reconcile.changefiles import load_change_files
-from reconcile.check import CheckAnswer, check_number, phone_key
-from reconcile.clean import (
-    CleanOptions,
-    CleanResult,
-    CleanSummary,
-    as_delimiter,
-    as_mode,
-    clean_files,
-    reconcile_file,
-)
-from reconcile.columns import ColumnChoice, split_column_names
-from reconcile.config import InputConfig, RunConfig, load_config
+from reconcile.check import check_number
+from reconcile.clean import clean_files, reconcile_file
+from reconcile.columns import ColumnChoice, describe_phone_columns, split_column_names
+from reconcile.config import RunConfig, load_config
 from reconcile.consent import check_since
-from reconcile.contacts import ContactTable, read_contacts
+from reconcile.contacts import read_contacts
 from reconcile.errors import (
     ApiError,
-    AuthError,
-    ChangeFileError,
-    ColumnError,
     ConfigError,
-    EncodingError,
     InputError,
-    LedgerBusyError,
     LedgerError,
-    MalformedCSVError,
-    MalformedResponseError,
     OptionError,
     OutputError,
     ReconcileError,
-    ReportGoneError,
-    UnsupportedFormatError,
 )
-from reconcile.history import Coverage, History, compute_coverage
-from reconcile.ledger import Ledger
+from reconcile.history import History
+from reconcile.history_files import load_change_files
+from reconcile.ledger import EXPIRY_WARNING, Ledger
 from reconcile.ledger_io import (
-    ImportSummary,
-    LedgerStatus,
-    RebuildSummary,
-    VerifyReport,
     export_events,
     import_change_files,
     ledger_status,
     rebuild_ledger,
     verify_ledger,
 )
+from reconcile.options import CleanOptions
+from reconcile.results import CleanResult
 from reconcile.settings import ApiSettings, api_settings_from_environment, resolve_data_dir
 from reconcile.verdicts import (
     ACTIONS,
@@ -66,85 +47,54 @@ from reconcile.verdicts import (
     MODES,
     VERDICTS,
     decide,
-    resolve_actions,
 )
 
 if TYPE_CHECKING:
-    from reconcile.runs import Attention, RunChanges, RunReport, run_once
-    from reconcile.sync import (
-        FetchResult,
-        FetchSummary,
-        ProgressEvent,
-        fetch,
-        fetch_with_settings,
-    )
+    from reconcile.runs import run_once
+    from reconcile.sync import fetch, fetch_with_settings
 
+# The library: the jobs, the objects they take and give, the vocabulary of verdicts and
+# actions, and the branches of the exception tree (every leaf is in reconcile.errors,
+# every result's type in the module that makes it).
 __all__ = [
     "ACTIONS",
     "DEFAULT_ACTIONS",
     "DELIMITER_NAMES",
+    "EXPIRY_WARNING",
     "MODES",
     "VERDICTS",
     "ApiError",
     "ApiSettings",
-    "Attention",
-    "AuthError",
-    "ChangeFileError",
-    "CheckAnswer",
     "CleanOptions",
     "CleanResult",
-    "CleanSummary",
     "ColumnChoice",
-    "ColumnError",
     "ConfigError",
-    "ContactTable",
-    "Coverage",
-    "EncodingError",
-    "FetchResult",
-    "FetchSummary",
     "History",
-    "ImportSummary",
-    "InputConfig",
     "InputError",
     "Ledger",
-    "LedgerBusyError",
     "LedgerError",
-    "LedgerStatus",
-    "MalformedCSVError",
-    "MalformedResponseError",
     "OptionError",
     "OutputError",
-    "ProgressEvent",
-    "RebuildSummary",
     "ReconcileError",
-    "ReportGoneError",
-    "RunChanges",
     "RunConfig",
-    "RunReport",
-    "UnsupportedFormatError",
-    "VerifyReport",
     "__version__",
     "api_settings_from_environment",
-    "as_delimiter",
-    "as_mode",
     "check_number",
     "check_since",
     "clean_files",
-    "compute_coverage",
     "decide",
+    "describe_phone_columns",
     "export_events",
     "fetch",
     "fetch_with_settings",
+    "first_line",
     "import_change_files",
     "ledger_status",
     "load_change_files",
     "load_config",
-    "phone_key",
-    "printed",
     "read_contacts",
     "rebuild_ledger",
     "reconcile_file",
-    "resolve_actions",
     "resolve_data_dir",
     "run_once",
     "split_column_names",
@@ -154,13 +104,7 @@ __all__ = [
 
 # Imported on first use: these bring httpx and tenacity with them.
 _ON_FIRST_USE = {
-    "Attention": "reconcile.runs",
-    "RunChanges": "reconcile.runs",
-    "RunReport": "reconcile.runs",
     "run_once": "reconcile.runs",
-    "FetchResult": "reconcile.sync",
-    "FetchSummary": "reconcile.sync",
-    "ProgressEvent": "reconcile.sync",
     "fetch": "reconcile.sync",
     "fetch_with_settings": "reconcile.sync",
 }

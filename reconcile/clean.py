@@ -15,37 +15,39 @@ import importlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, TypedDict
+from typing import Any, BinaryIO
 
 import numpy as np
-import numpy.typing as npt
 import polars as pl
 
 from reconcile._atomic import OutputBatch, sync_data
-from reconcile._text import iso_utc as _iso
 from reconcile._version import version
 from reconcile.changelist import write_changes
-from reconcile.columns import ColumnChoice, MissingConsentColumn
-from reconcile.consent import PARSED, UNPARSEABLE, parse_consent, reject_future, validate_timezone
+from reconcile.columns import MissingConsentColumn
+from reconcile.consent import PARSED, UNPARSEABLE, parse_consent, reject_future
 from reconcile.contacts import ContactTable, read_contacts
 from reconcile.csv_files import write_csv_rows
-from reconcile.errors import OptionError, OutputError
-from reconcile.history import Coverage, CoverageSpan, History
-from reconcile.phones import add_e164, find_numbers, validate_region
+from reconcile.errors import OutputError
+from reconcile.history import Coverage, History
+from reconcile.options import CleanOptions
+from reconcile.phones import find_numbers
+from reconcile.results import (
+    NUMBER_COLUMNS,
+    CleanResult,
+    CleanSummary,
+    ConsentProblems,
+    as_text,
+    kept_mask,
+    rows_with_details,
+)
 from reconcile.verdicts import (
-    ACTIONS,
-    DEFAULT_ACTIONS,
-    DELIMITER_NAMES,
-    DETAIL_COLUMNS,
     DROPPED_ACTIONS,
     EVIDENCE_ROW,
     MODES,
-    VERDICTS,
     Decided,
-    Mode,
     decide_rows,
     deciding_entries,
     evidence_rows,
@@ -60,8 +62,6 @@ __all__ = [
     "CleanOptions",
     "CleanResult",
     "CleanSummary",
-    "as_delimiter",
-    "as_mode",
     "clean_files",
     "output_paths",
     "reconcile_file",
@@ -78,260 +78,12 @@ FLAG_COLUMNS = {
 }
 
 
-def as_mode(text: str) -> Mode:
-    """A mode's name as `CleanOptions` takes it; OptionError for an unknown one."""
-    if text == "strip":
-        return "strip"
-    if text == "blank":
-        return "blank"
-    if text == "flag":
-        return "flag"
-    raise OptionError.of("mode", text, f"is not one of {', '.join(MODES)}.")
-
-
-def as_delimiter(text: str | None) -> str | None:
-    """A delimiter as the command line and run configs write it: the character, or
-    ``tab`` (any case) for a tab. CleanOptions.validate checks what it names."""
-    if text is not None and text.strip().lower() == "tab":
-        return "\t"
-    return text
-
-
-@dataclass(frozen=True)
-class CleanOptions:
-    """Everything `reconcile clean` can be told."""
-
-    columns: ColumnChoice = field(default_factory=ColumnChoice)
-    mode: Mode = "strip"
-    actions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ACTIONS))
-    default_region: str = "US"
-    consent_timezone: str = "UTC"
-    consent_format: str | None = None
-    sheet: str | None = None
-    encoding: str | None = None
-    delimiter: str | None = None
-    out_dir: Path | None = None
-    force: bool = False
-    report: bool = True
-
-    def described(self) -> dict[str, str]:
-        """The options that shape verdicts and outputs, for the audit trail."""
-        return {
-            "mode": self.mode,
-            "actions": ", ".join(f"{verdict}={action}" for verdict, action in self.actions.items()),
-            "default_region": self.default_region,
-            "consent_timezone": self.consent_timezone,
-            "consent_format": self.consent_format or "(ISO 8601, M/D/YYYY)",
-            "sheet": self.sheet or "(first visible)",
-            "encoding": self.encoding or "(detected)",
-            "delimiter": repr(self.delimiter) if self.delimiter else "(detected)",
-            "columns": f"phone={', '.join(self.columns.phones) or '(every phone column)'}, "
-            f"consent={self.columns.consent or '(guessed)'}, id={self.columns.id or '(guessed)'}",
-        }
-
-    def validate(self) -> None:
-        """Raise OptionError for a region, time zone or action map that cannot work."""
-        validate_region(self.default_region)
-        validate_timezone(self.consent_timezone)
-        if self.mode not in MODES:
-            raise OptionError.of("mode", self.mode, f"is not one of {', '.join(MODES)}.")
-        if self.delimiter is not None and as_delimiter(self.delimiter) not in {
-            as_delimiter(name) for name in DELIMITER_NAMES
-        }:
-            raise OptionError.of(
-                "delimiter",
-                self.delimiter,
-                f"is not one of {' '.join(DELIMITER_NAMES[:-1])} or {DELIMITER_NAMES[-1]}.",
-            )
-        if set(self.actions) != set(VERDICTS):
-            raise OptionError(
-                f"actions must name every verdict ({', '.join(VERDICTS)}), "
-                f"not {', '.join(sorted(self.actions))}."
-            )
-        unknown = sorted(set(self.actions.values()) - set(ACTIONS))
-        if unknown:
-            raise OptionError(
-                f"{', '.join(unknown)} is not an action; the actions are {', '.join(ACTIONS)}."
-            )
-
-
-class ChosenColumnNames(TypedDict):
-    phone: list[str]
-    # found by what they hold; phone-like columns not checked, with why (fax, pager)
-    phone_by_content: list[str]
-    not_checked: dict[str, str]
-    consent: str
-    id: str | None
-    include: list[str]
-
-
-class OutputPaths(TypedDict):
-    cleaned: str
-    changes: str
-    report: str | None
-
-
-class NumberCounts(TypedDict):
-    """The numbers checked (every number found in every phone cell, and each cell with
-    text but no number) and their verdicts."""
-
-    checked: int
-    verdicts: dict[str, int]
-
-
-class ConsentProblems(TypedDict):
-    """Consent values that could not be read (they count as no consent date)."""
-
-    unreadable: int
-    examples: list[str]
-    hint: str | None
-
-
-class CleanSummary(TypedDict):
-    """One reconciled file in numbers (``reconcile clean --json`` prints a list of these)."""
-
-    input: str
-    sheet: str | None
-    rows: int
-    blank_rows_skipped: int
-    kept: int
-    removed: int
-    suppressed: int
-    review: int
-    verdicts: dict[str, int]
-    actions: dict[str, int]
-    numbers: NumberCounts
-    columns: ChosenColumnNames
-    mode: str
-    coverage: CoverageSpan
-    consent: ConsentProblems
-    footer_lines: int
-    outputs: OutputPaths
-    warnings: list[str]
-
-
-# Every number keeps these, with its verdict and action.
-NUMBER_COLUMNS = ("row", "column", "position", "phone_key")
-# What `CleanResult.decisions` holds per row before the details.
-DECISION_COLUMNS = ("row", "consent", "id", "phone_e164", "verdict", "action")
 # Rows whose phones or consent cells are worked out in one job (jobs run side by side).
 CHUNK_ROWS = 500_000
 # Rows decided at once: while one slice is decided, the one before is being written.
 DECIDE_ROWS = 250_000
 # Decided slices that may wait to be written (each writer keeps them in order).
 WRITE_AHEAD = 3
-
-
-@dataclass
-class CleanResult:
-    """One contact file reconciled: the table, every row's and number's decision, and
-    the outputs.
-
-    ``rows`` holds every row's verdict and action (enums) beside its ``row``, ``consent``,
-    ``id`` and the ``phone_key``, ``column`` and ``position`` of the number that decided it;
-    ``numbers`` every number's, beside NUMBER_COLUMNS; ``notable`` the full decision
-    (phone column, cell, reason, evidence) of every number that is not plainly ``ok``;
-    ``decisions`` joins rows and details as text.
-    """
-
-    table: ContactTable
-    rows: pl.DataFrame
-    numbers: pl.DataFrame
-    notable: pl.DataFrame
-    coverage: Coverage
-    options: CleanOptions
-    cleaned_path: Path
-    changes_path: Path
-    report_path: Path | None
-    warnings: list[str]
-    consent_problems: ConsentProblems
-    # the history ends more than STALE_AFTER before the run (one of the warnings)
-    stale_history: bool = False
-
-    @property
-    def decisions(self) -> pl.DataFrame:
-        """Every row with its verdict, action, reason and evidence (of the number that
-        decided it), in file order."""
-        return _as_text(_assembled(self.rows, self.notable))
-
-    @property
-    def keep(self) -> npt.NDArray[np.bool_]:
-        """Per row, whether strip mode keeps it."""
-        return _kept(self.rows)
-
-    def summary(self) -> CleanSummary:
-        """Counts, coverage, outputs and warnings, as plain JSON-ready values."""
-        verdicts = dict(zip(VERDICTS, _counts(self.rows.get_column("verdict")), strict=True))
-        actions = dict(zip(ACTIONS, _counts(self.rows.get_column("action")), strict=True))
-        numbers = self.numbers.filter(pl.col("column").is_not_null())
-        number_verdicts = _counts(numbers.get_column("verdict"))
-        rows = self.rows.height
-        return {
-            "input": str(self.table.path),
-            "sheet": self.table.sheet,
-            "rows": rows,
-            "blank_rows_skipped": self.table.blank_rows,
-            "kept": actions["keep"] + actions["review"],
-            "removed": actions["remove"],
-            "suppressed": actions["suppress"],
-            "review": actions["review"],
-            "verdicts": {verdict: verdicts[verdict] for verdict in VERDICTS},
-            "actions": {action: actions[action] for action in ACTIONS},
-            "numbers": {
-                "checked": numbers.height,
-                "verdicts": dict(zip(VERDICTS, number_verdicts, strict=True)),
-            },
-            "columns": {
-                "phone": list(self.table.phone_columns),
-                "phone_by_content": list(self.table.phones_by_content),
-                "not_checked": dict(self.table.not_checked),
-                "consent": self.table.consent_column,
-                "id": self.table.id_column,
-                "include": list(self.table.include_columns),
-            },
-            "mode": self.options.mode,
-            "coverage": {
-                "start": _iso(self.coverage.start),
-                "end": _iso(self.coverage.end),
-            },
-            "consent": self.consent_problems,
-            "footer_lines": self.table.footer_lines,
-            "outputs": {
-                "cleaned": str(self.cleaned_path),
-                "changes": str(self.changes_path),
-                "report": str(self.report_path) if self.report_path else None,
-            },
-            "warnings": self.warnings,
-        }
-
-
-def _counts(column: pl.Series) -> list[int]:
-    """How many rows hold each value of an enum column, in the enum's order."""
-    if not isinstance(column.dtype, pl.Enum):
-        raise TypeError(f"{column.name} is not an enum column")
-    codes = column.to_physical().to_numpy()
-    return np.bincount(codes, minlength=len(column.dtype.categories)).tolist()  # type: ignore[no-any-return]
-
-
-def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(pl.col("verdict", "action").cast(pl.String))
-
-
-def _assembled(rows: pl.DataFrame, notable: pl.DataFrame) -> pl.DataFrame:
-    """Rows with the details of the number that decided each (null for plain ok rows)."""
-    details = notable.select("row", "column", "position", "phone", *DETAIL_COLUMNS)
-    joined = rows.join(
-        details,
-        on=["row", "column", "position"],
-        how="left",
-        maintain_order="left",
-        nulls_equal=True,
-    )
-    return add_e164(joined).select(*DECISION_COLUMNS, "phone", *DETAIL_COLUMNS)
-
-
-def _kept(decisions: pl.DataFrame) -> npt.NDArray[np.bool_]:
-    return (~decisions.get_column("action").is_in(list(DROPPED_ACTIONS))).to_numpy()
 
 
 def output_paths(path: Path, out_dir: Path | None) -> tuple[Path, Path, Path]:
@@ -620,7 +372,7 @@ def _decide_and_write(
                 keep = (
                     np.ones(decided_rows.height, dtype=bool)
                     if mode != "strip"
-                    else _kept(decided_rows)
+                    else kept_mask(decided_rows)
                 )
                 extra = (
                     _flag_extra(entry_part, decided, deciding, decided_rows)
@@ -666,12 +418,12 @@ def _add_xlsx(
     if sheet is None or cells is None:
         return
     header_cells, sheet_rows = cells
-    keep = np.ones(rows.height, dtype=bool) if mode != "strip" else _kept(rows)
+    keep = np.ones(rows.height, dtype=bool) if mode != "strip" else kept_mask(rows)
     extra = None
     if mode == "flag":
         listed = _number_lists(numbers, rows)
         extra = (
-            _as_text(_assembled(rows, notable))
+            as_text(rows_with_details(rows, notable))
             .with_columns(phone_e164=listed)
             .select([pl.col(source).alias(name) for name, source in FLAG_COLUMNS.items()])
         )
@@ -907,7 +659,6 @@ def clean_files(
     place only once every file succeeded. Another run writing to the same folder makes
     this one fail clearly, or wait ``wait`` seconds for it.
     """
-    options.validate()
     _check_targets(paths, options, existing_too=False)
     created: Path | None = None
     if options.out_dir is not None and not options.out_dir.is_dir():

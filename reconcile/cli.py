@@ -11,26 +11,27 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 import reconcile
-from reconcile import (
-    ACTIONS,
-    DEFAULT_ACTIONS,
-    VERDICTS,
-    CleanOptions,
-    ColumnChoice,
-    Ledger,
-    ReconcileError,
-    printed,
+from reconcile import ReconcileError, printed
+from reconcile.cli_options import (
+    changes_option,
+    clean_option_bundle,
+    clean_options,
+    data_dir_option,
+    json_option,
+    ledger_options,
+    open_ledger,
+    reading_options,
+    since_option,
+    verbose_option,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ATTENTION = 3
 
 
@@ -51,11 +52,11 @@ class ReconcileGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
             raise
         except Exception as error:  # noqa: BLE001  (the edge: one line, never a traceback)
-            summary = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
             _fail(
                 ctx,
                 verbose(),
-                f"{type(error).__name__}: {summary} (run with -v for the traceback and report it)",
+                f"{type(error).__name__}: {reconcile.first_line(error, 300)} "
+                "(run with -v for the traceback and report it)",
                 label="internal error",
             )
 
@@ -95,105 +96,6 @@ def main(verbose: bool) -> None:  # verbose is read by ReconcileGroup.invoke
     """
 
 
-def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """--since must be a date: a usage error (exit 2) otherwise."""
-    try:
-        return reconcile.check_since(value)
-    except reconcile.OptionError as error:
-        raise click.BadParameter(
-            str(error).removeprefix(f"--since {value!r} "), ctx, param
-        ) from None
-
-
-def _verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value:
-        ctx.meta["reconcile.verbose"] = True
-
-
-def verbose_option(function: F) -> F:
-    """-v after a command too (``reconcile clean -v FILE``)."""
-    return click.option(
-        "-v",
-        "--verbose",
-        is_flag=True,
-        expose_value=False,
-        is_eager=True,
-        callback=_verbose,
-        help="Show full tracebacks on errors.",
-    )(function)
-
-
-def wait_option(function: F) -> F:
-    """--wait SECONDS, for every command that holds the ledger."""
-    return click.option(
-        "--wait",
-        type=click.FloatRange(min=0),
-        default=0,
-        show_default=True,
-        help="Seconds to wait for another run that holds the ledger.",
-    )(function)
-
-
-def data_dir_option(function: F) -> F:
-    """--data-dir, for every command that uses the ledger."""
-    return click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help="Where the ledger lives (default: RECONCILE_DATA_DIR, else the user data directory).",
-    )(function)
-
-
-def ledger_options(function: F) -> F:
-    """--data-dir and --wait."""
-    return data_dir_option(wait_option(function))
-
-
-def open_ledger(data_dir: Path | None) -> Ledger:
-    """The ledger in the data directory the options and environment name."""
-    return Ledger(reconcile.resolve_data_dir(data_dir))
-
-
-def action_overrides(function: F) -> F:
-    """One --VERDICT ACTION option per verdict (--unverified remove, ...)."""
-    for verdict in reversed(VERDICTS):
-        option = "--" + verdict.replace("_", "-")
-        function = click.option(
-            option,
-            verdict,
-            type=click.Choice(ACTIONS),
-            default=None,
-            help=f"Action for {verdict} rows (default {DEFAULT_ACTIONS[verdict]}).",
-        )(function)
-    return function
-
-
-def json_option(what: str) -> Callable[[F], F]:
-    """--json, printing ``what`` as JSON instead of text."""
-    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
-
-
-def changes_option(help_text: str) -> Callable[[F], F]:
-    """--changes PATH (repeatable): change files instead of the ledger."""
-    return click.option("--changes", multiple=True, type=click.Path(path_type=Path), help=help_text)
-
-
-def reading_options(function: F) -> F:
-    """--default-region and --consent-timezone: how numbers and dates are read."""
-    function = click.option(
-        "--consent-timezone",
-        default="UTC",
-        show_default=True,
-        help="Time zone of consent dates without an offset (IANA name).",
-    )(function)
-    return click.option(
-        "--default-region",
-        default="US",
-        show_default=True,
-        help="Region of numbers written without a country code.",
-    )(function)
-
-
 def _print_json(value: object) -> None:
     click.echo(json.dumps(value, indent=2))
 
@@ -206,58 +108,8 @@ def _print_lines(lines: list[str]) -> None:
 @verbose_option
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @changes_option("Change file or folder (API JSON pages, CSV destination,date,type). Repeatable.")
-@click.option(
-    "--mode",
-    type=click.Choice(reconcile.MODES),
-    default="strip",
-    show_default=True,
-    help="strip: drop removed and suppressed rows. blank: keep every row, empty the phone "
-    "cells of removed and suppressed numbers. flag: keep every row, add reconcile_* columns.",
-)
-@click.option(
-    "--phone-column",
-    "phone_columns",
-    multiple=True,
-    help="A phone column to check (repeatable; default: every column named like a phone "
-    "or holding phone numbers).",
-)
-@click.option(
-    "--not-phone-column",
-    "not_phone_columns",
-    multiple=True,
-    help="A column guessed as a phone column to leave unchecked (repeatable).",
-)
-@click.option("--consent-column", help="Consent date column (default: guessed: Opt-In Date, ...).")
-@click.option("--id-column", help="Column echoed into the change list as id.")
-@click.option(
-    "--include-columns",
-    "include_columns",
-    multiple=True,
-    metavar="NAME,...",
-    help="Contact columns (a name, an email) echoed into the change list and the "
-    "workbook's action sheets; comma-separated or repeated. Default: none.",
-)
-@reading_options
-@click.option("--consent-format", help="strftime format for consent values, e.g. %d/%m/%Y.")
-@click.option("--sheet", help="XLSX sheet name or 1-based number (default: the first visible).")
-@click.option("--encoding", help="CSV encoding (default: detect UTF-8 or Windows-1252).")
-@click.option(
-    "--delimiter",
-    type=click.Choice(reconcile.DELIMITER_NAMES),
-    metavar="DELIMITER",  # the choices' own list, [,|;|||tab], cannot be read
-    help="CSV delimiter: , ; | or tab (default: the one that splits every row into the "
-    "header's number of fields).",
-)
-@click.option("--out-dir", type=click.Path(path_type=Path), help="Folder for the outputs.")
-@click.option("--force", is_flag=True, help="Replace outputs that exist already.")
-@click.option(
-    "--report/--no-report",
-    default=True,
-    show_default=True,
-    help="Write the audit workbook NAME.report.xlsx.",
-)
+@clean_option_bundle
 @json_option("the summary")
-@action_overrides
 @click.option(
     "--wait",
     type=click.FloatRange(min=0),
@@ -269,25 +121,10 @@ def _print_lines(lines: list[str]) -> None:
 def clean(
     files: tuple[Path, ...],
     changes: tuple[Path, ...],
-    mode: str,
-    phone_columns: tuple[str, ...],
-    not_phone_columns: tuple[str, ...],
-    consent_column: str | None,
-    id_column: str | None,
-    include_columns: tuple[str, ...],
-    default_region: str,
-    consent_timezone: str,
-    consent_format: str | None,
-    sheet: str | None,
-    encoding: str | None,
-    delimiter: str | None,
-    out_dir: Path | None,
-    force: bool,
-    report: bool,
     as_json: bool,
     wait: float,
     data_dir: Path | None,
-    **overrides: str | None,
+    **given: Any,
 ) -> None:
     """Reconcile contact files (CSV or XLSX) against the operator history.
 
@@ -299,26 +136,7 @@ def clean(
 
         reconcile clean samples/contacts.csv --changes samples/changes
     """
-    options = CleanOptions(
-        columns=ColumnChoice(
-            phones=phone_columns,
-            consent=consent_column,
-            id=id_column,
-            include=reconcile.split_column_names(include_columns),
-            not_phones=not_phone_columns,
-        ),
-        mode=reconcile.as_mode(mode),
-        actions=reconcile.resolve_actions(overrides),
-        default_region=default_region,
-        consent_timezone=consent_timezone,
-        consent_format=consent_format,
-        sheet=sheet,
-        encoding=encoding,
-        delimiter=reconcile.as_delimiter(delimiter),
-        out_dir=out_dir,
-        force=force,
-        report=report,
-    )
+    options = clean_options(given)
     if changes:
         history = reconcile.load_change_files(list(changes))
     else:
@@ -336,11 +154,7 @@ def clean(
 
 @main.command()
 @verbose_option
-@click.option(
-    "--since",
-    callback=_since,
-    help="Only reports generated on or after this date (YYYY-MM-DD).",
-)
+@since_option("Only reports generated on or after this date (YYYY-MM-DD).")
 @click.option(
     "--page-size",
     type=click.IntRange(min=1),
@@ -597,11 +411,7 @@ def run(
 @main.command()
 @verbose_option
 @click.argument("number")
-@click.option(
-    "--since",
-    callback=_since,
-    help="The consent date: was the number deactivated since then?",
-)
+@since_option("The consent date: was the number deactivated since then?")
 @changes_option("Change files to answer from instead of the ledger. Repeatable.")
 @reading_options
 @json_option("the answer")

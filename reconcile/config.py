@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from reconcile.errors import ConfigError
+from reconcile.columns import ColumnChoice
+from reconcile.errors import ConfigError, OptionError
+from reconcile.options import CleanOptions
 from reconcile.settings import AUTH_SCHEMES, ApiSettings, base_url_from_environment
 from reconcile.verdicts import ACTIONS, MODES, VERDICTS
 
@@ -39,23 +41,11 @@ _SECRET_KEYS = frozenset(
 
 @dataclass(frozen=True)
 class InputConfig:
-    """One ``[[inputs]]`` table: a contact file and how to clean it."""
+    """One ``[[inputs]]`` table: a contact file and how to clean it (the same options
+    object `reconcile clean` builds from its flags)."""
 
     path: Path
-    phone_columns: tuple[str, ...] = ()
-    not_phone_columns: tuple[str, ...] = ()
-    consent_column: str | None = None
-    id_column: str | None = None
-    include_columns: tuple[str, ...] = ()
-    sheet: str | None = None
-    encoding: str | None = None
-    delimiter: str | None = None
-    default_region: str = "US"
-    consent_timezone: str = "UTC"
-    consent_format: str | None = None
-    mode: str = "strip"
-    report: bool = True
-    actions: dict[str, str] = field(default_factory=dict)
+    options: CleanOptions
 
 
 @dataclass(frozen=True)
@@ -90,7 +80,7 @@ class _Reader:
             if key not in known:
                 self.fail(key, f"unknown key (known keys: {', '.join(sorted(known))})")
 
-    def fail(self, key: str, message: str) -> None:
+    def fail(self, key: str, message: str) -> NoReturn:
         name = f"{self.where}.{key}" if key and self.where else (key or self.where or "top level")
         raise ConfigError(f"{self.source}: {name}: {message}.")
 
@@ -248,23 +238,28 @@ def _input(path: Path, base: Path, index: int, table: Any) -> InputConfig:
         for verdict in VERDICTS
         if verdict in actions_reader.table
     }
-    return InputConfig(
-        path=file,
-        phone_columns=_column_names(section, "phone_column"),
-        not_phone_columns=_column_names(section, "not_phone_column"),
-        include_columns=_column_names(section, "include_columns"),
-        consent_column=section.get("consent_column"),
-        id_column=section.get("id_column"),
-        sheet=section.get("sheet"),
-        encoding=section.get("encoding"),
-        delimiter=section.get("delimiter"),
-        default_region=section.get("default_region", "US"),
-        consent_timezone=section.get("consent_timezone", "UTC"),
-        consent_format=section.get("consent_format"),
-        mode=section.choice("mode", MODES, "strip"),
-        report=section.get("report", True),
-        actions=actions,
-    )
+    try:
+        options = CleanOptions(
+            columns=ColumnChoice(
+                phones=_column_names(section, "phone_column"),
+                consent=section.get("consent_column"),
+                id=section.get("id_column"),
+                include=_column_names(section, "include_columns"),
+                not_phones=_column_names(section, "not_phone_column"),
+            ),
+            mode=section.choice("mode", MODES, "strip"),
+            actions=actions,
+            default_region=section.get("default_region", "US"),
+            consent_timezone=section.get("consent_timezone", "UTC"),
+            consent_format=section.get("consent_format"),
+            sheet=section.get("sheet"),
+            encoding=section.get("encoding"),
+            delimiter=section.get("delimiter"),
+            report=section.get("report", True),
+        )
+    except OptionError as error:  # the option's name is the config key
+        section.fail(error.option or "", error.detail.rstrip("."))
+    return InputConfig(path=file, options=options)
 
 
 def _column_names(section: _Reader, key: str) -> tuple[str, ...]:

@@ -84,10 +84,11 @@ class OptionError(ReconcileError):
         self.detail = detail or message
 
     @classmethod
-    def of(cls, option: str, value: object, problem: str) -> OptionError:
-        """``--consent-timezone 'X' <problem>`` for the option ``consent_timezone``."""
+    def of(cls, option: str, value: object, problem: str, key: str | None = None) -> OptionError:
+        """``--consent-timezone 'X' <problem>`` for the option ``consent_timezone`` (``key``:
+        its name in a run config, when that differs: ``actions.unverified``)."""
         detail = f"{value!r} {problem}"
-        return cls(f"--{option.replace('_', '-')} {detail}", option=option, detail=detail)
+        return cls(f"--{option.replace('_', '-')} {detail}", option=key or option, detail=detail)
 
 
 class OutputError(ReconcileError):

@@ -29,7 +29,6 @@ __all__ = [
     "OperatorCoverage",
     "compute_coverage",
     "empty_events",
-    "empty_reports",
 ]
 
 DEACTIVATION = "DEACTIVATION"
@@ -66,11 +65,6 @@ REPORT_SCHEMA: dict[str, pl.DataType] = {
 def empty_events() -> pl.DataFrame:
     """An event frame with no rows."""
     return pl.DataFrame(schema=EVENT_SCHEMA)
-
-
-def empty_reports() -> pl.DataFrame:
-    """A report metadata frame with no rows."""
-    return pl.DataFrame(schema=REPORT_SCHEMA)
 
 
 @dataclass(frozen=True)

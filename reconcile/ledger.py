@@ -41,7 +41,7 @@ from typing import Any
 import filelock
 import polars as pl
 
-from reconcile._text import first_line
+from reconcile._text import first_line, manifest_instant, read_manifest_instant
 from reconcile.errors import LedgerBusyError, LedgerError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History, empty_events
 from reconcile.lifecycle import (
@@ -49,11 +49,9 @@ from reconcile.lifecycle import (
     ReportEntry,
     ReportStatus,
     after_listed,
-    manifest_instant,
     merge_entry,
     merged_events,
     rank_of,
-    read_manifest_instant,
     text_or_none,
 )
 

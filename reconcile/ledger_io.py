@@ -13,11 +13,12 @@ import polars as pl
 
 from reconcile._atomic import OutputBatch
 from reconcile._text import first_line as _first_line
+from reconcile._text import iso_instant
 from reconcile._text import iso_utc as _iso
 from reconcile.api_pages import date_bounds
-from reconcile.changefiles import load_change_files
 from reconcile.errors import ChangeFileError, LedgerError, OutputError
 from reconcile.history import EVENT_SCHEMA, EVENT_TYPES
+from reconcile.history_files import load_change_files
 from reconcile.ledger import (
     Ledger,
     ReportEntry,
@@ -265,9 +266,8 @@ def export_events(
     if fmt == "parquet":
         events.write_parquet(buffer)
     else:
-        events.with_columns(pl.col("occurred_at").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")).write_csv(
-            buffer
-        )
+        # every digit of the instant: a truncated one could read as before a consent
+        events.with_columns(iso_instant(pl.col("occurred_at"))).write_csv(buffer)
     batch = OutputBatch()
     batch.add_bytes(target, buffer.getvalue())
     batch.commit()

@@ -29,9 +29,11 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 import polars as pl
+
+from reconcile._text import manifest_instant, read_manifest_instant
 
 __all__ = [
     "EVENTS_FILE_NAME",
@@ -42,13 +44,11 @@ __all__ = [
     "after_gone",
     "after_listed",
     "counts_as_coverage",
-    "manifest_instant",
     "merge_entry",
     "merged_events",
     "needs_fetch",
     "parse_status",
     "rank_of",
-    "read_manifest_instant",
     "text_or_none",
 ]
 
@@ -85,23 +85,6 @@ EVENT_KEY = ("number", "type", "occurred_at", "new_number")
 
 
 _DATE_FIELDS = ("generated_date", "date_from", "date_to", "expiry_date")
-
-
-def manifest_instant(moment: datetime | None) -> str | None:
-    """An instant as the manifest writes it (UTC, microseconds, ``Z``)."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def read_manifest_instant(text: str | None) -> datetime | None:
-    """An instant the manifest wrote, or None."""
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,10 @@ __all__ = [
     "validate_region",
 ]
 
-# Extension markers CRMs write after the number: "x12", "ext. 12", "extension 12", "#12".
-_EXTENSION = r"\s*(?:;\s*ext=|ext(?:ension)?\.?|x|#)\s*[0-9]{1,7}\s*$"
+# Extension markers CRMs write after the number: "x12", "ext. 12", "extension 12", "#12",
+# and RFC 3966's ";ext=12". The one spelling every pattern below builds on.
+_EXTENSION_MARKER = r"(?:;\s*ext=|ext(?:ension)?\.?|x|#)"
+_EXTENSION = rf"\s*{_EXTENSION_MARKER}\s*[0-9]{{1,7}}\s*$"
 # What Excel does to a long number in a CSV: 4.15555E+09 (the digits are gone).
 _SCIENTIFIC = r"^[0-9](?:[.,][0-9]+)?e\+?[0-9]+$"
 # A numeric cell rendered as a float: 4155550123.0 (the ".0" is not a digit of the number).
@@ -81,7 +83,7 @@ def _nanp_ok(digits: pl.Expr) -> pl.Expr:
 _NANP_SHAPE = (
     r"(?i)^\s*(?:tel:\s*)?(?:\+\s*1|00\s*1|011\s*1|1)?[\s.\-]*\(?([2-9][0-9]{2})\)?[\s.\-/]*"
     r"([2-9][0-9]{2})[\s.\-/]*([0-9]{4})"
-    r"(?:\s*(?:;\s*ext=|ext(?:ension)?\.?|x|#)\s*[0-9]{1,7})?\s*$"
+    rf"(?:\s*{_EXTENSION_MARKER}\s*[0-9]{{1,7}})?\s*$"
 )
 
 
@@ -118,7 +120,7 @@ def normalize_phones(
     # Fast path: one DFA match for the common North American shapes; the digits are
     # then the last ten before any extension marker. Every other cell (and any cell whose
     # fast digits do not come out clean) is answered by the general rules.
-    cut = pl.col("raw").str.find(r"(?i)(?:x|#|;|ext)").fill_null(1 << 30)
+    cut = pl.col("raw").str.find(rf"(?i){_EXTENSION_MARKER}").fill_null(1 << 30)
     fast = (
         pl.DataFrame({"raw": text})
         .select(
@@ -298,7 +300,7 @@ _CANDIDATE = (
     # digit groups, each joined by at most one separator (" - ", tabs and double spaces
     # separate numbers, and so does a note's "(" after them)
     r"[0-9]+(?:[ .\-\u00a0\u2013]?[0-9]+)*"
-    r"(?:[ \t]*(?:ext(?:ension)?\.?|x|#)[ \t]*[0-9]{1,7})?"  # an extension
+    rf"(?:[ \t]*{_EXTENSION_MARKER}[ \t]*[0-9]{{1,7}})?"  # an extension
 )
 # fewer digits than this are not a phone number ("call after 5", "x12")
 _CANDIDATE_DIGITS = 7

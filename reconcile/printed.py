@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from reconcile.columns import describe_phone_columns
-from reconcile.ledger import EXPIRY_WARNING
+from reconcile import EXPIRY_WARNING, describe_phone_columns
 
 if TYPE_CHECKING:
     from reconcile.check import CheckAnswer
-    from reconcile.clean import CleanResult
     from reconcile.ledger_io import ImportSummary, LedgerStatus, RebuildSummary, VerifyReport
+    from reconcile.results import CleanResult
     from reconcile.runs import RunChanges, RunReport
     from reconcile.sync import FetchResult, Progress, ProgressEvent
 

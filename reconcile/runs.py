@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TypedDict
@@ -25,24 +25,18 @@ import polars as pl
 from reconcile._atomic import current_umask, hold_folder
 from reconcile._text import first_line, iso_utc
 from reconcile.clean import (
-    CleanOptions,
     CleanResult,
     CleanSummary,
-    as_delimiter,
-    as_mode,
     clean_files,
     reconcile_file,
 )
-from reconcile.columns import ColumnChoice
 from reconcile.config import InputConfig, RunConfig
-from reconcile.consent import check_consent_format
 from reconcile.contacts import read_contacts
 from reconcile.errors import ApiError, ConfigError, InputError, OptionError, OutputError
 from reconcile.history import History
 from reconcile.ledger import Ledger
 from reconcile.run_history import InputCounts, RunHistory, RunRecord
 from reconcile.sync import FetchSummary, Progress, fetch_with_settings
-from reconcile.verdicts import resolve_actions
 
 __all__ = [
     "Attention",
@@ -53,7 +47,6 @@ __all__ = [
     "RunReport",
     "compare_runs",
     "contact_keys",
-    "options_for",
     "run_once",
 ]
 
@@ -91,29 +84,6 @@ class RunChanges(TypedDict):
     newly_removed: list[str]
     newly_suppressed: list[str]
     no_longer_suppressed: list[str]
-
-
-def options_for(config: InputConfig, out_dir: Path | None) -> CleanOptions:
-    """CleanOptions from one [[inputs]] table."""
-    return CleanOptions(
-        columns=ColumnChoice(
-            config.phone_columns,
-            config.consent_column,
-            config.id_column,
-            include=config.include_columns,
-            not_phones=config.not_phone_columns,
-        ),
-        mode=as_mode(config.mode),
-        actions=resolve_actions(config.actions),
-        default_region=config.default_region,
-        consent_timezone=config.consent_timezone,
-        consent_format=config.consent_format,
-        sheet=config.sheet,
-        encoding=config.encoding,
-        delimiter=as_delimiter(config.delimiter),
-        out_dir=out_dir,
-        report=config.report,
-    )
 
 
 def contact_keys(rows: pl.DataFrame, numbers: pl.DataFrame) -> pl.DataFrame:
@@ -254,12 +224,12 @@ def clean_inputs(
     done: list[InputRun] = []
     if dry_run:
         for item in config.inputs:
-            result = reconcile_file(item.path, history, options_for(item, None), now)
+            result = reconcile_file(item.path, history, item.options, now)
             done.append(_input_run(item, result, runs))
         return None, done
     with _run_folder(config.output_dir, now) as (work, finished):
         for item in config.inputs:
-            [result] = clean_files([item.path], history, options_for(item, work), now)
+            [result] = clean_files([item.path], history, replace(item.options, out_dir=work), now)
             done.append(_input_run(item, result, runs))
     final = finished[0]
     for finished_input in done:  # the outputs now live in the dated folder
@@ -344,14 +314,12 @@ class RunReport:
 def check_inputs(config: RunConfig) -> None:
     """Check every input of the config as its clean will use it (options, then the file
     and its columns), before anything is fetched; ConfigError naming the config key
-    (``inputs[2].consent_timezone``), never a command-line flag."""
+    (``[inputs][2].sheet``), never a command-line flag. The options themselves were
+    checked when the config was read."""
     for index, item in enumerate(config.inputs, start=1):
-        where = f"{config.path}: inputs[{index}]"
+        where = f"{config.path}: [inputs][{index}]"
+        options = item.options
         try:
-            options = options_for(item, None)
-            options.validate()
-            if item.consent_format is not None:
-                check_consent_format(item.consent_format)
             read_contacts(
                 item.path,
                 options.columns,

@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 import numpy as np
 import polars as pl
 
+from reconcile._text import iso_instant
 from reconcile.consent import FUTURE, MISSING, UNPARSEABLE
 from reconcile.errors import OptionError
 from reconcile.history import ACTIVATION, DEACTIVATION, SUSPENSION
@@ -39,14 +39,13 @@ __all__ = [
     "VERDICTS",
     "VERDICT_TYPE",
     "Decided",
-    "Mode",
     "decide",
     "decide_rows",
     "deciding_entries",
     "evidence_rows",
-    "iso_instant",
     "number_evidence",
     "resolve_actions",
+    "verdict_ladder",
     "with_details",
 ]
 
@@ -55,7 +54,6 @@ ACTIONS = ("remove", "suppress", "review", "keep")
 # what the cleaned file does with a row whose action is remove or suppress: drop it,
 # empty its phone cells, or keep it with flag columns (one spelling for every entry)
 MODES = ("strip", "blank", "flag")
-Mode = Literal["strip", "blank", "flag"]
 # the CSV delimiters an option or a config may name (``tab`` for a tab)
 DELIMITER_NAMES = (",", ";", "|", "tab")
 DEFAULT_ACTIONS: Mapping[str, str] = {
@@ -91,41 +89,53 @@ RECONSENTED = "deactivated before consent (re-consented)"
 
 
 def resolve_actions(overrides: Mapping[str, str | None]) -> dict[str, str]:
-    """The default action per verdict, with the given overrides applied."""
+    """The default action per verdict, with the given overrides applied (None: no change);
+    OptionError naming the verdict's option (``--unverified``, ``actions.unverified``)."""
     actions = dict(DEFAULT_ACTIONS)
     for verdict, action in overrides.items():
         if action is None:
             continue
         if verdict not in actions:
-            raise OptionError(
-                f"{verdict!r} is not a verdict; the verdicts are {', '.join(VERDICTS)}."
-            )
+            problem = f"{verdict!r} is not a verdict; the verdicts are {', '.join(VERDICTS)}."
+            raise OptionError(problem, option="actions", detail=problem)
         if action not in ACTIONS:
-            raise OptionError(
-                f"--{verdict.replace('_', '-')} {action!r} is not an action; "
-                f"the actions are {', '.join(ACTIONS)}."
+            raise OptionError.of(
+                verdict,
+                action,
+                f"is not an action; the actions are {', '.join(ACTIONS)}.",
+                key=f"actions.{verdict}",
             )
         actions[verdict] = action
     return actions
+
+
+def verdict_ladder(
+    *, invalid: pl.Expr, deactivated: pl.Expr, suspended: pl.Expr, unverified: pl.Expr
+) -> pl.Expr:
+    """SPEC's table: the first verdict whose condition holds, in the table's order."""
+    return (
+        pl.when(invalid)
+        .then(pl.lit("invalid_number", VERDICT_TYPE))
+        .when(deactivated)
+        .then(pl.lit("deactivated", VERDICT_TYPE))
+        .when(suspended)
+        .then(pl.lit("suspended", VERDICT_TYPE))
+        .when(unverified)
+        .then(pl.lit("unverified", VERDICT_TYPE))
+        .otherwise(pl.lit("ok", VERDICT_TYPE))
+    )
+
+
+def _after_consent(event_at: pl.Expr, boundary: pl.Expr) -> pl.Expr:
+    """SPEC's "after consent": at or after the boundary (ties count), and any event when
+    there is no usable consent (a boundary of minus infinity)."""
+    return event_at.is_not_null() & (boundary.is_null() | (event_at >= boundary))
 
 
 def _unverified(boundary: pl.Expr, coverage: pl.Expr) -> pl.Expr:
     """SPEC's unverified rule: no history, no (usable) consent, or consent before coverage
     starts, so a deactivation in between cannot be ruled out."""
     return coverage.is_null() | boundary.is_null() | (boundary < coverage)
-
-
-def iso_instant(expr: pl.Expr) -> pl.Expr:
-    """``2024-03-10T11:00:00Z``, with the fraction of a second when there is one
-    (``…T11:00:00.250Z``), so that an event never reads as earlier than it was."""
-    micros = expr.dt.microsecond()
-    return (
-        pl.when(micros == 0)
-        .then(expr.dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
-        .when(micros % 1000 == 0)
-        .then(expr.dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
-        .otherwise(expr.dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
-    )
 
 
 def deciding_entries(index: pl.Series, verdict: pl.Series, action: pl.Series) -> pl.Series:
@@ -237,12 +247,11 @@ def decide_rows(
     # Without events a row can only be invalid, unverified or ok: that is settled for
     # every row at once. Rows with events, and rows that are not ok, are "notable": the
     # full rules, reasons and evidence are worked out for them alone.
-    plain_verdict = (
-        pl.when(pl.col("phone_error").is_not_null())
-        .then(pl.lit("invalid_number", VERDICT_TYPE))
-        .when(_unverified(boundary, coverage))
-        .then(pl.lit("unverified", VERDICT_TYPE))
-        .otherwise(pl.lit("ok", VERDICT_TYPE))
+    plain_verdict = verdict_ladder(
+        invalid=pl.col("phone_error").is_not_null(),
+        deactivated=pl.lit(False),
+        suspended=pl.lit(False),
+        unverified=_unverified(boundary, coverage),
     )
     if EVIDENCE_ROW in contacts.columns:
         found = contacts.get_column(EVIDENCE_ROW)
@@ -346,22 +355,11 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
     boundary = pl.col("consent_boundary")
     no_consent = boundary.is_null()
     coverage = pl.lit(coverage_start, pl.Datetime("us", "UTC"))
-    is_invalid = pl.col("phone_error").is_not_null()
-    is_deactivated = pl.col("deact_at").is_not_null() & (
-        no_consent | (pl.col("deact_at") >= boundary)
-    )
-    is_suspended = pl.col("suspended").fill_null(False)
-    is_unverified = _unverified(boundary, coverage)
-    verdict = (
-        pl.when(is_invalid)
-        .then(pl.lit("invalid_number", VERDICT_TYPE))
-        .when(is_deactivated)
-        .then(pl.lit("deactivated", VERDICT_TYPE))
-        .when(is_suspended)
-        .then(pl.lit("suspended", VERDICT_TYPE))
-        .when(is_unverified)
-        .then(pl.lit("unverified", VERDICT_TYPE))
-        .otherwise(pl.lit("ok", VERDICT_TYPE))
+    verdict = verdict_ladder(
+        invalid=pl.col("phone_error").is_not_null(),
+        deactivated=_after_consent(pl.col("deact_at"), boundary),
+        suspended=pl.col("suspended").fill_null(False),
+        unverified=_unverified(boundary, coverage),
     )
     consent_text = (
         pl.when(pl.col("consent_status") == MISSING)

@@ -29,7 +29,7 @@ from reconcile.history import ACTIVATION, DEACTIVATION, Coverage, History
 from reconcile.lifecycle import NOT_COVERAGE
 
 if TYPE_CHECKING:
-    from reconcile.clean import CleanResult
+    from reconcile.results import CleanResult
 
 __all__ = [
     "EXCEL_MAX_ROWS",

@@ -88,8 +88,8 @@ FLAG_COLUMNS = (
 
 def run_clean(path, history_dir, **options):
     """clean_files on one input against a change-file folder, with the test clock."""
-    from reconcile.changefiles import load_change_files
     from reconcile.clean import CleanOptions, clean_files
+    from reconcile.history_files import load_change_files
 
     return clean_files([path], load_change_files([history_dir]), CleanOptions(**options), NOW)
 

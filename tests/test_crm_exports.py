@@ -30,7 +30,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconcile.changefiles import load_change_files
 from reconcile.clean import CleanOptions, clean_files
 from reconcile.columns import (
     CONSENT_GUESSES,
@@ -39,6 +38,7 @@ from reconcile.columns import (
     may_hold_phones_by_content,
     phone_name_role,
 )
+from reconcile.history_files import load_change_files
 from tests.helpers import NOW, rewrite_sheet
 
 CRM = Path(__file__).parent / "golden" / "crm"

@@ -11,9 +11,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from reconcile.changefiles import load_change_files
 from reconcile.clean import CleanOptions, clean_files
 from reconcile.columns import ColumnChoice
+from reconcile.history_files import load_change_files
 from tests.helpers import NOW
 
 GOLDEN = Path(__file__).parent / "golden"

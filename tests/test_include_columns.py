@@ -116,7 +116,7 @@ def test_included_columns_follow_each_row_into_both_outputs(run_cli, tmp_path, h
 def test_an_included_column_named_like_a_change_column_is_told_apart(tmp_path, history_dir):
     source = tmp_path / "contacts.csv"
     source.write_text("Id,Phone,Opt-In Date,reason\nA1,4155550101,2024-03-09,VIP\n")
-    from reconcile.changefiles import load_change_files
+    from reconcile.history_files import load_change_files
 
     options = CleanOptions(columns=ColumnChoice(include=("reason", "Id")), report=False)
     [result] = clean_files([source], load_change_files([history_dir]), options, NOW)
@@ -127,7 +127,7 @@ def test_an_included_column_named_like_a_change_column_is_told_apart(tmp_path, h
 
 
 def test_included_columns_stay_with_their_rows_across_slices(tmp_path, history_dir, monkeypatch):
-    from reconcile.changefiles import load_change_files
+    from reconcile.history_files import load_change_files
 
     lines = ["Name,Phone,Consent"]
     for index in range(60):
@@ -150,7 +150,7 @@ def test_included_columns_stay_with_their_rows_across_slices(tmp_path, history_d
 
 
 def test_included_columns_from_an_xlsx_sheet(tmp_path, history_dir):
-    from reconcile.changefiles import load_change_files
+    from reconcile.history_files import load_change_files
 
     book = openpyxl.Workbook()
     sheet = book.active

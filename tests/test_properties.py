@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import reconcile.clean as clean_module
 from reconcile.clean import CleanOptions, clean_files
 from reconcile.consent import reject_future
-from reconcile.history import REPORT_SCHEMA, History, empty_reports
+from reconcile.history import REPORT_SCHEMA, History
 from reconcile.verdicts import decide
 from tests import oracle
 from tests.helpers import NOW, contacts_frame, events_frame
@@ -158,7 +158,7 @@ def test_files_lose_no_row_and_keep_every_cell(
     source.write_bytes(_csv_bytes(header, rows, delimiter, newline, encoding, bom))
     history = History(
         events=events_frame([(n, k, m.strftime("%Y-%m-%dT%H:%M:%SZ"), r) for n, k, m, r in events]),
-        reports=empty_reports(),
+        reports=pl.DataFrame(schema=REPORT_SCHEMA),
     )
     [result] = clean_files([source], history, CleanOptions(mode=mode), NOW)
     summary = result.summary()
@@ -168,7 +168,7 @@ def test_files_lose_no_row_and_keep_every_cell(
     # even where detection read a cp1252 file whose bytes also happen to be valid UTF-8.
     text = result.cleaned_path.read_bytes().decode(encoding).removeprefix("\ufeff")
     written = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    keep = result.keep if mode == "strip" else [True] * len(rows)
+    keep = result.kept_mask if mode == "strip" else [True] * len(rows)
     expected = [row for row, kept in zip(rows, keep, strict=True) if kept]
     width = len(header)
     assert written[0][:width] == header
@@ -234,7 +234,7 @@ def test_no_deactivated_number_survives_and_blank_mode_touches_only_phone_fields
     source = folder / "contacts.csv"
     source.write_bytes(_csv_bytes(header, records, ",", "\r\n", "utf-8", False))
     coverage_start = START if has_coverage else None
-    reports = empty_reports()
+    reports = pl.DataFrame(schema=REPORT_SCHEMA)
     if has_coverage:
         reports = (
             pl.DataFrame(

@@ -249,7 +249,7 @@ def test_8_run_checks_its_config_before_it_fetches(run_cli, api_env, server, tmp
     result = run_cli("run", "--config", config)
     assert result.exit_code == 1
     assert result.stderr == (
-        f"reconcile: error: {config}: inputs[1].consent_timezone: 'Europe/Pariss' is not a "
+        f"reconcile: error: {config}: [inputs][1].consent_timezone: 'Europe/Pariss' is not a "
         "time zone name (use an IANA name such as UTC or America/New_York).\n"
     )
     assert server.log == []  # nothing was asked of the API
@@ -257,7 +257,7 @@ def test_8_run_checks_its_config_before_it_fetches(run_cli, api_env, server, tmp
     config = write_config(tmp_path, contacts, 'phone_column = "Mobile"')
     result = run_cli("run", "--config", config)
     assert result.exit_code == 1 and server.log == []
-    assert "inputs[1] (contacts.csv)" in result.stderr and "Mobile" in result.stderr
+    assert "[inputs][1] (contacts.csv)" in result.stderr and "Mobile" in result.stderr
     config = write_config(tmp_path, contacts, 'delimiter = "tab"')
     result = run_cli("run", "--config", config)
     assert result.exit_code == 1 and server.log == []  # the file has no tab

@@ -77,7 +77,7 @@ def test_readme_config_example_is_a_valid_config(tmp_path):
     (tmp_path / "reconcile.toml").write_text(body)
     config = load_config(tmp_path / "reconcile.toml")
     assert config.infobip is not None and config.infobip.api_key_env == "INFOBIP_API_KEY"
-    assert config.inputs[0].actions == {"unverified": "review"}
+    assert config.inputs[0].options.actions["unverified"] == "review"
 
 
 def test_readme_change_list_example_is_what_the_samples_give(run_cli, tmp_path):

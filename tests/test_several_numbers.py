@@ -75,7 +75,7 @@ def _write_examples(path: Path) -> bytes:
 
 
 def _clean(path: Path, history: Path, **options: object):
-    from reconcile.changefiles import load_change_files
+    from reconcile.history_files import load_change_files
 
     [result] = clean_files(
         [path],

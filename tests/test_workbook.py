@@ -142,8 +142,8 @@ def test_no_report_option(tmp_path, history_dir):
 
 
 def test_control_characters_and_an_operator_named_week_make_a_workbook(tmp_path):
-    from reconcile.changefiles import load_change_files
     from reconcile.clean import CleanOptions, clean_files
+    from reconcile.history_files import load_change_files
     from tests.helpers import NOW
 
     folder = tmp_path / "history"
@@ -195,7 +195,7 @@ def test_control_characters_and_an_operator_named_week_make_a_workbook(tmp_path)
 def test_the_weekly_chart_is_a_timeline_of_whole_numbers_counted_once():
     import polars as pl
 
-    from reconcile.history import History, compute_coverage, empty_reports
+    from reconcile.history import REPORT_SCHEMA, History, compute_coverage
     from reconcile.workbook import weekly_deactivations
     from tests.helpers import events_frame
 
@@ -207,7 +207,7 @@ def test_the_weekly_chart_is_a_timeline_of_whole_numbers_counted_once():
             (14155550102, "DEACTIVATION", "2024-03-27T10:00:00Z", "r1"),
         ]
     )
-    history = History(events=events, reports=empty_reports())
+    history = History(events=events, reports=pl.DataFrame(schema=REPORT_SCHEMA))
     table = weekly_deactivations(history, compute_coverage(history.reports, events))
     assert table.get_column("week").to_list() == [
         dt.date(2024, 3, 4),
@@ -220,7 +220,7 @@ def test_the_weekly_chart_is_a_timeline_of_whole_numbers_counted_once():
 
 
 def test_coverage_names_every_operator_of_the_metadata_and_each_gap_as_dates(tmp_path):
-    from reconcile.changefiles import load_change_files
+    from reconcile.history_files import load_change_files
     from reconcile.workbook import coverage_rows
 
     metadata = {

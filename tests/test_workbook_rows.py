@@ -15,9 +15,9 @@ from openpyxl.utils.escape import unescape
 from python_calamine import CalamineWorkbook
 
 import reconcile.workbook
-from reconcile.changefiles import load_change_files
 from reconcile.clean import CleanOptions, clean_files
 from reconcile.columns import ColumnChoice
+from reconcile.history_files import load_change_files
 from tests.helpers import NOW
 
 NOTES = [
@@ -133,7 +133,7 @@ def test_weekly_counts_take_off_exactly_the_copies():
 
     import polars as pl
 
-    from reconcile.history import History, empty_reports
+    from reconcile.history import REPORT_SCHEMA, History
     from reconcile.workbook import weekly_counts
 
     generator = random.Random(15)
@@ -159,7 +159,7 @@ def test_weekly_counts_take_off_exactly_the_copies():
             },
             orient="row",
         ).with_columns(pl.col("occurred_at").dt.replace_time_zone("UTC"))
-        history = History(events=events, reports=empty_reports())
+        history = History(events=events, reports=pl.DataFrame(schema=REPORT_SCHEMA))
         counted = weekly_counts(history)
         plain = (
             events.filter(pl.col("type").is_in(["DEACTIVATION", "ACTIVATION"]))

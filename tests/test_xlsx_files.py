@@ -236,7 +236,7 @@ def test_workbook_rows_are_kept_with_their_values(tmp_path_factory, history_dir,
     stored = list(
         openpyxl.load_workbook(source, data_only=True).active.iter_rows(values_only=True)
     )[1:]
-    expected = [row for row, kept in zip(stored, result.keep, strict=True) if kept]
+    expected = [row for row, kept in zip(stored, result.kept_mask, strict=True) if kept]
     assert written[1:] == expected
 
 

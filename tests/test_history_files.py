@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from reconcile.changefiles import load_change_files
 from reconcile.errors import ChangeFileError
+from reconcile.history_files import load_change_files
 from tests.conftest import METADATA, RECORDS_VZ
 
 
