@@ -334,6 +334,9 @@ class _Styles:
 
 # Excel refuses a cell holding more characters than this.
 _EXCEL_MAX_TEXT = 32_767
+# zlib's fastest level: the sheets' XML is large and repetitive, and compresses well
+# enough at 1 (level 6 costs five times the CPU for a fifth less size).
+_ZIP_LEVEL = 1
 # Rows turned into XML at once.
 _XML_ROWS = 20_000
 # Days from Excel's epoch (1899-12-30) to 1970-01-01.
@@ -503,7 +506,7 @@ def _with_rows(
     }
     with (
         zipfile.ZipFile(io.BytesIO(skeleton)) as source,
-        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as package,
+        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=_ZIP_LEVEL) as package,
     ):
         for info in source.infolist():
             content = source.read(info)
@@ -516,6 +519,11 @@ def _with_rows(
                 raise ValueError(f"openpyxl wrote {info.filename} without sheet data")
             entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
             entry.compress_type = zipfile.ZIP_DEFLATED
+            # A ZipInfo made here would be compressed at zlib's default level 6, not the
+            # package's level 1 (Python sets the level only on the infos it makes): five
+            # times the CPU for 20 % less size, and the sheets are most of the workbook. (No
+            # public setter before Python 3.13's ZipInfo.compress_level.)
+            entry._compresslevel = _ZIP_LEVEL  # type: ignore[attr-defined]
             with package.open(entry, "w", force_zip64=True) as stream:
                 stream.write(head)
                 for piece in rows.rows_of(sheet):
