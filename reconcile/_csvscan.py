@@ -26,10 +26,12 @@ from reconcile.errors import MalformedCSVError
 __all__ = [
     "MAX_RECORD_BYTES",
     "CsvScan",
+    "block_end",
     "check_line_lengths",
     "checked_columns",
     "extract_column",
     "field_bounds",
+    "footer_delimiter",
     "header_names",
     "polars_columns",
     "read_columns",
@@ -50,10 +52,10 @@ MAX_RECORD_BYTES = 16 << 20
 _LINE_CHECK_BLOCK = 64 << 20
 
 
-def _too_long(name: str, body: bytes, offset: int) -> MalformedCSVError:
+def _too_long(name: str, body: bytes, offset: int, line_shift: int = 0) -> MalformedCSVError:
     # lines counted by the file's own line break (a CR-only file's are CRs)
     newline = b"\r" if newline_byte(body[: min(len(body), 1 << 20)]) == _CR else b"\n"
-    line = body.count(newline, 0, offset) + 1
+    line = body.count(newline, 0, offset) + 1 + line_shift
     return MalformedCSVError(
         f"{name}: line {line} begins a record longer than {MAX_RECORD_BYTES >> 20} MiB; "
         "no contact or change record is that long: check that this is the export you "
@@ -61,10 +63,11 @@ def _too_long(name: str, body: bytes, offset: int) -> MalformedCSVError:
     )
 
 
-def check_line_lengths(name: str, body: bytes) -> None:
+def check_line_lengths(name: str, body: bytes, line_shift: int = 0) -> None:
     """Refuse a body with a line longer than MAX_RECORD_BYTES (a 1 GiB field, a header
     with no line break) before any reader sees it: found with numpy a block at a time,
-    so the check needs no more than a block's memory."""
+    so the check needs no more than a block's memory. (``line_shift``: lines of the file
+    before ``body``'s first, less any header put in front of it.)"""
     if len(body) <= MAX_RECORD_BYTES:
         return
     # A line longer than the bound contains a whole half-bound stretch without a line
@@ -85,7 +88,7 @@ def check_line_lengths(name: str, body: bytes) -> None:
         ends = np.concatenate((breaks, [begin + block.size]))
         long = np.flatnonzero(ends - starts > MAX_RECORD_BYTES)
         if long.size:
-            raise _too_long(name, body, int(starts[long[0]]))
+            raise _too_long(name, body, int(starts[long[0]]), line_shift)
         line_start = int(starts[-1])
 
 
@@ -143,9 +146,9 @@ class CsvScan:
         return self.body[self.footer_start :] if self.footer_start is not None else b""
 
 
-def _line_of(body: bytes, position: int) -> int:
+def _line_of(body: bytes, position: int, shift: int = 0) -> int:
     newline = b"\r" if newline_byte(body) == _CR else b"\n"
-    return body.count(newline, 0, position) + 1
+    return body.count(newline, 0, position) + 1 + shift
 
 
 def newline_byte(body: bytes) -> int:
@@ -341,6 +344,47 @@ def _first_record(body: bytes) -> bytes:
         end += 1
 
 
+def block_end(window: bytes, line_end: int, delimiter: str | None = None) -> int:
+    """Where the last whole record of ``window`` (which begins at a record) ends, its
+    line break included; 0 when no record ends in it.
+
+    Blank lines at the end, and with a ``delimiter`` lines of one field, are left to the
+    next block, so that a report footer (a blank line, then lines of one field) is never
+    cut apart: only the file's last block looks for one.
+    """
+    data = np.frombuffer(window, dtype=np.uint8)
+    breaks = _outside_quotes(_positions(data, line_end), _positions(data, _QUOTE))
+    last = breaks.size - 1
+    if last < 0:
+        return 0
+    index = last
+    while index > 0:
+        record = window[int(breaks[index - 1]) + 1 : int(breaks[index])]
+        if record not in (b"", b"\r") and not (
+            delimiter is not None and _one_field(record, ord(delimiter))
+        ):
+            break
+        index -= 1
+    if index == 0:  # all of it looks like a footer: it is not one (a footer is short)
+        index = last
+    return int(breaks[index]) + 1
+
+
+def footer_delimiter(window: bytes, delimiter: str | None) -> str | None:
+    """The delimiter `block_end` tells a footer's lines of one field by: the one asked
+    for, else the header's most frequent candidate; None when the header is one field
+    (no footer is looked for then)."""
+    header = _first_record(window)
+    chosen = delimiter or delimiter_candidates(header)[0]
+    return None if _one_field(header, ord(chosen)) else chosen
+
+
+def _one_field(record: bytes, delimiter_byte: int) -> bool:
+    data = np.frombuffer(record, dtype=np.uint8)
+    delimiters = _outside_quotes(_positions(data, delimiter_byte), _positions(data, _QUOTE))
+    return delimiters.size == 0
+
+
 def delimiter_candidates(header: bytes) -> list[str]:
     """The candidates that occur outside quotes in the header line, most frequent first
     (ties in the order , ; tab |); the comma alone when none occurs."""
@@ -354,32 +398,44 @@ def delimiter_candidates(header: bytes) -> list[str]:
     return found or [","]
 
 
-def scan_csv(name: str, body: bytes, delimiter: str | None = None) -> CsvScan:
+def scan_csv(
+    name: str,
+    body: bytes,
+    delimiter: str | None = None,
+    *,
+    footer: bool = True,
+    line_shift: int = 0,
+) -> CsvScan:
     """Scan a CSV body (no BOM, any ASCII-compatible encoding) into a CsvScan.
 
     Without a ``delimiter``, the candidates found in the header are tried, most frequent
     first: the first that splits every record into the header's number of fields wins
     (a ";" file whose fields hold unquoted commas is a ";" file). When none does, the
     first candidate's error is raised.
+
+    A block of a large file is scanned as the header followed by the block's records:
+    ``footer`` is False unless the block ends the file, and ``line_shift`` is added to
+    every line number an error names (the file's lines before the block, less the
+    header's).
     """
     nul = body.find(b"\x00")
     if nul >= 0:
         raise MalformedCSVError(
-            f"{name}: line {_line_of(body, nul)} holds a NUL byte: this is not a text CSV "
-            "file (export it again as CSV from your spreadsheet or CRM)."
+            f"{name}: line {_line_of(body, nul, line_shift)} holds a NUL byte: this is not a "
+            "text CSV file (export it again as CSV from your spreadsheet or CRM)."
         )
     if delimiter is not None:
-        return _scan(name, body, delimiter)
+        return _scan(name, body, delimiter, footer, line_shift)
     errors: list[MalformedCSVError] = []
     for candidate in delimiter_candidates(_first_record(body)):
         try:
-            return _scan(name, body, candidate)
+            return _scan(name, body, candidate, footer, line_shift)
         except MalformedCSVError as error:
             errors.append(error)
     raise errors[0]
 
 
-def _scan(name: str, body: bytes, delimiter: str) -> CsvScan:
+def _scan(name: str, body: bytes, delimiter: str, footer: bool, line_shift: int) -> CsvScan:
     data = np.frombuffer(body, dtype=np.uint8)
     size = data.size
     line_end = newline_byte(body)
@@ -389,14 +445,14 @@ def _scan(name: str, body: bytes, delimiter: str) -> CsvScan:
     if quotes.size & 1:
         opening = int(quotes[-1])
         raise MalformedCSVError(
-            f"{name}: line {_line_of(body, opening)}: a quoted field is never closed "
+            f"{name}: line {_line_of(body, opening, line_shift)}: a quoted field is never closed "
             '(a missing " ); fix that field or export the file again.'
         )
     if structure.first_bad_quote >= 0:
         raise MalformedCSVError(
-            f"{name}: line {_line_of(body, structure.first_bad_quote)}: a quote inside a field "
-            'that is not quoted as a whole (write it as "5\'10""" or export the file again '
-            "from your spreadsheet)."
+            f"{name}: line {_line_of(body, structure.first_bad_quote, line_shift)}: a quote "
+            'inside a field that is not quoted as a whole (write it as "5\'10""" or export the '
+            "file again from your spreadsheet)."
         )
     newlines = structure.newlines
     delimiters_before_newline = structure.delimiters_before_newline
@@ -410,8 +466,8 @@ def _scan(name: str, body: bytes, delimiter: str) -> CsvScan:
         ]
         if lone.size:
             raise MalformedCSVError(
-                f"{name}: line {_line_of(body, int(lone[0]))}: a carriage return outside "
-                "quotes that does not end a line (old Mac line endings?); save the file "
+                f"{name}: line {_line_of(body, int(lone[0]), line_shift)}: a carriage return "
+                "outside quotes that does not end a line (old Mac line endings?); save the file "
                 "again with Windows or Unix line endings."
             )
 
@@ -445,7 +501,8 @@ def _scan(name: str, body: bytes, delimiter: str) -> CsvScan:
 
     longest = int(np.argmax(record_end - record_start))
     if int(record_end[longest] - record_start[longest]) > MAX_RECORD_BYTES:
-        raise _too_long(name, body, int(record_start[longest]))  # a quoted field's lines
+        # a quoted field's lines
+        raise _too_long(name, body, int(record_start[longest]), line_shift)
     if content_end[0] == record_start[0]:
         raise MalformedCSVError(
             f"{name}: line 1 is empty: the first line must be the header with the column names."
@@ -462,14 +519,16 @@ def _scan(name: str, body: bytes, delimiter: str) -> CsvScan:
     fields += 1
     header_fields = int(fields[0])
     data_records = np.flatnonzero(content_end != record_start)[1:]
-    footer = _footer_record(record_start, content_end, fields) if header_fields > 1 else None
-    if footer is not None:
-        data_records = data_records[data_records < footer]
+    found_footer = (
+        _footer_record(record_start, content_end, fields) if footer and header_fields > 1 else None
+    )
+    if found_footer is not None:
+        data_records = data_records[data_records < found_footer]
     ragged = data_records[fields[data_records] != header_fields]
     if ragged.size:
         record = int(ragged[0])
         raise MalformedCSVError(
-            f"{name}: line {_line_of(body, int(record_start[record]))} has "
+            f"{name}: line {_line_of(body, int(record_start[record]), line_shift)} has "
             f"{int(fields[record])} fields but the header has {header_fields} "
             f"(delimiter {delimiter!r}); fix that row or export the file again."
         )
@@ -484,7 +543,7 @@ def _scan(name: str, body: bytes, delimiter: str) -> CsvScan:
         data_records=data_records,
         header_fields=header_fields,
         first_delimiter=first_delimiter,
-        footer_start=int(record_start[footer]) if footer is not None else None,
+        footer_start=int(record_start[found_footer]) if found_footer is not None else None,
     )
 
 

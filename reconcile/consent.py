@@ -9,6 +9,7 @@ time zone. Impossible dates, times and offsets are unparseable, never guessed.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import datetime
 
@@ -23,6 +24,7 @@ __all__ = [
     "PARSED",
     "STATUS_TYPE",
     "UNPARSEABLE",
+    "ConsentTally",
     "check_consent_format",
     "check_since",
     "parse_consent",
@@ -298,3 +300,71 @@ def check_since(since: str | None) -> str | None:
     if since is not None and parse_utc_instants(pl.Series([since])).item() is None:
         raise OptionError(f"--since {since!r} is not a date (use YYYY-MM-DD).")
     return since
+
+
+_DAY_FIRST = re.compile(
+    r"^\s*(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})(?:[ T]+\d{1,2}:\d{2}(:\d{2})?)?\s*$"
+)
+
+
+class ConsentTally:
+    """The consent values that could not be read, counted a piece of the file at a time:
+    how many, the first three (distinct), and a ``--consent-format`` hint when they
+    look day-first.
+
+    The hint is given only when the day-first format reads more of the values than the
+    default rules did (11/1 read as January 11th where it was read as November 1st
+    counts against it), over the pieces from the one where the first day-first value
+    (a day past 12) was seen.
+    """
+
+    def __init__(self, timezone: str, consent_format: str | None) -> None:
+        self.timezone = timezone
+        self.consent_format = consent_format
+        self.unreadable = 0
+        self.examples: list[str] = []
+        self.day_first: str | None = None
+        self.day_first_example = ""
+        self.read_now = 0
+        self.read_then = 0
+
+    def add(self, consent: pl.Series, status: pl.Series) -> None:
+        """Count one piece's raw ``consent`` cells and their `parse_consent` ``status``."""
+        unreadable = consent.filter(status == UNPARSEABLE)
+        self.unreadable += unreadable.len()
+        if unreadable.len() == 0 and self.day_first is None:
+            return
+        distinct = unreadable.str.strip_chars().unique(maintain_order=True)
+        for value in distinct.head(3).to_list():
+            if value is not None and value not in self.examples and len(self.examples) < 3:
+                self.examples.append(value)
+        if self.consent_format is None and self.day_first is None:
+            for value in distinct.head(1000).to_list():
+                match = _DAY_FIRST.match(value or "")
+                if match and int(match.group(1)) > 12 and int(match.group(3)) <= 12:
+                    separator = match.group(2)
+                    clock = ""
+                    if ":" in value:
+                        clock = " %H:%M:%S" if match.group(5) else " %H:%M"
+                        clock = ("T" if "T" in value else " ") + clock.strip()
+                    self.day_first = f"%d{separator}%m{separator}%Y{clock}"
+                    self.day_first_example = value
+                    break
+        if self.day_first is not None:
+            self.read_now += int((status == PARSED).sum())
+            read = parse_consent(consent, self.timezone, self.day_first)
+            self.read_then += int(read.get_column("consent_boundary").is_not_null().sum())
+
+    @property
+    def hint(self) -> str | None:
+        """``--consent-format '...'`` when the day-first format reads more values."""
+        if self.day_first is None or self.read_then <= self.read_now:
+            return None
+        return f"--consent-format '{self.day_first}'"
+
+    def shown_examples(self) -> list[str]:
+        """Three values to show: the day-first one first when there is a hint."""
+        if self.hint is None:
+            return list(self.examples)
+        value = self.day_first_example
+        return [value, *(item for item in self.examples if item != value)][:3]

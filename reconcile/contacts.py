@@ -7,7 +7,8 @@ write the cleaned file back from the input itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,7 +20,7 @@ from reconcile.csv_files import CsvSource, read_csv_contacts
 from reconcile.errors import InputError, UnsupportedFormatError
 from reconcile.xlsx_files import read_xlsx_contacts
 
-__all__ = ["ColumnChoice", "ContactTable", "read_contacts"]
+__all__ = ["ColumnChoice", "ContactTable", "Piece", "read_contacts"]
 
 CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv"})
 XLSX_SUFFIXES = frozenset({".xlsx", ".xlsm"})
@@ -32,14 +33,28 @@ _REFUSED_SUFFIXES = {
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
+@dataclass(frozen=True)
+class Piece:
+    """Rows of a contact file decided together: their values, how many data rows come
+    before them in the file (``first``), and for a CSV file the block they were read
+    from, with their place in it (``block_first`` to ``block_stop``)."""
+
+    first: int
+    values: pl.DataFrame
+    source: CsvSource | None
+    block_first: int
+    block_stop: int
+
+
 @dataclass
 class ContactTable:
     """A contact file as read: its columns, the ones chosen, and its values.
 
     The values (one row per data row: ``row`` as a spreadsheet numbers it, ``phone_0``...
-    one per phone column, ``consent``, ``id``, as text) come
-    from ``csv`` for a CSV file and from ``loaded`` for a workbook's sheet;
-    `value_chunks` hands them out a chunk at a time.
+    one per phone column, ``consent``, ``id``, as text) come from the CSV file's blocks
+    (``csv``, then ``csv_later``), read as `pieces` asks for them, and from ``loaded``
+    for a workbook's sheet. For a CSV file, ``row_count``, ``blank_rows`` and
+    ``footer_lines`` count what has been read: they are the file's once `pieces` is done.
     """
 
     path: Path
@@ -60,6 +75,7 @@ class ContactTable:
     footer_lines: int = 0
     sheet: str | None = None
     csv: CsvSource | None = None
+    csv_later: Iterator[CsvSource] | None = None
     loaded: pl.DataFrame | None = None
     # XLSX: the header's and every data row's cells as read, for the cleaned workbook
     sheet_cells: tuple[list[object], list[list[object]]] | None = None
@@ -68,22 +84,55 @@ class ContactTable:
     sheet_rows: list[int] = field(default_factory=list)
     header_row: int = 1
 
-    def value_chunks(self, rows: int) -> Iterator[pl.DataFrame]:
-        """The values, ``rows`` data rows at a time, in order."""
-        for first in range(0, self.row_count, rows):
-            yield self._values(first, min(first + rows, self.row_count))
-
-    @property
-    def values(self) -> pl.DataFrame:
-        """Every row's values at once."""
-        return self._values(0, self.row_count)
-
-    def _values(self, first: int, stop: int) -> pl.DataFrame:
+    def pieces(self, rows: int) -> Generator[Piece, None, None]:
+        """The values, at most ``rows`` data rows at a time, in order: a CSV file's
+        blocks are read (and let go) one after the other. A CSV block without data rows
+        still comes as an empty piece, so that its writer sees the file's end."""
         if self.loaded is not None:
-            return self.loaded.slice(first, stop - first)
+            for first in range(0, self.row_count, rows):
+                stop = min(first + rows, self.row_count)
+                yield Piece(first, self.loaded.slice(first, stop - first), None, first, stop)
+            return
         if self.csv is None:
             raise InputError(f"{self.path.name}: the file's values were never read.")
-        return self.csv.values(first, stop)
+        first_block, self.csv = self.csv, None
+        blocks = itertools.chain([first_block], self.csv_later or ())
+        del first_block
+        self.row_count = self.blank_rows = 0
+        try:
+            for block in blocks:
+                count = block.scan.row_count
+                for offset in range(0, max(count, 1), rows):
+                    stop = min(offset + rows, count)
+                    yield Piece(
+                        block.rows_before + offset,
+                        block.values(offset, stop),
+                        block,
+                        offset,
+                        stop,
+                    )
+                self.row_count += count
+                self.blank_rows += block.scan.blank_lines
+                if block.closing:
+                    self.footer_lines = _footer_lines(block.scan.footer)
+                del block
+        finally:
+            self.close()
+
+    def all_values(self) -> pl.DataFrame:
+        """Every row's values at once, for a small file (a CSV file's blocks are read, and
+        `pieces` then has nothing left to give)."""
+        return pl.concat([piece.values for piece in self.pieces(1 << 62)])
+
+    def close(self) -> None:
+        """Let the CSV file go (the blocks not read yet are never read)."""
+        close = getattr(self.csv_later, "close", None)
+        if close is not None:
+            close()
+
+
+def _footer_lines(footer: bytes) -> int:
+    return sum(1 for line in footer.splitlines() if line.strip())
 
 
 def read_contacts(
@@ -168,6 +217,7 @@ def read_contacts(
         encoding=text.source.encoding,
         delimiter=scan.delimiter,
         newline={b"\r\n": "CRLF", b"\r": "CR"}.get(scan.newline, "LF"),
-        footer_lines=sum(1 for line in scan.footer.splitlines() if line.strip()),
+        footer_lines=_footer_lines(scan.footer),
         csv=text.source,
+        csv_later=text.later,
     )

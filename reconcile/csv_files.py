@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +21,14 @@ import numpy.typing as npt
 import polars as pl
 
 from reconcile._csvscan import (
+    MAX_RECORD_BYTES,
     CsvScan,
     Offsets,
+    block_end,
     check_line_lengths,
     extract_column,
     field_bounds,
+    footer_delimiter,
     header_names,
     newline_byte,
     polars_columns,
@@ -40,7 +43,7 @@ from reconcile.columns import (
     MissingConsentColumn,
     choose_columns,
 )
-from reconcile.errors import EncodingError, InputError, ReconcileError
+from reconcile.errors import EncodingError, InputError, MalformedCSVError, ReconcileError
 
 __all__ = [
     "CsvContacts",
@@ -65,7 +68,14 @@ _DECODE_BLOCK = 1 << 14  # small enough for the allocator to reuse one block
 
 @dataclass
 class CsvSource:
-    """Where a CSV's values come from: its scan, and polars' read of the needed columns.
+    """One block of a CSV file: its scan, and polars' read of the needed columns.
+
+    A file is read a block of about BLOCK_BYTES at a time, each block scanned as the
+    header followed by the block's whole records (`block_end`), so that memory does not
+    grow with the file. ``row_offset`` turns a block's record numbers into the file's;
+    ``rows_before`` counts the data rows of the blocks before it. Only the first block
+    writes the BOM and header (``opening``), only the last the report footer
+    (``closing``).
 
     ``fields`` are the indexes of the phone, consent and (if any) id columns, in that
     order (one column may serve twice: an id that is also a phone); ``wanted`` the
@@ -83,18 +93,24 @@ class CsvSource:
 
     phone_count: int = 1
     has_id: bool = False
+    opening: bool = True
+    closing: bool = True
+    row_offset: int = 0
+    rows_before: int = 0
 
     def values(self, first: int, stop: int) -> pl.DataFrame:
-        """Data rows ``first`` to ``stop``: ``row`` (as a spreadsheet numbers it: the
-        header is row 0, blank lines count), ``phone_0``... (one per phone column),
-        ``consent`` and ``id``, as text."""
+        """Data rows ``first`` to ``stop`` of this block: ``row`` (as a spreadsheet
+        numbers it: the header is row 0, blank lines count), ``phone_0``... (one per phone
+        column), ``consent`` and ``id``, as text."""
         if self._columns is None:
             wanted = list(self.wanted)
             read = None
             if self.reading is not None:
                 read = self.reading.result()
                 self.reading = None
-            if read is not None and all(c.len() == self.scan.row_count for c in read):
+            if self.scan.row_count == 0:  # a block of blank lines
+                self._columns = [pl.Series([], dtype=pl.String) for _ in wanted]
+            elif read is not None and all(c.len() == self.scan.row_count for c in read):
                 self._columns = read
             else:
                 # read again over the data records only (a footer or a different
@@ -108,9 +124,10 @@ class CsvSource:
         phones = self.phone_count
         identifier = read[phones + 1] if self.has_id else None
         included = read[phones + 1 + int(self.has_id) :]
+        records = self.scan.data_records[first:stop] + self.row_offset
         return pl.DataFrame(
             {
-                "row": pl.Series(self.scan.data_records[first:stop], dtype=pl.UInt32),
+                "row": pl.Series(records, dtype=pl.UInt32),
                 **{f"phone_{index}": read[index] for index in range(phones)},
                 "consent": read[phones],
                 "id": identifier
@@ -121,13 +138,33 @@ class CsvSource:
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class CsvContacts:
-    """A CSV contact file as read: its header, the chosen columns and its source."""
+    """A CSV contact file as read: its header, the chosen columns, its first block and
+    the blocks after it (read as they are asked for; `close` lets the file go)."""
 
     header: list[str]
     chosen: ChosenColumns
     source: CsvSource
+    later: Iterator[CsvSource] = field(default_factory=lambda: iter(()))
+
+
+class _LaterBlocks(Iterator[CsvSource]):
+    """The blocks after the first, and the open file they are read from: `close` lets
+    it go whether or not they were all read."""
+
+    def __init__(self, handle: BinaryIO, blocks: Iterator[CsvSource]) -> None:
+        self._handle = handle
+        self._blocks = blocks
+
+    def __next__(self) -> CsvSource:
+        return next(self._blocks)
+
+    def close(self) -> None:
+        close = getattr(self._blocks, "close", None)
+        if close is not None:
+            close()
+        self._handle.close()
 
 
 def _check_codec(name: str) -> str:
@@ -173,8 +210,10 @@ def first_undecodable(body: bytes, codec: str) -> int | None:
     return None
 
 
-def detect_encoding(name: str, body: bytes, has_bom: bool) -> str:
-    """UTF-8 when the bytes decode as UTF-8, else Windows-1252; mixed files are refused."""
+def detect_encoding(name: str, body: bytes, has_bom: bool, lines_before: int = 0) -> str:
+    """UTF-8 when the bytes decode as UTF-8, else Windows-1252; mixed files are refused.
+
+    (``lines_before``: the file's lines before ``body``, when it is a later block.)"""
     # UTF-32's byte order marks begin like UTF-16's: they are told apart first
     for marks, encoding in (
         ((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"), "UTF-32"),
@@ -187,7 +226,7 @@ def detect_encoding(name: str, body: bytes, has_bom: bool) -> str:
     first_bad = first_undecodable(body, "utf-8")
     if first_bad is None:
         return "utf-8"
-    line = body.count(b"\n", 0, first_bad) + 1
+    line = lines_before + body.count(b"\n", 0, first_bad) + 1
     # A UTF-8 file with a few broken bytes holds more valid multi-byte sequences than
     # stray high bytes; in Windows-1252 text, valid-looking sequences are coincidences.
     valid_sequences = _UTF8_SEQUENCE.findall(body)
@@ -203,7 +242,7 @@ def detect_encoding(name: str, body: bytes, has_bom: bool) -> str:
     try:
         body.decode("cp1252")
     except UnicodeDecodeError as error:
-        bad_line = body.count(b"\n", 0, error.start) + 1
+        bad_line = lines_before + body.count(b"\n", 0, error.start) + 1
         raise EncodingError(
             f"{name}: line {bad_line} is neither UTF-8 nor Windows-1252 text; "
             "pass the file's encoding with --encoding."
@@ -211,31 +250,65 @@ def detect_encoding(name: str, body: bytes, has_bom: bool) -> str:
     return "cp1252"
 
 
+# A CSV file is read this many bytes at a time (each block cut after its last whole
+# record): the memory of a clean is that of a block or two, whatever the file's size.
+BLOCK_BYTES = 64 << 20
+
+
 def read_csv_contacts(
     path: Path, choice: ColumnChoice, encoding: str | None, delimiter: str | None = None
 ) -> CsvContacts:
-    """Scan a CSV contact file and choose its columns; the values are read on demand."""
+    """Scan a CSV contact file's first block and choose its columns; the values are read
+    on demand, and the blocks after the first as they are asked for."""
     try:
-        raw = path.read_bytes()
+        handle = path.open("rb")
     except OSError as error:
         raise InputError(f"{path}: cannot read the file ({error.strerror}).") from None
-    if not raw or raw.isspace():
+    try:
+        return _read_first_block(path, handle, choice, encoding, delimiter)
+    except BaseException:
+        handle.close()
+        raise
+
+
+def _read(path: Path, handle: BinaryIO, size: int) -> bytes:
+    try:
+        return handle.read(size)
+    except OSError as error:
+        raise InputError(f"{path}: cannot read the file ({error.strerror}).") from None
+
+
+def _read_first_block(
+    path: Path,
+    handle: BinaryIO,
+    choice: ColumnChoice,
+    encoding: str | None,
+    delimiter: str | None,
+) -> CsvContacts:
+    raw = _read(path, handle, BLOCK_BYTES)
+    ends = len(raw) < BLOCK_BYTES
+    if not raw or (ends and raw.isspace()):
+        handle.close()
         raise InputError(f"{path.name}: the file is empty; it needs a header line and rows.")
     check_line_lengths(path.name, raw)
     bom = UTF8_BOM if raw.startswith(UTF8_BOM) else b""
-    body = raw[len(bom) :]
+    window = raw[len(bom) :]
+    del raw
+    line_end = newline_byte(window)
+    body, rest = window, b""
+    if not ends:
+        # a block is never cut between a blank line and a report footer's lines
+        cut = block_end(window, line_end, footer_delimiter(window, delimiter))
+        if cut == 0:
+            raise _too_long_record(path.name, window)
+        body, rest = window[:cut], window[cut:]
     if encoding is not None:
         codec = _check_codec(encoding)
-        bad = first_undecodable(body, codec)
-        if bad is not None:
-            line = body.count(b"\n", 0, bad) + 1
-            raise EncodingError(
-                f"{path.name}: line {line} is not valid {encoding}; check --encoding."
-            ) from None
+        _check_decodes(path.name, body, codec, encoding, 0)
     else:
         codec = detect_encoding(path.name, body, bool(bom))
     # When the header names the columns, polars reads them in the background while the
-    # scan checks the whole file. The columns are chosen again after the scan, with the
+    # scan checks the whole block. The columns are chosen again after the scan, with the
     # first rows' values (phone columns found by what they hold), so that errors come in
     # the same order as if nothing had been read ahead; the read-ahead is used only when
     # that choice is the same.
@@ -247,21 +320,17 @@ def read_csv_contacts(
         early = choose_columns(path, header, choice)
     except ReconcileError:
         early = None
-    if early is not None and header_delimiter and newline_byte(body) == ord("\n"):
+    if early is not None and header_delimiter and line_end == ord("\n"):
         # polars reads LF and CRLF lines only
-        reader = ThreadPoolExecutor(max_workers=1)
-        reading = reader.submit(
-            polars_columns, body, _distinct(early.indexes(header)), header_delimiter, codec
-        )
-        reader.shutdown(wait=False)
-    scan = scan_csv(path.name, body, delimiter)
+        reading = _read_ahead(body, _distinct(early.indexes(header)), header_delimiter, codec)
+    scan = scan_csv(path.name, body, delimiter, footer=ends)
     if header_delimiter is None or scan.delimiter != header_delimiter:
         reading = None  # the data rows chose another delimiter, or the header had a problem
         header = header_names(scan, codec)
     chosen = _choose(path, header, choice, scan, codec)
     if early is None or _distinct(chosen.indexes(header)) != _distinct(early.indexes(header)):
         reading = None
-    if scan.row_count == 0:
+    if scan.row_count == 0 and ends:
         raise InputError(f"{path.name}: the file has a header but no data rows.")
     fields = chosen.indexes(header)
     source = CsvSource(
@@ -273,8 +342,134 @@ def read_csv_contacts(
         reading=reading,
         phone_count=len(chosen.phones),
         has_id=chosen.id is not None,
+        closing=ends,
     )
-    return CsvContacts(header=header, chosen=chosen, source=source)
+    if ends:
+        handle.close()
+        return CsvContacts(header=header, chosen=chosen, source=source)
+    header_bytes = body[: int(scan.record_end[0])]
+    settled = encoding is not None or bool(bom) or not body.isascii()
+    later = _later_blocks(path, handle, source, header_bytes, rest, settled, encoding)
+    return CsvContacts(
+        header=header, chosen=chosen, source=source, later=_LaterBlocks(handle, later)
+    )
+
+
+def _read_ahead(
+    body: bytes, columns: list[int], delimiter: str, codec: str
+) -> Future[list[pl.Series] | None]:
+    reader = ThreadPoolExecutor(max_workers=1)
+    reading = reader.submit(polars_columns, body, columns, delimiter, codec)
+    reader.shutdown(wait=False)
+    return reading
+
+
+def _later_blocks(
+    path: Path,
+    handle: BinaryIO,
+    first: CsvSource,
+    header: bytes,
+    rest: bytes,
+    settled: bool,
+    asked: str | None,
+) -> Iterator[CsvSource]:
+    """The blocks after the first, each scanned as ``header`` + its whole records.
+
+    The first block's encoding holds for the file; when the first block was plain ASCII
+    (which reads the same in every supported encoding) the first block that is not
+    settles it, as `detect_encoding` would for the whole file.
+    """
+    # the file is closed by _LaterBlocks.close, or here once the last block is read
+    codec = first.encoding
+    delimiter = first.scan.delimiter
+    newline = bytes([newline_byte(header + rest[: 1 << 20])])
+    lines_before = first.scan.body.count(newline)
+    header_lines = header.count(newline)
+    records_before = first.scan.record_start.size
+    rows_before = first.scan.row_count
+    several_fields = first.scan.header_fields > 1
+    # what every block shares; the first block itself is not held here (its bytes
+    # go once it is decided)
+    bom, wanted, fields = first.bom, first.wanted, first.fields
+    phone_count, has_id = first.phone_count, first.has_id
+    del first
+    while True:
+        window = rest + _read(path, handle, BLOCK_BYTES - len(rest))
+        ends = len(window) < BLOCK_BYTES
+        body, rest = window, b""
+        if not ends:
+            cut = block_end(window, newline[0], delimiter if several_fields else None)
+            if cut == 0:
+                raise _too_long_record(path.name, window, lines_before)
+            body, rest = window[:cut], window[cut:]
+        del window
+        check_line_lengths(path.name, body, lines_before)
+        if not settled and not body.isascii():
+            codec = detect_encoding(path.name, body, False, lines_before)
+            settled = True
+        elif settled:
+            _check_decodes(path.name, body, codec, asked, lines_before)
+        block = header + body
+        reading = None
+        if newline == b"\n":
+            reading = _read_ahead(block, list(wanted), delimiter, codec)
+        scan = scan_csv(
+            path.name,
+            block,
+            delimiter,
+            footer=ends,
+            line_shift=lines_before - header_lines,
+        )
+        del block
+        lines_before += body.count(newline)
+        del body
+        yield CsvSource(
+            scan=scan,
+            encoding=codec,
+            reading=reading,
+            opening=False,
+            closing=ends,
+            row_offset=records_before - 1,
+            rows_before=rows_before,
+            bom=bom,
+            wanted=wanted,
+            fields=fields,
+            phone_count=phone_count,
+            has_id=has_id,
+        )
+        records_before += scan.record_start.size - 1
+        rows_before += scan.row_count
+        if ends:
+            handle.close()
+            return
+
+
+def _too_long_record(name: str, window: bytes, lines_before: int = 0) -> MalformedCSVError:
+    """No record ends in a whole block: its first record is far longer than any."""
+    return MalformedCSVError(
+        f"{name}: line {lines_before + 1} begins a record longer than "
+        f"{MAX_RECORD_BYTES >> 20} MiB; no contact or change record is that long: check that "
+        "this is the export you meant, and that its quotes are closed."
+    )
+
+
+def _check_decodes(
+    name: str, body: bytes, codec: str, asked: str | None, lines_before: int
+) -> None:
+    """Refuse a block that is not valid ``codec`` text, naming the file's line."""
+    bad = first_undecodable(body, codec)
+    if bad is None:
+        return
+    line = lines_before + body.count(b"\n", 0, bad) + 1
+    if asked is not None:
+        raise EncodingError(f"{name}: line {line} is not valid {asked}; check --encoding.")
+    raise EncodingError(
+        f"{name}: line {line} is not valid {_CODEC_NAMES.get(codec, codec)} although the "
+        "lines before it are; fix that line, or pass the file's encoding with --encoding."
+    )
+
+
+_CODEC_NAMES = {"utf-8": "UTF-8", "cp1252": "Windows-1252"}
 
 
 _SAMPLE_ROWS = 200
@@ -332,8 +527,9 @@ def write_csv_rows(
     extra: pl.DataFrame | None = None,
     blank: dict[int, list[int]] | None = None,
 ) -> None:
-    """Write data rows ``first`` to ``stop`` of the cleaned CSV, after the header if
-    ``first`` is 0, and the file's report footer after its last row.
+    """Write data rows ``first`` to ``stop`` of a block of the cleaned CSV, after the
+    header if ``first`` is 0 in the file's first block, and the file's report footer
+    after the last block's last row.
 
     Strip mode copies runs of consecutive kept records straight from the input's bytes
     (blank lines are dropped). ``blank`` (blank mode) maps a row (from ``first``) to the
@@ -342,13 +538,14 @@ def write_csv_rows(
     in the file's own encoding and delimiter.
     """
     scan = source.scan
-    if first == 0:
+    opening = first == 0 and source.opening
+    if opening:
         stream.write(source.bom)
     if extra is None:
         _copy_records(stream, source, first, stop, keep, blank)
     else:
         _write_flagged(stream, source, first, stop, extra)
-    if stop == scan.row_count:
+    if stop == scan.row_count and source.closing:
         stream.write(scan.footer)
 
 
@@ -363,12 +560,17 @@ def _copy_records(
     scan = source.scan
     records = scan.data_records[first:stop]
     body = memoryview(scan.body)
+    opening = first == 0 and source.opening
+    if records.size == 0:  # a block of blank lines
+        if opening:
+            stream.write(body[: int(scan.record_end[0])])
+        return
     copied = keep.copy()
     if blank:
         copied[list(blank)] = False
     begin = 0 if first == 0 else int(records[0])
     record_keep = np.zeros(int(records[-1]) + 1 - begin, dtype=bool)
-    record_keep[0] = first == 0  # the header
+    record_keep[0] = opening  # the header
     record_keep[records - begin] = copied
     edges = np.flatnonzero(np.diff(record_keep.astype(np.int8))) + 1
     bounds = np.concatenate(([0], edges, [record_keep.size]))
@@ -444,7 +646,7 @@ def _write_flagged(
         )
     ).to_series()
     newline = scan.newline
-    if first == 0:
+    if first == 0 and source.opening:
         header_end = int(scan.content_end[0])
         stream.write(body[:header_end])
         stream.write((delimiter + delimiter.join(extra.columns)).encode(source.encoding))

@@ -6,7 +6,7 @@ printed lines, `run`) take it from here, not from `clean`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
 
@@ -22,11 +22,13 @@ from reconcile.phones import add_e164
 from reconcile.verdicts import ACTIONS, DETAIL_COLUMNS, DROPPED_ACTIONS, VERDICTS
 
 __all__ = [
+    "ACTION_ROWS_SHOWN",
     "DECISION_COLUMNS",
-    "NUMBER_COLUMNS",
     "CleanResult",
     "CleanSummary",
     "ConsentProblems",
+    "DecisionCounts",
+    "Decisions",
     "as_text",
     "kept_mask",
     "rows_with_details",
@@ -88,28 +90,68 @@ class CleanSummary(TypedDict):
     warnings: list[str]
 
 
-# Every number keeps these, with its verdict and action.
-NUMBER_COLUMNS = ("row", "column", "position", "phone_key")
 # What `CleanResult.decisions` holds per row before the details.
 DECISION_COLUMNS = ("row", "consent", "id", "phone_e164", "verdict", "action")
+# The workbook's action sheets hold at most this many lines in all (the change list
+# holds every one).
+ACTION_ROWS_SHOWN = 1_000_000
+
+
+@dataclass
+class Decisions:
+    """Every row's and number's decision, kept in memory when asked for (a library
+    caller's file; a workbook's sheet). ``rows`` holds every row's verdict and action
+    (enums) beside its ``row``, ``consent``, ``id`` and the ``phone_key``, ``column`` and
+    ``position`` of the number that decided it; ``numbers`` every number's, beside
+    NUMBER_COLUMNS; ``notable`` the full decision (phone column, cell, reason, evidence)
+    of every number that is not plainly ``ok``."""
+
+    rows: pl.DataFrame
+    numbers: pl.DataFrame
+    notable: pl.DataFrame
+
+
+@dataclass
+class DecisionCounts:
+    """How many rows got each verdict and action, and how many numbers (in a phone
+    column) each verdict: counted piece by piece."""
+
+    verdicts: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(len(VERDICTS), dtype=np.int64)
+    )
+    actions: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(len(ACTIONS), dtype=np.int64)
+    )
+    number_verdicts: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(len(VERDICTS), dtype=np.int64)
+    )
+
+    def add(self, rows: pl.DataFrame, numbers: pl.DataFrame) -> None:
+        """Count one piece's decided ``rows`` and ``numbers``."""
+        self.verdicts += _counts(rows.get_column("verdict"))
+        self.actions += _counts(rows.get_column("action"))
+        in_columns = numbers.filter(pl.col("column").is_not_null())
+        self.number_verdicts += _counts(in_columns.get_column("verdict"))
+
+    @property
+    def rows(self) -> int:
+        return int(self.verdicts.sum())
 
 
 @dataclass
 class CleanResult:
-    """One contact file reconciled: the table, every row's and number's decision, and
-    the outputs.
+    """One contact file reconciled: the table, the counts of its decisions, and the
+    outputs.
 
-    ``rows`` holds every row's verdict and action (enums) beside its ``row``, ``consent``,
-    ``id`` and the ``phone_key``, ``column`` and ``position`` of the number that decided it;
-    ``numbers`` every number's, beside NUMBER_COLUMNS; ``notable`` the full decision
-    (phone column, cell, reason, evidence) of every number that is not plainly ``ok``;
-    ``decisions`` joins rows and details as text.
+    ``action_rows`` holds the notable numbers whose action is not keep (the workbook's
+    action sheets), the first ACTION_ROWS_SHOWN of ``action_rows_total`` in file order;
+    ``kept`` every decision, when they were kept (`decisions`).
     """
 
     table: ContactTable
-    rows: pl.DataFrame
-    numbers: pl.DataFrame
-    notable: pl.DataFrame
+    counts: DecisionCounts
+    action_rows: pl.DataFrame
+    action_rows_total: int
     coverage: Coverage
     options: CleanOptions
     cleaned_path: Path
@@ -119,29 +161,40 @@ class CleanResult:
     consent_problems: ConsentProblems
     # the history ends more than STALE_AFTER before the run (one of the warnings)
     stale_history: bool = False
+    kept: Decisions | None = None
+    # one line per contact (`run_history.contact_keys`), when `run` asked for them
+    contact_keys: pl.DataFrame | None = None
+
+    def _kept(self) -> Decisions:
+        if self.kept is None:
+            raise ValueError(
+                "this clean did not keep every row's decision (a large file is decided a "
+                "piece at a time); call reconcile_file with keep_decisions=True, or read "
+                "the change list"
+            )
+        return self.kept
 
     @property
     def decisions(self) -> pl.DataFrame:
         """Every row with its verdict, action, reason and evidence (of the number that
-        decided it), in file order."""
-        return as_text(rows_with_details(self.rows, self.notable))
+        decided it), in file order (only when the decisions were kept)."""
+        kept = self._kept()
+        return as_text(rows_with_details(kept.rows, kept.notable))
 
     @property
     def kept_mask(self) -> npt.NDArray[np.bool_]:
-        """Per row, whether strip mode keeps it."""
-        return kept_mask(self.rows)
+        """Per row, whether strip mode keeps it (only when the decisions were kept)."""
+        return kept_mask(self._kept().rows)
 
     def summary(self) -> CleanSummary:
         """Counts, coverage, outputs and warnings, as plain JSON-ready values."""
-        verdicts = dict(zip(VERDICTS, _counts(self.rows.get_column("verdict")), strict=True))
-        actions = dict(zip(ACTIONS, _counts(self.rows.get_column("action")), strict=True))
-        numbers = self.numbers.filter(pl.col("column").is_not_null())
-        number_verdicts = _counts(numbers.get_column("verdict"))
-        rows = self.rows.height
+        verdicts = dict(zip(VERDICTS, self.counts.verdicts.tolist(), strict=True))
+        actions = dict(zip(ACTIONS, self.counts.actions.tolist(), strict=True))
+        number_verdicts = self.counts.number_verdicts.tolist()
         return {
             "input": str(self.table.path),
             "sheet": self.table.sheet,
-            "rows": rows,
+            "rows": self.counts.rows,
             "blank_rows_skipped": self.table.blank_rows,
             "kept": actions["keep"] + actions["review"],
             "removed": actions["remove"],
@@ -150,7 +203,7 @@ class CleanResult:
             "verdicts": {verdict: verdicts[verdict] for verdict in VERDICTS},
             "actions": {action: actions[action] for action in ACTIONS},
             "numbers": {
-                "checked": numbers.height,
+                "checked": int(sum(number_verdicts)),
                 "verdicts": dict(zip(VERDICTS, number_verdicts, strict=True)),
             },
             "columns": {

@@ -15,7 +15,7 @@ import polars as pl
 
 from reconcile._atomic import OutputBatch
 
-__all__ = ["InputCounts", "RunHistory", "RunRecord"]
+__all__ = ["InputCounts", "RunHistory", "RunRecord", "contact_keys"]
 
 
 class InputCounts(TypedDict):
@@ -76,3 +76,33 @@ def _parquet_writer(frame: pl.DataFrame, metadata: dict[str, str]) -> Callable[[
         frame.write_parquet(temporary, metadata=metadata)
 
     return write
+
+
+def contact_keys(rows: pl.DataFrame, numbers: pl.DataFrame) -> pl.DataFrame:
+    """One stable key per contact: ``id:...`` when the file has ids, else the row's set of
+    E.164 numbers (``phone:+1415...`` for one, ``phones:+1212...;+1415...`` sorted for
+    several), else its row number."""
+    phones = (
+        numbers.filter(pl.col("phone_key").is_not_null())
+        .group_by("row")
+        .agg(
+            phones=(pl.lit("+") + pl.col("phone_key").cast(pl.String))
+            .unique()
+            .sort()
+            .str.join(";"),
+            count=pl.col("phone_key").n_unique(),
+        )
+    )
+    key = (
+        pl.when(pl.col("id").is_not_null() & (pl.col("id").str.strip_chars() != ""))
+        .then(pl.lit("id:") + pl.col("id").str.strip_chars())
+        .when(pl.col("count") == 1)
+        .then(pl.lit("phone:") + pl.col("phones"))
+        .when(pl.col("phones").is_not_null())
+        .then(pl.lit("phones:") + pl.col("phones"))
+        .otherwise(pl.lit("row:") + pl.col("row").cast(pl.String))
+    )
+    keys = rows.join(phones, on="row", how="left", maintain_order="left").select(
+        key=key, row="row", verdict="verdict", action="action"
+    )
+    return keys.unique("key", keep="first", maintain_order=True)

@@ -35,7 +35,7 @@ from reconcile.contacts import read_contacts
 from reconcile.errors import ApiError, ConfigError, InputError, OptionError, OutputError
 from reconcile.history import History
 from reconcile.ledger import Ledger
-from reconcile.run_history import InputCounts, RunHistory, RunRecord
+from reconcile.run_history import InputCounts, RunHistory, RunRecord, contact_keys
 from reconcile.sync import FetchSummary, Progress, fetch_with_settings
 
 __all__ = [
@@ -84,36 +84,6 @@ class RunChanges(TypedDict):
     newly_removed: list[str]
     newly_suppressed: list[str]
     no_longer_suppressed: list[str]
-
-
-def contact_keys(rows: pl.DataFrame, numbers: pl.DataFrame) -> pl.DataFrame:
-    """One stable key per contact: ``id:...`` when the file has ids, else the row's set of
-    E.164 numbers (``phone:+1415...`` for one, ``phones:+1212...;+1415...`` sorted for
-    several), else its row number."""
-    phones = (
-        numbers.filter(pl.col("phone_key").is_not_null())
-        .group_by("row")
-        .agg(
-            phones=(pl.lit("+") + pl.col("phone_key").cast(pl.String))
-            .unique()
-            .sort()
-            .str.join(";"),
-            count=pl.col("phone_key").n_unique(),
-        )
-    )
-    key = (
-        pl.when(pl.col("id").is_not_null() & (pl.col("id").str.strip_chars() != ""))
-        .then(pl.lit("id:") + pl.col("id").str.strip_chars())
-        .when(pl.col("count") == 1)
-        .then(pl.lit("phone:") + pl.col("phones"))
-        .when(pl.col("phones").is_not_null())
-        .then(pl.lit("phones:") + pl.col("phones"))
-        .otherwise(pl.lit("row:") + pl.col("row").cast(pl.String))
-    )
-    keys = rows.join(phones, on="row", how="left", maintain_order="left").select(
-        key=key, row="row", verdict="verdict", action="action"
-    )
-    return keys.unique("key", keep="first", maintain_order=True)
 
 
 def compare_runs(
@@ -224,12 +194,16 @@ def clean_inputs(
     done: list[InputRun] = []
     if dry_run:
         for item in config.inputs:
-            result = reconcile_file(item.path, history, item.options, now)
+            result = reconcile_file(
+                item.path, history, item.options, now, keep_decisions=False, keys=True
+            )
             done.append(_input_run(item, result, runs))
         return None, done
     with _run_folder(config.output_dir, now) as (work, finished):
         for item in config.inputs:
-            [result] = clean_files([item.path], history, replace(item.options, out_dir=work), now)
+            [result] = clean_files(
+                [item.path], history, replace(item.options, out_dir=work), now, keys=True
+            )
             done.append(_input_run(item, result, runs))
     final = finished[0]
     for finished_input in done:  # the outputs now live in the dated folder
@@ -242,7 +216,9 @@ def clean_inputs(
 
 
 def _input_run(item: InputConfig, result: CleanResult, runs: RunHistory) -> InputRun:
-    keys = contact_keys(result.rows, result.numbers)
+    keys = result.contact_keys
+    if keys is None:
+        raise RuntimeError("run cleaned an input without its contact keys")
     previous, previous_at = runs.previous(item.path)
     return InputRun(result=result, changes=compare_runs(previous, keys, previous_at), keys=keys)
 

@@ -171,6 +171,15 @@ def audit_statement(result: CleanResult, info: RunInfo) -> list[tuple[str, str]]
         ("What was decided", decided),
         ("On what evidence", evidence),
     ]
+    if result.action_rows_total > result.action_rows.height:
+        statement.append(
+            (
+                "Where every line is",
+                f"The action sheets show the first {result.action_rows.height:,} of "
+                f"{result.action_rows_total:,} contacts to remove, suppress or review (in "
+                f"file order); every one is in {result.changes_path.name}.",
+            )
+        )
     statement += [("What it cannot answer", text) for text in unanswered] or [
         ("What it cannot answer", "nothing: every number was checked within the history.")
     ]
@@ -828,7 +837,7 @@ def write_audit_workbook(
     workbook = openpyxl.Workbook(write_only=True)
     _summary(workbook, result, info, file_sha256(result.table.path))
     styles = _styles(workbook)
-    bulk = _evidence(workbook, result.notable, result.table.include_columns)
+    bulk = _evidence(workbook, result.action_rows, result.table.include_columns)
     with ThreadPoolExecutor(max_workers=1) as pool:
         rows = _RowBuilder(bulk, styles, pool)
         _coverage(workbook, result.coverage, history.reports)

@@ -91,7 +91,9 @@ def run_clean(path, history_dir, **options):
     from reconcile.clean import CleanOptions, clean_files
     from reconcile.history_files import load_change_files
 
-    return clean_files([path], load_change_files([history_dir]), CleanOptions(**options), NOW)
+    return clean_files(
+        [path], load_change_files([history_dir]), CleanOptions(**options), NOW, keep_decisions=True
+    )
 
 
 def rewrite_sheet(source, edit, *, target=None, rename=None) -> None:  # type: ignore[no-untyped-def]

@@ -188,7 +188,7 @@ def test_each_export_gets_the_verdicts_worked_out_by_hand(run_cli, tmp_path, nam
     options = CleanOptions(
         columns=ColumnChoice(consent=consent.get("--consent-column")), out_dir=tmp_path / "api"
     )
-    [cleaned] = clean_files([CRM / name], history, options, NOW)
+    [cleaned] = clean_files([CRM / name], history, options, NOW, keep_decisions=True)
     decided = cleaned.decisions.select("row", "id", "verdict", "action").rows()
     assert decided == case["rows"]
 
@@ -372,7 +372,7 @@ def test_a_phone_column_under_any_accepted_name_or_none_is_checked(tmp_path, hea
     source.write_text(body)
     history = load_change_files([CHANGES])
     options = CleanOptions(out_dir=tmp_path / "out", report=False, force=True)
-    [cleaned] = clean_files([source], history, options, NOW)
+    [cleaned] = clean_files([source], history, options, NOW, keep_decisions=True)
     assert cleaned.summary()["columns"]["phone"] == [header]
     verdicts = cleaned.decisions.get_column("verdict").to_list()
     assert verdicts == ["deactivated", "ok", "deactivated", "ok", "ok"]
@@ -478,7 +478,9 @@ def test_three_hundred_phone_columns_are_all_checked(tmp_path):
         ",".join([*names, "Opt-In Date"]) + "\n" + ",".join([*cells, "2024-03-05"]) + "\n"
     )
     history = load_change_files([CHANGES])
-    [cleaned] = clean_files([source], history, CleanOptions(out_dir=tmp_path / "out"), NOW)
+    [cleaned] = clean_files(
+        [source], history, CleanOptions(out_dir=tmp_path / "out"), NOW, keep_decisions=True
+    )
     assert len(cleaned.summary()["columns"]["phone"]) == 300
     assert cleaned.decisions.get_column("verdict").to_list() == ["deactivated"]
     changes = list(csv.DictReader(io.StringIO(cleaned.changes_path.read_text())))
@@ -600,7 +602,9 @@ def test_a_column_of_labelled_or_several_numbers_is_found_by_content(tmp_path):
     )
     source.write_text(body)
     history = load_change_files([CHANGES])
-    [cleaned] = clean_files([source], history, CleanOptions(out_dir=tmp_path / "out"), NOW)
+    [cleaned] = clean_files(
+        [source], history, CleanOptions(out_dir=tmp_path / "out"), NOW, keep_decisions=True
+    )
     assert cleaned.summary()["columns"]["phone_by_content"] == ["Reach"]
     assert cleaned.decisions.get_column("verdict").to_list()[0] == "deactivated"
 

@@ -89,7 +89,7 @@ def test_quoted_newlines_do_not_split_rows(tmp_path, history_dir):
     write_csv(source)
     table = read_contacts(source, ColumnChoice())
     assert table.row_count == len(ROWS)
-    assert table.values.get_column("id").to_list() == [row[0] for row in ROWS]
+    assert table.all_values().get_column("id").to_list() == [row[0] for row in ROWS]
 
 
 def test_last_row_without_newline_and_blank_lines(tmp_path, history_dir):
@@ -198,7 +198,7 @@ def test_the_parallel_byte_scan_finds_what_the_serial_one_does(tmp_path, history
 @pytest.mark.parametrize("mode", ["strip", "flag"])
 @pytest.mark.parametrize("chunk_rows", [1, 2, 3, 5])
 def test_chunked_runs_write_the_same_bytes(tmp_path, history_dir, monkeypatch, mode, chunk_rows):
-    import reconcile.clean as clean_module
+    import reconcile._pipeline as clean_module
 
     # blank lines between and after rows, a quoted newline, no newline at the very end
     content = (
@@ -215,7 +215,7 @@ def test_chunked_runs_write_the_same_bytes(tmp_path, history_dir, monkeypatch, m
     source = tmp_path / "contacts.csv"
     source.write_bytes(content)
     whole = run_clean(source, history_dir, mode=mode, out_dir=tmp_path / "whole")[0]
-    monkeypatch.setattr(clean_module, "CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(clean_module, "PIECE_ROWS", chunk_rows)
     monkeypatch.setattr(clean_module, "DECIDE_ROWS", max(1, chunk_rows - 1))
     chunked = run_clean(source, history_dir, mode=mode, out_dir=tmp_path / "chunked")[0]
     assert chunked.cleaned_path.read_bytes() == whole.cleaned_path.read_bytes()
@@ -259,7 +259,7 @@ def test_the_byte_scan_does_not_depend_on_where_its_blocks_end(monkeypatch, bloc
 
 
 def test_outputs_sent_to_disk_slice_by_slice_are_the_same_bytes(tmp_path, history_dir, monkeypatch):
-    import reconcile.clean as clean_module
+    import reconcile._pipeline as clean_module
 
     source = tmp_path / "contacts.csv"
     write_csv(source, rows=ROWS * 20)
@@ -274,7 +274,7 @@ def test_outputs_sent_to_disk_slice_by_slice_are_the_same_bytes(tmp_path, histor
 def test_the_columns_read_are_the_cells_of_the_file(tmp_path):
     source = tmp_path / "contacts.csv"
     write_csv(source, rows=ROWS * 3)
-    values = read_contacts(source, ColumnChoice()).values
+    values = read_contacts(source, ColumnChoice()).all_values()
     with source.open(newline="", encoding="utf-8") as stream:
         records = list(csv.DictReader(stream))
     assert values.get_column("phone_0").to_list() == [record["Mobile Phone"] for record in records]

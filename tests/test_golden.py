@@ -46,7 +46,7 @@ def _expected(name: str) -> list[tuple[int, str, str, str]]:
 def test_golden_exports_get_the_verdicts_worked_out_by_hand(tmp_path, name):
     history = load_change_files([GOLDEN / "changes"])
     options = CleanOptions(columns=ColumnChoice(id=IDS[name]), out_dir=tmp_path)
-    [result] = clean_files([GOLDEN / name], history, options, NOW)
+    [result] = clean_files([GOLDEN / name], history, options, NOW, keep_decisions=True)
     decisions = result.decisions
     found = list(
         zip(

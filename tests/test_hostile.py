@@ -211,7 +211,7 @@ def test_full_disk_and_read_only_folders_leave_nothing_partial(
     if where == "mkstemp":
         monkeypatch.setattr(atomic.tempfile, "mkstemp", failing)
     elif where == "settle":  # the disk fills up while the outputs are being written
-        import reconcile.clean as clean_module
+        import reconcile._pipeline as clean_module
 
         monkeypatch.setattr(clean_module, "SETTLE_BYTES", 1)
         monkeypatch.setattr(clean_module, "sync_data", failing)

@@ -11,7 +11,7 @@ import json
 import openpyxl
 import pytest
 
-import reconcile.clean as clean_module
+import reconcile._pipeline as clean_module
 from reconcile.changelist import CHANGE_COLUMNS
 from reconcile.clean import CleanOptions, clean_files
 from reconcile.columns import ColumnChoice
@@ -138,7 +138,7 @@ def test_included_columns_stay_with_their_rows_across_slices(tmp_path, history_d
     history = load_change_files([history_dir])
     options = CleanOptions(columns=ColumnChoice(include=("Name",)), report=False)
     [whole] = clean_files([source], history, options, NOW)
-    monkeypatch.setattr(clean_module, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(clean_module, "PIECE_ROWS", 7)
     monkeypatch.setattr(clean_module, "DECIDE_ROWS", 3)
     options = CleanOptions(
         columns=ColumnChoice(include=("Name",)), report=False, out_dir=tmp_path / "sliced"

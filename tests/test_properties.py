@@ -11,7 +11,7 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import reconcile.clean as clean_module
+import reconcile._pipeline as clean_module
 from reconcile.clean import CleanOptions, clean_files
 from reconcile.consent import reject_future
 from reconcile.history import REPORT_SCHEMA, History
@@ -160,7 +160,7 @@ def test_files_lose_no_row_and_keep_every_cell(
         events=events_frame([(n, k, m.strftime("%Y-%m-%dT%H:%M:%SZ"), r) for n, k, m, r in events]),
         reports=pl.DataFrame(schema=REPORT_SCHEMA),
     )
-    [result] = clean_files([source], history, CleanOptions(mode=mode), NOW)
+    [result] = clean_files([source], history, CleanOptions(mode=mode), NOW, keep_decisions=True)
     summary = result.summary()
     assert summary["rows"] == len(rows)
     assert summary["kept"] + summary["removed"] + summary["suppressed"] == len(rows)
@@ -179,15 +179,19 @@ def test_files_lose_no_row_and_keep_every_cell(
     assert len(changes) == summary["rows"] - summary["verdicts"]["ok"]
     # Decided and written a few rows at a time, the outputs are the same bytes.
     chunked_dir = folder / "chunked"
-    original = clean_module.CHUNK_ROWS, clean_module.DECIDE_ROWS
+    original = clean_module.PIECE_ROWS, clean_module.DECIDE_ROWS
     # read in chunks, and decided in slices of those chunks
-    clean_module.CHUNK_ROWS, clean_module.DECIDE_ROWS = chunk_rows, max(1, chunk_rows // 2)
+    clean_module.PIECE_ROWS, clean_module.DECIDE_ROWS = chunk_rows, max(1, chunk_rows // 2)
     try:
         [chunked] = clean_files(
-            [source], history, CleanOptions(mode=mode, out_dir=chunked_dir, report=False), NOW
+            [source],
+            history,
+            CleanOptions(mode=mode, out_dir=chunked_dir, report=False),
+            NOW,
+            keep_decisions=True,
         )
     finally:
-        clean_module.CHUNK_ROWS, clean_module.DECIDE_ROWS = original
+        clean_module.PIECE_ROWS, clean_module.DECIDE_ROWS = original
     assert chunked.cleaned_path.read_bytes() == result.cleaned_path.read_bytes()
     assert chunked.changes_path.read_bytes() == result.changes_path.read_bytes()
     assert chunked.decisions.equals(result.decisions)
@@ -265,7 +269,9 @@ def test_no_deactivated_number_survives_and_blank_mode_touches_only_phone_fields
         oracle.row_decision(cells, consent, plain_events, coverage_start, NOW)
         for cells, consent, _note in rows
     ]
-    strip = clean_files([source], history, CleanOptions(out_dir=folder / "strip"), NOW)[0]
+    strip = clean_files(
+        [source], history, CleanOptions(out_dir=folder / "strip"), NOW, keep_decisions=True
+    )[0]
     assert strip.decisions["verdict"].to_list() == [verdict for verdict, _a, _c in expected]
     summary = strip.summary()
     assert summary["kept"] + summary["removed"] + summary["suppressed"] == len(rows)

@@ -82,6 +82,7 @@ def _clean(path: Path, history: Path, **options: object):
         load_change_files([history]),
         CleanOptions(**options),
         NOW,  # type: ignore[arg-type]
+        keep_decisions=True,
     )
     return result
 

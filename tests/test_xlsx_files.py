@@ -54,7 +54,7 @@ def test_numeric_cells_are_read_without_growing_a_digit(tmp_path):
     source = tmp_path / "contacts.xlsx"
     write_xlsx(source)
     table = read_contacts(source, ColumnChoice())
-    assert table.values.get_column("phone_0").to_list() == [
+    assert table.all_values().get_column("phone_0").to_list() == [
         "4155550101",
         "4155550104",
         "(415) 555-0102",
@@ -402,7 +402,7 @@ def test_a_far_cell_on_another_sheet_and_a_wide_table_are_read(tmp_path):
     workbook.create_sheet("Notes")["XFD1048576"] = "far away"
     workbook.save(source)
     contacts = read_contacts(source, ColumnChoice())
-    assert contacts.values.height == 40
+    assert contacts.all_values().height == 40
     sparse = tmp_path / "sparse.xlsx"
     workbook = openpyxl.Workbook(write_only=True)
     sheet = workbook.create_sheet("Contacts")
@@ -410,7 +410,7 @@ def test_a_far_cell_on_another_sheet_and_a_wide_table_are_read(tmp_path):
     for number in range(7000):  # 2.1M cells spanned, 28,000 held
         sheet.append([f"212555{number % 10000:04d}", "2024-03-09", *([None] * 297), "x"])
     workbook.save(sparse)
-    assert read_contacts(sparse, ColumnChoice()).values.height == 7000
+    assert read_contacts(sparse, ColumnChoice()).all_values().height == 7000
 
 
 @pytest.mark.parametrize(
