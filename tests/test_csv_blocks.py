@@ -109,9 +109,7 @@ def test_an_unclosed_quote_in_a_later_block_is_named_by_its_line(tmp_path, monke
     assert f"line {lines}" in message and "never closed" in message
 
 
-def test_bytes_of_another_encoding_in_a_later_block_are_named_by_their_line(
-    tmp_path, monkeypatch
-):
+def test_bytes_of_another_encoding_in_a_later_block_are_named_by_their_line(tmp_path, monkeypatch):
     # a UTF-8 file (its first block says so) with one Windows-1252 byte far below
     lines = _rows(80).split(b"\n")
     lines[1] = lines[1].replace(b"n0", "Zoë".encode())
