@@ -15,7 +15,7 @@ import collections
 import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -72,6 +72,8 @@ def prepare(piece: Piece, events: pl.LazyFrame, options: CleanOptions, now: date
     """Find a piece's numbers and parse its consent (side by side), then read the
     history's events of those numbers only."""
     values = piece.values
+    # the prepared piece keeps what it decides with, not the values read
+    piece = replace(piece, values=values.clear())
     phones = [column for column in values.columns if column.startswith("phone_")]
     with ThreadPoolExecutor(max_workers=1) as pool:
         consent_job = pool.submit(_parse_consent, values, options, now)

@@ -111,6 +111,8 @@ class _Tally:
         self.consent = ConsentTally(options.consent_timezone, options.consent_format)
         self.action_rows: list[pl.DataFrame] = []
         self.action_rows_total = 0
+        # only the workbook shows them
+        self.action_room = ACTION_ROWS_SHOWN if options.report else 0
         self.keep = keep
         self.rows: list[pl.DataFrame] = []
         self.numbers: list[pl.DataFrame] = []
@@ -123,9 +125,9 @@ class _Tally:
         self.counts.add(decided.rows, decided.numbers)
         self.consent.add(part.rows.get_column("consent"), part.rows.get_column("consent_status"))
         actions = decided.details.filter(pl.col("action") != "keep")
-        room = ACTION_ROWS_SHOWN - sum(frame.height for frame in self.action_rows)
-        if room > 0:
-            self.action_rows.append(actions.head(room))
+        if not self.action_rows or self.action_room > 0:  # the first keeps the columns
+            self.action_rows.append(actions.head(self.action_room))
+            self.action_room -= self.action_rows[-1].height
         self.action_rows_total += actions.height
         if self.keep:
             self.rows.append(decided.rows)

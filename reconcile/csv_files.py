@@ -120,6 +120,8 @@ class CsvSource:
                 )
         by_field = dict(zip(self.wanted, self._columns, strict=True))
         read = [by_field[index].slice(first, stop - first) for index in self.fields]
+        if stop == self.scan.row_count:
+            self._columns = None  # the block's last values: its writer needs only its bytes
         count = stop - first
         phones = self.phone_count
         identifier = read[phones + 1] if self.has_id else None
@@ -252,7 +254,9 @@ def detect_encoding(name: str, body: bytes, has_bom: bool, lines_before: int = 0
 
 # A CSV file is read this many bytes at a time (each block cut after its last whole
 # record): the memory of a clean is that of a block or two, whatever the file's size.
-BLOCK_BYTES = 64 << 20
+# (48 MiB: at 10M rows the peak is 1.35x the 1M peak; 64 MiB made it 1.69x, 32 MiB cost
+# a quarter more time in evidence lookups; docs/performance.md.)
+BLOCK_BYTES = 48 << 20
 
 
 def read_csv_contacts(

@@ -5,6 +5,7 @@ and ``_x0041_`` as they are: issue 20, case 6), in every reader."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import xml.etree.ElementTree as ET
 import zipfile
@@ -125,17 +126,21 @@ def test_reports_sheet_holds_values_and_dates(report):
     assert sheet.auto_filter.ref == f"A1:J{len(rows)}"
 
 
-def test_weekly_counts_take_off_exactly_the_copies():
+@pytest.mark.parametrize("pass_events", [4_000_000, 7, 1])
+def test_weekly_counts_take_off_exactly_the_copies(monkeypatch, pass_events):
     """Against the plain reading (unique() over whole events): random histories where
     many events are held by several reports, some with the same number and instant but
-    another type or replacement, across operators and week boundaries."""
+    another type or replacement, across operators and week boundaries; the copies found
+    in one pass or a slice of the numbers at a time (bounded memory) alike."""
     import random
 
     import polars as pl
 
+    import reconcile.workbook as workbook
     from reconcile.history import REPORT_SCHEMA, History
     from reconcile.workbook import weekly_counts
 
+    monkeypatch.setattr(workbook, "TWIN_PASS_EVENTS", pass_events)
     generator = random.Random(15)
     for _round in range(20):
         rows = []
@@ -265,3 +270,34 @@ def test_every_part_is_compressed_at_the_packages_fast_level(tmp_path, history_d
             default_size = len(zlib.compress(content, 6)) - 6  # less zlib's header
             assert default_size < fast_size * 0.95, info.filename  # the levels differ here
             assert info.compress_size > (fast_size + default_size) / 2, info.filename
+
+
+def test_the_action_sheets_hold_at_most_the_rows_shown_and_say_where_the_rest_is(
+    tmp_path, history_dir, monkeypatch
+):
+    """Issue 21: a million action lines at most (here 4); the statement names the change
+    list, which holds every line; the Summary's counts stay whole."""
+    import reconcile.clean
+
+    monkeypatch.setattr(reconcile.clean, "ACTION_ROWS_SHOWN", 4)
+    source = tmp_path / "contacts.csv"
+    # 3 deactivated (remove) and 4 unverified (review): 7 action lines
+    lines = ["Phone,Opt-In Date"] + ["4155550101,2024-03-09"] * 3 + ["4155550103,2020-01-01"] * 4
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    [result] = clean_files([source], load_change_files([history_dir]), CleanOptions(), NOW)
+    assert result.action_rows_total == 7
+    assert result.report_path is not None
+    book = openpyxl.load_workbook(result.report_path)
+    shown = sum(book[title].max_row - 1 for title in ("Remove", "Suppress", "Review"))
+    assert shown == 4
+    changes = list(csv.DictReader(result.changes_path.read_text(encoding="utf-8").splitlines()))
+    assert len(changes) == 7
+    for title in ("Remove", "Suppress", "Review"):  # the first four lines, in file order
+        first = [line["row"] for line in changes[:4] if line["action"] == title.lower()]
+        assert [str(row[0].value) for row in book[title].iter_rows(min_row=2)] == first
+    summary = {row[0]: row[1] for row in book["Summary"].iter_rows(values_only=True)}
+    assert summary["Where every line is"] == (
+        "The action sheets show the first 4 of 7 contacts to remove, suppress or review (in "
+        "file order); every one is in contacts.changes.csv."
+    )
+    assert summary["Removed"] + summary["To review (kept)"] == 7
