@@ -28,9 +28,14 @@ from reconcile.errors import ChangeFileError, MalformedCSVError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History
 from reconcile.lifecycle import ReportStatus
 
-__all__ = ["expand_paths", "load_change_files"]
+__all__ = ["change_file_batches", "expand_paths", "load_change_files"]
 
 _FILE_SUFFIXES = (".json", ".csv")
+# One change file is one API page or one report's CSV: a file larger than this is refused
+# before it is read (read whole, it would take several times its size in memory).
+MAX_CHANGE_FILE_BYTES = 256 << 20
+# `change_file_batches` groups about this many bytes of record files (whole reports).
+BATCH_BYTES = 128 << 20
 _CSV_COLUMNS = ("destination", "date", "type", "newdestination")
 
 
@@ -58,7 +63,22 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
+def _check_size(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise ChangeFileError(f"{path}: cannot read the file ({error.strerror}).") from None
+    if size > MAX_CHANGE_FILE_BYTES:
+        raise ChangeFileError(
+            f"{path}: {size / 2**20:,.0f} MiB is more than one report's change file holds (at "
+            f"most {MAX_CHANGE_FILE_BYTES >> 20} MiB); split it by day, or import the events "
+            "as Parquet with a report_id column (the columns `reconcile ledger export` writes)."
+        )
+    return size
+
+
 def _load_json(path: Path) -> dict[str, Any]:
+    _check_size(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -92,6 +112,7 @@ def _paging(name: str, document: dict[str, Any]) -> tuple[int | None, int | None
 
 
 def _read_csv_changes(path: Path) -> pl.DataFrame:
+    _check_size(path)
     try:
         raw = path.read_bytes()
         check_line_lengths(str(path), raw)
@@ -168,6 +189,50 @@ def _report_id_for(path: Path, known_ids: Sequence[str], explicit: str | None) -
     except OSError as error:
         raise ChangeFileError(f"{path}: cannot read the file ({error.strerror}).") from None
     return f"{path.stem}-{digest.hexdigest()[:10]}"
+
+
+def change_file_batches(
+    paths: Sequence[Path],
+    *,
+    report_id: str | None = None,
+    now: datetime | None = None,
+    known_report_ids: Sequence[str] = (),
+) -> list[list[Path]]:
+    """``paths`` as batches for `load_change_files`, so that an import of many files
+    holds one batch in memory at a time: each batch has every metadata page and the
+    record files of whole reports (every page of a report in one batch), about
+    BATCH_BYTES of them. Every file is checked here (its size, its JSON) before any is
+    imported."""
+    files = expand_paths(paths)
+    metadata: list[Path] = []
+    known: list[str] = list(known_report_ids)
+    records: list[tuple[Path, int]] = []
+    for path in files:
+        size = _check_size(path)
+        if path.suffix.lower() == ".json":
+            document = _load_json(path)
+            if _is_metadata(document):
+                metadata.append(path)
+                page = parse_metadata_page(str(path), document["results"], ChangeFileError, now)
+                known.extend(page.get_column("report_id").to_list())
+                continue
+        records.append((path, size))
+    by_report: dict[str, list[tuple[Path, int]]] = {}
+    for path, size in records:
+        by_report.setdefault(_report_id_for(path, known, report_id), []).append((path, size))
+    batches: list[list[Path]] = []
+    batch: list[Path] = []
+    held = 0
+    for group in by_report.values():
+        group_bytes = sum(size for _path, size in group)
+        if batch and held + group_bytes > BATCH_BYTES:
+            batches.append(metadata + batch)
+            batch, held = [], 0
+        batch.extend(path for path, _size in group)
+        held += group_bytes
+    if batch or not batches:
+        batches.append(metadata + batch)
+    return batches
 
 
 def load_change_files(

@@ -119,3 +119,48 @@ def test_ledger_files_are_lz4_and_older_zstd_files_still_read(run_cli, tmp_path,
     ledger.manifest_path.write_text(json.dumps(manifest))
     after = Ledger(data).history().events.sort("number", "occurred_at", "type")
     assert after.equals(before)
+
+
+def test_a_large_import_commits_whole_reports_in_batches(run_cli, tmp_path, monkeypatch):
+    """Issue 21: an import is read lazily and committed a batch of whole reports at a
+    time; the ledger holds what one commit of the whole file would hold."""
+    import reconcile.ledger_io as ledger_io
+
+    _contacts, events = write_dataset(tmp_path / "data", 2_000, 20_000)
+    whole = tmp_path / "whole"
+    assert run_cli("ledger", "import", events, "--data-dir", whole).exit_code == 0
+    monkeypatch.setattr(ledger_io, "IMPORT_BATCH_EVENTS", 500)
+    batched = tmp_path / "batched"
+    result = run_cli("ledger", "import", events, "--data-dir", batched)
+    assert result.exit_code == 0, result.output
+    assert "20000 events" in result.stdout
+    assert len(list(Ledger(batched).events_dir.glob("*.parquet"))) > 5
+    order = ("number", "occurred_at", "report_id")
+    assert (
+        Ledger(batched)
+        .history()
+        .events.sort(order)
+        .equals(Ledger(whole).history().events.sort(order))
+    )
+    entries = {
+        key: (entry.status, entry.records) for key, entry in Ledger(batched).entries().items()
+    }
+    assert entries == {
+        key: (entry.status, entry.records) for key, entry in Ledger(whole).entries().items()
+    }
+    again = run_cli("ledger", "import", events, "--data-dir", batched)
+    assert again.exit_code == 0 and "0 events" in again.stdout
+
+
+def test_a_file_naming_too_many_reports_is_refused_in_one_line(run_cli, tmp_path, monkeypatch):
+    import reconcile.ledger_io as ledger_io
+
+    monkeypatch.setattr(ledger_io, "MAX_IMPORT_REPORTS", 10)
+    _contacts, events = write_dataset(tmp_path / "data", 200, 2_000)
+    data = tmp_path / "ledger"
+    result = run_cli("ledger", "import", events, "--data-dir", data)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"reconcile: error: {events}: the file names ")
+    assert "reports; a ledger import takes at most 10 (Infobip publishes" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not list(data.glob("**/*.parquet"))

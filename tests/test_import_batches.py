@@ -1,0 +1,86 @@
+"""Issue 21: `ledger import` of many change files holds a batch of whole reports in
+memory at a time, and refuses a file larger than a report's change file, in one line."""
+
+from __future__ import annotations
+
+import shutil
+
+import reconcile.history_files as history_files
+from reconcile.ledger import Ledger
+
+
+def _day_files(folder, days: int) -> None:
+    """One CSV report per day, a few events each."""
+    folder.mkdir(exist_ok=True)
+    for day in range(1, days + 1):
+        lines = ["destination,date,type"]
+        for line in range(4):
+            lines.append(
+                f"1415555{day:02d}{line:02d},2024-03-{day:02d}T1{line}:00:00Z,DEACTIVATION"
+            )
+        (folder / f"day-{day:02d}.csv").write_text("\n".join(lines) + "\n")
+
+
+def _held(data):
+    ledger = Ledger(data)
+    order = ("number", "occurred_at", "report_id")
+    events = ledger.history().events.sort(order)
+    entries = {key: (entry.status, entry.records) for key, entry in ledger.entries().items()}
+    return events, entries
+
+
+def test_many_change_files_import_in_batches_as_in_one(run_cli, history_dir, tmp_path, monkeypatch):
+    _day_files(history_dir / "days", 12)
+    whole = tmp_path / "whole"
+    first = run_cli("ledger", "import", history_dir, "--data-dir", whole)
+    assert first.exit_code == 0, first.output
+    monkeypatch.setattr(history_files, "BATCH_BYTES", 200)
+    batched = tmp_path / "batched"
+    result = run_cli("ledger", "import", history_dir, "--data-dir", batched)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == first.stdout
+    assert len(list(Ledger(batched).events_dir.glob("*.parquet"))) > 3
+    events, entries = _held(batched)
+    expected_events, expected_entries = _held(whole)
+    assert events.equals(expected_events)
+    assert entries == expected_entries
+
+
+def test_a_bad_file_in_a_later_batch_names_what_was_imported(
+    run_cli, history_dir, tmp_path, monkeypatch
+):
+    folder = tmp_path / "days"
+    _day_files(folder, 6)
+    (folder / "day-06.csv").write_text(
+        "destination,date,type\n14155550100,yesterday,DEACTIVATION\n"
+    )
+    monkeypatch.setattr(history_files, "BATCH_BYTES", 200)
+    data = tmp_path / "ledger"
+    result = run_cli("ledger", "import", folder, "--data-dir", data)
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert "day-06.csv" in line and "'yesterday'" in line
+    assert line.endswith(
+        "file(s) read before it were imported; importing again once it is fixed adds only "
+        "what is missing)"
+    )
+    held = {entry.records for entry in Ledger(data).entries().values()}
+    assert held == {4}  # whole reports only
+
+
+def test_a_change_file_larger_than_a_report_is_refused_before_reading(
+    run_cli, history_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(history_files, "MAX_CHANGE_FILE_BYTES", 100)
+    folder = tmp_path / "days"
+    _day_files(folder, 2)
+    shutil.copy(folder / "day-01.csv", folder / "big.csv")
+    with (folder / "big.csv").open("a") as stream:
+        stream.write("14155550199,2024-03-01T10:00:00Z,DEACTIVATION\n" * 3)
+    data = tmp_path / "ledger"
+    result = run_cli("ledger", "import", folder, "--data-dir", data)
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert "big.csv: 0 MiB is more than one report's change file holds (at most 0 MiB)" in line
+    assert line.endswith("(the columns `reconcile ledger export` writes).")
+    assert not Ledger(data).entries()
