@@ -29,7 +29,9 @@ def _nanp(rng: np.random.Generator, count: int) -> np.ndarray:
     return _US + area * 10**7 + exchange * 10**4 + line
 
 
-def contacts_frame(count: int, seed: int = 1) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+def contacts_frame(
+    count: int, seed: int = 1, first_id: int = 0
+) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     """Messy contacts; also returns their numbers and consent instants (epoch seconds)."""
     rng = np.random.default_rng(seed)
     numbers = _nanp(rng, count)
@@ -99,7 +101,7 @@ def contacts_frame(count: int, seed: int = 1) -> tuple[pl.DataFrame, np.ndarray,
         .then(pl.lit(""))
         .otherwise(pl.lit(consent_text))
     ).to_series()
-    ids = pl.Series(np.arange(count)).cast(pl.String)
+    ids = pl.Series(np.arange(first_id, first_id + count)).cast(pl.String)
     contacts = pl.DataFrame(
         {
             "Contact ID": "C-" + ids,
@@ -199,13 +201,42 @@ def with_second_phone(contacts: pl.DataFrame, seed: int = 3) -> pl.DataFrame:
     return contacts.insert_column(position, phone.rename("Phone"))
 
 
+# From this many contacts the file is written a chunk at a time, without the second
+# phone file (100M contacts at once would not fit in memory).
+CHUNKED_FROM = 50_000_000
+CHUNK = 5_000_000
+
+
 def write_dataset(folder: Path, contacts: int, events: int, seed: int = 1) -> tuple[Path, Path]:
     """contacts.csv and events.parquet (the ledger's own columns) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
+    if contacts >= CHUNKED_FROM:
+        return _write_chunked(folder, contacts, events, seed)
     frame, numbers, consent = contacts_frame(contacts, seed)
     contacts_path = folder / "contacts.csv"
     frame.write_csv(contacts_path)
     with_second_phone(frame).write_csv(folder / "contacts-2phones.csv")
     events_path = folder / "events.parquet"
     events_frame(events, numbers, consent, seed + 1).write_parquet(events_path)
+    return contacts_path, events_path
+
+
+def _write_chunked(folder: Path, contacts: int, events: int, seed: int) -> tuple[Path, Path]:
+    """`write_dataset` a chunk of contacts at a time: only their numbers and consent
+    instants are kept for the events (16 bytes a contact)."""
+    contacts_path = folder / "contacts.csv"
+    numbers: list[np.ndarray] = []
+    consents: list[np.ndarray] = []
+    with contacts_path.open("wb") as stream:
+        for index, first in enumerate(range(0, contacts, CHUNK)):
+            count = min(CHUNK, contacts - first)
+            frame, chunk_numbers, chunk_consent = contacts_frame(count, seed + 100 * index, first)
+            frame.write_csv(stream, include_header=index == 0)
+            numbers.append(chunk_numbers)
+            consents.append(chunk_consent)
+            del frame
+    events_path = folder / "events.parquet"
+    events_frame(events, np.concatenate(numbers), np.concatenate(consents), seed + 1).write_parquet(
+        events_path
+    )
     return contacts_path, events_path
