@@ -386,7 +386,7 @@ def _later_blocks(
     # the file is closed by _LaterBlocks.close, or here once the last block is read
     codec = first.encoding
     delimiter = first.scan.delimiter
-    newline = bytes([newline_byte(header + rest[: 1 << 20])])
+    newline = first.scan.newline[-1:]  # the file's line break (LF, or CR alone)
     lines_before = first.scan.body.count(newline)
     header_lines = header.count(newline)
     records_before = first.scan.record_start.size

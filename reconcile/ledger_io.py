@@ -19,15 +19,8 @@ from reconcile.api_pages import date_bounds
 from reconcile.errors import ChangeFileError, LedgerError, OutputError
 from reconcile.history import EVENT_SCHEMA, EVENT_TYPES
 from reconcile.history_files import change_file_batches, load_change_files
-from reconcile.ledger import (
-    Ledger,
-    ReportEntry,
-    describe_file,
-    entries_in,
-    expiry_of_unfetched,
-    file_problem,
-    read_file_metadata,
-)
+from reconcile.ledger import Ledger, ReportEntry, expiry_of_unfetched
+from reconcile.ledger_files import describe_file, entries_in, file_problem, read_file_metadata
 from reconcile.lifecycle import ReportStatus, rank_of
 
 __all__ = [

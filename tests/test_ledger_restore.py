@@ -12,7 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from reconcile.ledger import Ledger, read_file_metadata
+from reconcile.ledger import Ledger
+from reconcile.ledger_files import read_file_metadata
 from reconcile.lifecycle import ReportStatus, after_gone
 from tests.conftest import METADATA
 

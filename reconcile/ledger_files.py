@@ -1,0 +1,184 @@
+"""The ledger's events files, one at a time: each file's line in the manifest (its size
+and SHA-256), the metadata it carries (its reports, its commit), and the checks that name
+a damaged file in one line. `ledger.Ledger` writes them; `ledger_io` verifies and
+rebuilds from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import polars as pl
+
+from reconcile._text import first_line
+from reconcile.errors import LedgerError
+from reconcile.history import EVENT_SCHEMA
+from reconcile.lifecycle import ReportEntry
+
+__all__ = [
+    "FILE_METADATA_KEY",
+    "check_events_file",
+    "damaged_file",
+    "describe_file",
+    "entries_in",
+    "file_problem",
+    "fsync_directory",
+    "read_file_metadata",
+    "readable_metadata",
+]
+
+# the Parquet key-value metadata that makes an events file self-describing
+FILE_METADATA_KEY = "reconcile"
+
+
+def fsync_directory(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a folder be fsynced
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def damaged_file(path: Path, what: str) -> LedgerError:
+    """The one line that names a damaged events file and says what to do."""
+    return LedgerError(
+        f"{path}: {what}; nothing was changed. Run `reconcile ledger verify`, then restore "
+        'the file from a backup or run `reconcile ledger rebuild` (see the README, "Recovering '
+        'the ledger").'
+    )
+
+
+def check_events_file(
+    path: Path, description: Mapping[str, object] | None = None, *, whole: bool = False
+) -> None:
+    """LedgerError naming ``path`` when it is not an events file the ledger can read: its
+    footer, its columns, and its bytes against the manifest's checksum (``whole``: always
+    hashed; else a file whose size and modification time are those committed is trusted,
+    so that a read costs a ``stat``, and a file changed in place is hashed and named)."""
+    try:
+        schema = pl.read_parquet_schema(path)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise damaged_file(path, f"not a readable events file ({first_line(error)})") from None
+    missing = [name for name in EVENT_SCHEMA if name not in schema]
+    if missing:
+        raise damaged_file(path, f"an events file without the column(s) {', '.join(missing)}")
+    problem = _checksum_problem(path, description or {}, trust_unchanged=not whole)
+    if problem is None and not isinstance((description or {}).get("sha256"), str):
+        # written before checksums (0.1): nothing to compare, so it is read whole, until
+        # the next writer gives it a checksum (`Ledger.carry_metadata`)
+        problem = file_problem(path)
+    if problem is not None:
+        raise damaged_file(path, problem)
+
+
+def file_problem(path: Path, description: Mapping[str, object] | None = None) -> str | None:
+    """What is wrong with an events file, read whole: missing, not the size or SHA-256
+    the manifest keeps, not readable Parquet, without the ledger's columns; None when
+    it is whole."""
+    if not path.is_file():
+        return "missing"
+    problem = _checksum_problem(path, description or {})
+    if problem is not None:
+        return problem
+    try:
+        frame = pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        return f"damaged: not readable Parquet ({first_line(error)})"
+    missing = [name for name in EVENT_SCHEMA if name not in frame.columns]
+    if missing:
+        return f"damaged: without the column(s) {', '.join(missing)}"
+    return None
+
+
+def _checksum_problem(
+    path: Path, description: Mapping[str, object], *, trust_unchanged: bool = False
+) -> str | None:
+    """How ``path`` differs from the size and SHA-256 the manifest keeps (None: it does
+    not, or the manifest, written before checksums, keeps none). ``trust_unchanged``: a
+    file with the committed size and modification time is not hashed again."""
+    if not isinstance(description.get("sha256"), str):
+        return None
+    try:
+        stat = path.stat()
+        if stat.st_size != description.get("bytes"):
+            return "damaged: not the size the manifest names"
+        if trust_unchanged and stat.st_mtime_ns == description.get("mtime_ns"):
+            return None
+        found = describe_file(path, 0)
+    except OSError as error:
+        return f"cannot be read ({error.strerror})"
+    if found["sha256"] != description["sha256"]:
+        return "damaged: its bytes do not match the manifest's checksum"
+    return None
+
+
+def describe_file(path: Path, reports: int) -> dict[str, object]:
+    """A file's line in the manifest: how many reports it was written for, its size and
+    its SHA-256 (read whole)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    try:
+        carries_metadata = read_file_metadata(path) is not None
+    except LedgerError:
+        carries_metadata = False
+    return {
+        "reports": reports,
+        "bytes": size,
+        "sha256": digest.hexdigest(),
+        # whether a rebuild can read its reports' status and span from it
+        "metadata": carries_metadata,
+        # a rename keeps it: a read trusts a file whose size and time are as committed
+        "mtime_ns": path.stat().st_mtime_ns,
+    }
+
+
+def read_file_metadata(path: Path) -> dict[str, object] | None:
+    """The metadata an events file carries (its reports, its commit), or None for a file
+    written before files carried it; LedgerError when the file is not readable Parquet."""
+    try:
+        metadata = pl.read_parquet_metadata(path)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise LedgerError(f"{path}: not a readable events file ({first_line(error)}).") from None
+    text = metadata.get(FILE_METADATA_KEY)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def entries_in(values: object) -> list[ReportEntry]:
+    """The report entries a file's metadata lists (what is not one is skipped)."""
+    if not isinstance(values, list):
+        return []
+    found = []
+    for value in values:
+        if isinstance(value, dict):
+            try:
+                found.append(ReportEntry.from_json(value))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return found
+
+
+def readable_metadata(path: Path) -> dict[str, object] | None:
+    """The metadata of an events file that reads whole (None: damaged, or written before
+    files carried their metadata)."""
+    if file_problem(path) is not None:
+        return None
+    try:
+        return read_file_metadata(path)
+    except LedgerError:
+        return None
