@@ -39,7 +39,8 @@ from reconcile.results import (
 )
 from reconcile.run_history import contact_keys
 from reconcile.verdicts import MODES
-from reconcile.workbook import RunInfo, weekly_counts, write_audit_workbook
+from reconcile.weekly import weekly_counts
+from reconcile.workbook import RunInfo, write_audit_workbook
 from reconcile.xlsx_files import write_cleaned_workbook
 
 __all__ = [

@@ -9,13 +9,11 @@ starts with ``=`` is written as text.
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import hashlib
 import io
-import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,10 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from reconcile._cells import NEEDS_ESCAPE, excel_escaped, excel_escaped_text
+from reconcile._cells import excel_escaped_text
+from reconcile._sheet_xml import (
+    LINE_HEIGHT,
+    BulkRows,
+    RowBuilder,
+    Sheet,
+    sheet_styles,
+    with_rows,
+)
 from reconcile.columns import describe_phone_columns
-from reconcile.history import ACTIVATION, DEACTIVATION, Coverage, History
+from reconcile.history import Coverage, History
 from reconcile.lifecycle import NOT_COVERAGE
+from reconcile.weekly import weekly_deactivations
 
 if TYPE_CHECKING:
     from reconcile.results import CleanResult
@@ -36,8 +43,6 @@ __all__ = [
     "RunInfo",
     "coverage_rows",
     "file_sha256",
-    "weekly_counts",
-    "weekly_deactivations",
     "write_audit_workbook",
 ]
 
@@ -76,55 +81,6 @@ def file_sha256(path: Path) -> str:
     """The SHA-256 of a file's bytes, in hex."""
     with path.open("rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
-def _naive(moment: datetime | None) -> datetime | None:
-    # Excel has no time zones: every date in the workbook is UTC, as the headers say.
-    return moment.replace(tzinfo=None) if moment is not None else None
-
-
-class _Sheet:
-    """A write-only sheet with a frozen header, an autofilter, column widths, and a page
-    setup an auditor can print: landscape, one page wide, the header row repeated on
-    every page, gridlines printed."""
-
-    def __init__(self, workbook: Any, title: str, headers: Sequence[tuple[str, int]]) -> None:
-        from openpyxl.utils import get_column_letter
-        from openpyxl.worksheet.properties import PageSetupProperties
-
-        self.sheet = workbook.create_sheet(title=title)
-        self.sheet.freeze_panes = "A2"
-        for index, (_name, width) in enumerate(headers, start=1):
-            self.sheet.column_dimensions[get_column_letter(index)].width = width
-        self.sheet.page_setup.orientation = "landscape"
-        self.sheet.page_setup.fitToWidth = 1
-        self.sheet.page_setup.fitToHeight = 0  # as many pages down as the rows need
-        self.sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
-        self.sheet.print_title_rows = "1:1"
-        self.sheet.print_options.gridLines = True
-        self.rows = 0
-        self.width = len(headers)
-        self._letter = get_column_letter(max(1, len(headers)))
-        self.append([name for name, _width in headers])
-
-    def append(self, values: Iterable[Any]) -> None:
-        from openpyxl.cell import WriteOnlyCell
-
-        cells: list[Any] = list(values)
-        for index, value in enumerate(cells):
-            if isinstance(value, str) and re.search(NEEDS_ESCAPE, value):
-                value = cells[index] = excel_escaped_text(value)
-            if isinstance(value, str) and value.startswith("="):
-                cell = WriteOnlyCell(self.sheet, value=value)
-                cell.data_type = "s"  # text that looks like a formula stays text
-                cells[index] = cell
-            elif isinstance(value, datetime) and value.tzinfo is not None:
-                cells[index] = _naive(value)  # openpyxl gives datetimes a date format
-        self.sheet.append(cells)
-        self.rows += 1
-
-    def finish(self) -> None:
-        self.sheet.auto_filter.ref = f"A1:{self._letter}{max(self.rows, 1)}"
 
 
 def audit_statement(result: CleanResult, info: RunInfo) -> list[tuple[str, str]]:
@@ -254,7 +210,7 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
     # longer values wrap
     value_width = min(max((len(str(value)) for _field, value in rows), default=10) + 2, 72)
     field_width = max(len(field) for field, _value in rows) + 2
-    sheet = _Sheet(workbook, "Summary", [("Field", field_width), ("Value", value_width)])
+    sheet = Sheet(workbook, "Summary", [("Field", field_width), ("Value", value_width)])
     # the statement on the first printed page, the run's details after it
     sheet.sheet.page_setup.fitToHeight = 0
     sheet.sheet.row_breaks.append(Break(id=len(statement) + 1))
@@ -266,7 +222,7 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
             cell.alignment = wrapped
             cell.data_type = "s"
             # a height that shows the wrapped text whole (no row drawn over the next)
-            sheet.sheet.row_dimensions[sheet.rows + 1].height = _LINE_HEIGHT * _lines(
+            sheet.sheet.row_dimensions[sheet.rows + 1].height = LINE_HEIGHT * _lines(
                 value, value_width
             )
             label = WriteOnlyCell(sheet.sheet, value=field_name)
@@ -277,11 +233,6 @@ def _summary(workbook: Any, result: CleanResult, info: RunInfo, input_hash: str)
     sheet.finish()
 
 
-# a wrapped line's height in points (the default font), and the characters a column of
-# width W holds on one line (a little less than W: proportional glyphs)
-_LINE_HEIGHT = 15.0
-
-
 def _lines(text: str, width: int) -> int:
     """How many lines ``text`` takes wrapped in a column ``width`` characters wide."""
     per_line = max(width - 4, 8)
@@ -290,7 +241,7 @@ def _lines(text: str, width: int) -> int:
 
 def _evidence(
     workbook: Any, decisions: pl.DataFrame, include: Sequence[str] = ()
-) -> list[_BulkRows]:
+) -> list[BulkRows]:
     # the contact columns asked for (--include-columns) follow the contact id
     columns = _evidence_columns(include)
     frame = decisions.with_columns(
@@ -299,7 +250,7 @@ def _evidence(
         )
     ).select("action", *(name for name, _title, _width in columns))
     # each sheet is one action, so the action is not repeated on every row
-    bulk: list[_BulkRows] = []
+    bulk: list[BulkRows] = []
     for action, title in ACTION_SHEETS:
         chosen = frame.filter(pl.col("action") == action).drop("action")
         headers = _fitted(chosen, columns)
@@ -308,7 +259,7 @@ def _evidence(
         per_sheet = EXCEL_MAX_ROWS - 1
         for part, offset in enumerate(range(0, max(chosen.height, 1), per_sheet), start=1):
             rows = chosen.slice(offset, per_sheet)
-            sheet = _Sheet(workbook, title if part == 1 else f"{title} ({part})", headers)
+            sheet = Sheet(workbook, title if part == 1 else f"{title} ({part})", headers)
             sheet.rows += rows.height
             sheet.finish()
             widths = {
@@ -316,240 +267,8 @@ def _evidence(
                 for (name, _t, _w), (_title, width) in zip(columns, headers, strict=True)
             }
             reason_width = widths["reason"]
-            bulk.append(_BulkRows(sheet.sheet, rows, wrapped=("reason",), wrap_width=reason_width))
+            bulk.append(BulkRows(sheet.sheet, rows, wrapped=("reason",), wrap_width=reason_width))
     return bulk
-
-
-@dataclass(frozen=True)
-class _BulkRows:
-    """Data rows of an action sheet, written as sheet XML straight from polars after
-    openpyxl has written the sheet's header and settings (see `_with_rows`)."""
-
-    sheet: Any
-    rows: pl.DataFrame
-    # text columns whose long values wrap (the reason), rather than run under the next,
-    # and their column's width (a row is as high as its longest wrapped text needs)
-    wrapped: tuple[str, ...] = ()
-    wrap_width: int = 70
-
-
-@dataclass(frozen=True)
-class _Styles:
-    """Style indexes in openpyxl's style table, for cells written as XML."""
-
-    date: int
-    wrapped_text: int
-
-
-# Excel refuses a cell holding more characters than this.
-_EXCEL_MAX_TEXT = 32_767
-# zlib's fastest level: the sheets' XML is large and repetitive, and compresses well
-# enough at 1 (level 6 costs five times the CPU for a fifth less size).
-_ZIP_LEVEL = 1
-# Rows turned into XML at once.
-_XML_ROWS = 20_000
-# Days from Excel's epoch (1899-12-30) to 1970-01-01.
-_EXCEL_UNIX_DAYS = 25_569
-
-
-def _row_xml(
-    frame: pl.DataFrame,
-    first_row: int,
-    styles: _Styles,
-    wrapped: Sequence[str] = (),
-    wrap_width: int = 70,
-) -> pl.Series:
-    """One ``<row>`` element per row of ``frame``, numbered from ``first_row``: numbers
-    and dates as values (dates as Excel serials in ``styles.date``), everything else as
-    inline text, which a spreadsheet never evaluates; an empty cell is ``<c/>``.
-
-    Cells go in column order without a reference (``r`` is optional in SpreadsheetML),
-    which keeps the sheet about half the size to build and compress."""
-    number = pl.int_range(first_row, first_row + frame.height, eager=False).cast(pl.String)
-    texts = [name for name, dtype in frame.schema.items() if not _is_value(dtype)]
-    # Each text is made fit for XML in a step of its own (within one expression polars
-    # would work it out again for each use), and only as far as the column needs: most
-    # hold no character to escape.
-    found = (
-        frame.select(
-            *(
-                pl.col(name).cast(pl.String).str.contains("[&<>]").any().alias(name)
-                for name in texts
-            ),
-            *(
-                pl.col(name).cast(pl.String).str.contains(NEEDS_ESCAPE).any().alias(f"{name}\0")
-                for name in texts
-            ),
-        ).row(0, named=True)
-        if texts and frame.height
-        else {}
-    )
-    prepared = frame.with_columns(
-        *(_xml_text(pl.col(name), found[name], found[f"{name}\0"]) for name in texts),
-        # spaces at either end are kept only when the text says so
-        *(
-            pl.col(name).cast(pl.String).str.contains(r"^\s|\s$").alias(f"{name}\0")
-            for name in texts
-        ),
-    )
-    cells = []
-    for name, dtype in frame.schema.items():
-        value = pl.col(name)
-        if dtype.is_integer():
-            cell = pl.concat_str([pl.lit("<c><v>"), value.cast(pl.String), pl.lit("</v></c>")])
-        elif isinstance(dtype, pl.Datetime):
-            serial = value.dt.epoch("us").cast(pl.Float64) / 86_400_000_000 + _EXCEL_UNIX_DAYS
-            cell = pl.concat_str(
-                [pl.lit(f'<c s="{styles.date}"><v>'), serial.cast(pl.String), pl.lit("</v></c>")]
-            )
-        else:
-            style = f' s="{styles.wrapped_text}"' if name in wrapped else ""
-            opening = (
-                pl.when(pl.col(f"{name}\0"))
-                .then(pl.lit(f'<c t="inlineStr"{style}><is><t xml:space="preserve">'))
-                .otherwise(pl.lit(f'<c t="inlineStr"{style}><is><t>'))
-            )
-            cell = pl.concat_str([opening, value, pl.lit("</t></is></c>")])
-        cells.append(cell.fill_null("<c/>"))
-    # a row whose wrapped text needs more than one line is given the height it needs
-    per_line = max(wrap_width - 4, 8)
-    lines = pl.max_horizontal(
-        pl.lit(1, pl.Int64),
-        *(
-            (pl.col(name).cast(pl.String).str.len_chars().fill_null(0) + per_line - 1) // per_line
-            for name in wrapped
-            if name in frame.columns
-        ),
-    )
-    height = (
-        pl.when(lines > 1)
-        .then(
-            pl.lit('" ht="')
-            + (lines * _LINE_HEIGHT).cast(pl.Int64).cast(pl.String)
-            + pl.lit('" customHeight="1">')
-        )
-        .otherwise(pl.lit('">'))
-    )
-    return prepared.select(
-        pl.concat_str([pl.lit('<row r="'), number, height, *cells, pl.lit("</row>")])
-    ).to_series()
-
-
-def _xml_text(value: pl.Expr, markup: bool, escapes: bool) -> pl.Expr:
-    """``value`` as XML text (empty text as no cell): within Excel's length; what a cell
-    cannot carry as it is escaped (``escapes``, `excel_escaped`); ``&``, ``<``, ``>``
-    escaped (``markup``)."""
-    text = value.cast(pl.String).str.slice(0, _EXCEL_MAX_TEXT)
-    text = pl.when(text.str.len_bytes() > 0).then(text)  # "" is an empty cell
-    if escapes:
-        text = excel_escaped(text)
-    if markup:
-        text = (
-            text.str.replace_all("&", "&amp;", literal=True)
-            .str.replace_all("<", "&lt;", literal=True)
-            .str.replace_all(">", "&gt;", literal=True)
-        )
-    return text
-
-
-def _is_value(dtype: pl.DataType) -> bool:
-    """Whether a column's cells are written as values (numbers, dates), not text."""
-    return dtype.is_integer() or isinstance(dtype, pl.Datetime)
-
-
-class _RowBuilder:
-    """Builds the XML of every bulk sheet's rows, in order, on a thread of its own a few
-    pieces ahead of the writer: polars builds while zlib compresses (both outside the
-    GIL), and the first pieces are ready before openpyxl has saved the rest."""
-
-    AHEAD = 4
-
-    def __init__(self, bulk: Sequence[_BulkRows], styles: _Styles, pool: ThreadPoolExecutor):
-        self._pieces: collections.deque[tuple[_BulkRows, int]] = collections.deque(
-            (item, offset) for item in bulk for offset in range(0, item.rows.height, _XML_ROWS)
-        )
-        self._styles = styles
-        self._pool = pool
-        self._built: collections.deque[tuple[int, Future[bytes]]] = collections.deque()
-        self._fill()
-
-    def _fill(self) -> None:
-        while self._pieces and len(self._built) < self.AHEAD:
-            item, offset = self._pieces.popleft()
-            job = self._pool.submit(_xml_bytes, item, offset, self._styles)
-            self._built.append((id(item.sheet), job))
-
-    @property
-    def pending(self) -> bool:
-        """Whether rows were built or planned that no sheet has taken."""
-        return bool(self._built or self._pieces)
-
-    def add(self, item: _BulkRows) -> None:
-        """Build ``item``'s rows too, after those asked for so far."""
-        self._pieces.extend((item, offset) for offset in range(0, item.rows.height, _XML_ROWS))
-        self._fill()
-
-    def rows_of(self, sheet: Any) -> Iterator[bytes]:
-        """The XML pieces of ``sheet``'s rows (the sheets are asked for in order)."""
-        while self._built and self._built[0][0] == id(sheet):
-            _sheet, job = self._built.popleft()
-            self._fill()
-            yield job.result()
-
-
-def _with_rows(
-    skeleton: bytes, target: Path, bulk: Sequence[_BulkRows], workbook: Any, rows: _RowBuilder
-) -> None:
-    """Copy the workbook ``skeleton`` (as openpyxl wrote it) to ``target``, with each
-    bulk sheet's data rows (from ``rows``) after its header row.
-
-    openpyxl spends about 10 microseconds per cell; an action sheet of 200,000 rows is
-    three million cells. Built as text by polars, the same rows take a fraction of a
-    second, and they are written as plain values, never formulas.
-    """
-    import zipfile
-
-    entries = {
-        f"xl/worksheets/sheet{workbook.worksheets.index(item.sheet) + 1}.xml": item.sheet
-        for item in bulk
-    }
-    with (
-        zipfile.ZipFile(io.BytesIO(skeleton)) as source,
-        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=_ZIP_LEVEL) as package,
-    ):
-        for info in source.infolist():
-            content = source.read(info)
-            sheet = entries.get(info.filename)
-            if sheet is None:
-                package.writestr(info, content, compress_type=zipfile.ZIP_DEFLATED)
-                continue
-            head, end, tail = content.partition(b"</sheetData>")
-            if not end:
-                raise ValueError(f"openpyxl wrote {info.filename} without sheet data")
-            entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            # A ZipInfo made here would be compressed at zlib's default level 6, not the
-            # package's level 1 (Python sets the level only on the infos it makes): five
-            # times the CPU for 20 % less size, and the sheets are most of the workbook. (No
-            # public setter before Python 3.13's ZipInfo.compress_level.)
-            entry._compresslevel = _ZIP_LEVEL  # type: ignore[attr-defined]
-            with package.open(entry, "w", force_zip64=True) as stream:
-                stream.write(head)
-                for piece in rows.rows_of(sheet):
-                    stream.write(piece)
-                stream.write(end + tail)
-    if rows.pending:  # never: every bulk sheet is in the skeleton, in order
-        raise RuntimeError("the audit workbook lost rows of a sheet; it was not written")
-
-
-def _xml_bytes(item: _BulkRows, offset: int, styles: _Styles) -> bytes:
-    """Rows ``offset`` to ``offset + _XML_ROWS`` as sheet XML (one ``<row>`` a line)."""
-    xml = _row_xml(
-        item.rows.slice(offset, _XML_ROWS), offset + 2, styles, item.wrapped, item.wrap_width
-    )
-    buffer = io.BytesIO()
-    xml.to_frame().write_csv(buffer, include_header=False, quote_style="never")
-    return buffer.getvalue()
 
 
 def _evidence_columns(include: Sequence[str]) -> list[tuple[str, str, int]]:
@@ -626,7 +345,7 @@ def coverage_rows(coverage: Coverage, reports: pl.DataFrame) -> list[list[object
 
 
 def _coverage(workbook: Any, coverage: Coverage, reports: pl.DataFrame) -> None:
-    sheet = _Sheet(
+    sheet = Sheet(
         workbook,
         "Coverage",
         [
@@ -643,7 +362,7 @@ def _coverage(workbook: Any, coverage: Coverage, reports: pl.DataFrame) -> None:
     sheet.finish()
 
 
-def _reports(workbook: Any, history: History) -> _BulkRows:
+def _reports(workbook: Any, history: History) -> BulkRows:
     columns = [
         ("report_id", "Report id", 38),
         ("network_name", "Operator", 22),
@@ -656,124 +375,11 @@ def _reports(workbook: Any, history: History) -> _BulkRows:
         ("records", "Records", 9),
         ("source", "Source", 40),
     ]
-    sheet = _Sheet(workbook, "Reports", [(title, width) for _name, title, width in columns])
+    sheet = Sheet(workbook, "Reports", [(title, width) for _name, title, width in columns])
     rows = history.reports.sort("date_from", nulls_last=True).select([c[0] for c in columns])
     sheet.rows += rows.height
     sheet.finish()
-    return _BulkRows(sheet.sheet, rows)
-
-
-# Deactivations whose copies are looked for in one pass of `weekly_counts`.
-TWIN_PASS_EVENTS = 4_000_000
-
-
-def weekly_counts(history: History) -> pl.DataFrame:
-    """Deactivations per week (Monday, UTC) and operator (``op:NAME``), each event
-    counted once however many reports or files hold it; weeks without one are absent.
-
-    The slow half of `weekly_deactivations` (millions of events are deduplicated):
-    `clean_files` starts it while the contacts are being decided."""
-    days = pl.col("occurred_at").dt.epoch("d")
-    # the Monday of each event's week (UTC), as days since 1970-01-01, a Thursday
-    week = [(days - (days + 3) % 7).alias("monday"), "network_name"]
-    event = ["number", "occurred_at", "deactivation", "new_number"]
-    events = (
-        history.lazy_events()
-        .filter(pl.col("type").is_in([DEACTIVATION, ACTIVATION]))
-        .select(
-            "number",
-            "occurred_at",
-            "new_number",
-            "network_name",
-            deactivation=pl.col("type") == DEACTIVATION,
-        )
-    )
-    # Every event is counted in one streaming pass; then the copies of an event held by
-    # several reports or files are taken off. Copies share a hash of the whole event:
-    # only events whose hash is seen twice are compared exactly. The hashes are counted
-    # a slice of the numbers at a time (about TWIN_PASS_EVENTS events a pass), so that
-    # memory does not grow with the history (10M-contact benchmark: 2.4 GiB in one pass).
-    totals = events.group_by(week).agg(count=pl.len()).collect(engine="streaming")
-    key = pl.struct(event).hash(seed=0).alias("key")
-    passes = max(1, -(-int(totals.get_column("count").sum()) // TWIN_PASS_EVENTS))
-    twins = pl.concat(
-        [
-            # copies share their number: a pass takes a slice of the numbers
-            events.filter(pl.col("number") % passes == part)
-            .select(key)
-            .group_by("key")
-            .agg(copies=pl.len())
-            .filter(pl.col("copies") > 1)
-            .select("key")
-            .collect(engine="streaming")
-            for part in range(passes)
-        ]
-    )
-    copies = (
-        events.with_columns(key)
-        .join(twins.lazy(), on="key", how="semi")
-        .filter(pl.int_range(pl.len()).over(event) > 0)  # every copy after the first
-        .group_by(week)
-        .agg(copies=pl.len())
-        .collect()
-    )
-    return (
-        totals.join(copies, on=["monday", "network_name"], how="left", nulls_equal=True)
-        .select(
-            week=pl.col("monday").cast(pl.Int32).cast(pl.Date),
-            # prefixed, so that no operator name (say "week") meets the index column
-            network=pl.lit("op:") + pl.col("network_name").fill_null("(operator not named)"),
-            count=(pl.col("count") - pl.col("copies").fill_null(0)).cast(pl.UInt32),
-        )
-        .filter(pl.col("count") > 0)
-    )
-
-
-def weekly_deactivations(
-    history: History, coverage: Coverage, counts: pl.DataFrame | None = None
-) -> pl.DataFrame:
-    """Deactivations per week (Monday, UTC) and operator: one row per week from the
-    first covered week to the last (weeks without one are zeros), each event counted
-    once however many reports or files hold it. ``counts``: `weekly_counts` of
-    ``history``, when it is known already."""
-    events = weekly_counts(history) if counts is None else counts
-    starts = [moment for moment in (coverage.start,) if moment is not None]
-    ends = [moment for moment in (coverage.end,) if moment is not None]
-    if events.height:
-        starts.append(events.get_column("week").min())  # type: ignore[arg-type]
-        ends.append(events.get_column("week").max())  # type: ignore[arg-type]
-    if not starts:
-        return pl.DataFrame({"week": pl.Series([], dtype=pl.Date)})
-    first = min(_as_date(moment) for moment in starts)
-    last = max(_as_date(moment) for moment in ends)
-    weeks = pl.DataFrame(
-        {
-            "week": pl.date_range(
-                first - dt.timedelta(days=first.weekday()),
-                last - dt.timedelta(days=last.weekday()),
-                "1w",
-                eager=True,
-            )
-        }
-    )
-    if not events.height:
-        return weeks
-    table = events.pivot(on="network", index="week", values="count")
-    networks = sorted(name for name in table.columns if name != "week")
-    return (
-        weeks.join(table, on="week", how="left")
-        .with_columns(pl.col(networks).fill_null(0).cast(pl.Int64))
-        .select("week", *networks)
-        .sort("week")
-    )
-
-
-def _as_date(moment: object) -> dt.date:
-    if isinstance(moment, dt.datetime):
-        return moment.date()
-    if isinstance(moment, dt.date):
-        return moment
-    raise TypeError(f"not a date: {moment!r}")
+    return BulkRows(sheet.sheet, rows)
 
 
 def _deactivations(
@@ -783,7 +389,7 @@ def _deactivations(
 
     table = weekly_deactivations(history, coverage, counts)
     networks = [name for name in table.columns if name != "week"]
-    sheet = _Sheet(
+    sheet = Sheet(
         workbook,
         "Deactivations",
         [("Week starting (UTC)", 20)] + [(name.removeprefix("op:"), 18) for name in networks],
@@ -847,27 +453,14 @@ def write_audit_workbook(
 
     workbook = openpyxl.Workbook(write_only=True)
     _summary(workbook, result, info, file_sha256(result.table.path))
-    styles = _styles(workbook)
+    styles = sheet_styles(workbook)
     bulk = _evidence(workbook, result.action_rows, result.table.include_columns)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        rows = _RowBuilder(bulk, styles, pool)
+        rows = RowBuilder(bulk, styles, pool)
         _coverage(workbook, result.coverage, history.reports)
         reports = _reports(workbook, history)
         rows.add(reports)
         _deactivations(workbook, history, result.coverage, counts() if counts else None)
         skeleton = io.BytesIO()
         workbook.save(skeleton)
-        _with_rows(skeleton.getvalue(), target, [*bulk, reports], workbook, rows)
-
-
-def _styles(workbook: Any) -> _Styles:
-    """The workbook's style indexes for a date and time (as openpyxl formats a datetime)
-    and for text that wraps; asking for them adds them to the workbook's styles."""
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Alignment
-
-    sheet = workbook.worksheets[0]
-    date = WriteOnlyCell(sheet, value=datetime(2000, 1, 1))
-    wrapped = WriteOnlyCell(sheet, value="")
-    wrapped.alignment = Alignment(wrap_text=True, vertical="top")
-    return _Styles(date=int(date.style_id), wrapped_text=int(wrapped.style_id))
+        with_rows(skeleton.getvalue(), target, [*bulk, reports], workbook, rows)

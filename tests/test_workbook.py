@@ -196,7 +196,7 @@ def test_the_weekly_chart_is_a_timeline_of_whole_numbers_counted_once():
     import polars as pl
 
     from reconcile.history import REPORT_SCHEMA, History, compute_coverage
-    from reconcile.workbook import weekly_deactivations
+    from reconcile.weekly import weekly_deactivations
     from tests.helpers import events_frame
 
     events = events_frame(

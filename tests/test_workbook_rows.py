@@ -15,7 +15,7 @@ import pytest
 from openpyxl.utils.escape import unescape
 from python_calamine import CalamineWorkbook
 
-import reconcile.workbook
+import reconcile._sheet_xml
 from reconcile.clean import CleanOptions, clean_files
 from reconcile.columns import ColumnChoice
 from reconcile.history_files import load_change_files
@@ -102,8 +102,8 @@ def test_text_reads_back_as_written_in_calamine(report):
 
 
 def test_rows_built_in_pieces_are_the_same_rows(tmp_path, report, monkeypatch, history_dir):
-    monkeypatch.setattr(reconcile.workbook, "_XML_ROWS", 3)
-    monkeypatch.setattr(reconcile.workbook._RowBuilder, "AHEAD", 1)
+    monkeypatch.setattr(reconcile._sheet_xml, "_XML_ROWS", 3)
+    monkeypatch.setattr(reconcile._sheet_xml.RowBuilder, "AHEAD", 1)
     options = CleanOptions(columns=ColumnChoice(include=("Note",)), out_dir=tmp_path / "pieces")
     source = report.parent / "contacts.csv"
     [result] = clean_files([source], load_change_files([history_dir]), options, NOW)
@@ -136,11 +136,11 @@ def test_weekly_counts_take_off_exactly_the_copies(monkeypatch, pass_events):
 
     import polars as pl
 
-    import reconcile.workbook as workbook
+    import reconcile.weekly as weekly
     from reconcile.history import REPORT_SCHEMA, History
-    from reconcile.workbook import weekly_counts
+    from reconcile.weekly import weekly_counts
 
-    monkeypatch.setattr(workbook, "TWIN_PASS_EVENTS", pass_events)
+    monkeypatch.setattr(weekly, "TWIN_PASS_EVENTS", pass_events)
     generator = random.Random(15)
     for _round in range(20):
         rows = []
