@@ -30,9 +30,9 @@ from reconcile.errors import (
 from reconcile.history import History
 from reconcile.history_files import load_change_files
 from reconcile.ledger import EXPIRY_WARNING, Ledger
+from reconcile.ledger_import import import_change_files
 from reconcile.ledger_io import (
     export_events,
-    import_change_files,
     ledger_status,
     rebuild_ledger,
     verify_ledger,

@@ -1,9 +1,9 @@
-"""Moving history in and out of the ledger: import change files, export events, status."""
+"""The ledger looked after: export its events, its status, verify and rebuild it
+(imports are `ledger_import`'s)."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -15,35 +15,20 @@ from reconcile._atomic import OutputBatch
 from reconcile._text import first_line as _first_line
 from reconcile._text import iso_instant
 from reconcile._text import iso_utc as _iso
-from reconcile.api_pages import date_bounds
-from reconcile.errors import ChangeFileError, LedgerError, OutputError
-from reconcile.history import EVENT_SCHEMA, EVENT_TYPES
-from reconcile.history_files import change_file_batches, load_change_files
+from reconcile.errors import LedgerError, OutputError
 from reconcile.ledger import Ledger, ReportEntry, expiry_of_unfetched
 from reconcile.ledger_files import describe_file, entries_in, file_problem, read_file_metadata
 from reconcile.lifecycle import ReportStatus, rank_of
 
 __all__ = [
-    "ImportSummary",
     "LedgerStatus",
     "RebuildSummary",
     "VerifyReport",
     "export_events",
-    "import_change_files",
     "ledger_status",
     "rebuild_ledger",
     "verify_ledger",
 ]
-
-
-class ImportSummary(TypedDict):
-    """What `import_change_files` imported."""
-
-    label: str
-    files: int
-    reports: int
-    events: int
-    warnings: list[str]
 
 
 class OperatorStatus(TypedDict):
@@ -75,264 +60,6 @@ class LedgerStatus(TypedDict):
     expiring_soon: list[str]
     unknown_files: list[str]
     replaced_files: list[str]
-
-
-def import_change_files(
-    ledger: Ledger,
-    paths: Sequence[Path],
-    label: str,
-    now: datetime,
-    report_id: str | None = None,
-) -> ImportSummary:
-    """Import change files as reports, through the ledger's one commit path (which never
-    lowers what it holds: `lifecycle.merge_entry`). Metadata alone only names operators
-    and dates; a record file whose name contains a report id the ledger knows from its
-    metadata joins that report; the same content imported twice changes nothing. Record
-    files without metadata are one report per content (or ``report_id``)."""
-    parquet = [path for path in paths if path.suffix.lower() == ".parquet"]
-    if parquet:
-        if len(parquet) != len(paths):
-            raise ChangeFileError("import Parquet files on their own, not mixed with JSON/CSV.")
-        totals: ImportSummary = {
-            "label": label,
-            "files": 0,
-            "reports": 0,
-            "events": 0,
-            "warnings": [],
-        }
-        for path in parquet:
-            done = import_parquet(ledger, path, label, now)
-            totals["files"] += done["files"]
-            totals["reports"] += done["reports"]
-            totals["events"] += done["events"]
-            totals["warnings"] += done["warnings"]
-        return totals
-    known = ledger.entries()
-    known_ids = [
-        entry.report_id
-        for entry in known.values()
-        if entry.status != ReportStatus.ASSUMED and entry.date_from is not None
-    ]
-    batches = change_file_batches(paths, report_id=report_id, now=now, known_report_ids=known_ids)
-    summary: ImportSummary = {"label": label, "files": 0, "reports": 0, "events": 0, "warnings": []}
-    seen: set[str] = set()
-    changed: set[str] = set()
-    for batch in batches:
-        # a batch at a time (every metadata page, whole reports' record files), so that
-        # an import of many files holds one batch in memory
-        try:
-            history = load_change_files(
-                batch, report_id=report_id, now=now, known_report_ids=known_ids
-            )
-        except ChangeFileError as error:
-            if not seen:
-                raise
-            raise ChangeFileError(
-                f"{error} (the {len(seen)} file(s) read before it were imported; importing "
-                "again once it is fixed adds only what is missing)"
-            ) from None
-        source = f"import:{label}"
-        reports: list[tuple[ReportEntry, pl.DataFrame | None]] = []
-        metadata: list[ReportEntry] = []
-        for row in history.reports.iter_rows(named=True):
-            entry = ReportEntry.from_row(row)
-            if entry.status == ReportStatus.LISTED:
-                metadata.append(entry)
-                continue
-            events = history.events.filter(pl.col("report_id") == entry.report_id)
-            reports.append((replace(entry, source=source, fetched_at=now), events))
-        done = _commit_import(ledger, label, 0, reports, metadata, history.warnings, changed)
-        seen.update(history.sources)
-        summary["reports"] += done["reports"]
-        summary["events"] += done["events"]
-        summary["warnings"] += [
-            line for line in done["warnings"] if line not in summary["warnings"]
-        ]
-    summary["files"] = len(seen)
-    return summary
-
-
-def _commit_import(
-    ledger: Ledger,
-    label: str,
-    files: int,
-    reports: list[tuple[ReportEntry, pl.DataFrame | None]],
-    metadata: list[ReportEntry],
-    warnings: list[str],
-    changed_before: set[str] | None = None,
-) -> ImportSummary:
-    """Commit an import and say what it changed, and where the ledger kept more
-    (``changed_before``: the reports earlier batches of the same import changed, which
-    are counted once; this batch's are added to it)."""
-    before = ledger.entries()
-    changed = set(ledger.commit(reports, metadata=metadata)) if reports or metadata else set()
-    counted = changed
-    if changed_before is not None:
-        counted = changed - changed_before
-        changed_before |= changed
-    after = ledger.entries()
-    warnings = list(warnings)
-    events_added = 0
-    for entry, events in reports:
-        old, new = before.get(entry.report_id), after[entry.report_id]
-        if old is not None and events is not None and old.records > events.height:
-            warnings.append(
-                f"report {entry.report_id}: the import holds {events.height} event(s) "
-                f"({entry.status}); the ledger keeps its {new.status} copy of {new.records}"
-            )
-        if entry.report_id in changed:
-            events_added += new.records - (old.records if old is not None else 0)
-    return {
-        "label": label,
-        "files": files,
-        "reports": len(counted),
-        "events": events_added,
-        "warnings": warnings,
-    }
-
-
-# An import commits its reports in batches of about this many events (each report whole),
-# so that its memory does not grow with the file; a file naming more reports than
-# MAX_IMPORT_REPORTS is refused (Infobip publishes a few reports per operator a day).
-IMPORT_BATCH_EVENTS = 4_000_000
-MAX_IMPORT_REPORTS = 100_000
-
-
-def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> ImportSummary:
-    """Import events saved as Parquet with the ledger's own columns (``ledger export``).
-
-    Every report in the file becomes one report of the ledger; reports without metadata
-    are assumed to cover from their earliest event to their latest; a report the ledger
-    already knows keeps its metadata and every event it holds (the one commit path).
-
-    The file is read lazily: checked in one streaming pass, then committed a batch of
-    whole reports (about IMPORT_BATCH_EVENTS events) at a time. An import cut short
-    keeps the batches committed; importing the file again adds only what is missing.
-    """
-    try:
-        schema = pl.read_parquet_schema(path)
-    except (OSError, pl.exceptions.PolarsError) as error:
-        raise ChangeFileError(
-            f"{path}: not a readable Parquet file ({_first_line(error)})."
-        ) from None
-    missing = [name for name in EVENT_SCHEMA if name not in schema]
-    if missing:
-        raise ChangeFileError(
-            f"{path}: the Parquet file lacks the column(s) {', '.join(missing)}; it needs "
-            f"{', '.join(EVENT_SCHEMA)} (what `reconcile ledger export` writes)."
-        )
-    events = _ledger_columns(path, schema)
-    earliest, latest = date_bounds(now)
-    try:
-        bad = (
-            events.with_row_index("index")
-            .filter(
-                pl.col("number").is_null()
-                | pl.col("occurred_at").is_null()
-                | pl.col("report_id").is_null()
-                | ~pl.col("type").is_in(list(EVENT_TYPES)).fill_null(False)
-                | (pl.col("occurred_at") < earliest)
-                | (pl.col("occurred_at") > latest)
-            )
-            .head(1)
-            .collect(engine="streaming")
-        )
-        if bad.height:
-            row = bad.row(0, named=True)
-            raise ChangeFileError(
-                f"{path}: row {row['index'] + 1}: needs a number, a date between "
-                f"{earliest:%Y-%m-%d} and {latest:%Y-%m-%d}, a report id and a type among "
-                f"{', '.join(EVENT_TYPES)} (found {row['occurred_at']}, type {row['type']!r})."
-            )
-        reports = events.select(pl.col("report_id").n_unique()).collect(engine="streaming").item()
-        if reports > MAX_IMPORT_REPORTS:
-            raise ChangeFileError(
-                f"{path}: the file names {reports:,} reports; a ledger import takes at most "
-                f"{MAX_IMPORT_REPORTS:,} (Infobip publishes a few per operator a day): check "
-                "its report_id column."
-            )
-        spans = (
-            events.group_by("report_id")
-            .agg(
-                events=pl.len(),
-                start=pl.col("occurred_at").min(),
-                end=pl.col("occurred_at").max(),
-                network_id=pl.col("network_id").first(),
-                network_name=pl.col("network_name").first(),
-            )
-            .sort("report_id")
-            .collect(engine="streaming")
-        )
-    except pl.exceptions.PolarsError as error:
-        raise _wrong_type(path, error) from None
-    totals: ImportSummary = {"label": label, "files": 1, "reports": 0, "events": 0, "warnings": []}
-    for batch in _batches(spans):
-        try:
-            read = (
-                events.filter(pl.col("report_id").is_in(batch.get_column("report_id").implode()))
-                .collect(engine="streaming")
-                .partition_by("report_id", as_dict=True)
-            )
-        except pl.exceptions.PolarsError as error:
-            raise _wrong_type(path, error) from None
-        reports_done: list[tuple[ReportEntry, pl.DataFrame | None]] = []
-        for report_id, start, end, network_id, network_name in batch.select(
-            "report_id", "start", "end", "network_id", "network_name"
-        ).iter_rows():
-            entry = ReportEntry(
-                report_id=report_id,
-                status=ReportStatus.ASSUMED,
-                network_id=network_id,
-                network_name=network_name,
-                date_from=start,
-                date_to=end,
-                source=f"import:{label}",
-                fetched_at=now,
-            )
-            reports_done.append((entry, read.pop((report_id,))))
-        del read
-        done = _commit_import(ledger, label, 1, reports_done, [], [])
-        totals["reports"] += done["reports"]
-        totals["events"] += done["events"]
-        totals["warnings"] += done["warnings"]
-    return totals
-
-
-def _ledger_columns(path: Path, schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
-    """The file's events in the ledger's columns and types, read lazily."""
-    events = pl.scan_parquet(path).select(list(EVENT_SCHEMA))
-    events = events.with_columns(
-        pl.col("number").cast(pl.UInt64),
-        pl.col("new_number").cast(pl.UInt64),
-        pl.col("network_id").cast(pl.Int64),
-    )
-    if schema["occurred_at"] == pl.Datetime("us"):
-        return events.with_columns(pl.col("occurred_at").dt.replace_time_zone("UTC"))
-    if schema["occurred_at"] != EVENT_SCHEMA["occurred_at"]:
-        return events.with_columns(pl.col("occurred_at").cast(EVENT_SCHEMA["occurred_at"]))
-    return events
-
-
-def _wrong_type(path: Path, error: Exception) -> ChangeFileError:
-    return ChangeFileError(
-        f"{path}: a column has the wrong type ({_first_line(error)}); the ledger's columns "
-        "are number UInt64, type, occurred_at UTC datetime, new_number, report_id, "
-        "network_id, network_name."
-    )
-
-
-def _batches(spans: pl.DataFrame) -> Iterator[pl.DataFrame]:
-    """The reports in batches of about IMPORT_BATCH_EVENTS events (a larger report is a
-    batch of its own)."""
-    counts = spans.get_column("events").to_list()
-    begin, total = 0, 0
-    for index, count in enumerate(counts):
-        if index > begin and total + count > IMPORT_BATCH_EVENTS:
-            yield spans.slice(begin, index - begin)
-            begin, total = index, 0
-        total += count
-    if begin < len(counts):
-        yield spans.slice(begin, len(counts) - begin)
 
 
 def export_events(

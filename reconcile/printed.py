@@ -15,7 +15,8 @@ from reconcile import EXPIRY_WARNING, describe_phone_columns
 
 if TYPE_CHECKING:
     from reconcile.check import CheckAnswer
-    from reconcile.ledger_io import ImportSummary, LedgerStatus, RebuildSummary, VerifyReport
+    from reconcile.ledger_import import ImportSummary
+    from reconcile.ledger_io import LedgerStatus, RebuildSummary, VerifyReport
     from reconcile.results import CleanResult
     from reconcile.runs import RunChanges, RunReport
     from reconcile.sync import FetchResult, Progress, ProgressEvent

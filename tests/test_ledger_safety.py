@@ -13,7 +13,8 @@ import pytest
 
 from reconcile.errors import ChangeFileError, LedgerError
 from reconcile.ledger import Ledger
-from reconcile.ledger_io import import_change_files, rebuild_ledger
+from reconcile.ledger_import import import_change_files
+from reconcile.ledger_io import rebuild_ledger
 from tests.conftest import METADATA, RECORDS_ATT, RECORDS_VZ
 from tests.helpers import NOW
 

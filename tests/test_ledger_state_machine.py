@@ -32,7 +32,8 @@ from hypothesis.stateful import (
 from reconcile.api_pages import parse_records_page
 from reconcile.errors import MalformedResponseError
 from reconcile.ledger import Ledger, ReportEntry
-from reconcile.ledger_io import import_change_files, rebuild_ledger, verify_ledger
+from reconcile.ledger_import import import_change_files
+from reconcile.ledger_io import rebuild_ledger, verify_ledger
 from reconcile.lifecycle import ReportStatus, after_gone
 
 NOW = datetime(2024, 4, 2, tzinfo=UTC)

@@ -124,7 +124,7 @@ def test_ledger_files_are_lz4_and_older_zstd_files_still_read(run_cli, tmp_path,
 def test_a_large_import_commits_whole_reports_in_batches(run_cli, tmp_path, monkeypatch):
     """Issue 21: an import is read lazily and committed a batch of whole reports at a
     time; the ledger holds what one commit of the whole file would hold."""
-    import reconcile.ledger_io as ledger_io
+    import reconcile.ledger_import as ledger_io
 
     _contacts, events = write_dataset(tmp_path / "data", 2_000, 20_000)
     whole = tmp_path / "whole"
@@ -153,7 +153,7 @@ def test_a_large_import_commits_whole_reports_in_batches(run_cli, tmp_path, monk
 
 
 def test_a_file_naming_too_many_reports_is_refused_in_one_line(run_cli, tmp_path, monkeypatch):
-    import reconcile.ledger_io as ledger_io
+    import reconcile.ledger_import as ledger_io
 
     monkeypatch.setattr(ledger_io, "MAX_IMPORT_REPORTS", 10)
     _contacts, events = write_dataset(tmp_path / "data", 200, 2_000)
