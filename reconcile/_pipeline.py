@@ -27,7 +27,7 @@ from reconcile._atomic import sync_data
 from reconcile.changelist import write_changes
 from reconcile.consent import parse_consent, reject_future
 from reconcile.contacts import ContactTable, Piece
-from reconcile.csv_files import write_csv_rows
+from reconcile.csv_writing import write_csv_rows
 from reconcile.modes import FLAG_COLUMNS, blank_cells, flag_columns
 from reconcile.options import CleanOptions
 from reconcile.phones import find_numbers

@@ -2,7 +2,7 @@
 
 strip keeps the rows whose action drops nothing (`results.kept_mask`); blank empties the
 phone cells that hold a removed or suppressed number (`blank_cells`); flag appends
-FLAG_COLUMNS (`flag_columns`). `csv_files.write_csv_rows` writes them into a CSV
+FLAG_COLUMNS (`flag_columns`). `csv_writing.write_csv_rows` writes them into a CSV
 block; a workbook's sheet is written once every piece is decided (`SheetChanges`,
 then `xlsx_files.write_cleaned_workbook`).
 """
