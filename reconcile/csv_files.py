@@ -19,18 +19,20 @@ from typing import BinaryIO
 import numpy as np
 import polars as pl
 
+from reconcile._csvfields import (
+    extract_column,
+    header_names,
+    polars_columns,
+    read_columns,
+    read_header,
+)
 from reconcile._csvscan import (
     MAX_RECORD_BYTES,
     CsvScan,
     block_end,
     check_line_lengths,
-    extract_column,
     footer_delimiter,
-    header_names,
     newline_byte,
-    polars_columns,
-    read_columns,
-    read_header,
     scan_csv,
 )
 from reconcile.columns import (

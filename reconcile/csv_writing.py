@@ -15,7 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from reconcile._csvscan import Offsets, field_bounds
+from reconcile._csvfields import field_bounds
+from reconcile._csvscan import Offsets
 from reconcile.csv_files import CsvSource
 
 __all__ = ["write_csv_rows"]

@@ -8,7 +8,8 @@ import polars as pl
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reconcile._csvscan import header_names, read_columns, scan_csv
+from reconcile._csvfields import header_names, read_columns
+from reconcile._csvscan import scan_csv
 from reconcile.api_pages import parse_metadata_page, parse_records_page
 from reconcile.consent import parse_consent, parse_utc_instants
 from reconcile.csv_files import detect_encoding
