@@ -195,11 +195,13 @@ def decide_file(
         start: datetime | None = None
         asked = False
         while group := upcoming.result():
-            upcoming = preparer.submit(prepare_next, EVIDENCE_GROUP)
             if not asked:
                 start, asked = coverage_start(), True
             while group:
                 prepared = group.pop(0)  # let each piece go once it is decided
+                if not group:
+                    # the next group is prepared while this group's last piece is decided
+                    upcoming = preparer.submit(prepare_next, EVIDENCE_GROUP)
                 piece = prepared.piece
                 if prepared.rows.height == 0 and cleaned_out is not None and piece.source:
                     # a CSV block of blank lines: its writer still writes the header or
