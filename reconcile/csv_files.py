@@ -35,8 +35,8 @@ from reconcile._csvscan import (
     newline_byte,
     scan_csv,
 )
+from reconcile.column_words import CONTENT_ROWS
 from reconcile.columns import (
-    CONTENT_ROWS,
     ChosenColumns,
     ColumnChoice,
     MissingConsentColumn,

@@ -31,8 +31,8 @@ import polars as pl
 from reconcile._cells import NEEDS_ESCAPE, excel_escaped_text
 from reconcile._text import first_line
 from reconcile._xlsx_package import Appended, write_package
+from reconcile.column_words import CONTENT_ROWS
 from reconcile.columns import (
-    CONTENT_ROWS,
     ChosenColumns,
     ColumnChoice,
     MissingConsentColumn,

@@ -31,13 +31,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconcile.clean import CleanOptions, clean_files
-from reconcile.columns import (
+from reconcile.column_words import (
     CONSENT_GUESSES,
-    ColumnChoice,
     is_phone_name,
     may_hold_phones_by_content,
     phone_name_role,
 )
+from reconcile.columns import ColumnChoice
 from reconcile.history_files import load_change_files
 from tests.helpers import NOW, rewrite_sheet
 
