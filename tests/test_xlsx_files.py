@@ -243,10 +243,10 @@ def test_workbook_rows_are_kept_with_their_values(tmp_path_factory, history_dir,
 def test_a_zip_bomb_disguised_as_xlsx_is_refused(tmp_path, monkeypatch):
     import zipfile
 
-    import reconcile.xlsx_files
+    import reconcile._xlsx_checks
 
     # 16 MiB in the test, 256 MiB for real: the rule, not the size, is what is shown
-    monkeypatch.setattr(reconcile.xlsx_files, "_BOMB_FROM", 16 << 20)
+    monkeypatch.setattr(reconcile._xlsx_checks, "_BOMB_FROM", 16 << 20)
     source = tmp_path / "bomb.xlsx"
     with zipfile.ZipFile(source, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("[Content_Types].xml", "<Types/>")
@@ -259,9 +259,9 @@ def test_a_zip_bomb_that_declares_small_sizes_is_refused_by_what_it_inflates(tmp
     import struct
     import zipfile
 
-    import reconcile.xlsx_files
+    import reconcile._xlsx_checks
 
-    monkeypatch.setattr(reconcile.xlsx_files, "_BOMB_FROM", 16 << 20)
+    monkeypatch.setattr(reconcile._xlsx_checks, "_BOMB_FROM", 16 << 20)
     source = tmp_path / "liar.xlsx"
     with zipfile.ZipFile(source, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("[Content_Types].xml", "<Types/>")
