@@ -32,7 +32,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +41,7 @@ from typing import Any
 import filelock
 import polars as pl
 
+from reconcile._ledger_recovery import carry_metadata, publish, roll_forward
 from reconcile._text import first_line, manifest_instant, read_manifest_instant
 from reconcile.errors import LedgerBusyError, LedgerError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History, empty_events
@@ -49,11 +50,7 @@ from reconcile.ledger_files import (
     check_events_file,
     damaged_file,
     describe_file,
-    entries_in,
-    file_problem,
     fsync_directory,
-    read_file_metadata,
-    readable_metadata,
 )
 from reconcile.lifecycle import (
     EVENTS_FILE_NAME,
@@ -206,6 +203,10 @@ class Ledger:
         snapshot = _Snapshot(manifest, entries)
         self._cached = (identity, snapshot)
         return snapshot
+
+    def nothing_committed(self) -> _Snapshot:
+        """The snapshot of a ledger nothing was ever committed to."""
+        return _Snapshot(_empty_manifest(), {})
 
     def _missing_manifest(self) -> _Snapshot:
         count = len(self.event_files_on_disk())
@@ -451,161 +452,19 @@ class Ledger:
         return temporary, f"events/{name}", describe_file(temporary, len(entries))
 
     def _publish(self, staged: list[tuple[Path, str]], commit: str, base: object) -> None:
-        """Move staged files into ``events/``, noting them in ``pending.json`` first, with
-        the commit of the manifest they are meant to replace (``base``)."""
-        if not staged:
-            return
-        temporary = self.staging_dir / f"pending-{uuid.uuid4().hex}.json.tmp"
-        with temporary.open("w", encoding="utf-8") as stream:
-            json.dump(
-                {"commit": commit, "base": base, "files": [name for _path, name in staged]},
-                stream,
-            )
-            stream.flush()
-            os.fsync(stream.fileno())
-        temporary.replace(self.pending_path)
-        for path, name in staged:
-            path.replace(self.root / name)
-        fsync_directory(self.events_dir)
-
-    def _untouched_since_pending(self, pending: Mapping[str, object], current: object) -> bool:
-        """Whether the manifest (or its absence, for a first commit) is the one the
-        pending commit was to replace, as it was then: not replaced since, not restored
-        from a backup (a file's ctime changes with every replace or copy and cannot be
-        set back). Then no manifest ever named the pending files."""
-        if pending.get("base", "?") != current or pending.get("commit") == current:
-            return False
-        try:
-            pending_changed = self.pending_path.stat().st_ctime_ns
-            return self.manifest_path.stat().st_ctime_ns < pending_changed
-        except OSError:
-            # no manifest: the commit may have happened and its manifest been lost since
-            # (a backup of it names these files), so they are kept
-            return False
-
-    def _read_pending(self) -> dict[str, object] | None:
-        """``pending.json`` (None: there is none; empty: it is not what the ledger writes)."""
-        try:
-            pending = json.loads(self.pending_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
-            return {}
-        return pending if isinstance(pending, dict) else {}
+        publish(self, staged, commit, base)
 
     def _finish(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.pending_path.unlink()
 
     def _recover(self) -> None:
-        """Finish what a killed commit left: its staged files go, and the reports of each
-        whole file it moved into ``events/`` are rolled forward through `commit` (which
-        keeps the higher status and every event). A fetched report may be deleted by the
-        API before a rerun, so an event written once is never thrown away. With a
-        damaged manifest, or files beyond a first commit and no manifest, nothing is
-        touched: `ledger rebuild` reads every file."""
-        for path in self.staging_dir.glob("*.tmp"):
-            with contextlib.suppress(OSError):
-                path.unlink()
-        pending = self._read_pending()
-        if pending is None:
-            return
-        listed_files = pending.get("files")
-        files = [
-            name
-            for name in (listed_files if isinstance(listed_files, list) else [])
-            if isinstance(name, str) and EVENTS_FILE_NAME.fullmatch(name)
-        ]
-        on_disk = {f"events/{path.name}" for path in self.event_files_on_disk()}
-        if self.manifest_path.exists():
-            try:
-                snapshot = self._snapshot()
-            except LedgerError:
-                return  # a damaged manifest: pending.json stays for the rebuild
-            current = snapshot.manifest.get("commit")
-            named = {entry.file for entry in snapshot.entries.values()}
-        elif on_disk <= set(files):
-            # a first commit (or its manifest lost): nothing else to name; an empty
-            # manifest first, so that the commit below has one to replace
-            current, named, snapshot = None, set(), _Snapshot(_empty_manifest(), {})
-        else:
-            return  # a lost manifest: `ledger rebuild` reads every file
-        untouched = self._untouched_since_pending(pending, current)
-        forward = [name for name in files if name not in named and name in on_disk]
-        reports: list[tuple[ReportEntry, pl.DataFrame | None]] = []
-        listed: list[ReportEntry] = []
-        whole: list[str] = []
-        for name in forward:
-            path = self.root / name
-            metadata = readable_metadata(path)
-            if metadata is None:
-                continue  # not whole, or not self-describing: left for `ledger rebuild`
-            events = pl.read_parquet(path, schema=EVENT_SCHEMA)
-            for entry in entries_in(metadata.get("reports")):
-                mine = events.filter(pl.col("report_id") == entry.report_id)
-                reports.append((replace(entry, file=None, records=0), mine))
-            for entry in entries_in(metadata.get("without_files")):
-                if entry.status == ReportStatus.GONE and entry.report_id not in snapshot.entries:
-                    reports.append((entry, None))
-                else:
-                    listed.append(entry)
-            whole.append(name)
-        if reports or listed:
-            if current is None and not self.manifest_path.exists():
-                self._write_manifest({}, None, rebuilt=({}, []))
-            # files kept are listed as replaced: an older manifest may name them
-            self.commit(reports, metadata=listed, keep_files=() if untouched else whole)
-        if untouched:
-            # no manifest ever named these files, and their events are now committed
-            for name in whole:
-                with contextlib.suppress(OSError):
-                    (self.root / name).unlink()
-        self._finish()
+        roll_forward(self)
 
     def carry_metadata(self) -> None:
-        """Make every file the manifest names self-describing and checksummed: a file
-        written by an older version gets its checksum, and, written by 0.1 without its
-        reports' metadata, is rewritten through `commit` with it, so that a rebuild after
-        a lost manifest restores each report's status and span, not an assumed one.
-        Once per file (its manifest line then says ``"metadata": true``)."""
-        self._require_lock()
-        snapshot = self._snapshot()
-        described = snapshot.manifest.get("files", {})
-        described = described if isinstance(described, dict) else {}
-        old = sorted(
-            {
-                entry.file
-                for entry in snapshot.entries.values()
-                if entry.file is not None
-                and not (
-                    isinstance(described.get(entry.file), dict)
-                    and isinstance(described[entry.file].get("sha256"), str)
-                    and described[entry.file].get("metadata") is True
-                )
-            }
-        )
-        checksums: dict[str, dict[str, object]] = {}
-        for name in old:
-            path = self.root / name
-            if file_problem(path) is not None:
-                continue  # damaged or missing: reads name it, a rebuild decides
-            held = [entry for entry in snapshot.entries.values() if entry.file == name]
-            metadata = read_file_metadata(path)
-            if metadata is not None:  # its count of reports keeps replaced rows unread
-                checksums[name] = describe_file(path, len(entries_in(metadata.get("reports"))))
-                continue
-            self.commit(
-                [(replace(entry, file=None), self.events_of(entry)) for entry in held],
-                rewrite=True,
-            )
-        if checksums:
-            snapshot = self._snapshot()
-            try:
-                self._write_manifest(
-                    dict(snapshot.entries), self.last_sync(), checksums, snapshot=snapshot
-                )
-            except OSError as error:
-                raise self._fail(error, []) from None
+        """Make every file the manifest names self-describing and checksummed
+        (`_ledger_recovery.carry_metadata`)."""
+        carry_metadata(self)
 
     def _fail(self, error: BaseException, staged: list[tuple[Path, str]]) -> LedgerError:
         for path, _name in staged:
