@@ -35,15 +35,26 @@ from reconcile.results import kept_mask
 from reconcile.rows import DecidedPiece, decide_piece, piece_entries
 from reconcile.verdicts import EVIDENCE_ROW, evidence_rows, number_evidence
 
-__all__ = ["DECIDE_ROWS", "PIECE_ROWS", "Prepared", "Slice", "decide_file"]
+__all__ = ["DECIDE_ROWS", "PIECE_ROWS", "Prepared", "Slice", "decide_file", "evidence_group"]
 
 # Rows prepared at once (a CSV block holds fewer when its rows are long).
 PIECE_ROWS = 1_000_000
 # Rows decided at once: while one slice is decided, the one before is being written.
 DECIDE_ROWS = 250_000
-# Pieces whose numbers' events are read in one pass over the history (the pass costs as
-# much for one piece as for two: at 10M x 50M, 0.6 s a pass).
+# Pieces whose numbers' events are read in one pass over the history: a pass costs as
+# much for one piece as for two, and grows with the events (0.6 s at 50M, 1.1 s at 70M),
+# so a larger history gets larger groups, one more piece for every EVENTS_PER_GROUP
+# events, from 2 to MAX_EVIDENCE_GROUP (memory holds the group being prepared).
 EVIDENCE_GROUP = 2
+EVENTS_PER_GROUP = 25_000_000
+MAX_EVIDENCE_GROUP = 4
+
+
+def evidence_group(events: int) -> int:
+    """How many pieces share a pass over a history of ``events`` events."""
+    return min(max(EVIDENCE_GROUP, -(-events // EVENTS_PER_GROUP)), MAX_EVIDENCE_GROUP)
+
+
 # Decided slices that may wait to be written (each writer keeps them in order).
 WRITE_AHEAD = 3
 SETTLE_BYTES = 16 << 20
@@ -160,6 +171,7 @@ class _Settling:
 def decide_file(
     table: ContactTable,
     events: pl.LazyFrame,
+    history_events: int,
     coverage_start: Callable[[], datetime | None],
     options: CleanOptions,
     now: datetime,
@@ -170,7 +182,8 @@ def decide_file(
     """Decide every row of ``table``, piece by piece, writing the change list and (for a
     CSV file) the cleaned rows to the streams given; ``receive`` sees every decided slice,
     in file order, on this thread. ``coverage_start`` is asked for once the first piece
-    is prepared (the history's coverage is worked out beside it)."""
+    is prepared (the history's coverage is worked out beside it); ``history_events``
+    (about how many events ``events`` holds) sizes the groups of pieces a pass serves."""
     mode = options.mode
     columns = list(table.phone_columns)
     pieces = table.pieces(PIECE_ROWS)
@@ -189,8 +202,9 @@ def decide_file(
         cleaned_out = _Settling(cleaned_stream) if cleaned_stream is not None else None
         in_flight: collections.deque[list[Future[None]]] = collections.deque()
         header = True
-        # the first piece alone (deciding starts early), then EVIDENCE_GROUP pieces a
-        # pass over the history's events
+        # the first piece alone (deciding starts early), then group_size pieces a pass
+        # over the history's events
+        group_size = evidence_group(history_events)
         upcoming = preparer.submit(prepare_next, 1)
         start: datetime | None = None
         asked = False
@@ -201,7 +215,7 @@ def decide_file(
                 prepared = group.pop(0)  # let each piece go once it is decided
                 if not group:
                     # the next group is prepared while this group's last piece is decided
-                    upcoming = preparer.submit(prepare_next, EVIDENCE_GROUP)
+                    upcoming = preparer.submit(prepare_next, group_size)
                 piece = prepared.piece
                 if prepared.rows.height == 0 and cleaned_out is not None and piece.source:
                     # a CSV block of blank lines: its writer still writes the header or

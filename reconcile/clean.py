@@ -195,6 +195,7 @@ def reconcile_file(
                 decide_file(
                     table,
                     history.lazy_events(),
+                    int(history.reports.get_column("records").fill_null(0).sum()),
                     lambda: coverage_job.result().start,
                     options,
                     now,

@@ -127,3 +127,34 @@ def test_a_record_longer_than_a_block_is_refused(tmp_path, monkeypatch):
     line = _rows(10).count(b"\n") + 1
     with pytest.raises(MalformedCSVError, match=f"line {line} begins a record longer than"):
         list(table.pieces(1000))
+
+
+@pytest.mark.parametrize("group", [1, 3])
+def test_pieces_grouped_for_a_pass_over_the_history_decide_alike(
+    tmp_path, history_dir, monkeypatch, group
+):
+    import reconcile._pipeline as pipeline
+
+    source = tmp_path / "contacts.csv"
+    source.write_bytes(CASES["a report footer"])
+    options = {"mode": "flag", "report": False}
+    [whole] = run_clean(source, history_dir, out_dir=tmp_path / "whole", **options)
+    monkeypatch.setattr(pipeline, "PIECE_ROWS", 7)
+    monkeypatch.setattr(pipeline, "EVIDENCE_GROUP", group)
+    monkeypatch.setattr(pipeline, "MAX_EVIDENCE_GROUP", group)
+    [grouped] = run_clean(source, history_dir, out_dir=tmp_path / "grouped", **options)
+    assert grouped.cleaned_path.read_bytes() == whole.cleaned_path.read_bytes()
+    assert grouped.changes_path.read_bytes() == whole.changes_path.read_bytes()
+    assert grouped.decisions.equals(whole.decisions)
+
+
+def test_a_larger_history_gets_larger_groups_up_to_a_bound():
+    from reconcile._pipeline import evidence_group
+
+    assert [evidence_group(n) for n in (0, 5_000_000, 50_000_000, 70_000_000, 10**9)] == [
+        2,
+        2,
+        2,
+        3,
+        4,
+    ]
