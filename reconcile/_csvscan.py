@@ -32,6 +32,7 @@ __all__ = [
     "first_record",
     "footer_delimiter",
     "newline_byte",
+    "records_in",
     "scan_csv",
 ]
 
@@ -142,8 +143,10 @@ class CsvScan:
         return self.body[self.footer_start :] if self.footer_start is not None else b""
 
 
-def _line_of(body: bytes, position: int, shift: int = 0) -> int:
-    newline = b"\r" if newline_byte(body) == _CR else b"\n"
+def _line_of(body: bytes, position: int, shift: int = 0, line_end: int | None = None) -> int:
+    if line_end is None:
+        line_end = newline_byte(body)
+    newline = b"\r" if line_end == _CR else b"\n"
     return body.count(newline, 0, position) + 1 + shift
 
 
@@ -366,6 +369,12 @@ def block_end(window: bytes, line_end: int, delimiter: str | None = None) -> int
     return int(breaks[index]) + 1
 
 
+def records_in(body: bytes, line_end: int) -> int:
+    """How many line breaks outside quotes ``body`` holds (its records, blank ones too)."""
+    data = np.frombuffer(body, dtype=np.uint8)
+    return int(_outside_quotes(_positions(data, line_end), _positions(data, _QUOTE)).size)
+
+
 def footer_delimiter(window: bytes, delimiter: str | None) -> str | None:
     """The delimiter `block_end` tells a footer's lines of one field by: the one asked
     for, else the header's most frequent candidate; None when the header is one field
@@ -401,6 +410,7 @@ def scan_csv(
     *,
     footer: bool = True,
     line_shift: int = 0,
+    line_end: int | None = None,
 ) -> CsvScan:
     """Scan a CSV body (no BOM, any ASCII-compatible encoding) into a CsvScan.
 
@@ -412,41 +422,50 @@ def scan_csv(
     A block of a large file is scanned as the header followed by the block's records:
     ``footer`` is False unless the block ends the file, and ``line_shift`` is added to
     every line number an error names (the file's lines before the block, less the
-    header's).
+    header's); ``line_end`` is the file's line break (LF, or CR alone), found from its
+    first block: a block is never judged alone (quoted CRs would outnumber its lines).
     """
+    if line_end is None:
+        line_end = newline_byte(body)
     nul = body.find(b"\x00")
     if nul >= 0:
+        where = _line_of(body, nul, line_shift, line_end)
         raise MalformedCSVError(
-            f"{name}: line {_line_of(body, nul, line_shift)} holds a NUL byte: this is not a "
+            f"{name}: line {where} holds a NUL byte: this is not a "
             "text CSV file (export it again as CSV from your spreadsheet or CRM)."
         )
     if delimiter is not None:
-        return _scan(name, body, delimiter, footer, line_shift)
+        return _scan(name, body, delimiter, footer, line_shift, line_end)
     errors: list[MalformedCSVError] = []
     for candidate in delimiter_candidates(first_record(body)):
         try:
-            return _scan(name, body, candidate, footer, line_shift)
+            return _scan(name, body, candidate, footer, line_shift, line_end)
         except MalformedCSVError as error:
             errors.append(error)
     raise errors[0]
 
 
-def _scan(name: str, body: bytes, delimiter: str, footer: bool, line_shift: int) -> CsvScan:
+def _scan(
+    name: str, body: bytes, delimiter: str, footer: bool, line_shift: int, line_end: int
+) -> CsvScan:
     data = np.frombuffer(body, dtype=np.uint8)
     size = data.size
-    line_end = newline_byte(body)
     delimiter_byte = ord(delimiter)
+
+    def line(position: int) -> int:
+        return _line_of(body, position, line_shift, line_end)
+
     structure = _structure(data, delimiter_byte, line_end=line_end)
     quotes = structure.quotes
     if quotes.size & 1:
         opening = int(quotes[-1])
         raise MalformedCSVError(
-            f"{name}: line {_line_of(body, opening, line_shift)}: a quoted field is never closed "
+            f"{name}: line {line(opening)}: a quoted field is never closed "
             '(a missing " ); fix that field or export the file again.'
         )
     if structure.first_bad_quote >= 0:
         raise MalformedCSVError(
-            f"{name}: line {_line_of(body, structure.first_bad_quote, line_shift)}: a quote "
+            f"{name}: line {line(structure.first_bad_quote)}: a quote "
             'inside a field that is not quoted as a whole (write it as "5\'10""" or export the '
             "file again from your spreadsheet)."
         )
@@ -462,7 +481,7 @@ def _scan(name: str, body: bytes, delimiter: str, footer: bool, line_shift: int)
         ]
         if lone.size:
             raise MalformedCSVError(
-                f"{name}: line {_line_of(body, int(lone[0]), line_shift)}: a carriage return "
+                f"{name}: line {line(int(lone[0]))}: a carriage return "
                 "outside quotes that does not end a line (old Mac line endings?); save the file "
                 "again with Windows or Unix line endings."
             )
@@ -524,7 +543,7 @@ def _scan(name: str, body: bytes, delimiter: str, footer: bool, line_shift: int)
     if ragged.size:
         record = int(ragged[0])
         raise MalformedCSVError(
-            f"{name}: line {_line_of(body, int(record_start[record]), line_shift)} has "
+            f"{name}: line {line(int(record_start[record]))} has "
             f"{int(fields[record])} fields but the header has {header_fields} "
             f"(delimiter {delimiter!r}); fix that row or export the file again."
         )

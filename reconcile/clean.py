@@ -25,7 +25,7 @@ from reconcile._version import version
 from reconcile.columns import MissingConsentColumn
 from reconcile.consent import ConsentTally, parse_consent
 from reconcile.contacts import ContactTable, read_contacts
-from reconcile.errors import OutputError
+from reconcile.errors import InputError, OutputError
 from reconcile.history import Coverage, History
 from reconcile.modes import SheetChanges
 from reconcile.options import CleanOptions
@@ -204,6 +204,8 @@ def reconcile_file(
                     tally,
                 )
             coverage = coverage_job.result()
+            if table.row_count == 0:  # known once every block is read
+                raise InputError(f"{path.name}: the file has a header but no data rows.")
     finally:
         table.close()
     decisions = tally.decisions()

@@ -33,6 +33,7 @@ from reconcile._csvscan import (
     check_line_lengths,
     footer_delimiter,
     newline_byte,
+    records_in,
     scan_csv,
 )
 from reconcile.column_words import CONTENT_ROWS
@@ -210,10 +211,15 @@ def first_undecodable(body: bytes, codec: str) -> int | None:
     return None
 
 
-def detect_encoding(name: str, body: bytes, has_bom: bool, lines_before: int = 0) -> str:
+def detect_encoding(
+    name: str, body: bytes, has_bom: bool, lines_before: int = 0, newline: bytes | None = None
+) -> str:
     """UTF-8 when the bytes decode as UTF-8, else Windows-1252; mixed files are refused.
 
-    (``lines_before``: the file's lines before ``body``, when it is a later block.)"""
+    (``lines_before``: the file's lines before ``body``, when it is a later block;
+    ``newline``: the file's line break, LF or CR, that lines are counted by.)"""
+    if newline is None:
+        newline = bytes([newline_byte(body)])
     # UTF-32's byte order marks begin like UTF-16's: they are told apart first
     for marks, encoding in (
         ((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"), "UTF-32"),
@@ -226,7 +232,7 @@ def detect_encoding(name: str, body: bytes, has_bom: bool, lines_before: int = 0
     first_bad = first_undecodable(body, "utf-8")
     if first_bad is None:
         return "utf-8"
-    line = lines_before + body.count(b"\n", 0, first_bad) + 1
+    line = lines_before + body.count(newline, 0, first_bad) + 1
     # A UTF-8 file with a few broken bytes holds more valid multi-byte sequences than
     # stray high bytes; in Windows-1252 text, valid-looking sequences are coincidences.
     valid_sequences = _UTF8_SEQUENCE.findall(body)
@@ -242,7 +248,7 @@ def detect_encoding(name: str, body: bytes, has_bom: bool, lines_before: int = 0
     try:
         body.decode("cp1252")
     except UnicodeDecodeError as error:
-        bad_line = lines_before + body.count(b"\n", 0, error.start) + 1
+        bad_line = lines_before + body.count(newline, 0, error.start) + 1
         raise EncodingError(
             f"{name}: line {bad_line} is neither UTF-8 nor Windows-1252 text; "
             "pass the file's encoding with --encoding."
@@ -255,6 +261,11 @@ def detect_encoding(name: str, body: bytes, has_bom: bool, lines_before: int = 0
 # (48 MiB: at 10M rows the peak is 1.35x the 1M peak; 64 MiB made it 1.69x, 32 MiB cost
 # a quarter more time in evidence lookups; docs/performance.md.)
 BLOCK_BYTES = 48 << 20
+# The first block is read on until it holds this many records (header included): the
+# phone columns found by what they hold are judged on the first CONTENT_ROWS rows, as if
+# the file were read whole. It grows to _FIRST_BLOCK_MOST bytes at most.
+FIRST_BLOCK_ROWS = CONTENT_ROWS + 1
+_FIRST_BLOCK_MOST = 8 * (48 << 20)
 
 
 def read_csv_contacts(
@@ -298,17 +309,26 @@ def _read_first_block(
     del raw
     line_end = newline_byte(window)
     body, rest = window, b""
-    if not ends:
+    # the first block holds at least FIRST_BLOCK_ROWS records when the file has them: the
+    # columns are chosen (by name, and by what the first CONTENT_ROWS rows hold) from it
+    while not ends:
         # a block is never cut between a blank line and a report footer's lines
         cut = block_end(window, line_end, footer_delimiter(window, delimiter))
         if cut == 0:
             raise _too_long_record(path.name, window)
         body, rest = window[:cut], window[cut:]
+        if records_in(body, line_end) > FIRST_BLOCK_ROWS or len(window) >= _FIRST_BLOCK_MOST:
+            break
+        more = _read(path, handle, BLOCK_BYTES)
+        ends = len(more) < BLOCK_BYTES
+        window += more
+        check_line_lengths(path.name, window)
+        body, rest = window, b""
     if encoding is not None:
         codec = _check_codec(encoding)
-        _check_decodes(path.name, body, codec, encoding, 0)
+        _check_decodes(path.name, body, codec, encoding, 0, bytes([line_end]))
     else:
-        codec = detect_encoding(path.name, body, bool(bom))
+        codec = detect_encoding(path.name, body, bool(bom), 0, bytes([line_end]))
     # When the header names the columns, polars reads them in the background while the
     # scan checks the whole block. The columns are chosen again after the scan, with the
     # first rows' values (phone columns found by what they hold), so that errors come in
@@ -325,7 +345,7 @@ def _read_first_block(
     if early is not None and header_delimiter and line_end == ord("\n"):
         # polars reads LF and CRLF lines only
         reading = _read_ahead(body, _distinct(early.indexes(header)), header_delimiter, codec)
-    scan = scan_csv(path.name, body, delimiter, footer=ends)
+    scan = scan_csv(path.name, body, delimiter, footer=ends, line_end=line_end)
     if header_delimiter is None or scan.delimiter != header_delimiter:
         reading = None  # the data rows chose another delimiter, or the header had a problem
         header = header_names(scan, codec)
@@ -407,10 +427,12 @@ def _later_blocks(
         del window
         check_line_lengths(path.name, body, lines_before)
         if not settled and not body.isascii():
-            codec = detect_encoding(path.name, body, False, lines_before)
+            codec = detect_encoding(path.name, body, False, lines_before, newline)
             settled = True
         elif settled:
-            _check_decodes(path.name, body, codec, asked, lines_before)
+            _check_decodes(path.name, body, codec, asked, lines_before, newline)
+            if asked is None and codec == "cp1252":
+                _refuse_utf8_after_cp1252(path.name, body, lines_before, newline)
         block = header + body
         reading = None
         if newline == b"\n":
@@ -421,6 +443,7 @@ def _later_blocks(
             delimiter,
             footer=ends,
             line_shift=lines_before - header_lines,
+            line_end=newline[0],
         )
         del block
         lines_before += body.count(newline)
@@ -447,22 +470,25 @@ def _later_blocks(
 
 
 def _too_long_record(name: str, window: bytes, lines_before: int = 0) -> MalformedCSVError:
-    """No record ends in a whole block: its first record is far longer than any."""
+    """No record ends in a whole block: a quote opened there is never closed (a stray
+    ``"`` turns the rest of the file into one field), or a record is far longer than
+    any contact's."""
     return MalformedCSVError(
-        f"{name}: line {lines_before + 1} begins a record longer than "
-        f"{MAX_RECORD_BYTES >> 20} MiB; no contact or change record is that long: check that "
-        "this is the export you meant, and that its quotes are closed."
+        f"{name}: line {lines_before + 1} begins a record that does not end within "
+        f"{len(window) >> 20} MiB: a quoted field there is never closed (a missing or stray "
+        f'" ), or the record is longer than {MAX_RECORD_BYTES >> 20} MiB; fix that line or '
+        "export the file again."
     )
 
 
 def _check_decodes(
-    name: str, body: bytes, codec: str, asked: str | None, lines_before: int
+    name: str, body: bytes, codec: str, asked: str | None, lines_before: int, newline: bytes
 ) -> None:
     """Refuse a block that is not valid ``codec`` text, naming the file's line."""
     bad = first_undecodable(body, codec)
     if bad is None:
         return
-    line = lines_before + body.count(b"\n", 0, bad) + 1
+    line = lines_before + body.count(newline, 0, bad) + 1
     if asked is not None:
         raise EncodingError(f"{name}: line {line} is not valid {asked}; check --encoding.")
     raise EncodingError(
@@ -472,6 +498,22 @@ def _check_decodes(
 
 
 _CODEC_NAMES = {"utf-8": "UTF-8", "cp1252": "Windows-1252"}
+
+
+def _refuse_utf8_after_cp1252(name: str, body: bytes, lines_before: int, newline: bytes) -> None:
+    """A later block that is UTF-8 text (valid, with multi-byte characters) in a file read
+    as Windows-1252 is refused, as the whole file would be (mixed encodings): read as
+    Windows-1252 its characters would come out garbled."""
+    if body.isascii() or first_undecodable(body, "utf-8") is not None:
+        return
+    found = _UTF8_SEQUENCE.search(body)
+    if found is None:
+        return
+    line = lines_before + body.count(newline, 0, found.start()) + 1
+    raise EncodingError(
+        f"{name}: line {line} is UTF-8 text but the lines before it are Windows-1252 (mixed "
+        "encodings?); save the file in one encoding, or pass the one it is in with --encoding."
+    )
 
 
 _SAMPLE_ROWS = 200

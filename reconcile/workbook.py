@@ -132,8 +132,8 @@ def audit_statement(result: CleanResult, info: RunInfo) -> list[tuple[str, str]]
             (
                 "Where every line is",
                 f"The action sheets show the first {result.action_rows.height:,} of "
-                f"{result.action_rows_total:,} contacts to remove, suppress or review (in "
-                f"file order); every one is in {result.changes_path.name}.",
+                f"{result.action_rows_total:,} lines (one per number to remove, suppress or "
+                f"review, in file order); every one is in {result.changes_path.name}.",
             )
         )
     statement += [("What it cannot answer", text) for text in unanswered] or [

@@ -13,7 +13,7 @@ import pytest
 import reconcile.csv_files as csv_files
 from reconcile import ColumnChoice
 from reconcile.contacts import read_contacts
-from reconcile.errors import EncodingError, MalformedCSVError
+from reconcile.errors import EncodingError, InputError, MalformedCSVError
 from tests.helpers import run_clean
 
 HEADER = b"Contact ID,Mobile Phone,Opt-In Date,Notes"
@@ -30,6 +30,14 @@ def _rows(count: int, newline: bytes = b"\n") -> bytes:
     return newline.join(lines) + newline
 
 
+@pytest.fixture(autouse=True)
+def _first_block_rows(monkeypatch):
+    # the first block holds 3 records here (1,001 by default), so that a few lines make
+    # many blocks; `test_phone_columns_by_content_are_chosen_as_from_the_whole_file`
+    # keeps the default
+    monkeypatch.setattr(csv_files, "FIRST_BLOCK_ROWS", 3)
+
+
 SALESFORCE_FOOTER = b'\n"Confidential Information - Do Not Distribute"\n"Copyright (c) 2000-2024"\n'
 
 
@@ -42,6 +50,15 @@ CASES = {
     "a report footer": _rows(60) + SALESFORCE_FOOTER,
     "Windows-1252 after an ASCII start": _rows(50) + b"C900,4155550103,2024-03-09,Caf\xe9\n",
     "CR only": _rows(40, b"\r").replace(b'"two\rlines"', b'"two\nlines"'),
+    # a block whose quoted cells hold more CRs (or LFs) than it has line breaks is read
+    # with the file's own line break, never its own majority
+    "lone CRs in quoted cells of an LF file": _rows(30)
+    .replace(b"n25", b'"a\rb\rc\rd\re"')
+    .replace(b"n26", b'"a\rb\rc\rd\re"'),
+    "LFs in quoted cells of a CR-only file": _rows(30, b"\r")
+    .replace(b'"two\rlines"', b"n")
+    .replace(b"n25", b'"a\nb\nc\nd\ne"')
+    .replace(b"n26", b'"a\nb\nc\nd\ne"'),
 }
 # every case in strip mode, the cases that write bytes of their own in every mode
 MATRIX = [(case, "strip") for case in sorted(CASES)] + [
@@ -125,7 +142,7 @@ def test_a_record_longer_than_a_block_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(csv_files, "BLOCK_BYTES", 200)
     table = read_contacts(source, ColumnChoice())
     line = _rows(10).count(b"\n") + 1
-    with pytest.raises(MalformedCSVError, match=f"line {line} begins a record longer than"):
+    with pytest.raises(MalformedCSVError, match=f"line {line} begins a record that does not end"):
         list(table.pieces(1000))
 
 
@@ -158,3 +175,66 @@ def test_a_larger_history_gets_larger_groups_up_to_a_bound():
         3,
         4,
     ]
+
+
+def test_phone_columns_by_content_are_chosen_as_from_the_whole_file(
+    tmp_path, history_dir, monkeypatch
+):
+    """The first block is read on until it holds the rows columns are judged by: a
+    column whose numbers begin after a few empty cells is a phone column either way."""
+    monkeypatch.setattr(csv_files, "FIRST_BLOCK_ROWS", csv_files.CONTENT_ROWS + 1)
+    lines = [HEADER + b",Other"]
+    for index in range(1_100):
+        other = b"" if index < 3 else b"(415) 555-%04d" % (index % 10_000)
+        lines.append(b"C%d,4155550103,2024-03-%02d,n,%s" % (index, 1 + index % 28, other))
+    source = tmp_path / "contacts.csv"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    options = {"report": False}
+    [whole] = run_clean(source, history_dir, out_dir=tmp_path / "whole", **options)
+    monkeypatch.setattr(csv_files, "BLOCK_BYTES", 200)
+    table = read_contacts(source, ColumnChoice())
+    assert len(list(table.pieces(1000))) > 5  # really read in blocks
+    [blocks] = run_clean(source, history_dir, out_dir=tmp_path / "blocks", **options)
+    assert blocks.summary()["columns"]["phone_by_content"] == ["Other"]
+    assert blocks.summary()["columns"] == whole.summary()["columns"]
+    assert blocks.changes_path.read_bytes() == whole.changes_path.read_bytes()
+
+
+def test_utf8_after_a_windows_1252_start_is_refused_as_mixed(tmp_path, monkeypatch):
+    lines = _rows(40).split(b"\n")
+    lines[2] = lines[2] + b"caf\xe9"  # Windows-1252 in the first block
+    lines[35] = lines[35] + "Zoë".encode()  # UTF-8 in a later one
+    message = _error(tmp_path, monkeypatch, b"\n".join(lines), EncodingError)
+    assert message.startswith("contacts.csv: line 36 is UTF-8 text but the lines before it")
+
+
+def test_a_stray_quote_before_the_last_block_is_named_as_one(tmp_path, monkeypatch):
+    lines = [HEADER] + [b"C%d,4155550103,2024-03-01,note %d" % (i, i) for i in range(40)]
+    lines[5] = b"C4,4155550103,2024-03-01,5'10\""
+    source = tmp_path / "contacts.csv"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(csv_files, "BLOCK_BYTES", 200)
+    table = read_contacts(source, ColumnChoice())
+    with pytest.raises(MalformedCSVError, match="a quoted field there is never closed"):
+        list(table.pieces(1000))
+
+
+def test_a_header_and_blank_lines_past_a_block_are_no_data_rows(tmp_path, history_dir, monkeypatch):
+    source = tmp_path / "contacts.csv"
+    source.write_bytes(HEADER + b"\n" * 300)
+    monkeypatch.setattr(csv_files, "BLOCK_BYTES", 100)
+    with pytest.raises(InputError, match="the file has a header but no data rows"):
+        run_clean(source, history_dir, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out" / "contacts.changes.csv").exists()
+
+
+def test_a_cr_only_file_names_an_undecodable_byte_by_its_line(tmp_path, monkeypatch):
+    lines = _rows(40, b"\r").replace(b'"two\rlines"', b"n").split(b"\r")
+    lines[30] = lines[30] + b"\x81"
+    source = tmp_path / "contacts.csv"
+    source.write_bytes(b"\r".join(lines))
+    with pytest.raises(EncodingError, match="line 31 "):
+        list(read_contacts(source, ColumnChoice()).pieces(1000))
+    monkeypatch.setattr(csv_files, "BLOCK_BYTES", 100)
+    with pytest.raises(EncodingError, match="line 31 "):
+        list(read_contacts(source, ColumnChoice()).pieces(1000))

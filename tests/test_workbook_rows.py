@@ -297,7 +297,7 @@ def test_the_action_sheets_hold_at_most_the_rows_shown_and_say_where_the_rest_is
         assert [str(row[0].value) for row in book[title].iter_rows(min_row=2)] == first
     summary = {row[0]: row[1] for row in book["Summary"].iter_rows(values_only=True)}
     assert summary["Where every line is"] == (
-        "The action sheets show the first 4 of 7 contacts to remove, suppress or review (in "
-        "file order); every one is in contacts.changes.csv."
+        "The action sheets show the first 4 of 7 lines (one per number to remove, suppress or "
+        "review, in file order); every one is in contacts.changes.csv."
     )
     assert summary["Removed"] + summary["To review (kept)"] == 7
