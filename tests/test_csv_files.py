@@ -183,13 +183,13 @@ def test_out_dir_receives_outputs(tmp_path, history_dir):
 
 
 def test_the_parallel_byte_scan_finds_what_the_serial_one_does(tmp_path, history_dir, monkeypatch):
-    import reconcile._csvscan as scanner
+    import reconcile._csvstructure as shape
 
     source = tmp_path / "contacts.csv"
     write_csv(source, rows=ROWS * 40)
     serial = run_clean(source, history_dir, out_dir=tmp_path / "serial")[0]
-    monkeypatch.setattr(scanner, "_PARALLEL_FROM", 16)  # every file is "big" now
-    monkeypatch.setattr(scanner.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(shape, "_PARALLEL_FROM", 16)  # every file is "big" now
+    monkeypatch.setattr(shape.os, "cpu_count", lambda: 3)
     parallel = run_clean(source, history_dir, out_dir=tmp_path / "parallel")[0]
     assert parallel.cleaned_path.read_bytes() == serial.cleaned_path.read_bytes()
     assert parallel.decisions.equals(serial.decisions)
@@ -233,6 +233,7 @@ def test_chunked_runs_write_the_same_bytes(tmp_path, history_dir, monkeypatch, m
 @pytest.mark.parametrize("block", [1, 2, 3, 7, 64])
 def test_the_byte_scan_does_not_depend_on_where_its_blocks_end(monkeypatch, block):
     import reconcile._csvscan as scanner
+    import reconcile._csvstructure as shape
     from reconcile.errors import MalformedCSVError
 
     body = (
@@ -244,9 +245,9 @@ def test_the_byte_scan_does_not_depend_on_where_its_blocks_end(monkeypatch, bloc
         b'4,"4155550104",plain\n'
     ) * 5
     whole = scanner.scan_csv("body.csv", body)
-    monkeypatch.setattr(scanner, "_BLOCK", block)
-    monkeypatch.setattr(scanner, "_PARALLEL_FROM", 16)
-    monkeypatch.setattr(scanner.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(shape, "_BLOCK", block)
+    monkeypatch.setattr(shape, "_PARALLEL_FROM", 16)
+    monkeypatch.setattr(shape.os, "cpu_count", lambda: 3)
     cut = scanner.scan_csv("body.csv", body)
     for name in ("record_start", "content_end", "record_end", "data_records", "first_delimiter"):
         assert getattr(cut, name).tolist() == getattr(whole, name).tolist(), name
