@@ -17,7 +17,7 @@ import posixpath
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -26,13 +26,18 @@ import numpy as np
 import numpy.typing as npt
 
 from reconcile._cells import NEEDS_ESCAPE, excel_escaped_text
+from reconcile._xlsx_ranges import (
+    Collapsed,
+    drop_elements,
+    renumbered,
+    shift_of,
+    shift_ranges,
+    without_emptied_ranges,
+)
 
 __all__ = ["Appended", "write_package"]
 
-_REFERENCE = re.compile(rb'(\sr=")([A-Z]{1,3})([0-9]+)(")')
 _CELL_REFERENCE = re.compile(rb'\sr="([A-Z]{1,3})([0-9]+)"')
-_RANGE_ATTRIBUTE = re.compile(rb'(\s(?:ref|sqref)=")([^"]*)(")')
-_CELL_IN_RANGE = re.compile(rb"(\$?[A-Z]{1,3}\$?)([0-9]+)")
 
 
 @dataclass(frozen=True)
@@ -110,8 +115,8 @@ def _write_package(
         shifted: dict[str, bytes] = {}
         for table in tables:
             try:  # the sheet's own tables follow its rows; another sheet's stay
-                shifted[table] = _with_a_data_row(_shift_ranges(archive.read(table), removed))
-            except (KeyError, _Collapsed):
+                shifted[table] = _with_a_data_row(shift_ranges(archive.read(table), removed))
+            except (KeyError, Collapsed):
                 return "a table over its rows cannot follow them"
         shifted.update(_traces_of_what_went(archive, entry, xml, edited))
         with zipfile.ZipFile(target, "w") as out:
@@ -336,21 +341,21 @@ def _edit_sheet(
                 if reference is None or reference.group(1) not in letters:
                     return cell.group(0)
                 if formula.search(cell.group(0)):
-                    raise _Collapsed  # a formula others may share: written from cells
+                    raise Collapsed  # a formula others may share: written from cells
                 style = re.search(rb'\ss="[0-9]+"', cell.group(1))
                 kept = style.group(0) if style else b""
                 return b"<" + prefix + b"c" + reference.group(0) + kept + b"/>"
 
             try:
                 text = cell_pattern.sub(empty, text)
-            except _Collapsed:
+            except Collapsed:
                 return None
         if number in adding:
             text = _with_cells(text, number, first_added, adding[number], prefix)
         if removed_rows:
-            shift = _shift_of(number, removed_array)
+            shift = shift_of(number, removed_array)
             if shift:
-                text = _renumbered(text, number - shift)
+                text = renumbered(text, number - shift)
             # a formula's references would point elsewhere once rows move: its value stays
             text = formula.sub(b"", text)
         parts.append(text)
@@ -377,7 +382,7 @@ def _edit_sheet(
             for number, columns in emptied.items()
             for column in columns
         }
-        tail = _drop_elements(
+        tail = drop_elements(
             tail, prefix, b"hyperlink", lambda ref: ref.replace(b"$", b"") in cleared
         )
     if removed_rows:
@@ -389,10 +394,10 @@ def _edit_sheet(
                 number in removed_set for number in range(min(rows), max(rows) + 1)
             )
 
-        tail = _drop_elements(tail, prefix, b"hyperlink", wholly_removed)
-        tail = _drop_elements(tail, prefix, b"mergeCell", wholly_removed)
-        head = _without_emptied_ranges(_shift_ranges(head, removed_rows, may_empty=True), prefix)
-        tail = _without_emptied_ranges(_shift_ranges(tail, removed_rows, may_empty=True), prefix)
+        tail = drop_elements(tail, prefix, b"hyperlink", wholly_removed)
+        tail = drop_elements(tail, prefix, b"mergeCell", wholly_removed)
+        head = without_emptied_ranges(shift_ranges(head, removed_rows, may_empty=True), prefix)
+        tail = without_emptied_ranges(shift_ranges(tail, removed_rows, may_empty=True), prefix)
         if re.search(rb'\s(?:ref|sqref)=""', head + tail):
             return None  # a structure left with no range that cannot simply go
     return head + b"".join(parts) + tail
@@ -430,131 +435,3 @@ def _with_cells(
         return row[:-2] + b">" + cells + b"</" + prefix + b"row>"
     closing = row.rindex(b"</")
     return row[:closing] + cells + row[closing:]
-
-
-def _renumbered(row: bytes, number: int) -> bytes:
-    """A row element moved to row ``number``: its own ``r`` and its cells' references."""
-    new = str(number).encode()
-
-    def reference(match: re.Match[bytes]) -> bytes:
-        return match.group(1) + match.group(2) + new + match.group(4)
-
-    row = _REFERENCE.sub(reference, row)
-    return re.sub(rb'(\sr=")[0-9]+(")', rb"\g<1>" + new + rb"\g<2>", row, count=1)
-
-
-def _shift_of(number: int, removed_rows: npt.NDArray[np.int64]) -> int:
-    """How many removed rows lie above row ``number``."""
-    return int(np.searchsorted(removed_rows, number))
-
-
-class _Collapsed(Exception):
-    """A range that lay wholly in removed rows, on a structure that cannot just go."""
-
-
-def _shift_ranges(xml: bytes, removed_rows: Sequence[int], *, may_empty: bool = False) -> bytes:
-    """Every ``ref``/``sqref`` range (dimension, filter, merged cells, validation,
-    conditional formats, hyperlinks, a table's range) with its rows moved up past the
-    removed rows: a range's first row to the first row kept at or below it, its last to
-    the last kept at or above it. A range that lay wholly in removed rows goes from its
-    list; raises _Collapsed when that leaves a validation or a format with none."""
-    removed = np.asarray(removed_rows)
-
-    def row_of(reference: bytes) -> int | None:
-        match = _CELL_IN_RANGE.fullmatch(reference)
-        return int(match.group(2)) if match else None
-
-    def moved(reference: bytes, last: bool) -> bytes:
-        match = _CELL_IN_RANGE.fullmatch(reference)
-        if match is None:
-            return reference
-        number = int(match.group(2))
-        above = np.searchsorted(removed, number, side="right" if last else "left")
-        return match.group(1) + str(max(number - int(above), 1)).encode()
-
-    def attribute(match: re.Match[bytes]) -> bytes:
-        ranges = []
-        for item in match.group(2).split(b" "):
-            ends = item.split(b":")
-            first, last = row_of(ends[0]), row_of(ends[-1])
-            if first is not None and last is not None:
-                left = int(np.searchsorted(removed, first, side="left"))
-                right = int(np.searchsorted(removed, last, side="right"))
-                if right - left == last - first + 1:
-                    continue  # every row of it was removed
-            if len(ends) == 2:
-                ranges.append(moved(ends[0], False) + b":" + moved(ends[1], True))
-            else:
-                ranges.append(moved(item, False))
-        if not ranges and not may_empty:
-            raise _Collapsed
-        return match.group(1) + b" ".join(ranges) + match.group(3)
-
-    return _RANGE_ATTRIBUTE.sub(attribute, xml)
-
-
-def _without_emptied_ranges(xml: bytes, prefix: bytes) -> bytes:
-    """After rows went: a validation, a conditional format or a filter whose every range
-    lay in removed rows goes with them; a selection there moves to A1 (Excel saves the
-    active cell, often on a contact's row)."""
-    for name in (b"dataValidation", b"conditionalFormatting", b"autoFilter"):
-        xml = re.sub(
-            rb"<"
-            + prefix
-            + name
-            + rb'\b[^>]*?\s(?:sq)?ref=""[^>]*?(?:/>|>.*?</'
-            + prefix
-            + name
-            + rb">)",
-            b"",
-            xml,
-            flags=re.DOTALL,
-        )
-    xml = re.sub(
-        rb"(<" + prefix + rb'selection\b[^>]*?)\sactiveCell="[^"]*"([^>]*?\ssqref=)""',
-        rb'\1 activeCell="A1"\2"A1"',
-        xml,
-    )
-    xml = re.sub(rb"(<" + prefix + rb'selection\b[^>]*?\ssqref=)""', rb'\1"A1"', xml)
-    return _recounted(xml, prefix, b"dataValidation")
-
-
-def _drop_elements(xml: bytes, prefix: bytes, name: bytes, gone: Callable[[bytes], bool]) -> bytes:
-    """``xml`` without the ``name`` elements (merged cells, links) whose ``ref`` ``gone``
-    says is gone, their wrapper's ``count`` set again, and the wrapper itself gone when
-    empty (an empty one is not valid)."""
-    element = re.compile(
-        rb"<"
-        + prefix
-        + name
-        + rb'\b[^>]*?\sref="([^"]*)"[^>]*?(?:/>|>.*?</'
-        + prefix
-        + name
-        + rb">)",
-        re.DOTALL,
-    )
-    kept = element.sub(lambda match: b"" if gone(match.group(1)) else match.group(0), xml)
-    if kept == xml:
-        return xml
-    return _recounted(kept, prefix, name)
-
-
-def _recounted(xml: bytes, prefix: bytes, name: bytes) -> bytes:
-    """Each ``<names>`` wrapper with its ``count`` set to the ``name`` elements it still
-    holds, and gone when it holds none (an empty one is not valid)."""
-    wrapper = re.compile(
-        rb"<" + prefix + name + rb"s\b([^>]*)>(.*?)</" + prefix + name + rb"s>", re.DOTALL
-    )
-    child = re.compile(rb"<" + prefix + name + rb"\b")
-
-    def recount(match: re.Match[bytes]) -> bytes:
-        count = len(child.findall(match.group(2)))
-        if count == 0:
-            return b""
-        attributes = re.sub(
-            rb'\scount="[0-9]*"', b' count="' + str(count).encode() + b'"', match.group(1)
-        )
-        opening = b"<" + prefix + name + b"s" + attributes + b">"
-        return opening + match.group(2) + b"</" + prefix + name + b"s>"
-
-    return wrapper.sub(recount, xml)
