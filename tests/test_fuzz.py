@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from reconcile._csvfields import header_names, read_columns
 from reconcile._csvscan import scan_csv
+from reconcile._encodings import detect_encoding
 from reconcile.api_pages import parse_metadata_page, parse_records_page
 from reconcile.consent import parse_consent, parse_utc_instants
-from reconcile.csv_files import detect_encoding
 from reconcile.errors import ChangeFileError, ReconcileError
 from reconcile.phones import normalize_phones
 
