@@ -28,13 +28,12 @@ Readers take no lock and write nothing: they read one manifest, whose files stay
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +45,11 @@ from reconcile._text import first_line, manifest_instant, read_manifest_instant
 from reconcile.errors import LedgerBusyError, LedgerError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History, empty_events
 from reconcile.ledger_files import (
-    FILE_METADATA_KEY,
+    MANIFEST_FORMAT,
     check_events_file,
     damaged_file,
-    describe_file,
     fsync_directory,
+    stage_events,
 )
 from reconcile.lifecycle import (
     EVENTS_FILE_NAME,
@@ -65,7 +64,6 @@ from reconcile.lifecycle import (
 
 __all__ = ["EXPIRY_WARNING", "MANIFEST_FORMAT", "Ledger", "ReportEntry", "expiry_of_unfetched"]
 
-MANIFEST_FORMAT = 2
 # manifests this version reads (format 1: before event files carried their metadata)
 _READABLE_FORMATS = (1, 2)
 # reports that expire unfetched within this long are warned about
@@ -410,47 +408,6 @@ class Ledger:
         temporary.replace(self.manifest_path)  # the commit point
         fsync_directory(self.root)
 
-    def _stage_events(
-        self,
-        label: str,
-        events: pl.DataFrame,
-        entries: Sequence[ReportEntry],
-        commit: str,
-        without_files: Sequence[ReportEntry] = (),
-    ) -> tuple[Path, str, dict[str, object]]:
-        """Write events to staging with their reports' metadata; return the staged path,
-        the name the file will have under ``events/`` and its manifest description (the
-        reports it holds, its size and SHA-256, which `ledger verify` checks)."""
-        digest = hashlib.sha256(label.encode()).hexdigest()[:16]
-        name = f"{digest}-{uuid.uuid4().hex[:12]}.parquet"
-        temporary = self.staging_dir / (name + ".tmp")
-        metadata = {
-            "format": MANIFEST_FORMAT,
-            "commit": commit,
-            "committed_at": manifest_instant(datetime.now(UTC)),
-            "reports": [entry.to_json() for entry in entries],
-            # the reports known then without events (listed, gone): a rebuilt manifest
-            # knows them too
-            "without_files": [entry.to_json() for entry in without_files],
-        }
-        (
-            events.select(list(EVENT_SCHEMA))
-            .cast(EVENT_SCHEMA)  # type: ignore[arg-type]
-            .sort("number", "occurred_at")
-            # LZ4: every clean reads the whole history, and LZ4 reads faster than zstd
-            # (measured in docs/performance.md); files of either kind are read alike
-            .write_parquet(
-                temporary,
-                compression="lz4",
-                statistics=True,
-                row_group_size=256_000,
-                metadata={FILE_METADATA_KEY: json.dumps(metadata, sort_keys=True)},
-            )
-        )
-        with temporary.open("rb+") as stream:
-            os.fsync(stream.fileno())
-        return temporary, f"events/{name}", describe_file(temporary, len(entries))
-
     def _publish(self, staged: list[tuple[Path, str]], commit: str, base: object) -> None:
         publish(self, staged, commit, base)
 
@@ -588,7 +545,8 @@ class Ledger:
             if writing:
                 without_files = [entry for entry in entries.values() if entry.file is None]
                 label = writing[0][0].report_id if len(writing) == 1 else f"commit-{len(writing)}"
-                path, file, info = self._stage_events(
+                path, file, info = stage_events(
+                    self.staging_dir,
                     label,
                     pl.concat([events for _entry, events in writing], how="vertical"),
                     [entry for entry, _events in writing],
