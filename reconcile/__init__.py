@@ -29,7 +29,7 @@ from reconcile.errors import (
 )
 from reconcile.history import History
 from reconcile.history_files import load_change_files
-from reconcile.ledger import EXPIRY_WARNING, Ledger
+from reconcile.ledger import Ledger
 from reconcile.ledger_import import import_change_files
 from reconcile.ledger_io import (
     export_events,
@@ -37,6 +37,7 @@ from reconcile.ledger_io import (
     rebuild_ledger,
     verify_ledger,
 )
+from reconcile.lifecycle import EXPIRY_WARNING
 from reconcile.options import CleanOptions
 from reconcile.results import CleanResult
 from reconcile.settings import ApiSettings, api_settings_from_environment, resolve_data_dir

@@ -33,7 +33,7 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ import filelock
 import polars as pl
 
 from reconcile._ledger_recovery import carry_metadata, publish, roll_forward
-from reconcile._text import first_line, manifest_instant, read_manifest_instant
+from reconcile._text import first_line, read_manifest_instant
 from reconcile.errors import LedgerBusyError, LedgerError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History, empty_events
 from reconcile.ledger_files import (
@@ -49,12 +49,12 @@ from reconcile.ledger_files import (
     check_events_file,
     damaged_file,
     fsync_directory,
+    next_manifest,
     stage_events,
 )
 from reconcile.lifecycle import (
     EVENTS_FILE_NAME,
     ReportEntry,
-    ReportStatus,
     after_listed,
     merge_entry,
     merged_events,
@@ -62,29 +62,10 @@ from reconcile.lifecycle import (
     text_or_none,
 )
 
-__all__ = ["EXPIRY_WARNING", "MANIFEST_FORMAT", "Ledger", "ReportEntry", "expiry_of_unfetched"]
+__all__ = ["MANIFEST_FORMAT", "Ledger", "ReportEntry"]
 
 # manifests this version reads (format 1: before event files carried their metadata)
 _READABLE_FORMATS = (1, 2)
-# reports that expire unfetched within this long are warned about
-EXPIRY_WARNING = timedelta(days=7)
-
-
-def expiry_of_unfetched(
-    entries: Iterable[ReportEntry], now: datetime
-) -> tuple[list[ReportEntry], list[ReportEntry]]:
-    """Reports listed but never fetched: those already expired (a gap in the history),
-    and those that expire within EXPIRY_WARNING."""
-    expired: list[ReportEntry] = []
-    expiring: list[ReportEntry] = []
-    for entry in entries:
-        if entry.status != ReportStatus.LISTED or entry.expiry_date is None:
-            continue
-        if entry.expiry_date <= now:
-            expired.append(entry)
-        elif entry.expiry_date <= now + EXPIRY_WARNING:
-            expiring.append(entry)
-    return expired, expiring
 
 
 @dataclass(frozen=True)
@@ -364,41 +345,13 @@ class Ledger:
         snapshot: _Snapshot | None = None,
         keep_files: Sequence[str] = (),
     ) -> None:
-        named = {entry.file for entry in entries.values() if entry.file}
+        previous: tuple[dict[str, Any], Iterable[ReportEntry]] | None = None
         if rebuilt is None:
             snapshot = snapshot or self._snapshot()
-            current = snapshot.manifest
-            old_files = current.get("files", {})
-            files = {
-                name: info
-                for name, info in (old_files.items() if isinstance(old_files, dict) else [])
-                if name in named
-            }
-            previously_named = {entry.file for entry in snapshot.entries.values() if entry.file}
-            kept = current.get("replaced", [])
-            replaced = sorted(
-                (
-                    {name for name in kept if isinstance(name, str)}
-                    | previously_named
-                    | set(keep_files)
-                )
-                - named
-            )
-            sequence = int(current.get("sequence", 0) or 0) + 1
-        else:  # a rebuilt manifest: the files' report counts and the versions not chosen
-            described, replaced = rebuilt
-            files = dict(described)
-            sequence = 1
-        files.update(new_files or {})
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "commit": commit or uuid.uuid4().hex,
-            "sequence": sequence,
-            "last_sync": manifest_instant(last_sync),
-            "reports": {key: entries[key].to_json() for key in sorted(entries)},
-            "files": dict(sorted(files.items())),
-            "replaced": replaced,
-        }
+            previous = (snapshot.manifest, snapshot.entries.values())
+        manifest = next_manifest(
+            entries, last_sync, previous, new_files, commit, rebuilt, keep_files
+        )
         temporary = self.staging_dir / f"manifest-{uuid.uuid4().hex}.json.tmp"
         with temporary.open("w", encoding="utf-8") as stream:
             json.dump(manifest, stream, indent=1, sort_keys=True)

@@ -11,9 +11,10 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -229,3 +230,49 @@ def stage_events(
     with temporary.open("rb+") as stream:
         os.fsync(stream.fileno())
     return temporary, f"events/{name}", describe_file(temporary, len(entries))
+
+
+def next_manifest(
+    entries: Mapping[str, ReportEntry],
+    last_sync: datetime | None,
+    previous: tuple[Mapping[str, Any], Iterable[ReportEntry]] | None,
+    new_files: Mapping[str, dict[str, object]] | None = None,
+    commit: str | None = None,
+    rebuilt: tuple[dict[str, dict[str, object]], list[str]] | None = None,
+    keep_files: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The manifest that follows ``previous`` (the manifest as read and its entries):
+    ``entries``, the files they name (with ``new_files``), and every file a manifest
+    named before listed as replaced (``keep_files`` too), so that an older manifest
+    restored from a backup still reads; ``rebuilt`` (a rebuild's file descriptions and
+    versions not chosen) starts the sequence again."""
+    named = {entry.file for entry in entries.values() if entry.file}
+    if rebuilt is None:
+        current, previous_entries = previous if previous is not None else ({}, ())
+        old_files = current.get("files", {})
+        files = {
+            name: info
+            for name, info in (old_files.items() if isinstance(old_files, dict) else [])
+            if name in named
+        }
+        previously_named = {entry.file for entry in previous_entries if entry.file}
+        kept = current.get("replaced", [])
+        replaced = sorted(
+            ({name for name in kept if isinstance(name, str)} | previously_named | set(keep_files))
+            - named
+        )
+        sequence = int(current.get("sequence", 0) or 0) + 1
+    else:  # a rebuilt manifest: the files' report counts and the versions not chosen
+        described, replaced = rebuilt
+        files = dict(described)
+        sequence = 1
+    files.update(new_files or {})
+    return {
+        "format": MANIFEST_FORMAT,
+        "commit": commit or uuid.uuid4().hex,
+        "sequence": sequence,
+        "last_sync": manifest_instant(last_sync),
+        "reports": {key: entries[key].to_json() for key in sorted(entries)},
+        "files": dict(sorted(files.items())),
+        "replaced": replaced,
+    }

@@ -16,9 +16,9 @@ from reconcile._text import first_line as _first_line
 from reconcile._text import iso_instant
 from reconcile._text import iso_utc as _iso
 from reconcile.errors import LedgerError, OutputError
-from reconcile.ledger import Ledger, ReportEntry, expiry_of_unfetched
+from reconcile.ledger import Ledger, ReportEntry
 from reconcile.ledger_files import describe_file, entries_in, file_problem, read_file_metadata
-from reconcile.lifecycle import ReportStatus, rank_of
+from reconcile.lifecycle import ReportStatus, expiry_of_unfetched, rank_of
 
 __all__ = [
     "LedgerStatus",

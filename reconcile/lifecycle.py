@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -38,12 +38,14 @@ from reconcile._text import manifest_instant, read_manifest_instant
 __all__ = [
     "EVENTS_FILE_NAME",
     "EVENT_KEY",
+    "EXPIRY_WARNING",
     "NOT_COVERAGE",
     "ReportEntry",
     "ReportStatus",
     "after_gone",
     "after_listed",
     "counts_as_coverage",
+    "expiry_of_unfetched",
     "merge_entry",
     "merged_events",
     "needs_fetch",
@@ -278,3 +280,24 @@ def merged_events(held: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame 
         return None  # the new copy is the held one again, or a part of it
     missing = held.join(new.select(EVENT_KEY), on=list(EVENT_KEY), how="anti", nulls_equal=True)
     return pl.concat([new, missing.select(new.columns)], how="vertical")
+
+
+# reports that expire unfetched within this long are warned about
+EXPIRY_WARNING = timedelta(days=7)
+
+
+def expiry_of_unfetched(
+    entries: Iterable[ReportEntry], now: datetime
+) -> tuple[list[ReportEntry], list[ReportEntry]]:
+    """Reports listed but never fetched: those already expired (a gap in the history),
+    and those that expire within EXPIRY_WARNING."""
+    expired: list[ReportEntry] = []
+    expiring: list[ReportEntry] = []
+    for entry in entries:
+        if entry.status != ReportStatus.LISTED or entry.expiry_date is None:
+            continue
+        if entry.expiry_date <= now:
+            expired.append(entry)
+        elif entry.expiry_date <= now + EXPIRY_WARNING:
+            expiring.append(entry)
+    return expired, expiring

@@ -25,8 +25,14 @@ from reconcile.errors import (
     MalformedResponseError,
     ReportGoneError,
 )
-from reconcile.ledger import Ledger, ReportEntry, expiry_of_unfetched
-from reconcile.lifecycle import ReportStatus, after_gone, after_listed, needs_fetch
+from reconcile.ledger import Ledger, ReportEntry
+from reconcile.lifecycle import (
+    ReportStatus,
+    after_gone,
+    after_listed,
+    expiry_of_unfetched,
+    needs_fetch,
+)
 from reconcile.settings import ApiSettings
 
 __all__ = [
