@@ -35,7 +35,15 @@ from reconcile.results import kept_mask
 from reconcile.rows import DecidedPiece, decide_piece, piece_entries
 from reconcile.verdicts import EVIDENCE_ROW, evidence_rows, number_evidence
 
-__all__ = ["DECIDE_ROWS", "PIECE_ROWS", "Prepared", "Slice", "decide_file", "evidence_group"]
+__all__ = [
+    "DECIDE_ROWS",
+    "PIECE_ROWS",
+    "Prepared",
+    "Slice",
+    "decide_file",
+    "evidence_group",
+    "numbers_and_consent",
+]
 
 # Rows prepared at once (a CSV block holds fewer when its rows are long).
 PIECE_ROWS = 1_000_000
@@ -108,9 +116,17 @@ def prepare(
 def _numbers_and_consent(
     piece: Piece, options: CleanOptions, now: datetime
 ) -> tuple[Piece, pl.DataFrame, pl.DataFrame]:
-    values = piece.values
     # the prepared piece keeps what it decides with, not the values read
-    piece = replace(piece, values=values.clear())
+    rows, entries = numbers_and_consent(piece.values, options, now)
+    return replace(piece, values=piece.values.clear()), rows, entries
+
+
+def numbers_and_consent(
+    values: pl.DataFrame, options: CleanOptions, now: datetime
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of ``values`` (``row``, ``phone_0``..., ``consent``, ``id``, included
+    columns) with their consent parsed, and their numbers (`rows.piece_entries`): the
+    numbers found while the consent is parsed beside them."""
     phones = [column for column in values.columns if column.startswith("phone_")]
     with ThreadPoolExecutor(max_workers=1) as pool:
         consent_job = pool.submit(_parse_consent, values, options, now)
@@ -120,7 +136,7 @@ def _numbers_and_consent(
         [values.select("row", "consent", "id", pl.col("^include_.*$")), consent],
         how="horizontal",
     )
-    return piece, rows, piece_entries(rows, numbers)
+    return rows, piece_entries(rows, numbers)
 
 
 def _parse_consent(values: pl.DataFrame, options: CleanOptions, now: datetime) -> pl.DataFrame:

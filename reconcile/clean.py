@@ -49,6 +49,8 @@ __all__ = [
     "CleanResult",
     "CleanSummary",
     "clean_files",
+    "date_columns",
+    "history_warnings",
     "output_paths",
     "reconcile_file",
 ]
@@ -78,10 +80,10 @@ def _read(path: Path, options: CleanOptions) -> ContactTable:
             delimiter=options.delimiter,
         )
     except MissingConsentColumn as error:
-        raise error.with_date_columns(_date_columns(error.sample, options)) from None
+        raise error.with_date_columns(date_columns(error.sample, options)) from None
 
 
-def _date_columns(sample: Mapping[str, list[str | None]], options: CleanOptions) -> list[str]:
+def date_columns(sample: Mapping[str, list[str | None]], options: CleanOptions) -> list[str]:
     """The columns most of whose (non-empty) sample values read as consent dates."""
     found = []
     for name, values in sample.items():
@@ -220,7 +222,7 @@ def reconcile_file(
         "hint": tally.consent.hint,
     }
     stale = coverage.end is not None and now - coverage.end > STALE_AFTER
-    warnings = _warnings(history, coverage, now, stale)
+    warnings = history_warnings(history, coverage, now, stale)
     if consent_problems["unreadable"]:
         warnings.append(_consent_warning(consent_problems))
     if table.footer_lines:
@@ -303,7 +305,8 @@ def _add_xlsx(
     batch.add(target, write, last=True, scratch=True)
 
 
-def _warnings(history: History, coverage: Coverage, now: datetime, stale: bool) -> list[str]:
+def history_warnings(history: History, coverage: Coverage, now: datetime, stale: bool) -> list[str]:
+    """What a clean warns of its history: stale, gaps, incomplete reports."""
     warnings = list(history.warnings)
     if stale and coverage.end is not None:
         # the end's date, not an age: the same line on any day (the README shows it)

@@ -24,11 +24,13 @@ from reconcile.cli_options import (
     clean_option_bundle,
     clean_options,
     data_dir_option,
+    engine_options,
     json_option,
     ledger_options,
     open_ledger,
     reading_options,
     since_option,
+    spark_engine,
     verbose_option,
 )
 
@@ -106,7 +108,8 @@ def _print_lines(lines: list[str]) -> None:
 
 @main.command()
 @verbose_option
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+# text, not Path: a Spark path may be a URL (s3a://...), which Path would fold
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @changes_option("Change file or folder (API JSON pages, CSV destination,date,type). Repeatable.")
 @clean_option_bundle
 @json_option("the summary")
@@ -117,12 +120,15 @@ def _print_lines(lines: list[str]) -> None:
     show_default=True,
     help="Seconds to wait for another run that writes to the same output folder.",
 )
+@engine_options
 @data_dir_option
 def clean(
-    files: tuple[Path, ...],
+    files: tuple[str, ...],
     changes: tuple[Path, ...],
     as_json: bool,
     wait: float,
+    engine: str,
+    spark_master: str | None,
     data_dir: Path | None,
     **given: Any,
 ) -> None:
@@ -135,18 +141,28 @@ def clean(
     Example:
 
         reconcile clean samples/contacts.csv --changes samples/changes
+
+    With --engine spark, each FILE may be a folder of CSV or Parquet files (or a URL
+    Spark reads); the outputs are Spark output folders.
     """
     options = clean_options(given)
     if changes:
         history = reconcile.load_change_files(list(changes))
     else:
         history = open_ledger(data_dir).history_warning_if_empty()
-    results = reconcile.clean_files(list(files), history, options, datetime.now(UTC), wait)
-    if as_json:
-        _print_json([result.summary() for result in results])
+    now = datetime.now(UTC)
+    if engine == "spark":
+        summaries = spark_engine().clean_paths(list(files), history, options, now, spark_master)
     else:
-        for result in results:
-            _print_lines(printed.clean_lines(result))
+        if spark_master is not None:
+            raise reconcile.OptionError("--spark-master needs --engine spark.")
+        results = reconcile.clean_files([Path(f) for f in files], history, options, now, wait)
+        summaries = [result.summary() for result in results]
+    if as_json:
+        _print_json(summaries)
+    else:
+        for summary in summaries:
+            _print_lines(printed.summary_lines(summary))
 
 
 # --- fetch ------------------------------------------------------------------------

@@ -4,8 +4,10 @@ into the library's `CleanOptions` (which checks itself where it is built)."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 import click
@@ -20,11 +22,13 @@ __all__ = [
     "clean_option_bundle",
     "clean_options",
     "data_dir_option",
+    "engine_options",
     "json_option",
     "ledger_options",
     "open_ledger",
     "reading_options",
     "since_option",
+    "spark_engine",
     "verbose_option",
 ]
 
@@ -76,6 +80,29 @@ def data_dir_option(function: F) -> F:
         default=None,
         help="Where the ledger lives (default: RECONCILE_DATA_DIR, else the user data directory).",
     )(function)
+
+
+def engine_options(function: F) -> F:
+    """--engine and --spark-master, for `clean`."""
+    function = click.option(
+        "--spark-master",
+        metavar="URL",
+        default=None,
+        help="Spark master for --engine spark (default: local[*], or spark-submit's).",
+    )(function)
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "spark"]),
+        default="local",
+        show_default=True,
+        help="local: this machine, in bounded memory. spark: Apache Spark (the spark "
+        "extra); FILES may then be folders of CSV or Parquet files.",
+    )(function)
+
+
+def spark_engine() -> ModuleType:
+    """`reconcile.spark`, imported only when asked for (pyspark is an optional extra)."""
+    return importlib.import_module("reconcile.spark")
 
 
 def ledger_options(function: F) -> F:

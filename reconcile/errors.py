@@ -14,8 +14,9 @@
     │   ├── AuthError               401/403: wrong key, or the product is not enabled
     │   ├── ReportGoneError         404 on a listed report: deleted (expired) upstream
     │   └── MalformedResponseError  the answer is not the contract's JSON shape
-    └── LedgerError                 the local ledger is locked, damaged or unreadable
-        └── LedgerBusyError         another reconcile holds the ledger's lock
+    ├── LedgerError                 the local ledger is locked, damaged or unreadable
+    │   └── LedgerBusyError         another reconcile holds the ledger's lock
+    └── EngineError                 Spark is missing (hint: the spark extra) or failed
 
 Every message is a full sentence that names the file, row or column at fault and,
 where there is one, what to do about it.
@@ -30,6 +31,7 @@ __all__ = [
     "ColumnError",
     "ConfigError",
     "EncodingError",
+    "EngineError",
     "InputError",
     "LedgerBusyError",
     "LedgerError",
@@ -121,3 +123,7 @@ class LedgerBusyError(LedgerError):
 
 class ConfigError(ReconcileError):
     """The run configuration (reconcile.toml) is missing, malformed or unsafe."""
+
+
+class EngineError(ReconcileError):
+    """The Spark engine cannot run: pyspark is not installed, or Spark itself failed."""

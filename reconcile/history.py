@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TypedDict
 
 import polars as pl
@@ -118,8 +119,12 @@ class History:
         warnings: list[str] | None = None,
         description: str = "change files",
         last_sync: datetime | None = None,
+        event_parts: list[tuple[Path, list[str] | None]] | None = None,
     ) -> None:
         self._events = events
+        # where a ledger's events are (`Ledger.event_parts`), for a reader other than
+        # polars (Spark reads the files themselves)
+        self.event_parts = event_parts
         self.reports = reports
         self.sources = sources or []
         self.warnings = warnings or []

@@ -284,12 +284,23 @@ class Ledger:
 
     def scan_events(self, snapshot: _Snapshot | None = None) -> pl.LazyFrame:
         """Every committed event, lazily (each file sorted by number, for fast lookups)."""
+        scans = []
+        for path, report_ids in self.event_parts(snapshot):
+            scan = pl.scan_parquet(path, schema=EVENT_SCHEMA)
+            if report_ids is not None:
+                scan = scan.filter(pl.col("report_id").is_in(report_ids))
+            scans.append(scan)
+        if not scans:
+            return empty_events().lazy()
+        return pl.concat(scans, how="vertical") if len(scans) > 1 else scans[0]
+
+    def event_parts(self, snapshot: _Snapshot | None = None) -> list[tuple[Path, list[str] | None]]:
+        """The committed events files, in the order they are read, each with the reports
+        it still stands for when it holds others too (None: every row counts)."""
         snapshot = snapshot or self._snapshot()
         files = self.event_files(snapshot)
-        if not files:
-            return empty_events().lazy()
         written = snapshot.manifest.get("files", {})
-        scans = []
+        parts: list[tuple[Path, list[str] | None]] = []
         for file, report_ids in sorted(files.items()):
             path = self.root / file
             if not path.is_file():
@@ -302,13 +313,11 @@ class Ledger:
             # a file changed in place since its commit is named here, never met later as
             # an error naming no file
             check_events_file(path, info)
-            scan = pl.scan_parquet(path, schema=EVENT_SCHEMA)
             # A file written for several reports, some of which were replaced since,
             # still holds their old rows: read only the reports it currently stands for.
-            if int(info.get("reports", 1)) > len(report_ids):
-                scan = scan.filter(pl.col("report_id").is_in(report_ids))
-            scans.append(scan)
-        return pl.concat(scans, how="vertical") if len(scans) > 1 else scans[0]
+            replaced = int(info.get("reports", 1)) > len(report_ids)
+            parts.append((path, list(report_ids) if replaced else None))
+        return parts
 
     def history(self) -> History:
         """Events and report metadata of one manifest, as the verdicts consume them."""
@@ -316,6 +325,7 @@ class Ledger:
         last_sync = snapshot.manifest.get("last_sync")
         return History(
             events=self.scan_events(snapshot),
+            event_parts=self.event_parts(snapshot),
             reports=self.reports_frame(snapshot),
             sources=[str(self.root)],
             description=f"ledger {self.root}",

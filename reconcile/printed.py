@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from reconcile.check import CheckAnswer
     from reconcile.ledger_import import ImportSummary
     from reconcile.ledger_io import LedgerStatus, RebuildSummary, VerifyReport
-    from reconcile.results import CleanResult
+    from reconcile.results import CleanResult, CleanSummary
     from reconcile.runs import RunChanges, RunReport
     from reconcile.sync import FetchResult, Progress, ProgressEvent
 
@@ -31,13 +31,18 @@ __all__ = [
     "rebuild_lines",
     "run_lines",
     "status_lines",
+    "summary_lines",
     "verify_lines",
 ]
 
 
 def clean_lines(result: CleanResult, written: bool = True) -> list[str]:
     """The short summary of one reconciled file (``written``: its outputs were)."""
-    summary = result.summary()
+    return summary_lines(result.summary(), written)
+
+
+def summary_lines(summary: CleanSummary, written: bool = True) -> list[str]:
+    """`clean_lines` of a summary (a Spark clean has no `CleanResult`)."""
     if summary["mode"] == "flag":
         head = (
             f"{summary['input']}: {summary['rows']} rows flagged (all stay in the file): "

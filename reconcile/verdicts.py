@@ -33,6 +33,7 @@ __all__ = [
     "DELIMITER_NAMES",
     "DETAIL_COLUMNS",
     "DROPPED_ACTIONS",
+    "EVIDENCE_EVENT_COLUMNS",
     "EVIDENCE_ROW",
     "MODES",
     "RESULT_COLUMNS",
@@ -42,6 +43,7 @@ __all__ = [
     "decide",
     "decide_rows",
     "deciding_entries",
+    "events_evidence",
     "evidence_rows",
     "number_evidence",
     "resolve_actions",
@@ -82,6 +84,15 @@ RESULT_COLUMNS = (
 # What only notable rows carry: the reason and the evidence.
 DETAIL_COLUMNS = tuple(
     name for name in RESULT_COLUMNS if name not in ("verdict", "action", "phone_e164")
+)
+# the event columns the evidence is worked out from
+EVIDENCE_EVENT_COLUMNS = (
+    "number",
+    "type",
+    "occurred_at",
+    "new_number",
+    "report_id",
+    "network_name",
 )
 # a contacts column `decide_rows` may be given: the row's evidence (`evidence_rows`)
 EVIDENCE_ROW = "evidence_row"
@@ -168,9 +179,18 @@ def number_evidence(phone_keys: pl.Series, events: pl.DataFrame | pl.LazyFrame) 
     numbers = phone_keys.drop_nulls()  # is_in makes its own set: no unique() first
     relevant = (
         events.lazy()
-        .select("number", "type", "occurred_at", "new_number", "report_id", "network_name")
+        .select(EVIDENCE_EVENT_COLUMNS)
         .filter(pl.col("number").is_in(numbers.implode()))
         .collect(engine="streaming")
+    )
+    return events_evidence(relevant)
+
+
+def events_evidence(events: pl.DataFrame) -> pl.DataFrame:
+    """`number_evidence` of every number in ``events`` (EVIDENCE_EVENT_COLUMNS, in the
+    history's order: of an event reported twice, the first is the one cited)."""
+    relevant = (
+        events.select(EVIDENCE_EVENT_COLUMNS)
         # the same event reported twice (two reports, or a re-import) counts once
         .unique(
             subset=["number", "type", "occurred_at", "new_number"],

@@ -1,0 +1,603 @@
+"""The Spark engine: ``reconcile clean --engine spark``, and `clean_frame` for notebooks.
+
+The decisions are the single-machine ones, run per Arrow batch on the executors
+(`_spark_batches`); Spark only moves the rows and joins the evidence::
+
+    contacts (CSV or Parquet files: `read_contacts`)   history (the ledger's Parquet
+      | each row's file and row number                   files, or change files)
+      | mapInArrow row_keys: (file, row, number)           | repartition by number
+      |                                                    | mapInArrow partition_evidence
+      +------ join on number (broadcast when small) -------+
+      | group by (file, row): the row's evidence as a list
+      | left join back to the rows on (file, row)
+      | mapInArrow decide_batches (rows.decide_piece, the mode, the change list)
+      v
+    decided rows -> NAME.cleaned (CSV or Parquet), NAME.changes (CSV), counts
+
+Nothing but counts and the column choice comes back to the driver.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import polars as pl
+import pyarrow as pa
+
+from reconcile import _spark_batches as batches
+from reconcile._csvscan import delimiter_candidates
+from reconcile._spark_batches import CHANGES, FILE, NUMBER_COUNTS, ROW, UNREADABLE, Layout
+from reconcile._text import iso_utc as iso
+from reconcile.changelist import CHANGE_COLUMNS
+from reconcile.clean import STALE_AFTER, history_warnings
+from reconcile.column_words import CONTENT_ROWS
+from reconcile.columns import ChosenColumns
+from reconcile.contacts import CSV_SUFFIXES
+from reconcile.errors import EngineError, InputError, OutputError, ReconcileError
+from reconcile.history import History
+from reconcile.modes import FLAG_COLUMNS
+from reconcile.options import CleanOptions
+from reconcile.results import CleanSummary
+from reconcile.verdicts import ACTIONS, DROPPED_ACTIONS, EVIDENCE_EVENT_COLUMNS, VERDICTS
+
+try:
+    from pyspark.errors import PySparkException
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    from pyspark.storagelevel import StorageLevel
+except ImportError as missing:  # the optional extra
+    raise EngineError(
+        "the Spark engine needs the spark extra: pip install 'reconcile[spark]' "
+        "(and Java 17 or later)."
+    ) from missing
+
+__all__ = ["clean_frame", "clean_paths", "cleaned_frame", "read_contacts", "session"]
+
+_T = TypeVar("_T")
+_PARQUET_SUFFIXES = frozenset({".parquet"})
+# shuffle partitions of a local Spark (adaptive execution merges the small ones)
+LOCAL_PARTITIONS = 8
+
+
+def session(master: str | None = None) -> SparkSession:
+    """The Spark session: the one `spark-submit` or a notebook made, else a local one
+    (``local[*]``, or ``master``). Session time is UTC, so that instants read as text
+    are never shifted."""
+    builder = SparkSession.builder.appName("reconcile")
+    if master is None and "PYSPARK_GATEWAY_PORT" not in os.environ:  # not spark-submit
+        master = "local[*]"
+    if master is not None:
+        builder = builder.master(master)
+        if master.startswith("local"):
+            # a cluster's default of 200 shuffle partitions is 200 tasks per join here
+            builder = builder.config("spark.sql.shuffle.partitions", str(LOCAL_PARTITIONS))
+    # a local Spark runs its Python workers with this very interpreter (the venv's)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    spark = (
+        builder.config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _spark_type(arrow: pa.DataType) -> T.DataType:
+    """The Spark type of the Arrow types `_spark_batches` gives."""
+    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
+        return T.StringType()
+    if pa.types.is_int64(arrow):
+        return T.LongType()
+    if pa.types.is_boolean(arrow):
+        return T.BooleanType()
+    if pa.types.is_timestamp(arrow):
+        return T.TimestampType()
+    if pa.types.is_list(arrow):
+        return T.ArrayType(_spark_type(arrow.value_type))
+    if pa.types.is_struct(arrow):
+        return T.StructType([T.StructField(f.name, _spark_type(f.type)) for f in arrow])
+    raise TypeError(f"no Spark type for {arrow}")
+
+
+def _spark_schema(fields: Sequence[pa.Field]) -> T.StructType:
+    return T.StructType([T.StructField(f.name, _spark_type(f.type)) for f in fields])
+
+
+def _spark_errors(name: str, action: Callable[[], _T]) -> _T:
+    """Run a Spark action; what an executor raised of ours comes back as it was, and
+    Spark's own failures (a malformed CSV row, a missing file) as one line."""
+    try:
+        return action()
+    except ReconcileError:
+        raise
+    except (PySparkException, Exception) as error:  # noqa: BLE001 (py4j's errors too)
+        text = str(error)
+        ours = batches.raised(text)
+        if ours is not None:
+            raise ours from None
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        if "Malformed" in text or "does not conform to the schema" in text:
+            raise InputError(
+                f"{name}: a row does not split into the header's fields, or a file's "
+                "header differs from the first file's; fix it, or clean it on one machine "
+                "(without --engine spark), which names the line."
+            ) from None
+        raise EngineError(f"{name}: Spark failed: {first[:300]}") from None
+
+
+def _hadoop(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    where = jvm.org.apache.hadoop.fs.Path(path)
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
+    return where.getFileSystem(conf), where
+
+
+def _kind(spark: SparkSession, path: str) -> str:
+    """``csv`` or ``parquet``: what the file is, or every file in the folder."""
+    fs, where = _hadoop(spark, path)
+    if not fs.exists(where):
+        raise InputError(f"{path}: no such file or folder.")
+    if fs.getFileStatus(where).isDirectory():
+        names = [
+            status.getPath().getName()
+            for status in fs.listStatus(where)
+            if not status.isDirectory() and not status.getPath().getName().startswith(("_", "."))
+        ]
+    else:
+        names = [where.getName()]
+    suffixes = {Path(name).suffix.lower() for name in names}
+    if suffixes and suffixes <= CSV_SUFFIXES:
+        return "csv"
+    if suffixes and suffixes <= _PARQUET_SUFFIXES:
+        return "parquet"
+    if not names:
+        raise InputError(f"{path}: the folder holds no file; give CSV or Parquet files.")
+    raise InputError(
+        f"{path}: the Spark engine reads CSV files or Parquet files, one kind per folder "
+        f"(found {', '.join(sorted(suffixes)) or 'files without a suffix'}); clean a "
+        "workbook on one machine (without --engine spark)."
+    )
+
+
+def read_contacts(spark: SparkSession, path: str, options: CleanOptions) -> DataFrame:
+    """Contact rows of a CSV or Parquet file (or a folder of them), every CSV field as
+    text, with each row's file (``reconcile_file``) and its number in that file
+    (``reconcile_row``, 1 for the first data row)."""
+    if _kind(spark, path) == "parquet":
+        return spark.read.parquet(path).select(
+            "*",
+            F.col("_metadata.file_path").alias(FILE),
+            (F.col("_metadata.row_index") + 1).alias(ROW),
+        )
+    delimiter = options.delimiter or _delimiter(spark, path)
+    frame = spark.read.options(
+        header=True,
+        # a quoted field may hold line breaks (CRM notes do), and a file is then read
+        # whole by one task, in order: rows can be numbered
+        multiLine=True,
+        escape='"',
+        mode="FAILFAST",
+        enforceSchema=False,
+        inferSchema=False,
+        encoding=options.encoding or "UTF-8",
+        sep=delimiter,
+    ).csv(path)
+    names = frame.columns
+    if names and names[0].startswith("\ufeff"):  # a UTF-8 byte order mark
+        frame = frame.withColumnRenamed(names[0], names[0][1:])
+    frame = frame.withColumn(FILE, F.col("_metadata.file_path"))
+    schema = T.StructType([*frame.schema.fields, T.StructField(ROW, T.LongType())])
+    return frame.mapInArrow(batches.number_rows, schema)
+
+
+def _delimiter(spark: SparkSession, path: str) -> str:
+    """The delimiter most frequent outside quotes in a file's first line (the header)."""
+    first = _spark_errors(path, lambda: spark.read.text(path).head())
+    header = first[0] if first is not None else ""
+    return delimiter_candidates(header.encode())[0]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A contact frame's columns as a clean reads them."""
+
+    chosen: ChosenColumns
+    layout: Layout
+    frame: DataFrame
+
+
+def _plan(contacts: DataFrame, options: CleanOptions, name: str, check_utf8: bool) -> _Plan:
+    """Choose the columns (on an executor, from the first CONTENT_ROWS rows) and add a
+    text copy of each column that is not text already (a Parquet number or date)."""
+    if FILE not in contacts.columns:
+        contacts = contacts.withColumn(FILE, F.input_file_name())
+    if ROW not in contacts.columns:  # a frame of a notebook's own making
+        contacts = contacts.withColumn(ROW, F.monotonically_increasing_id() + 1)
+    header = [c for c in contacts.columns if c not in (FILE, ROW)]
+    choice = options.columns
+    first = contacts.select(header).limit(CONTENT_ROWS).coalesce(1)
+    answer = _spark_errors(
+        name,
+        lambda: first.mapInArrow(
+            partial(
+                batches.choose,
+                name=name,
+                header=header,
+                choice=choice,
+                options=options,
+            ),
+            _spark_schema(list(batches.ANSWER_SCHEMA)),
+        ).head(),
+    )
+    chosen = batches.chosen_from(answer[0]) if answer is not None else "no answer"
+    if isinstance(chosen, str):
+        raise InputError(chosen)
+    types = dict(contacts.dtypes)
+    texts: dict[str, str] = {}
+    for place, column in enumerate(
+        [*chosen.phones, chosen.consent, *([chosen.id] if chosen.id else []), *chosen.include]
+    ):
+        if column in texts:
+            continue
+        if types[column] == "string":
+            texts[column] = column
+        else:
+            texts[column] = f"__text_{place}"
+            contacts = contacts.withColumn(texts[column], F.col(f"`{column}`").cast("string"))
+    layout = Layout(
+        phones=chosen.phones,
+        phone_texts=tuple(texts[c] for c in chosen.phones),
+        consent_text=texts[chosen.consent],
+        id_text=texts[chosen.id] if chosen.id else None,
+        include=chosen.include,
+        include_texts=tuple(texts[c] for c in chosen.include),
+        contact_columns=tuple(header),
+        check_utf8=check_utf8,
+    )
+    return _Plan(chosen, layout, contacts)
+
+
+def history_events(spark: SparkSession, history: History) -> DataFrame:
+    """The history's events in Spark, each with its place in the history's order: the
+    ledger's Parquet files read by Spark (from shared storage, on a cluster), or change
+    files' events as loaded."""
+    columns = [*EVIDENCE_EVENT_COLUMNS, batches.ORDER_PART, batches.ORDER_INDEX]
+    if history.event_parts is not None:
+        parts = []
+        for place, (path, report_ids) in enumerate(history.event_parts):
+            part = spark.read.parquet(str(path)).select(
+                F.col("number").cast("long").alias("number"),
+                F.col("type").cast("string").alias("type"),
+                "occurred_at",
+                F.col("new_number").cast("long").alias("new_number"),
+                "report_id",
+                "network_name",
+                F.lit(place).cast("long").alias(batches.ORDER_PART),
+                F.col("_metadata.row_index").cast("long").alias(batches.ORDER_INDEX),
+            )
+            if report_ids is not None:
+                part = part.where(F.col("report_id").isin(report_ids))
+            parts.append(part)
+        if parts:
+            union = parts[0]
+            for part in parts[1:]:
+                union = union.unionByName(part)
+            return union
+    events = (
+        history.events.select(EVIDENCE_EVENT_COLUMNS)
+        .with_columns(
+            pl.col("number", "new_number").cast(pl.Int64),
+            pl.col("type", "report_id", "network_name").cast(pl.String),
+            pl.col("occurred_at").dt.cast_time_unit("us").dt.convert_time_zone("UTC"),
+        )
+        .with_columns(pl.lit(0, pl.Int64).alias(batches.ORDER_PART))
+        .with_row_index(batches.ORDER_INDEX)
+        .with_columns(pl.col(batches.ORDER_INDEX).cast(pl.Int64))
+        .select(columns)
+    )
+    schema = T.StructType(
+        [
+            T.StructField("number", T.LongType()),
+            T.StructField("type", T.StringType()),
+            T.StructField("occurred_at", T.TimestampType()),
+            T.StructField("new_number", T.LongType()),
+            T.StructField("report_id", T.StringType()),
+            T.StructField("network_name", T.StringType()),
+            T.StructField(batches.ORDER_PART, T.LongType()),
+            T.StructField(batches.ORDER_INDEX, T.LongType()),
+        ]
+    )
+    if events.height == 0:
+        return spark.createDataFrame([], schema)
+    return spark.createDataFrame(events.to_arrow(), schema=schema)
+
+
+def _decided(
+    contacts: DataFrame,
+    history: History,
+    options: CleanOptions,
+    now: datetime,
+    coverage_start: datetime | None,
+    name: str,
+    check_utf8: bool = False,
+) -> tuple[DataFrame, ChosenColumns]:
+    """Every contact row decided, with its flag columns, change-list lines and counts."""
+    spark = contacts.sparkSession
+    plan = _plan(contacts, options, name, check_utf8)
+    frame, layout = plan.frame, plan.layout
+    evidence = (
+        history_events(spark, history)
+        .repartition("number")
+        .mapInArrow(batches.partition_evidence, _spark_schema(list(batches.EVIDENCE_SCHEMA)))
+    )
+    keys = frame.mapInArrow(
+        partial(batches.row_keys, layout=layout, region=options.default_region),
+        _spark_schema(list(batches.KEYS_SCHEMA)),
+    )
+    # the evidence of every row that has any: few rows, usually broadcast back
+    found = (
+        keys.join(evidence, on="number", how="inner")
+        .groupBy(FILE, ROW)
+        .agg(F.collect_list(F.struct(*batches.EVIDENCE_SCHEMA.names)).alias(batches.EVIDENCE))
+    )
+    joined = frame.join(found, on=[FILE, ROW], how="left")
+    contact_fields = [frame.schema[c] for c in layout.contact_columns]
+    extra = batches.extra_fields(layout)
+    schema = T.StructType([*contact_fields, *_spark_schema(extra).fields])
+    decided = joined.mapInArrow(
+        partial(
+            batches.decide_batches,
+            layout=layout,
+            options=options,
+            now=now,
+            coverage_start=coverage_start,
+        ),
+        schema,
+    )
+    return decided, plan.chosen
+
+
+def clean_frame(
+    contacts: DataFrame,
+    history: History,
+    options: CleanOptions | None = None,
+    now: datetime | None = None,
+) -> tuple[DataFrame, DataFrame]:
+    """Decide every row of a Spark frame of contacts against a history.
+
+    Returns ``(decided, changes)``: every contact row, its phone cells emptied in blank
+    mode, with the flag columns (``reconcile_verdict``, ``reconcile_action``...) and
+    where it comes from (``reconcile_file``, ``reconcile_row``); and the change list
+    (SPEC's columns after ``file``). A frame from `read_contacts` numbers each row in
+    its file; any other frame gets increasing row ids. `cleaned_frame` applies the mode.
+
+    Example (a notebook)::
+
+        from datetime import UTC, datetime
+        import reconcile
+        from reconcile import spark as rspark
+
+        options = reconcile.CleanOptions(mode="strip")
+        history = reconcile.Ledger("/dbfs/reconcile").history()
+        contacts = rspark.read_contacts(spark, "s3://lake/contacts/", options)
+        decided, changes = rspark.clean_frame(contacts, history, options)
+        rspark.cleaned_frame(decided, options.mode).write.parquet("s3://lake/cleaned/")
+    """
+    options = options or CleanOptions()
+    now = now or datetime.now(UTC)
+    decided, _chosen = _decided(
+        contacts, history, options, now, history.coverage().start, "contacts"
+    )
+    decided = decided.persist(StorageLevel.DISK_ONLY)
+    return _public(decided), _changes(decided)
+
+
+def _public(decided: DataFrame) -> DataFrame:
+    return decided.drop(CHANGES, UNREADABLE, *NUMBER_COUNTS)
+
+
+def _changes(decided: DataFrame) -> DataFrame:
+    """One line per number that is not ok, in file and row order."""
+    lines = decided.select(
+        F.col(FILE).alias("file"), F.posexplode(CHANGES).alias("__line", "__change")
+    )
+    return lines.orderBy("file", F.col("__change.row"), "__line").select("file", "__change.*")
+
+
+def cleaned_frame(decided: DataFrame, mode: str) -> DataFrame:
+    """The cleaned rows of `clean_frame`'s decided rows, in file and row order: strip
+    drops the removed and suppressed rows; blank keeps every row (its cells emptied
+    already); flag keeps the flag columns."""
+    frame = decided.orderBy(FILE, ROW)
+    if mode == "strip":
+        frame = frame.where(~F.col("reconcile_action").isin(sorted(DROPPED_ACTIONS)))
+    dropped = [FILE, ROW] + ([] if mode == "flag" else list(FLAG_COLUMNS))
+    return frame.drop(*dropped)
+
+
+def output_names(path: str, out_dir: str | None) -> tuple[str, str]:
+    """``NAME.cleaned`` and ``NAME.changes`` (Spark output folders) in ``out_dir``, else
+    beside the input."""
+    trimmed = path.rstrip("/")
+    folder, _, base = trimmed.rpartition("/")
+    stem = Path(base).stem if Path(base).suffix else base
+    target = (out_dir.rstrip("/") if out_dir else folder) or "."
+    return f"{target}/{stem}.cleaned", f"{target}/{stem}.changes"
+
+
+def clean_paths(
+    paths: Sequence[str],
+    history: History,
+    options: CleanOptions,
+    now: datetime,
+    master: str | None = None,
+) -> list[CleanSummary]:
+    """``reconcile clean --engine spark``: each path (a file, or a folder of CSV or
+    Parquet files) decided on Spark; its outputs are written as temporary folders and
+    renamed into place only when both are whole."""
+    spark = session(master)
+    coverage = history.coverage()
+    stale = coverage.end is not None and now - coverage.end > STALE_AFTER
+    warnings = history_warnings(history, coverage, now, stale)
+    out_dir = str(options.out_dir) if options.out_dir is not None else None
+    summaries = []
+    for given in paths:
+        path = _absolute(given)
+        targets = output_names(path, out_dir)
+        _check_targets(spark, targets, options.force)
+        chosen, counts = _clean_path(spark, path, history, options, now, coverage.start, targets)
+        summaries.append(_summary(path, chosen, counts, options, coverage, targets, warnings))
+    return summaries
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute (Spark's executors may not share this directory); a
+    URL (``s3a://``, ``file:``) as given."""
+    if ":" in path.split("/", 1)[0]:
+        return path
+    return str(Path(path).absolute())
+
+
+def _clean_path(
+    spark: SparkSession,
+    path: str,
+    history: History,
+    options: CleanOptions,
+    now: datetime,
+    coverage_start: datetime | None,
+    targets: Sequence[str],
+) -> tuple[ChosenColumns, dict[str, Any]]:
+    """One path decided; its outputs written beside their targets, then renamed."""
+    kind = _kind(spark, path)
+    contacts = read_contacts(spark, path, options)
+    decided, chosen = _decided(
+        contacts, history, options, now, coverage_start, path, check_utf8=kind == "csv"
+    )
+    decided = decided.persist(StorageLevel.DISK_ONLY)
+    try:
+        counts = _spark_errors(path, lambda: _counts(decided))
+        if counts["rows"] == 0:
+            raise InputError(f"{path}: the file has a header but no data rows.")
+        cleaned_folder, changes_folder = (f"{target}.reconcile-tmp" for target in targets)
+        for folder in (cleaned_folder, changes_folder):
+            _remove(spark, folder)
+        writer = cleaned_frame(_public(decided), options.mode).write.mode("overwrite")
+        if kind == "parquet":
+            _spark_errors(path, lambda: writer.parquet(cleaned_folder))
+        else:
+            _spark_errors(path, lambda: writer.options(**_CSV_OUT).csv(cleaned_folder))
+        changes = _changes(decided).write.mode("overwrite").options(**_CSV_OUT)
+        _spark_errors(path, lambda: changes.csv(changes_folder))
+        for folder, target in zip((cleaned_folder, changes_folder), targets, strict=True):
+            if options.force:
+                _remove(spark, target)
+            _rename(spark, folder, target)
+    finally:
+        decided.unpersist()
+    return chosen, counts
+
+
+# Every field keeps its text: RFC 4180 quotes, no trimming, an empty cell stays empty.
+_CSV_OUT = {
+    "header": "true",
+    "escape": '"',
+    "ignoreLeadingWhiteSpace": "false",
+    "ignoreTrailingWhiteSpace": "false",
+}
+
+
+def _counts(decided: DataFrame) -> dict[str, Any]:
+    """Rows per verdict and action, numbers per verdict, unreadable consent values: one
+    row of counts, the only thing collected."""
+    aggregates = [
+        F.count(F.lit(1)).alias("rows"),
+        *(F.count_if(F.col("reconcile_verdict") == v).alias(f"v_{v}") for v in VERDICTS),
+        *(F.count_if(F.col("reconcile_action") == a).alias(f"a_{a}") for a in ACTIONS),
+        *(F.coalesce(F.sum(name), F.lit(0)).alias(name) for name in NUMBER_COUNTS),
+        F.count_if(F.col(UNREADABLE)).alias("unreadable"),
+    ]
+    row = decided.agg(*aggregates).head()
+    assert row is not None
+    return row.asDict()
+
+
+def _check_targets(spark: SparkSession, targets: Sequence[str], force: bool) -> None:
+    for target in targets:
+        fs, where = _hadoop(spark, target)
+        if fs.exists(where) and not force:
+            raise OutputError(f"{target} exists; pass --force to replace it.")
+
+
+def _remove(spark: SparkSession, folder: str) -> None:
+    fs, where = _hadoop(spark, folder)
+    if fs.exists(where):
+        fs.delete(where, True)
+
+
+def _rename(spark: SparkSession, source: str, target: str) -> None:
+    fs, where = _hadoop(spark, source)
+    _fs, goal = _hadoop(spark, target)
+    if not fs.rename(where, goal):
+        raise OutputError(f"could not rename {source} to {target}; it is left there.")
+
+
+def _summary(
+    path: str,
+    chosen: ChosenColumns,
+    counts: dict[str, Any],
+    options: CleanOptions,
+    coverage: Any,
+    targets: Sequence[str],
+    warnings: list[str],
+) -> CleanSummary:
+    actions = {action: int(counts[f"a_{action}"]) for action in ACTIONS}
+    number_verdicts = {
+        verdict: int(counts[name]) for verdict, name in zip(VERDICTS, NUMBER_COUNTS, strict=True)
+    }
+    unreadable = int(counts["unreadable"])
+    notes = list(warnings)
+    if unreadable:
+        notes.append(
+            f"{unreadable} consent value(s) could not be read as dates; those rows count as "
+            "having no consent date (see the change list)"
+        )
+    return {
+        "input": path,
+        "sheet": None,
+        "rows": int(counts["rows"]),
+        "blank_rows_skipped": 0,
+        "kept": actions["keep"] + actions["review"],
+        "removed": actions["remove"],
+        "suppressed": actions["suppress"],
+        "review": actions["review"],
+        "verdicts": {verdict: int(counts[f"v_{verdict}"]) for verdict in VERDICTS},
+        "actions": actions,
+        "numbers": {"checked": sum(number_verdicts.values()), "verdicts": number_verdicts},
+        "columns": {
+            "phone": list(chosen.phones),
+            "phone_by_content": list(chosen.by_content),
+            "not_checked": dict(chosen.not_checked),
+            "consent": chosen.consent,
+            "id": chosen.id,
+            "include": list(chosen.include),
+        },
+        "mode": options.mode,
+        "coverage": {"start": iso(coverage.start), "end": iso(coverage.end)},
+        "consent": {"unreadable": unreadable, "examples": [], "hint": None},
+        "footer_lines": 0,
+        "outputs": {"cleaned": targets[0], "changes": targets[1], "report": None},
+        "warnings": notes,
+    }
+
+
+# The change list's columns, for readers of the Spark output.
+SPARK_CHANGE_COLUMNS = ("file", *CHANGE_COLUMNS)
