@@ -120,6 +120,15 @@ def _text(batch: pa.RecordBatch, name: str) -> pl.Series:
     return series.cast(pl.String).fill_null("")
 
 
+def _frame(batches: list[pa.RecordBatch]) -> pl.DataFrame | None:
+    """Record batches as one frame (None: no batch came)."""
+    if not batches:
+        return None
+    frame = pl.from_arrow(pa.Table.from_batches(batches))
+    assert isinstance(frame, pl.DataFrame)  # a table gives a frame
+    return frame
+
+
 def _table(frame: pl.DataFrame, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     yield from frame.to_arrow().cast(schema).to_batches()
 
@@ -150,12 +159,9 @@ def choose(
     """`columns.choose_columns` on the first rows (every batch of one partition), as
     one JSON answer: the chosen columns, or the error to raise (with the columns that
     hold dates, as one machine says it)."""
-    tables = [pa.Table.from_batches([batch]) for batch in batches]
-    frame = (
-        pl.concat([pl.from_arrow(table) for table in tables])  # type: ignore[misc]
-        if tables
-        else pl.DataFrame(schema=dict.fromkeys(header, pl.String))
-    )
+    frame = _frame(list(batches))
+    if frame is None:
+        frame = pl.DataFrame(schema=dict.fromkeys(header, pl.String))
     frame = frame.select(pl.all().cast(pl.String))
 
     def sample(indexes: Sequence[int]) -> list[pl.Series]:
@@ -163,7 +169,7 @@ def choose(
 
     try:
         chosen = choose_columns(Path(name), list(header), choice, sample)
-        answer = {"chosen": asdict(chosen)}
+        answer: dict[str, object] = {"chosen": asdict(chosen)}
     except MissingConsentColumn as error:
         values = {column: frame.get_column(column).to_list() for column in frame.columns}
         message = str(error.with_date_columns(date_columns(values, options)))
@@ -185,7 +191,7 @@ def chosen_from(answer: str) -> ChosenColumns | str:
         id=chosen["id"],
         include=tuple(chosen["include"]),
         by_content=tuple(chosen["by_content"]),
-        not_checked=tuple(tuple(pair) for pair in chosen["not_checked"]),  # type: ignore[misc]
+        not_checked=tuple((str(pair[0]), str(pair[1])) for pair in chosen["not_checked"]),
     )
 
 
@@ -234,12 +240,11 @@ def partition_evidence(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordB
     """`verdicts.events_evidence` of one partition's events (every event of a number is
     in the same partition), read in the history's own order so the same event reported
     twice cites the same report as on one machine."""
-    tables = [pa.Table.from_batches([batch]) for batch in batches if batch.num_rows]
-    if not tables:
+    frame = _frame(list(batches))
+    if frame is None or frame.height == 0:
         return
     events = (
-        pl.concat([pl.from_arrow(table) for table in tables])  # type: ignore[misc]
-        .sort(ORDER_PART, ORDER_INDEX)
+        frame.sort(ORDER_PART, ORDER_INDEX)
         .select(EVIDENCE_EVENT_COLUMNS)
         .with_columns(pl.col("number", "new_number").cast(pl.UInt64))
     )
@@ -364,7 +369,7 @@ def _decided_batch(
         .agg(pl.struct(lines.columns).alias(CHANGES))
     )
     per_row = (
-        pl.DataFrame({"index": pl.int_range(height, eager=True, dtype=index.dtype)})
+        pl.DataFrame({"index": pl.int_range(height, eager=True, dtype=pl.UInt32)})
         .join(grouped, on="index", how="left", maintain_order="left")
         .get_column(CHANGES)
     )
@@ -378,7 +383,7 @@ def _decided_batch(
         )
     )
     counts = (
-        pl.DataFrame({"index": pl.int_range(height, eager=True, dtype=index.dtype)})
+        pl.DataFrame({"index": pl.int_range(height, eager=True, dtype=pl.UInt32)})
         .join(counted, on="index", how="left", maintain_order="left")
         .select(pl.col(NUMBER_COUNTS).fill_null(0).cast(pl.Int64))
     )

@@ -31,16 +31,21 @@ FLAG_COLUMNS = {
 }
 
 
-def number_lists(numbers: pl.DataFrame, rows: pl.DataFrame) -> pl.Series:
-    """Per row, every valid number checked as E.164, ``;``-separated, in column order."""
+def number_lists(numbers: pl.DataFrame, rows: int) -> pl.Series:
+    """Per row, every valid number checked as E.164, ``;``-separated, in column order
+    (``numbers``: the entries of ``rows`` consecutive rows, each with its row's
+    ``index``; a row's place, not its number, is the key: rows of several files may
+    share a number)."""
+    first = numbers.get_column("index")[0] if numbers.height else 0
     listed = (
         numbers.filter(pl.col("phone_key").is_not_null())
-        .group_by("row", maintain_order=True)
+        .group_by("index", maintain_order=True)
         .agg(numbers=(pl.lit("+") + pl.col("phone_key").cast(pl.String)).str.join(";"))
     )
+    places = pl.int_range(first, first + rows, eager=True, dtype=pl.UInt32)  # phones' index
     return (
-        rows.select("row")
-        .join(listed, on="row", how="left", maintain_order="left")
+        pl.DataFrame({"index": places})
+        .join(listed, on="index", how="left", maintain_order="left")
         .get_column("numbers")
         .rename("phone_e164")
     )
@@ -56,7 +61,7 @@ def flag_columns(entries: pl.DataFrame, piece: DecidedPiece) -> pl.DataFrame:
             "reconcile_verdict": rows.get_column("verdict").cast(pl.String),
             "reconcile_action": rows.get_column("action").cast(pl.String),
             "reconcile_reason": detailed.get_column("reason"),
-            "reconcile_phone_e164": number_lists(entries.select("row", "phone_key"), rows),
+            "reconcile_phone_e164": number_lists(entries.select("index", "phone_key"), rows.height),
             "reconcile_event_date": detailed.get_column("event_date"),
             "reconcile_suggested_number": detailed.get_column("suggested_number"),
         }

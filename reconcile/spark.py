@@ -19,8 +19,10 @@ Nothing but counts and the column choice comes back to the driver.
 
 from __future__ import annotations
 
+import codecs
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,7 +42,7 @@ from reconcile.clean import STALE_AFTER, history_warnings
 from reconcile.column_words import CONTENT_ROWS
 from reconcile.columns import ChosenColumns
 from reconcile.contacts import CSV_SUFFIXES
-from reconcile.errors import EngineError, InputError, OutputError, ReconcileError
+from reconcile.errors import EngineError, InputError, OptionError, OutputError, ReconcileError
 from reconcile.history import History
 from reconcile.modes import FLAG_COLUMNS
 from reconcile.options import CleanOptions
@@ -63,11 +65,26 @@ __all__ = ["clean_frame", "clean_paths", "cleaned_frame", "read_contacts", "sess
 
 _T = TypeVar("_T")
 _PARQUET_SUFFIXES = frozenset({".parquet"})
+# The driver's log until `session` sets its level: warnings only (at the level a shell
+# expects, so Spark does not announce a level of its own), without the start-up notes.
+_QUIET_LOG = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = stderr
+appender.console.type = Console
+appender.console.name = stderr
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
+logger.utils.name = org.apache.spark.util.Utils
+logger.utils.level = error
+logger.native.name = org.apache.hadoop.util.NativeCodeLoader
+logger.native.level = error
+"""
 # shuffle partitions of a local Spark (adaptive execution merges the small ones)
 LOCAL_PARTITIONS = 8
 
 
-def session(master: str | None = None) -> SparkSession:
+def session(master: str | None = None, log_level: str = "ERROR") -> SparkSession:
     """The Spark session: the one `spark-submit` or a notebook made, else a local one
     (``local[*]``, or ``master``). Session time is UTC, so that instants read as text
     are never shifted."""
@@ -81,13 +98,24 @@ def session(master: str | None = None) -> SparkSession:
             builder = builder.config("spark.sql.shuffle.partitions", str(LOCAL_PARTITIONS))
     # a local Spark runs its Python workers with this very interpreter (the venv's)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if SparkSession.getActiveSession() is None:
+        # the JVM this starts logs what we say in one line: its own log stays quiet
+        quiet = Path(tempfile.gettempdir()) / "reconcile-spark-log4j2.properties"
+        quiet.write_text(_QUIET_LOG)
+        builder = builder.config(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{quiet}"
+        )
     spark = (
         builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.showConsoleProgress", "false")
+        # --encoding windows-1252 (a Java charset Spark refuses unless told)
+        .config("spark.sql.legacy.javaCharsets", "true")
         .getOrCreate()
     )
     spark.conf.set("spark.sql.session.timeZone", "UTC")
-    spark.sparkContext.setLogLevel("ERROR")
+    spark.conf.set("spark.sql.legacy.javaCharsets", "true")
+    # what fails is said in one line (`_spark_errors`), not in Spark's own log
+    spark.sparkContext.setLogLevel(log_level)
     return spark
 
 
@@ -135,9 +163,11 @@ def _spark_errors(name: str, action: Callable[[], _T]) -> _T:
 
 
 def _hadoop(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    context = spark.sparkContext
+    jvm, java_context = context._jvm, context._jsc  # py4j's door to Hadoop
+    assert jvm is not None and java_context is not None  # a running session has both
     where = jvm.org.apache.hadoop.fs.Path(path)
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
+    conf = java_context.hadoopConfiguration()
     return where.getFileSystem(conf), where
 
 
@@ -197,6 +227,28 @@ def read_contacts(spark: SparkSession, path: str, options: CleanOptions) -> Data
     frame = frame.withColumn(FILE, F.col("_metadata.file_path"))
     schema = T.StructType([*frame.schema.fields, T.StructField(ROW, T.LongType())])
     return frame.mapInArrow(batches.number_rows, schema)
+
+
+def _java_charset(encoding: str | None) -> str:
+    """The Java name of a Python encoding (``cp1252`` is ``windows-1252`` there)."""
+    if encoding is None:
+        return "UTF-8"
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise OptionError.of("encoding", encoding, "is not an encoding Python knows.") from None
+    return _JAVA_CHARSETS.get(name, name)
+
+
+_JAVA_CHARSETS = {
+    "utf-8": "UTF-8",
+    "cp1252": "windows-1252",
+    "iso8859-1": "ISO-8859-1",
+    "ascii": "US-ASCII",
+    "utf-16": "UTF-16",
+    "utf-16-le": "UTF-16LE",
+    "utf-16-be": "UTF-16BE",
+}
 
 
 def _delimiter(spark: SparkSession, path: str) -> str:
@@ -444,7 +496,7 @@ def clean_paths(
     """``reconcile clean --engine spark``: each path (a file, or a folder of CSV or
     Parquet files) decided on Spark; its outputs are written as temporary folders and
     renamed into place only when both are whole."""
-    spark = session(master)
+    spark = session(master, log_level="OFF")
     coverage = history.coverage()
     stale = coverage.end is not None and now - coverage.end > STALE_AFTER
     warnings = history_warnings(history, coverage, now, stale)
@@ -478,7 +530,7 @@ def _clean_path(
 ) -> tuple[ChosenColumns, dict[str, Any]]:
     """One path decided; its outputs written beside their targets, then renamed."""
     kind = _kind(spark, path)
-    contacts = read_contacts(spark, path, options)
+    contacts = _spark_errors(path, lambda: read_contacts(spark, path, options))
     decided, chosen = _decided(
         contacts, history, options, now, coverage_start, path, check_utf8=kind == "csv"
     )
@@ -567,8 +619,9 @@ def _summary(
     notes = list(warnings)
     if unreadable:
         notes.append(
-            f"{unreadable} consent value(s) could not be read as dates; those rows count as "
-            "having no consent date (see the change list)"
+            f"{unreadable} consent value(s) could not be read; they count as no consent "
+            "date (the change list shows each)"
+
         )
     return {
         "input": path,

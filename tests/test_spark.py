@@ -1,0 +1,394 @@
+"""Issue 22: the Spark engine decides as one machine does, row for row.
+
+Spark runs in local mode (local[2]) in this process; CI installs the spark extra, so none
+of this is skipped there. Each case is a folder of generated contact files cleaned once
+by Spark and file by file on one machine: the change lists must be equal line for line
+(beside Spark's ``file`` column) and the cleaned rows equal in every mode.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+# never skipped: the README's test command installs the spark extra
+from reconcile import spark as spark_module
+from reconcile.clean import CleanOptions, clean_files
+from reconcile.history_files import load_change_files
+from reconcile.ledger import Ledger
+from tests.helpers import NOW
+
+START = datetime(2024, 3, 1, tzinfo=UTC)
+NUMBERS = [14155550100 + offset for offset in range(12)]
+
+
+def _written(number: int, rng: random.Random) -> str:
+    area, exchange, line = str(number)[1:4], str(number)[4:7], str(number)[7:]
+    form = rng.choice(
+        [
+            "{a}{b}{c}",
+            "({a}) {b}-{c}",
+            "+1 {a} {b} {c}",
+            "1-{a}-{b}-{c}",
+            "{a}.{b}.{c} x7",
+            "tel:+1{a}{b}{c}",
+            " {a} {b} {c} ",
+        ]
+    )
+    return form.format(a=area, b=exchange, c=line)
+
+
+def _phone_cell(rng: random.Random) -> str:
+    pick = rng.random()
+    if pick < 0.08:
+        return rng.choice(["", "N/A", "(123) 555-0100", "4.15555E+09", "+44 20 7946 0958"])
+    if pick < 0.3:  # several numbers in one cell, with labels
+        first, second = rng.sample(NUMBERS, 2)
+        joiner = rng.choice([" / ", "; ", ", ", " or "])
+        return f"Mobile: {_written(first, rng)}{joiner}Work: {_written(second, rng)}"
+    return _written(rng.choice(NUMBERS), rng)
+
+
+def _consent_cell(rng: random.Random) -> str:
+    moment = START + timedelta(days=rng.randint(-20, 60), seconds=rng.randint(0, 86399))
+    return rng.choice(
+        [
+            "",
+            "yesterday",
+            "2024-02-30",
+            moment.strftime("%Y-%m-%d"),
+            moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            moment.strftime("%Y-%m-%dT%H:%M:%S-05:00"),
+            moment.strftime("%Y-%m-%d %H:%M"),
+            f"{moment.month}/{moment.day}/{moment.year}",
+            moment.strftime(f"{moment.month}/{moment.day}/%Y %I:%M %p"),
+        ]
+    )
+
+
+def _contacts(path: Path, rng: random.Random, rows: int) -> None:
+    frame = pl.DataFrame(
+        {
+            "Contact ID": [f"C{index:05d}" for index in range(rows)],
+            "Full Name": [
+                rng.choice(["Ann", "Bo, Jr.", 'Cy "C"', "Dee\nSmith", " Ed "]) for _ in range(rows)
+            ],
+            "Mobile Phone": [_phone_cell(rng) for _ in range(rows)],
+            "Home Phone": [_phone_cell(rng) if rng.random() < 0.4 else "" for _ in range(rows)],
+            "Opt-In Date": [_consent_cell(rng) for _ in range(rows)],
+        }
+    )
+    frame.write_csv(path)
+
+
+def _history(folder: Path, rng: random.Random) -> None:
+    """Two reports that cover March to May, with duplicates across them, ties, every
+    event type and replacement numbers."""
+    folder.mkdir()
+    metadata = {
+        "results": [
+            {
+                "reportId": report,
+                "networkName": network,
+                "generatedDate": "2024-06-01T00:00:00Z",
+                "dateFrom": "2024-03-01T00:00:00Z",
+                "dateTo": "2024-06-01T00:00:00Z",
+                "expiryDate": "2024-07-31T00:00:00Z",
+            }
+            for report, network in (("rep-a", "Verizon Wireless"), ("rep-b", "T-Mobile USA"))
+        ]
+    }
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    shared = []
+    for number in rng.sample(NUMBERS, 4):
+        moment = START + timedelta(days=rng.randint(0, 80), hours=rng.randint(0, 23))
+        shared.append((number, moment, "DEACTIVATION"))
+    for report in ("rep-a", "rep-b"):
+        records = []
+        events = list(shared)
+        for number in rng.sample(NUMBERS, 7):
+            moment = START + timedelta(days=rng.randint(0, 80), hours=rng.randint(0, 23))
+            kind = rng.choice(["DEACTIVATION", "SUSPENSION", "REACTIVATION", "ACTIVATION"])
+            events.append((number, moment, kind))
+        for number, moment, kind in events:
+            record = {
+                "date": moment.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+                "destination": str(number),
+                "type": kind,
+            }
+            if kind == "DEACTIVATION" and rng.random() < 0.3:
+                record["newDestination"] = str(rng.choice(NUMBERS))
+            records.append(record)
+        (folder / f"{report}.json").write_text(json.dumps({"results": records}))
+
+
+# SPEC's worked examples, one row each (history: DEACTIVATION 2024-03-10T11:00Z etc.)
+WORKED = [
+    ("(415) 555-0123", "2024-03-10"),
+    ("415.555.0123", "2024-03-10T11:00:01Z"),
+    ("4155550123", "2024-03-10T11:00:00Z"),
+    ("+1 415 555 0123", "2024-03-10T06:00:00-05:00"),
+    ("1-415-555-0123", "3/9/2024 11:30 PM"),
+    ("4155550124", "2024-03-15"),
+    ("4155550125", "2024-03-15"),
+    ("4155550126", "2024-03-20"),
+    ("4155550127", ""),
+]
+
+
+def _worked_examples(contacts: Path, changes: Path) -> None:
+    pl.DataFrame(
+        {"phone": [p for p, _ in WORKED], "consent_date": [c for _, c in WORKED]}
+    ).write_csv(contacts)
+    changes.mkdir()
+    lines = [
+        "destination,date,type",
+        "14155550123,2024-03-10T11:00:00Z,DEACTIVATION",
+        "14155550124,2024-04-01T00:00:00Z,SUSPENSION",
+        "14155550124,2024-04-05T00:00:00Z,REACTIVATION",
+        "14155550125,2024-04-01T00:00:00Z,REACTIVATION",
+        "14155550125,2024-04-05T00:00:00Z,SUSPENSION",
+        "14155550126,2024-03-05T00:00:00Z,SUSPENSION",
+        "14155550127,2024-04-02T00:00:00Z,DEACTIVATION",
+    ]
+    (changes / "worked.csv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def spark():  # type: ignore[no-untyped-def]
+    return spark_module.session("local[2]")
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A folder of generated contact files, and a folder of change files."""
+    root = tmp_path_factory.mktemp("spark-cases")
+    contacts = root / "contacts"
+    contacts.mkdir()
+    rng = random.Random(22)
+    for index in range(4):
+        _contacts(contacts / f"list-{index}.csv", rng, rows=rng.randint(40, 400))
+    history = root / "history"
+    _history(history, rng)
+    return contacts, history
+
+
+def _single_machine(files: list[Path], history, options: CleanOptions, out: Path):  # type: ignore[no-untyped-def]
+    out.mkdir(parents=True, exist_ok=True)
+    options = CleanOptions(**{**options.__dict__, "out_dir": out, "report": False, "force": True})
+    clean_files(files, history, options, NOW)
+    return out
+
+
+def _read(path: Path) -> pl.DataFrame:
+    """A CSV file or a Spark output folder, every field as text; an empty field is
+    empty whether it was written quoted or not (SPEC: the text is kept, not the bytes)."""
+    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    frames = [pl.read_csv(file, infer_schema=False) for file in files]
+    frame = pl.concat(frames) if frames else pl.DataFrame()
+    return frame.with_columns(pl.all().fill_null(""))
+
+
+def _spark_clean(spark, path: Path, history, options: CleanOptions, out: Path) -> dict:  # type: ignore[no-untyped-def]
+    options = CleanOptions(**{**options.__dict__, "out_dir": out, "force": True})
+    [summary] = spark_module.clean_paths([str(path)], history, options, NOW)
+    return summary
+
+
+@pytest.mark.parametrize(
+    ("mode", "timezone"),
+    [("strip", "UTC"), ("blank", "America/New_York"), ("flag", "Asia/Kolkata")],
+)
+def test_generated_files_agree_row_for_row(spark, cases, tmp_path, mode, timezone):  # type: ignore[no-untyped-def]
+    contacts, history_folder = cases
+    history = load_change_files([history_folder])
+    options = CleanOptions(mode=mode, consent_timezone=timezone)
+    files = sorted(contacts.glob("*.csv"))
+    local = _single_machine(files, history, options, tmp_path / "local")
+    summary = _spark_clean(spark, contacts, history, options, tmp_path / "spark")
+    spark_changes = _read(tmp_path / "spark" / "contacts.changes")
+    spark_cleaned = _read(tmp_path / "spark" / "contacts.cleaned")
+    assert spark_changes.columns[0] == "file"
+    rows = 0
+    for file in files:
+        expected = _read(local / f"{file.stem}.changes.csv")
+        got = spark_changes.filter(pl.col("file").str.ends_with("/" + file.name)).drop("file")
+        assert expected.height > 0
+        assert got.equals(expected), file.name
+        rows += pl.read_csv(file, infer_schema=False).height
+    # the cleaned rows: the same rows (Spark's output holds every file, in file order)
+    expected_cleaned = pl.concat([_read(local / f"{file.stem}.cleaned.csv") for file in files])
+    assert spark_cleaned.equals(expected_cleaned)
+    assert summary["rows"] == rows
+    assert summary["mode"] == mode
+
+
+def test_worked_examples_and_a_parquet_copy_agree(spark, tmp_path):  # type: ignore[no-untyped-def]
+    contacts = tmp_path / "worked.csv"
+    _worked_examples(contacts, tmp_path / "changes")
+    history = load_change_files([tmp_path / "changes"])
+    options = CleanOptions(mode="flag")
+    local = _single_machine([contacts], history, options, tmp_path / "local")
+    expected = _read(local / "worked.changes.csv")
+    verdicts = expected.get_column("verdict").to_list()
+    assert verdicts == [
+        "deactivated",
+        "deactivated",
+        "deactivated",
+        "deactivated",
+        "suspended",
+        "suspended",
+        "deactivated",
+    ]
+    _spark_clean(spark, contacts, history, options, tmp_path / "spark")
+    assert _read(tmp_path / "spark" / "worked.changes").drop("file").equals(expected)
+    # the same contacts as Parquet: the change list is the same, the cleaned rows Parquet
+    folder = tmp_path / "lake"
+    folder.mkdir()
+    pl.read_csv(contacts, infer_schema=False).write_parquet(folder / "part-0.parquet")
+    _spark_clean(spark, folder, history, options, tmp_path / "spark-parquet")
+    assert _read(tmp_path / "spark-parquet" / "lake.changes").drop("file").equals(expected)
+    cleaned = pl.read_parquet(tmp_path / "spark-parquet" / "lake.cleaned" / "*.parquet")
+    assert (
+        cleaned.get_column("reconcile_verdict").to_list()
+        == _read(local / "worked.cleaned.csv").get_column("reconcile_verdict").to_list()
+    )
+
+
+def test_the_ledger_is_read_by_spark(run_cli, spark, cases, tmp_path):  # type: ignore[no-untyped-def]
+    contacts, history_folder = cases
+    imported = run_cli("ledger", "import", history_folder, "--data-dir", tmp_path / "ledger")
+    assert imported.exit_code == 0, imported.output
+    history = Ledger(tmp_path / "ledger").history()
+    assert history.event_parts
+    options = CleanOptions()
+    file = sorted(contacts.glob("*.csv"))[0]
+    local = _single_machine([file], history, options, tmp_path / "local")
+    _spark_clean(spark, file, history, options, tmp_path / "spark")
+    expected = _read(local / f"{file.stem}.changes.csv")
+    assert _read(tmp_path / "spark" / f"{file.stem}.changes").drop("file").equals(expected)
+
+
+def test_clean_frame_for_notebooks(spark, tmp_path):  # type: ignore[no-untyped-def]
+    contacts = tmp_path / "worked.csv"
+    _worked_examples(contacts, tmp_path / "changes")
+    history = load_change_files([tmp_path / "changes"])
+    options = CleanOptions()
+    frame = spark_module.read_contacts(spark, str(contacts), options)
+    decided, changes = spark_module.clean_frame(frame, history, options, NOW)
+    assert changes.columns == list(spark_module.SPARK_CHANGE_COLUMNS)
+    rows = {row["reconcile_row"]: row["reconcile_verdict"] for row in decided.collect()}
+    assert rows == {
+        1: "deactivated",
+        2: "ok",
+        3: "deactivated",
+        4: "deactivated",
+        5: "deactivated",
+        6: "ok",
+        7: "suspended",
+        8: "suspended",
+        9: "deactivated",
+    }
+    kept = spark_module.cleaned_frame(decided, "strip").collect()
+    assert [row["phone"] for row in kept] == ["415.555.0123", "4155550124"]
+
+
+def test_bad_inputs_get_one_line_and_leave_nothing(run_cli, spark, tmp_path):  # type: ignore[no-untyped-def]
+    contacts = tmp_path / "worked.csv"
+    _worked_examples(contacts, tmp_path / "changes")
+    out = tmp_path / "out"
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("phone,consent_date\n4155550123,2024-03-10\n4155550124,2024-03-10,extra\n")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("phone,consent_date,name\n4155550123,2024-03-10,Ren\xe9e\n".encode("cp1252"))
+    workbook = tmp_path / "book.xlsx"
+    workbook.write_bytes(b"PK\x03\x04")
+    expected = {
+        tmp_path / "missing.csv": "no such file or folder",
+        ragged: "does not split into the header's fields",
+        latin: "row 1, column 'name' is not UTF-8 text; give the file's encoding with --encoding",
+        workbook: "reads CSV files or Parquet files",
+    }
+    for path, message in expected.items():
+        result = run_cli(
+            "clean",
+            path,
+            "--changes",
+            tmp_path / "changes",
+            "--engine",
+            "spark",
+            "--spark-master",
+            "local[2]",
+            "--out-dir",
+            out,
+        )
+        assert result.exit_code == 1, result.output
+        assert message in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert not out.exists() or not any(out.iterdir()), path
+    # cp1252 when told
+    result = run_cli(
+        "clean",
+        latin,
+        "--changes",
+        tmp_path / "changes",
+        "--engine",
+        "spark",
+        "--encoding",
+        "windows-1252",
+        "--out-dir",
+        out,
+        "--mode",
+        "flag",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "Renée" in _read(out / "latin.cleaned").get_column("name").to_list()
+    # outputs exist: refused without --force, nothing changed
+    before = sorted(p.name for p in (out / "latin.cleaned").iterdir())
+    again = run_cli(
+        "clean",
+        latin,
+        "--changes",
+        tmp_path / "changes",
+        "--engine",
+        "spark",
+        "--encoding",
+        "windows-1252",
+        "--out-dir",
+        out,
+    )
+    assert again.exit_code == 1
+    assert "exists; pass --force" in again.stderr
+    assert sorted(p.name for p in (out / "latin.cleaned").iterdir()) == before
+
+
+def test_the_command_line_prints_the_summary(run_cli, spark, tmp_path):  # type: ignore[no-untyped-def]
+    contacts = tmp_path / "worked.csv"
+    _worked_examples(contacts, tmp_path / "changes")
+    result = run_cli(
+        "clean",
+        contacts,
+        "--changes",
+        tmp_path / "changes",
+        "--engine",
+        "spark",
+        "--spark-master",
+        "local[2]",
+        "--out-dir",
+        tmp_path / "out",
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{contacts}: 9 rows -> 2 kept (0 to review), 5 removed, 2 suppressed"
+    assert lines[1] == "  invalid_number 0, deactivated 5, suspended 2, unverified 0, ok 2"
+    assert lines[2] == "  checked 9 numbers in 'phone'"
+    assert lines[-1] == (f"  wrote {tmp_path}/out/worked.cleaned and {tmp_path}/out/worked.changes")
+    local = run_cli("clean", contacts, "--changes", tmp_path / "changes", "--spark-master", "x")
+    assert local.exit_code == 1
+    assert "--spark-master needs --engine spark" in local.stderr
