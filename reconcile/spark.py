@@ -24,7 +24,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -530,6 +530,9 @@ def _clean_path(
 ) -> tuple[ChosenColumns, dict[str, Any]]:
     """One path decided; its outputs written beside their targets, then renamed."""
     kind = _kind(spark, path)
+    if kind == "csv" and options.delimiter is None:
+        # the cleaned CSV is written with the input's own delimiter
+        options = replace(options, delimiter=_delimiter(spark, path))
     contacts = _spark_errors(path, lambda: read_contacts(spark, path, options))
     decided, chosen = _decided(
         contacts, history, options, now, coverage_start, path, check_utf8=kind == "csv"
@@ -546,7 +549,8 @@ def _clean_path(
         if kind == "parquet":
             _spark_errors(path, lambda: writer.parquet(cleaned_folder))
         else:
-            _spark_errors(path, lambda: writer.options(**_CSV_OUT).csv(cleaned_folder))
+            csv = writer.options(**_CSV_OUT, sep=options.delimiter or ",")
+            _spark_errors(path, lambda: csv.csv(cleaned_folder))
         changes = _changes(decided).write.mode("overwrite").options(**_CSV_OUT)
         _spark_errors(path, lambda: changes.csv(changes_folder))
         for folder, target in zip((cleaned_folder, changes_folder), targets, strict=True):
@@ -621,7 +625,6 @@ def _summary(
         notes.append(
             f"{unreadable} consent value(s) could not be read; they count as no consent "
             "date (the change list shows each)"
-
         )
     return {
         "input": path,

@@ -274,6 +274,27 @@ def test_the_ledger_is_read_by_spark(run_cli, spark, cases, tmp_path):  # type: 
     assert _read(tmp_path / "spark" / f"{file.stem}.changes").drop("file").equals(expected)
 
 
+def test_a_semicolon_file_with_a_bom_and_crlf_keeps_its_delimiter(spark, tmp_path):  # type: ignore[no-untyped-def]
+    contacts = tmp_path / "excel.csv"
+    contacts.write_bytes(
+        b'\xef\xbb\xbfphone;consent_date;name\r\n4155550123;2024-03-01;"a;b"\r\n'
+        b"4155550124;2024-03-20; x \r\n"
+    )
+    _worked_examples(tmp_path / "unused.csv", tmp_path / "changes")
+    history = load_change_files([tmp_path / "changes"])
+    options = CleanOptions(mode="flag")
+    local = _single_machine([contacts], history, options, tmp_path / "local")
+    _spark_clean(spark, contacts, history, options, tmp_path / "spark")
+    expected = _read(local / "excel.changes.csv")
+    assert expected.height == 1
+    assert _read(tmp_path / "spark" / "excel.changes").drop("file").equals(expected)
+    [part] = (tmp_path / "spark" / "excel.cleaned").glob("*.csv")
+    header, first, second = part.read_text().splitlines()
+    assert header.startswith("phone;consent_date;name;reconcile_verdict")
+    assert first.startswith('4155550123;2024-03-01;"a;b";deactivated;remove;')
+    assert second.startswith("4155550124;2024-03-20; x ;ok;keep;")
+
+
 def test_clean_frame_for_notebooks(spark, tmp_path):  # type: ignore[no-untyped-def]
     contacts = tmp_path / "worked.csv"
     _worked_examples(contacts, tmp_path / "changes")
