@@ -280,7 +280,7 @@ def main() -> None:
             )
 
     if args.spark:
-        parts = spark_parts(args.work, contacts)
+        parts = spark_parts(contacts)
         results["reconcile --engine spark, local[2]"] = timed(
             "reconcile --engine spark, local[2]",
             [
@@ -358,12 +358,12 @@ def main() -> None:
 SPARK_PARTS = 8
 
 
-def spark_parts(work: Path, contacts: Path) -> Path:
+def spark_parts(contacts: Path) -> Path:
     """The contact file split into SPARK_PARTS CSV files with the header (once)."""
-    folder = work / f"{contacts.stem}-parts"
+    folder = contacts.parent / f"{contacts.stem}-parts"  # beside its dataset
     if folder.exists():
         return folder
-    staging = work / f"{contacts.stem}-parts.tmp"
+    staging = contacts.parent / f"{contacts.stem}-parts.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     with contacts.open("rb") as source:

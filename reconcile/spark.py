@@ -80,6 +80,8 @@ logger.utils.level = error
 logger.native.name = org.apache.hadoop.util.NativeCodeLoader
 logger.native.level = error
 """
+# rows per Arrow batch handed to the executors' Python
+BATCH_ROWS = 100_000
 # shuffle partitions of a local Spark (adaptive execution merges the small ones)
 LOCAL_PARTITIONS = 8
 
@@ -108,6 +110,9 @@ def session(master: str | None = None, log_level: str = "ERROR") -> SparkSession
     spark = (
         builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.showConsoleProgress", "false")
+        # a batch is decided as one machine decides a piece: a few large batches cost
+        # less than many small ones (each call has a fixed cost in polars)
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS))
         # --encoding windows-1252 (a Java charset Spark refuses unless told)
         .config("spark.sql.legacy.javaCharsets", "true")
         .getOrCreate()
@@ -386,14 +391,18 @@ def _decided(
     spark = contacts.sparkSession
     plan = _plan(contacts, options, name, check_utf8)
     frame, layout = plan.frame, plan.layout
-    evidence = (
-        history_events(spark, history)
-        .repartition("number")
-        .mapInArrow(batches.partition_evidence, _spark_schema(list(batches.EVIDENCE_SCHEMA)))
-    )
     keys = frame.mapInArrow(
         partial(batches.row_keys, layout=layout, region=options.default_region),
         _spark_schema(list(batches.KEYS_SCHEMA)),
+    ).persist(StorageLevel.MEMORY_AND_DISK)  # read twice: its numbers, then the join
+    # as on one machine, only the events of the contacts' numbers are read for evidence
+    # (a semi join in the JVM: the Python work is for those numbers alone); then every
+    # event of a number in one partition, whatever plan the join took
+    evidence = (
+        history_events(spark, history)
+        .join(keys.select("number"), on="number", how="left_semi")
+        .repartition("number")
+        .mapInArrow(batches.partition_evidence, _spark_schema(list(batches.EVIDENCE_SCHEMA)))
     )
     # the evidence of every row that has any: few rows, usually broadcast back
     found = (
