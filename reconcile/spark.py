@@ -551,6 +551,9 @@ def _clean_path(
         counts = _spark_errors(path, lambda: _counts(decided))
         if counts["rows"] == 0:
             raise InputError(f"{path}: the file has a header but no data rows.")
+        counts["blank_lines"] = (
+            _spark_errors(path, lambda: _blank_lines(spark, path)) if kind == "csv" else {}
+        )
         cleaned_folder, changes_folder = (f"{target}.reconcile-tmp" for target in targets)
         for folder in (cleaned_folder, changes_folder):
             _remove(spark, folder)
@@ -595,6 +598,14 @@ def _counts(decided: DataFrame) -> dict[str, Any]:
     return row.asDict()
 
 
+def _blank_lines(spark: SparkSession, path: str) -> dict[str, int]:
+    """The blank lines of each CSV file (a line of nothing but spaces and control
+    characters, as Spark's reader skips them): counts only."""
+    lines = spark.read.text(path).select(F.col("value"), F.col("_metadata.file_path").alias("f"))
+    blank = lines.where(F.col("value").rlike("^[\\x00-\\x20]*$")).groupBy("f").count()
+    return {row["f"]: int(row["count"]) for row in blank.collect()}
+
+
 def _check_targets(spark: SparkSession, targets: Sequence[str], force: bool) -> None:
     for target in targets:
         fs, where = _hadoop(spark, target)
@@ -630,6 +641,18 @@ def _summary(
     }
     unreadable = int(counts["unreadable"])
     notes = list(warnings)
+    blank_lines: dict[str, int] = counts.get("blank_lines", {})
+    if blank_lines:
+        # one machine numbers rows as a spreadsheet does, blank lines included; Spark's
+        # reader drops them before a row can be numbered
+        named = ", ".join(
+            f"{Path(file).name} ({count})" for file, count in sorted(blank_lines.items())
+        )
+        notes.append(
+            f"blank lines skipped in {named}: the change list's row numbers after a blank "
+            "line are lower than a spreadsheet's by the blank lines before them (clean "
+            "those files on one machine for a spreadsheet's row numbers)"
+        )
     if unreadable:
         notes.append(
             f"{unreadable} consent value(s) could not be read; they count as no consent "
@@ -639,7 +662,7 @@ def _summary(
         "input": path,
         "sheet": None,
         "rows": int(counts["rows"]),
-        "blank_rows_skipped": 0,
+        "blank_rows_skipped": sum(blank_lines.values()),
         "kept": actions["keep"] + actions["review"],
         "removed": actions["remove"],
         "suppressed": actions["suppress"],

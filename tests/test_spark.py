@@ -161,7 +161,10 @@ def _worked_examples(contacts: Path, changes: Path) -> None:
 
 @pytest.fixture(scope="module")
 def spark():  # type: ignore[no-untyped-def]
-    return spark_module.session("local[2]")
+    # a handful of rows: two shuffle partitions are two tasks a stage, not eight
+    before, spark_module.LOCAL_PARTITIONS = spark_module.LOCAL_PARTITIONS, 2
+    yield spark_module.session("local[2]")
+    spark_module.LOCAL_PARTITIONS = before
 
 
 @pytest.fixture(scope="module")
@@ -293,6 +296,30 @@ def test_a_semicolon_file_with_a_bom_and_crlf_keeps_its_delimiter(spark, tmp_pat
     assert header.startswith("phone;consent_date;name;reconcile_verdict")
     assert first.startswith('4155550123;2024-03-01;"a;b";deactivated;remove;')
     assert second.startswith("4155550124;2024-03-20; x ;ok;keep;")
+
+
+def test_blank_lines_are_counted_and_said(spark, tmp_path):  # type: ignore[no-untyped-def]
+    """Spark's reader drops blank lines before rows are numbered: the run says so."""
+    _worked_examples(tmp_path / "unused.csv", tmp_path / "changes")
+    folder = tmp_path / "lake"
+    folder.mkdir()
+    (folder / "gappy.csv").write_text(
+        "phone,consent_date\n4155550123,2024-03-01\n\n  \n4155550127,\n"
+    )
+    (folder / "tidy.csv").write_text("phone,consent_date\n4155550123,2024-03-01\n")
+    history = load_change_files([tmp_path / "changes"])
+    summary = _spark_clean(spark, folder, history, CleanOptions(), tmp_path / "spark")
+    assert summary["blank_rows_skipped"] == 2
+    assert (
+        "blank lines skipped in gappy.csv (2): the change list's row numbers after a blank "
+        "line are lower than a spreadsheet's" in " ".join(summary["warnings"])
+    )
+    changes = _read(tmp_path / "spark" / "lake.changes")
+    assert changes.select("row", "phone").rows() == [
+        ("1", "4155550123"),
+        ("2", "4155550127"),
+        ("1", "4155550123"),
+    ]
 
 
 def test_clean_frame_for_notebooks(spark, tmp_path):  # type: ignore[no-untyped-def]
