@@ -304,7 +304,7 @@ def test_blank_lines_are_counted_and_said(spark, tmp_path):  # type: ignore[no-u
     folder = tmp_path / "lake"
     folder.mkdir()
     (folder / "gappy.csv").write_text(
-        "phone,consent_date\n4155550123,2024-03-01\n\n  \n4155550127,\n"
+        "phone,consent_date\n4155550123,2024-03-01\n\n\n4155550127,\n"
     )
     (folder / "tidy.csv").write_text("phone,consent_date\n4155550123,2024-03-01\n")
     history = load_change_files([tmp_path / "changes"])
