@@ -444,11 +444,12 @@ def clean_frame(
     Example (a notebook)::
 
         from datetime import UTC, datetime
+        from pathlib import Path
         import reconcile
         from reconcile import spark as rspark
 
         options = reconcile.CleanOptions(mode="strip")
-        history = reconcile.Ledger("/dbfs/reconcile").history()
+        history = reconcile.Ledger(Path("/dbfs/reconcile")).history()
         contacts = rspark.read_contacts(spark, "s3://lake/contacts/", options)
         decided, changes = rspark.clean_frame(contacts, history, options)
         rspark.cleaned_frame(decided, options.mode).write.parquet("s3://lake/cleaned/")

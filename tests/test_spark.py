@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -440,3 +441,25 @@ def test_the_command_line_prints_the_summary(run_cli, spark, tmp_path):  # type:
     local = run_cli("clean", contacts, "--changes", tmp_path / "changes", "--spark-master", "x")
     assert local.exit_code == 1
     assert "--spark-master needs --engine spark" in local.stderr
+
+
+def test_the_readme_notebook_example_runs(run_cli, spark, tmp_path):  # type: ignore[no-untyped-def]
+    contacts = tmp_path / "contacts"
+    contacts.mkdir()
+    _worked_examples(contacts / "worked.csv", tmp_path / "changes")
+    imported = run_cli("ledger", "import", tmp_path / "changes", "--data-dir", tmp_path / "data")
+    assert imported.exit_code == 0, imported.output
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("In a notebook (Databricks, EMR)", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    code = (
+        code.replace("/dbfs/reconcile", str(tmp_path / "data"))
+        .replace("s3a://lake/contacts/", str(contacts))
+        .replace("s3a://lake/", str(tmp_path / "out") + "/")
+    )
+    exec(code, {"spark": spark})  # noqa: S102 (the README's own example)
+    cleaned = pl.read_parquet(tmp_path / "out" / "cleaned" / "*.parquet")
+    assert cleaned.height == len(WORKED)  # flag mode keeps every row
+    assert "reconcile_verdict" in cleaned.columns
+    changes = _read(tmp_path / "out" / "changes")
+    assert changes.height == 7
