@@ -102,15 +102,18 @@ _ERROR_KINDS: dict[str, type[InputError]] = {
 class Layout:
     """Which contact columns a clean reads: the text of each phone column, of the
     consent, the id and the included columns (by the name of the column holding it as
-    text), and every contact column kept in the output."""
+    text), and every contact column kept in the output (by its place, ``__c0``..., and
+    by its name in the file)."""
 
     phones: tuple[str, ...]
+    phone_columns: tuple[str, ...]
     phone_texts: tuple[str, ...]
     consent_text: str
     id_text: str | None
     include: tuple[str, ...]
     include_texts: tuple[str, ...]
     contact_columns: tuple[str, ...]
+    contact_names: tuple[str, ...]
     check_utf8: bool
 
 
@@ -171,7 +174,7 @@ def choose(
         chosen = choose_columns(Path(name), list(header), choice, sample)
         answer: dict[str, object] = {"chosen": asdict(chosen)}
     except MissingConsentColumn as error:
-        values = {column: frame.get_column(column).to_list() for column in frame.columns}
+        values = {column: frame.to_series(place).to_list() for place, column in enumerate(header)}
         message = str(error.with_date_columns(date_columns(values, options)))
         answer = {"error": message}
     except ReconcileError as error:
@@ -221,7 +224,7 @@ def row_keys(
 
 def _refuse_replacement_characters(batch: pa.RecordBatch, layout: Layout) -> None:
     """Spark reads bytes that are not UTF-8 as U+FFFD: a cell would lose its text."""
-    for name in layout.contact_columns:
+    for name, shown in zip(layout.contact_columns, layout.contact_names, strict=True):
         column = pl.Series(batch.column(name))
         if column.dtype != pl.String:
             continue
@@ -231,7 +234,7 @@ def _refuse_replacement_characters(batch: pa.RecordBatch, layout: Layout) -> Non
             file = str(batch.column(FILE)[at])
             row = int(batch.column(ROW)[at].as_py())
             raise EncodingError(
-                f"{Path(file).name}: row {row}, column {name!r} is not UTF-8 text; give "
+                f"{Path(file).name}: row {row}, column {shown!r} is not UTF-8 text; give "
                 "the file's encoding with --encoding (for example windows-1252)."
             )
 
@@ -348,7 +351,7 @@ def _decided_batch(
     columns = {name: batch.column(name) for name in layout.contact_columns}
     if mode == "blank":
         emptied = blank_cells(entries, piece)
-        for place, name in enumerate(layout.phones):
+        for place, name in enumerate(layout.phone_columns):
             mask = np.zeros(height, dtype=bool)
             for row, indexes in emptied.items():
                 if place in indexes:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -157,7 +158,10 @@ def _spark_errors(name: str, action: Callable[[], _T]) -> _T:
         ours = batches.raised(text)
         if ours is not None:
             raise ours from None
-        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        # a Python worker's failure: its exception's own line, not Spark's preamble
+        raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+        first = raised[-1] if raised else (lines[0] if lines else type(error).__name__)
         if "Malformed" in text or "does not conform to the schema" in text:
             raise InputError(
                 f"{name}: a row does not split into the header's fields, or a file's "
@@ -229,9 +233,12 @@ def read_contacts(spark: SparkSession, path: str, options: CleanOptions) -> Data
     names = frame.columns
     if names and names[0].startswith("\ufeff"):  # a UTF-8 byte order mark
         frame = frame.withColumnRenamed(names[0], names[0][1:])
+    names = frame.columns
+    # by place through Python (pyspark passes columns to it by name), then named again
+    frame = frame.toDF(*(f"__c{place}" for place in range(len(names))))
     frame = frame.withColumn(FILE, F.col("_metadata.file_path"))
     schema = T.StructType([*frame.schema.fields, T.StructField(ROW, T.LongType())])
-    return frame.mapInArrow(batches.number_rows, schema)
+    return frame.mapInArrow(batches.number_rows, schema).toDF(*names, FILE, ROW)
 
 
 def _java_charset(encoding: str | None) -> str:
@@ -280,8 +287,16 @@ def _plan(contacts: DataFrame, options: CleanOptions, name: str, check_utf8: boo
     if ROW not in contacts.columns:  # a frame of a notebook's own making
         contacts = contacts.withColumn(ROW, F.monotonically_increasing_id() + 1)
     header = [c for c in contacts.columns if c not in (FILE, ROW)]
+    # every contact column goes by its place: a CRM's names may hold dots or backticks,
+    # which pyspark cannot pass to Python by name; `_decided` gives the names back
+    places = iter(range(len(header)))
+    contacts = contacts.toDF(
+        *[c if c in (FILE, ROW) else f"__c{next(places)}" for c in contacts.columns]
+    )
+    positional = [f"__c{place}" for place in range(len(header))]
+    by_name = {column: positional[place] for place, column in reversed(list(enumerate(header)))}
     choice = options.columns
-    first = contacts.select(header).limit(CONTENT_ROWS).coalesce(1)
+    first = contacts.select(positional).limit(CONTENT_ROWS).coalesce(1)
     answer = _spark_errors(
         name,
         lambda: first.mapInArrow(
@@ -305,19 +320,21 @@ def _plan(contacts: DataFrame, options: CleanOptions, name: str, check_utf8: boo
     ):
         if column in texts:
             continue
-        if types[column] == "string":
-            texts[column] = column
+        if types[by_name[column]] == "string":
+            texts[column] = by_name[column]
         else:
             texts[column] = f"__text_{place}"
-            contacts = contacts.withColumn(texts[column], F.col(f"`{column}`").cast("string"))
+            contacts = contacts.withColumn(texts[column], F.col(by_name[column]).cast("string"))
     layout = Layout(
         phones=chosen.phones,
+        phone_columns=tuple(by_name[c] for c in chosen.phones),
         phone_texts=tuple(texts[c] for c in chosen.phones),
         consent_text=texts[chosen.consent],
         id_text=texts[chosen.id] if chosen.id else None,
         include=chosen.include,
         include_texts=tuple(texts[c] for c in chosen.include),
-        contact_columns=tuple(header),
+        contact_columns=tuple(positional),
+        contact_names=tuple(header),
         check_utf8=check_utf8,
     )
     return _Plan(chosen, layout, contacts)
@@ -424,6 +441,8 @@ def _decided(
         ),
         schema,
     )
+    # the contact columns under their own names again
+    decided = decided.toDF(*layout.contact_names, *(field.name for field in extra))
     return decided, plan.chosen
 
 
