@@ -11,8 +11,8 @@ are `modes.flag_columns` / `modes.blank_cells`, exactly as a CSV piece on one ma
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -89,7 +89,7 @@ EVIDENCE_SCHEMA = pa.schema(
     ]
 )
 KEYS_SCHEMA = pa.schema([(FILE, pa.string()), (ROW, pa.int64()), ("number", pa.int64())])
-ANSWER_SCHEMA = pa.schema([("answer", pa.string())])
+ANSWER_SCHEMA = pa.schema([(FILE, pa.string()), ("answer", pa.string())])
 _ERROR_KINDS: dict[str, type[InputError]] = {
     "EncodingError": EncodingError,
     "MalformedCSVError": MalformedCSVError,
@@ -115,6 +115,34 @@ class Layout:
     contact_columns: tuple[str, ...]
     contact_names: tuple[str, ...]
     check_utf8: bool
+    # each file's phone columns (places in ``phones``), when the files differ: one
+    # machine finds phone columns by content file by file
+    phone_sets: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def of_file(self, file: str) -> Layout:
+        """The layout of one file: only its own phone columns (every one for a file not
+        met when the columns were chosen: the safe side)."""
+        places = self.phone_sets.get(file)
+        if places is None or len(places) == len(self.phones):
+            return self
+        return replace(
+            self,
+            phones=tuple(self.phones[place] for place in places),
+            phone_columns=tuple(self.phone_columns[place] for place in places),
+            phone_texts=tuple(self.phone_texts[place] for place in places),
+            phone_sets={},
+        )
+
+
+def _by_file(batch: pa.RecordBatch, layout: Layout) -> Iterator[tuple[pa.RecordBatch, Layout]]:
+    """A batch in parts of one file each, with that file's layout (the whole batch when
+    every file has the same phone columns)."""
+    if len(set(layout.phone_sets.values())) <= 1:
+        yield batch, layout
+        return
+    files = pl.Series(batch.column(FILE)).cast(pl.String)
+    for file in files.unique(maintain_order=True).to_list():
+        yield batch.filter((files == file).to_arrow()), layout.of_file(file)
 
 
 def _text(batch: pa.RecordBatch, name: str) -> pl.Series:
@@ -154,32 +182,48 @@ def number_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 def choose(
     batches: Iterator[pa.RecordBatch],
-    name: str,
     header: Sequence[str],
     choice: ColumnChoice,
     options: CleanOptions,
 ) -> Iterator[pa.RecordBatch]:
-    """`columns.choose_columns` on the first rows (every batch of one partition), as
-    one JSON answer: the chosen columns, or the error to raise (with the columns that
-    hold dates, as one machine says it)."""
+    """`columns.choose_columns` for each file, on its first CONTENT_ROWS rows (every row
+    of a file is in one partition), as one machine chooses them file by file: one JSON
+    answer a file, the chosen columns or the error to raise."""
     frame = _frame(list(batches))
-    if frame is None:
-        frame = pl.DataFrame(schema=dict.fromkeys(header, pl.String))
-    frame = frame.select(pl.all().cast(pl.String))
+    if frame is None or frame.height == 0:
+        return
+    frame = frame.sort(FILE, ROW)
+    for (file,), rows in frame.group_by(FILE, maintain_order=True):
+        values = rows.drop(FILE, ROW)
+        answer = answer_of(str(file), header, values, choice, options)
+        yield pa.RecordBatch.from_pylist(
+            [{FILE: str(file), "answer": answer}], schema=ANSWER_SCHEMA
+        )
+
+
+def answer_of(
+    file: str,
+    header: Sequence[str],
+    values: pl.DataFrame,
+    choice: ColumnChoice,
+    options: CleanOptions,
+) -> str:
+    """The columns chosen from a file's first rows (``values``, by place), as JSON."""
+    frame = values.select(pl.all().cast(pl.String))
 
     def sample(indexes: Sequence[int]) -> list[pl.Series]:
         return [frame.to_series(index) for index in indexes]
 
+    name = Path(file).name or "contacts"
     try:
         chosen = choose_columns(Path(name), list(header), choice, sample)
         answer: dict[str, object] = {"chosen": asdict(chosen)}
     except MissingConsentColumn as error:
-        values = {column: frame.to_series(place).to_list() for place, column in enumerate(header)}
-        message = str(error.with_date_columns(date_columns(values, options)))
-        answer = {"error": message}
+        found = {column: frame.to_series(place).to_list() for place, column in enumerate(header)}
+        answer = {"error": str(error.with_date_columns(date_columns(found, options)))}
     except ReconcileError as error:
         answer = {"error": str(error)}
-    yield pa.RecordBatch.from_pylist([{"answer": json.dumps(answer)}], schema=ANSWER_SCHEMA)
+    return json.dumps(answer)
 
 
 def chosen_from(answer: str) -> ChosenColumns | str:
@@ -202,24 +246,31 @@ def row_keys(
     batches: Iterator[pa.RecordBatch], layout: Layout, region: str
 ) -> Iterator[pa.RecordBatch]:
     """Every valid number of each row, once per row: (file, row, number)."""
-    for batch in batches:
-        if batch.num_rows == 0:
+    for whole in batches:
+        if whole.num_rows == 0:
             continue
         if layout.check_utf8:
-            _refuse_replacement_characters(batch, layout)
-        numbers = find_numbers([_text(batch, name) for name in layout.phone_texts], region)
-        found = (
-            numbers.select("index", "phone_key").drop_nulls("phone_key").unique(maintain_order=True)
+            _refuse_replacement_characters(whole, layout)
+        yield from (
+            _keys(batch, its_layout, region) for batch, its_layout in _by_file(whole, layout)
         )
-        index = found.get_column("index")
-        keys = pl.DataFrame(
-            {
-                FILE: pl.Series(batch.column(FILE)).cast(pl.String).gather(index),
-                ROW: pl.Series(batch.column(ROW)).cast(pl.Int64).gather(index),
-                "number": found.get_column("phone_key").cast(pl.Int64),
-            }
-        )
-        yield from _table(keys, KEYS_SCHEMA)
+
+
+def _keys(batch: pa.RecordBatch, layout: Layout, region: str) -> pa.RecordBatch:
+    numbers = find_numbers([_text(batch, name) for name in layout.phone_texts], region)
+    found = numbers.select("index", "phone_key").drop_nulls("phone_key").unique(maintain_order=True)
+    index = found.get_column("index")
+    keys = pl.DataFrame(
+        {
+            FILE: pl.Series(batch.column(FILE)).cast(pl.String).gather(index),
+            ROW: pl.Series(batch.column(ROW)).cast(pl.Int64).gather(index),
+            "number": found.get_column("phone_key").cast(pl.Int64),
+        }
+    )
+    return pa.RecordBatch.from_arrays(
+        [keys.get_column(f.name).to_arrow().cast(f.type) for f in KEYS_SCHEMA],
+        schema=KEYS_SCHEMA,
+    )
 
 
 def _refuse_replacement_characters(batch: pa.RecordBatch, layout: Layout) -> None:
@@ -308,34 +359,42 @@ def decide_batches(
     consent (`_pipeline.numbers_and_consent`), its evidence (joined by Spark), the
     decision (`rows.decide_piece`), the mode's change to the row and its change-list
     lines."""
-    for batch in batches:
-        if batch.num_rows == 0:
+    for whole in batches:
+        if whole.num_rows == 0:
             continue
-        values = pl.DataFrame(
-            {
-                "row": pl.Series(batch.column(ROW)).cast(pl.Int64),
-                **{f"phone_{i}": _text(batch, name) for i, name in enumerate(layout.phone_texts)},
-                "consent": _text(batch, layout.consent_text),
-                "id": _text(batch, layout.id_text)
-                if layout.id_text is not None
-                else pl.repeat(None, batch.num_rows, dtype=pl.String, eager=True),
-                **{
-                    f"include_{i}": _text(batch, name)
-                    for i, name in enumerate(layout.include_texts)
-                },
-            }
-        )
-        rows, entries = numbers_and_consent(values, options, now)
-        evidence = _row_evidence(batch.column(EVIDENCE))
-        entries = entries.with_columns(
-            evidence_rows(entries.get_column("phone_key"), evidence).rename(EVIDENCE_ROW)
-        )
-        row_text = rows.select("consent", "id", pl.col("^include_.*$"))
-        piece = decide_piece(
-            rows, entries, row_text, evidence, coverage_start, options.actions, layout.phones
-        )
-        schema = decided_schema(batch.schema, layout)
-        yield _decided_batch(batch, layout, schema, options.mode, rows, entries, piece)
+        for batch, its_layout in _by_file(whole, layout):
+            yield _decide(batch, its_layout, options, now, coverage_start)
+
+
+def _decide(
+    batch: pa.RecordBatch,
+    layout: Layout,
+    options: CleanOptions,
+    now: datetime,
+    coverage_start: datetime | None,
+) -> pa.RecordBatch:
+    values = pl.DataFrame(
+        {
+            "row": pl.Series(batch.column(ROW)).cast(pl.Int64),
+            **{f"phone_{i}": _text(batch, name) for i, name in enumerate(layout.phone_texts)},
+            "consent": _text(batch, layout.consent_text),
+            "id": _text(batch, layout.id_text)
+            if layout.id_text is not None
+            else pl.repeat(None, batch.num_rows, dtype=pl.String, eager=True),
+            **{f"include_{i}": _text(batch, name) for i, name in enumerate(layout.include_texts)},
+        }
+    )
+    rows, entries = numbers_and_consent(values, options, now)
+    evidence = _row_evidence(batch.column(EVIDENCE))
+    entries = entries.with_columns(
+        evidence_rows(entries.get_column("phone_key"), evidence).rename(EVIDENCE_ROW)
+    )
+    row_text = rows.select("consent", "id", pl.col("^include_.*$"))
+    piece = decide_piece(
+        rows, entries, row_text, evidence, coverage_start, options.actions, layout.phones
+    )
+    schema = decided_schema(batch.schema, layout)
+    return _decided_batch(batch, layout, schema, options.mode, rows, entries, piece)
 
 
 def _decided_batch(

@@ -20,6 +20,7 @@ Nothing but counts and the column choice comes back to the driver.
 from __future__ import annotations
 
 import codecs
+import csv
 import os
 import re
 import sys
@@ -217,7 +218,7 @@ def read_contacts(spark: SparkSession, path: str, options: CleanOptions) -> Data
             F.col("_metadata.file_path").alias(FILE),
             (F.col("_metadata.row_index") + 1).alias(ROW),
         )
-    delimiter = options.delimiter or _delimiter(spark, path)
+    delimiter = options.delimiter or _delimiter(_header_line(spark, path))
     frame = spark.read.options(
         header=True,
         # a quoted field may hold line breaks (CRM notes do), and a file is then read
@@ -263,11 +264,29 @@ _JAVA_CHARSETS = {
 }
 
 
-def _delimiter(spark: SparkSession, path: str) -> str:
-    """The delimiter most frequent outside quotes in a file's first line (the header)."""
+def _header_line(spark: SparkSession, path: str) -> str:
+    """A file's first line (the header: every file of a folder has the same)."""
     first = _spark_errors(path, lambda: spark.read.text(path).head())
-    header = first[0] if first is not None else ""
+    return str(first[0]).lstrip("\ufeff") if first is not None else ""
+
+
+def _delimiter(header: str) -> str:
+    """The delimiter most frequent outside quotes in the header line."""
     return delimiter_candidates(header.encode())[0]
+
+
+def _refuse_twin_names(path: str, header: str, delimiter: str) -> None:
+    """Two columns of one name (in any case: Spark tells names apart without it)."""
+    [names] = list(csv.reader([header], delimiter=delimiter)) or [[]]
+    seen: dict[str, str] = {}
+    for name in names:
+        key = name.strip().lower()
+        if key and key in seen:  # unnamed columns are Spark's _c1, _c2...
+            raise InputError(
+                f"{path}: two columns are named {seen[key]!r} and {name!r}; rename one so "
+                "each column can be told apart."
+            )
+        seen[key] = name
 
 
 @dataclass(frozen=True)
@@ -295,24 +314,18 @@ def _plan(contacts: DataFrame, options: CleanOptions, name: str, check_utf8: boo
     )
     positional = [f"__c{place}" for place in range(len(header))]
     by_name = {column: positional[place] for place, column in reversed(list(enumerate(header)))}
-    choice = options.columns
-    first = contacts.select(positional).limit(CONTENT_ROWS).coalesce(1)
-    answer = _spark_errors(
-        name,
-        lambda: first.mapInArrow(
-            partial(
-                batches.choose,
-                name=name,
-                header=header,
-                choice=choice,
-                options=options,
-            ),
-            _spark_schema(list(batches.ANSWER_SCHEMA)),
-        ).head(),
+    answers = _choices(contacts, positional, header, options, name)
+    chosen = answers[min(answers)]
+    # one machine finds phone columns by content file by file: each file keeps its own,
+    # and a column any file holds numbers in is read for that file
+    phones = tuple(c for c in header if any(c in other.phones for other in answers.values()))
+    by_content = tuple(
+        c for c in header if any(c in other.by_content for other in answers.values())
     )
-    chosen = batches.chosen_from(answer[0]) if answer is not None else "no answer"
-    if isinstance(chosen, str):
-        raise InputError(chosen)
+    chosen = replace(chosen, phones=phones, by_content=by_content)
+    phone_sets = {
+        file: tuple(phones.index(c) for c in other.phones) for file, other in answers.items()
+    }
     types = dict(contacts.dtypes)
     texts: dict[str, str] = {}
     for place, column in enumerate(
@@ -336,8 +349,40 @@ def _plan(contacts: DataFrame, options: CleanOptions, name: str, check_utf8: boo
         contact_columns=tuple(positional),
         contact_names=tuple(header),
         check_utf8=check_utf8,
+        phone_sets=phone_sets,
     )
     return _Plan(chosen, layout, contacts)
+
+
+def _choices(
+    contacts: DataFrame,
+    positional: list[str],
+    header: list[str],
+    options: CleanOptions,
+    name: str,
+) -> dict[str, ChosenColumns]:
+    """Each file's columns, chosen on an executor from its first CONTENT_ROWS rows; the
+    first file's error is raised, as one machine would stop at it."""
+    first_rows = (
+        contacts.where(F.col(ROW) <= CONTENT_ROWS)
+        .select(FILE, ROW, *positional)
+        .repartition(FILE)
+        .mapInArrow(
+            partial(batches.choose, header=header, choice=options.columns, options=options),
+            _spark_schema(list(batches.ANSWER_SCHEMA)),
+        )
+    )
+    found = {row[FILE]: row["answer"] for row in _spark_errors(name, first_rows.collect)}
+    if not found:  # no data row anywhere: the header alone decides (and fails later)
+        empty = pl.DataFrame(schema=dict.fromkeys(positional, pl.String))
+        found = {"": batches.answer_of(name, header, empty, options.columns, options)}
+    answers: dict[str, ChosenColumns] = {}
+    for file in sorted(found):
+        chosen = batches.chosen_from(found[file])
+        if isinstance(chosen, str):
+            raise InputError(chosen)
+        answers[file] = chosen
+    return answers
 
 
 def history_events(spark: SparkSession, history: History) -> DataFrame:
@@ -559,9 +604,11 @@ def _clean_path(
 ) -> tuple[ChosenColumns, dict[str, Any]]:
     """One path decided; its outputs written beside their targets, then renamed."""
     kind = _kind(spark, path)
-    if kind == "csv" and options.delimiter is None:
+    if kind == "csv":
+        header = _header_line(spark, path)
         # the cleaned CSV is written with the input's own delimiter
-        options = replace(options, delimiter=_delimiter(spark, path))
+        options = replace(options, delimiter=options.delimiter or _delimiter(header))
+        _refuse_twin_names(path, header, options.delimiter or ",")
     contacts = _spark_errors(path, lambda: read_contacts(spark, path, options))
     decided, chosen = _decided(
         contacts, history, options, now, coverage_start, path, check_utf8=kind == "csv"

@@ -324,6 +324,46 @@ def test_blank_lines_are_counted_and_said(spark, tmp_path):  # type: ignore[no-u
     ]
 
 
+def test_phone_columns_found_by_content_are_each_files_own(spark, tmp_path):  # type: ignore[no-untyped-def]
+    """One machine finds a phone column by what it holds file by file: so does Spark, for
+    a folder whose files differ (here only the second file's `Extra` holds numbers)."""
+    _worked_examples(tmp_path / "unused.csv", tmp_path / "changes")
+    folder = tmp_path / "lake"
+    folder.mkdir()
+    rows = "\n".join(f"415555{1000 + n},2024-03-01,note {n}" for n in range(8))
+    (folder / "a.csv").write_text(f"phone,consent_date,Extra\n{rows}\n")
+    numbers = "\n".join(f"415555{1000 + n},2024-03-01,(415) 555-012{n % 8}" for n in range(8))
+    (folder / "b.csv").write_text(f"phone,consent_date,Extra\n{numbers}\n")
+    history = load_change_files([tmp_path / "changes"])
+    options = CleanOptions(mode="blank")
+    files = sorted(folder.glob("*.csv"))
+    local = _single_machine(files, history, options, tmp_path / "local")
+    summary = _spark_clean(spark, folder, history, options, tmp_path / "spark")
+    changes = _read(tmp_path / "spark" / "lake.changes")
+    for file in files:
+        expected = _read(local / f"{file.stem}.changes.csv")
+        got = changes.filter(pl.col("file").str.ends_with("/" + file.name)).drop("file")
+        assert got.equals(expected), file.name
+    assert changes.filter(pl.col("phone_column") == "Extra").height > 0
+    assert summary["columns"]["phone_by_content"] == ["Extra"]
+    cleaned = _read(tmp_path / "spark" / "lake.cleaned")
+    expected_cleaned = pl.concat([_read(local / f"{f.stem}.cleaned.csv") for f in files])
+    assert cleaned.equals(expected_cleaned)
+
+
+def test_two_columns_of_one_name_are_refused(run_cli, spark, tmp_path):  # type: ignore[no-untyped-def]
+    _worked_examples(tmp_path / "unused.csv", tmp_path / "changes")
+    twins = tmp_path / "twins.csv"
+    twins.write_text("Phone,consent_date,phone\n4155550123,2024-03-01,4155550124\n")
+    result = run_cli(
+        "clean", twins, "--changes", tmp_path / "changes", "--engine", "spark",
+        "--out-dir", tmp_path / "out",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "two columns are named 'Phone' and 'phone'; rename one" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_clean_frame_for_notebooks(spark, tmp_path):  # type: ignore[no-untyped-def]
     contacts = tmp_path / "worked.csv"
     _worked_examples(contacts, tmp_path / "changes")
