@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import polars as pl
@@ -57,6 +58,7 @@ __all__ = [
     "decide_batches",
     "decided_schema",
     "extra_fields",
+    "file_name",
     "number_rows",
     "partition_evidence",
     "row_keys",
@@ -151,6 +153,11 @@ def _text(batch: pa.RecordBatch, name: str) -> pl.Series:
     return series.cast(pl.String).fill_null("")
 
 
+def file_name(file: str) -> str:
+    """A file's name as a person reads it (Spark gives a percent-encoded URI)."""
+    return Path(unquote(file)).name
+
+
 def _frame(batches: list[pa.RecordBatch]) -> pl.DataFrame | None:
     """Record batches as one frame (None: no batch came)."""
     if not batches:
@@ -214,7 +221,7 @@ def answer_of(
     def sample(indexes: Sequence[int]) -> list[pl.Series]:
         return [frame.to_series(index) for index in indexes]
 
-    name = Path(file).name or "contacts"
+    name = file_name(file) or "contacts"
     try:
         chosen = choose_columns(Path(name), list(header), choice, sample)
         answer: dict[str, object] = {"chosen": asdict(chosen)}
@@ -285,7 +292,7 @@ def _refuse_replacement_characters(batch: pa.RecordBatch, layout: Layout) -> Non
             file = str(batch.column(FILE)[at])
             row = int(batch.column(ROW)[at].as_py())
             raise EncodingError(
-                f"{Path(file).name}: row {row}, column {shown!r} is not UTF-8 text; give "
+                f"{file_name(file)}: row {row}, column {shown!r} is not UTF-8 text; give "
                 "the file's encoding with --encoding (for example windows-1252)."
             )
 
@@ -323,10 +330,17 @@ def _row_evidence(column: pa.Array) -> pl.DataFrame:
     )
 
 
+def spark_included_names(include: Sequence[str]) -> list[str]:
+    """`changelist.included_names`, and ``file`` (Spark's own first column) kept apart."""
+    return [
+        f"{name} (contact)" if name.lower() == "file" else name for name in included_names(include)
+    ]
+
+
 def changes_type(include: Sequence[str]) -> pa.DataType:
     """One change-list line (SPEC's columns, then the included ones) as Arrow holds it."""
     fields = [(name, pa.int64() if name == "row" else pa.string()) for name in CHANGE_COLUMNS]
-    fields += [(name, pa.string()) for name in included_names(include)]
+    fields += [(name, pa.string()) for name in spark_included_names(include)]
     return pa.list_(pa.struct(fields))
 
 
@@ -424,6 +438,7 @@ def _decided_batch(
     index = entries.get_column("index")
     details = piece.details.filter(pl.col("verdict") != "ok")
     lines = changes_frame(details, layout.include)
+    lines.columns = [*lines.columns[: len(CHANGE_COLUMNS)], *spark_included_names(layout.include)]
     lines = lines.with_columns(pl.col("row").cast(pl.Int64), pl.exclude("row").cast(pl.String))
     grouped = (
         pl.concat([details.select("index"), lines], how="horizontal")

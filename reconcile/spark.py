@@ -37,7 +37,15 @@ import pyarrow as pa
 
 from reconcile import _spark_batches as batches
 from reconcile._csvscan import delimiter_candidates
-from reconcile._spark_batches import CHANGES, FILE, NUMBER_COUNTS, ROW, UNREADABLE, Layout
+from reconcile._spark_batches import (
+    CHANGES,
+    FILE,
+    NUMBER_COUNTS,
+    ROW,
+    UNREADABLE,
+    Layout,
+    file_name,
+)
 from reconcile._text import iso_utc as iso
 from reconcile.changelist import CHANGE_COLUMNS
 from reconcile.clean import STALE_AFTER, history_warnings
@@ -117,6 +125,8 @@ def session(master: str | None = None, log_level: str = "ERROR") -> SparkSession
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS))
         # --encoding windows-1252 (a Java charset Spark refuses unless told)
         .config("spark.sql.legacy.javaCharsets", "true")
+        # a cleaned Parquet file keeps its instants as instants (not INT96)
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .getOrCreate()
     )
     spark.conf.set("spark.sql.session.timeZone", "UTC")
@@ -213,7 +223,7 @@ def read_contacts(spark: SparkSession, path: str, options: CleanOptions) -> Data
     text, with each row's file (``reconcile_file``) and its number in that file
     (``reconcile_row``, 1 for the first data row)."""
     if _kind(spark, path) == "parquet":
-        return spark.read.parquet(path).select(
+        return spark.read.parquet(_literal(path)).select(
             "*",
             F.col("_metadata.file_path").alias(FILE),
             (F.col("_metadata.row_index") + 1).alias(ROW),
@@ -228,13 +238,14 @@ def read_contacts(spark: SparkSession, path: str, options: CleanOptions) -> Data
         mode="FAILFAST",
         enforceSchema=False,
         inferSchema=False,
-        encoding=options.encoding or "UTF-8",
+        encoding=_java_charset(options.encoding),
         sep=delimiter,
-    ).csv(path)
+    ).csv(_literal(path))
     names = frame.columns
     if names and names[0].startswith("\ufeff"):  # a UTF-8 byte order mark
         frame = frame.withColumnRenamed(names[0], names[0][1:])
     names = frame.columns
+    _refuse_our_names(path, names)
     # by place through Python (pyspark passes columns to it by name), then named again
     frame = frame.toDF(*(f"__c{place}" for place in range(len(names))))
     frame = frame.withColumn(FILE, F.col("_metadata.file_path"))
@@ -264,9 +275,27 @@ _JAVA_CHARSETS = {
 }
 
 
+def _literal(path: str) -> str:
+    """A path Spark reads as itself: ``[``, ``{``, ``*`` and ``?`` are glob patterns to
+    Hadoop, and a file name may hold them."""
+    return re.sub(r"([\[\]{}*?\\])", r"\\\1", path)
+
+
+def _refuse_our_names(path: str, names: Sequence[str]) -> None:
+    """A contact column named as one the engine adds (a flagged output cleaned again)."""
+    ours = {name.lower() for name in (FILE, ROW, *FLAG_COLUMNS)}
+    clash = [name for name in names if name.strip().lower() in ours]
+    if clash:
+        raise InputError(
+            f"{path}: the file has a column named {clash[0]!r}, which the Spark engine adds "
+            "to what it writes (is it a flagged output?); clean the original file, or rename "
+            "that column."
+        )
+
+
 def _header_line(spark: SparkSession, path: str) -> str:
     """A file's first line (the header: every file of a folder has the same)."""
-    first = _spark_errors(path, lambda: spark.read.text(path).head())
+    first = _spark_errors(path, lambda: spark.read.text(_literal(path)).head())
     return str(first[0]).lstrip("\ufeff") if first is not None else ""
 
 
@@ -306,6 +335,7 @@ def _plan(contacts: DataFrame, options: CleanOptions, name: str, check_utf8: boo
     if ROW not in contacts.columns:  # a frame of a notebook's own making
         contacts = contacts.withColumn(ROW, F.monotonically_increasing_id() + 1)
     header = [c for c in contacts.columns if c not in (FILE, ROW)]
+    _refuse_our_names(name, header)
     # every contact column goes by its place: a CRM's names may hold dots or backticks,
     # which pyspark cannot pass to Python by name; `_decided` gives the names back
     places = iter(range(len(header)))
@@ -337,7 +367,9 @@ def _plan(contacts: DataFrame, options: CleanOptions, name: str, check_utf8: boo
             texts[column] = by_name[column]
         else:
             texts[column] = f"__text_{place}"
-            contacts = contacts.withColumn(texts[column], F.col(by_name[column]).cast("string"))
+            contacts = contacts.withColumn(
+                texts[column], _as_text(F.col(by_name[column]), types[by_name[column]])
+            )
     layout = Layout(
         phones=chosen.phones,
         phone_columns=tuple(by_name[c] for c in chosen.phones),
@@ -352,6 +384,17 @@ def _plan(contacts: DataFrame, options: CleanOptions, name: str, check_utf8: boo
         phone_sets=phone_sets,
     )
     return _Plan(chosen, layout, contacts)
+
+
+def _as_text(column: Any, kind: str) -> Any:
+    """A column that is not text, as the text one machine would read in a CSV file: an
+    instant (``timestamp``) with its ``Z``, so the consent time zone never applies to it;
+    a wall-clock time (``timestamp_ntz``) without, so it does."""
+    if kind == "timestamp":  # the session's time zone is UTC
+        return F.date_format(column, "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'")
+    if kind == "timestamp_ntz":
+        return F.date_format(column, "yyyy-MM-dd'T'HH:mm:ss.SSSSSS")
+    return column.cast("string")
 
 
 def _choices(
@@ -575,13 +618,39 @@ def clean_paths(
     stale = coverage.end is not None and now - coverage.end > STALE_AFTER
     warnings = history_warnings(history, coverage, now, stale)
     out_dir = str(options.out_dir) if options.out_dir is not None else None
-    summaries = []
-    for given in paths:
-        path = _absolute(given)
-        targets = output_names(path, out_dir)
+    absolute = [_absolute(given) for given in paths]
+    every_target = [output_names(path, out_dir) for path in absolute]
+    seen: dict[str, str] = {}
+    for path, targets in zip(absolute, every_target, strict=True):
+        for target in targets:
+            if target in seen:
+                raise OutputError(
+                    f"{seen[target]} and {path} would both write {target}; give them "
+                    "different names or clean them one at a time."
+                )
+            seen[target] = path
         _check_targets(spark, targets, options.force)
-        chosen, counts = _clean_path(spark, path, history, options, now, coverage.start, targets)
-        summaries.append(_summary(path, chosen, counts, options, coverage, targets, warnings))
+    summaries = []
+    written: list[tuple[str, str]] = []
+    try:
+        for path, targets in zip(absolute, every_target, strict=True):
+            chosen, counts = _clean_path(
+                spark, path, history, options, now, coverage.start, targets
+            )
+            # the change list first, the cleaned rows last: whoever finds a cleaned
+            # folder finds the change list of the same run beside it
+            written += [(f"{targets[1]}{_TEMPORARY}", targets[1])]
+            written += [(f"{targets[0]}{_TEMPORARY}", targets[0])]
+            summaries.append(_summary(path, chosen, counts, options, coverage, targets, warnings))
+    except BaseException:
+        for folder, _target in written:
+            _remove(spark, folder)
+        raise
+    # every path decided and written: only now does any output take its place
+    for folder, target in written:
+        if options.force:
+            _remove(spark, target)
+        _rename(spark, folder, target)
     return summaries
 
 
@@ -611,7 +680,14 @@ def _clean_path(
         _refuse_twin_names(path, header, options.delimiter or ",")
     contacts = _spark_errors(path, lambda: read_contacts(spark, path, options))
     decided, chosen = _decided(
-        contacts, history, options, now, coverage_start, path, check_utf8=kind == "csv"
+        contacts,
+        history,
+        options,
+        now,
+        coverage_start,
+        path,
+        # a file said to be UTF-8 may hold U+FFFD of its own
+        check_utf8=kind == "csv" and options.encoding is None,
     )
     decided = decided.persist(StorageLevel.DISK_ONLY)
     try:
@@ -621,26 +697,29 @@ def _clean_path(
         counts["blank_lines"] = (
             _spark_errors(path, lambda: _blank_lines(spark, path)) if kind == "csv" else {}
         )
-        cleaned_folder, changes_folder = (f"{target}.reconcile-tmp" for target in targets)
+        cleaned_folder, changes_folder = (f"{target}{_TEMPORARY}" for target in targets)
         for folder in (cleaned_folder, changes_folder):
             _remove(spark, folder)
-        writer = cleaned_frame(_public(decided), options.mode).write.mode("overwrite")
-        if kind == "parquet":
-            _spark_errors(path, lambda: writer.parquet(cleaned_folder))
-        else:
-            csv = writer.options(**_CSV_OUT, sep=options.delimiter or ",")
-            _spark_errors(path, lambda: csv.csv(cleaned_folder))
-        changes = _changes(decided).write.mode("overwrite").options(**_CSV_OUT)
-        _spark_errors(path, lambda: changes.csv(changes_folder))
-        for folder, target in zip((cleaned_folder, changes_folder), targets, strict=True):
-            if options.force:
-                _remove(spark, target)
-            _rename(spark, folder, target)
+        try:
+            writer = cleaned_frame(_public(decided), options.mode).write.mode("overwrite")
+            if kind == "parquet":
+                _spark_errors(path, lambda: writer.parquet(cleaned_folder))
+            else:
+                csv = writer.options(**_CSV_OUT, sep=options.delimiter or ",")
+                _spark_errors(path, lambda: csv.csv(cleaned_folder))
+            changes = _changes(decided).write.mode("overwrite").options(**_CSV_OUT)
+            _spark_errors(path, lambda: changes.csv(changes_folder))
+        except BaseException:  # nothing half-written is left behind
+            for folder in (cleaned_folder, changes_folder):
+                _remove(spark, folder)
+            raise
     finally:
         decided.unpersist()
     return chosen, counts
 
 
+# the suffix of an output folder being written (renamed away once every path is done)
+_TEMPORARY = ".reconcile-tmp"
 # Every field keeps its text: RFC 4180 quotes, no trimming, an empty cell stays empty.
 _CSV_OUT = {
     "header": "true",
@@ -667,7 +746,9 @@ def _counts(decided: DataFrame) -> dict[str, Any]:
 
 def _blank_lines(spark: SparkSession, path: str) -> dict[str, int]:
     """The empty lines of each CSV file (Spark's reader skips them): counts only."""
-    lines = spark.read.text(path).select(F.col("value"), F.col("_metadata.file_path").alias("f"))
+    lines = spark.read.text(_literal(path)).select(
+        F.col("value"), F.col("_metadata.file_path").alias("f")
+    )
     blank = lines.where(F.col("value") == "").groupBy("f").count()
     return {row["f"]: int(row["count"]) for row in blank.collect()}
 
@@ -712,7 +793,7 @@ def _summary(
         # one machine numbers rows as a spreadsheet does, blank lines included; Spark's
         # reader drops them before a row can be numbered
         named = ", ".join(
-            f"{Path(file).name} ({count})" for file, count in sorted(blank_lines.items())
+            f"{file_name(file)} ({count})" for file, count in sorted(blank_lines.items())
         )
         notes.append(
             f"blank lines skipped in {named}: the change list's row numbers after a blank "

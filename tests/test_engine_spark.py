@@ -20,6 +20,7 @@ import pytest
 # never skipped: the README's test command installs the spark extra
 from reconcile import spark as spark_module
 from reconcile.clean import CleanOptions, clean_files
+from reconcile.columns import ColumnChoice
 from reconcile.history_files import load_change_files
 from reconcile.ledger import Ledger
 from tests.helpers import NOW
@@ -362,6 +363,71 @@ def test_two_columns_of_one_name_are_refused(run_cli, spark, tmp_path):  # type:
     assert result.exit_code == 1
     assert "two columns are named 'Phone' and 'phone'; rename one" in result.stderr
     assert not (tmp_path / "out").exists()
+    flagged = tmp_path / "flagged.csv"
+    flagged.write_text("Phone,consent_date,reconcile_verdict\n4155550123,2024-03-01,ok\n")
+    again = run_cli(
+        "clean", flagged, "--changes", tmp_path / "changes", "--engine", "spark",
+        "--out-dir", tmp_path / "out",
+    )  # fmt: skip
+    assert again.exit_code == 1
+    assert "has a column named 'reconcile_verdict', which the Spark engine adds" in again.stderr
+    assert "Traceback" not in again.stderr and "Exception" not in again.stderr
+
+
+def test_parquet_instants_are_instants_and_a_file_column_is_kept_apart(spark, tmp_path):  # type: ignore[no-untyped-def]
+    """A Parquet consent that is an instant is never read in --consent-timezone (as its
+    CSV twin with a Z is not); an included column named `file` is not Spark's `file`."""
+    _worked_examples(tmp_path / "unused.csv", tmp_path / "changes")
+    history = load_change_files([tmp_path / "changes"])
+    consent = [datetime(2024, 3, 10, 10, 30, tzinfo=UTC), datetime(2024, 3, 10, 11, 30, tzinfo=UTC)]
+    frame = pl.DataFrame(
+        {
+            "Phone": [4155550123, 4155550123],
+            "Opt-In Date": pl.Series(consent, dtype=pl.Datetime("us", "UTC")),
+            "File": ["a", "b"],
+        }
+    )
+    twin = tmp_path / "twin.csv"
+    frame.with_columns(
+        pl.col("Opt-In Date").dt.strftime("%Y-%m-%dT%H:%M:%SZ"), pl.col("Phone").cast(pl.String)
+    ).write_csv(twin)
+    folder = tmp_path / "lake"
+    folder.mkdir()
+    frame.write_parquet(folder / "part-0.parquet")
+    columns = ColumnChoice(include=("File",))
+    options = CleanOptions(mode="flag", consent_timezone="America/New_York", columns=columns)
+    local = _single_machine([twin], history, options, tmp_path / "local")
+    expected = _read(local / "twin.changes.csv")
+    # 10:30Z is before the 11:00Z deactivation (read in New York it would be after it)
+    assert expected.get_column("verdict").to_list() == ["deactivated"]
+    _spark_clean(spark, folder, history, options, tmp_path / "spark")
+    changes = _read(tmp_path / "spark" / "lake.changes")
+    assert changes.columns[-1] == "File (contact)"
+    got = changes.drop("file").rename({"File (contact)": "File"})
+    assert got.drop("consent").equals(expected.drop("consent"))
+    cleaned = pl.read_parquet(tmp_path / "spark" / "lake.cleaned" / "*.parquet")
+    assert cleaned.schema["Opt-In Date"] == pl.Datetime("us", "UTC")  # still an instant
+    assert cleaned.get_column("reconcile_verdict").to_list() == ["deactivated", "ok"]
+
+
+def test_several_paths_write_everything_or_nothing(run_cli, spark, tmp_path):  # type: ignore[no-untyped-def]
+    _worked_examples(tmp_path / "good.csv", tmp_path / "changes")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,consent_date\nAnn,2024-03-01\n")  # no phone column
+    out = tmp_path / "out"
+    args = ("--changes", tmp_path / "changes", "--engine", "spark", "--out-dir", out)
+    result = run_cli("clean", tmp_path / "good.csv", bad, *args)
+    assert result.exit_code == 1
+    assert "no phone column found" in result.stderr
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "good.csv").write_bytes((tmp_path / "good.csv").read_bytes())
+    twice = run_cli("clean", tmp_path / "good.csv", tmp_path / "again" / "good.csv", *args)
+    assert twice.exit_code == 1
+    assert "would both write" in twice.stderr
+    latin = run_cli("clean", tmp_path / "good.csv", *args, "--encoding", "latin-1")
+    assert latin.exit_code == 0, latin.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["good.changes", "good.cleaned"]
 
 
 def test_clean_frame_for_notebooks(spark, tmp_path):  # type: ignore[no-untyped-def]
