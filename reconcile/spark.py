@@ -117,7 +117,7 @@ def session(master: str | None = None, log_level: str = "ERROR") -> SparkSession
         builder = builder.config(
             "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{quiet}"
         )
-    spark = (
+    builder = (
         builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.showConsoleProgress", "false")
         # a batch is decided as one machine decides a piece: a few large batches cost
@@ -127,13 +127,29 @@ def session(master: str | None = None, log_level: str = "ERROR") -> SparkSession
         .config("spark.sql.legacy.javaCharsets", "true")
         # a cleaned Parquet file keeps its instants as instants (not INT96)
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .getOrCreate()
     )
+    spark = _quietly(builder.getOrCreate) if log_level == "OFF" else builder.getOrCreate()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.conf.set("spark.sql.legacy.javaCharsets", "true")
     # what fails is said in one line (`_spark_errors`), not in Spark's own log
     spark.sparkContext.setLogLevel(log_level)
     return spark
+
+
+def _quietly(start: Callable[[], SparkSession]) -> SparkSession:
+    """Start Spark with the standard error stream closed to the JVM it launches (which
+    writes a line of its own there, and keeps the stream it was given): the command
+    line's errors come back through py4j and are said in one line."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    silent = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(silent, 2)
+        return start()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(silent)
 
 
 def _spark_type(arrow: pa.DataType) -> T.DataType:
@@ -308,9 +324,15 @@ def _refuse_twin_names(path: str, header: str, delimiter: str) -> None:
     """Two columns of one name (in any case: Spark tells names apart without it)."""
     [names] = list(csv.reader([header], delimiter=delimiter)) or [[]]
     seen: dict[str, str] = {}
-    for name in names:
+    for place, name in enumerate(names, start=1):
+        if not name.strip():
+            # Spark names it _cN and then finds the header does not match its own name
+            raise InputError(
+                f"{path}: column {place} of the header has no name; give it one (or remove "
+                "a trailing delimiter from the header line)."
+            )
         key = name.strip().lower()
-        if key and key in seen:  # unnamed columns are Spark's _c1, _c2...
+        if key in seen:
             raise InputError(
                 f"{path}: two columns are named {seen[key]!r} and {name!r}; rename one so "
                 "each column can be told apart."

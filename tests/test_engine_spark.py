@@ -372,6 +372,14 @@ def test_two_columns_of_one_name_are_refused(run_cli, spark, tmp_path):  # type:
     assert again.exit_code == 1
     assert "has a column named 'reconcile_verdict', which the Spark engine adds" in again.stderr
     assert "Traceback" not in again.stderr and "Exception" not in again.stderr
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("Phone,consent_date,\n4155550123,2024-03-01,\n")
+    unnamed = run_cli(
+        "clean", trailing, "--changes", tmp_path / "changes", "--engine", "spark",
+        "--out-dir", tmp_path / "out",
+    )  # fmt: skip
+    assert unnamed.exit_code == 1
+    assert "column 3 of the header has no name; give it one" in unnamed.stderr
 
 
 def test_parquet_instants_are_instants_and_a_file_column_is_kept_apart(spark, tmp_path):  # type: ignore[no-untyped-def]
