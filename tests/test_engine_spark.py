@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 # never skipped: the README's test command installs the spark extra
+from reconcile import _spark_session, spark_run
 from reconcile import spark as spark_module
 from reconcile.clean import CleanOptions, clean_files
 from reconcile.columns import ColumnChoice
@@ -164,9 +165,9 @@ def _worked_examples(contacts: Path, changes: Path) -> None:
 @pytest.fixture(scope="module")
 def spark():  # type: ignore[no-untyped-def]
     # a handful of rows: two shuffle partitions are two tasks a stage, not eight
-    before, spark_module.LOCAL_PARTITIONS = spark_module.LOCAL_PARTITIONS, 2
+    before, _spark_session.LOCAL_PARTITIONS = _spark_session.LOCAL_PARTITIONS, 2
     yield spark_module.session("local[2]")
-    spark_module.LOCAL_PARTITIONS = before
+    _spark_session.LOCAL_PARTITIONS = before
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +202,7 @@ def _read(path: Path) -> pl.DataFrame:
 
 def _spark_clean(spark, path: Path, history, options: CleanOptions, out: Path) -> dict:  # type: ignore[no-untyped-def]
     options = CleanOptions(**{**options.__dict__, "out_dir": out, "force": True})
-    [summary] = spark_module.clean_paths([str(path)], history, options, NOW)
+    [summary] = spark_run.clean_paths([str(path)], history, options, NOW)
     return summary
 
 
