@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -579,3 +580,19 @@ def test_the_readme_notebook_example_runs(run_cli, spark, tmp_path):  # type: ig
     assert "reconcile_verdict" in cleaned.columns
     changes = _read(tmp_path / "out" / "changes")
     assert changes.height == 7
+
+
+def test_without_the_extra_the_engine_says_how_to_get_it(run_cli, monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+    _worked_examples(tmp_path / "worked.csv", tmp_path / "changes")
+    for name in ("reconcile.spark", "reconcile.spark_run", "reconcile._spark_session"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    for name in ("pyspark", "pyspark.errors", "pyspark.sql", "pyspark.storagelevel"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails, as without the extra
+    result = run_cli(
+        "clean", tmp_path / "worked.csv", "--changes", tmp_path / "changes", "--engine", "spark"
+    )
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "reconcile: error: the Spark engine needs the spark extra: pip install "
+        "'reconcile[spark]' (and Java 17 or later).\n"
+    )
