@@ -20,6 +20,7 @@ Nothing but counts and the column choice comes back to the driver.
 from __future__ import annotations
 
 import codecs
+import csv
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -73,6 +74,7 @@ __all__ = [
     "header_delimiter",
     "header_line",
     "history_events",
+    "java_charset",
     "literal_path",
     "path_kind",
     "public_columns",
@@ -118,32 +120,39 @@ def read_contacts(spark: SparkSession, path: str, options: CleanOptions) -> Data
             F.col("_metadata.file_path").alias(FILE),
             (F.col("_metadata.row_index") + 1).alias(ROW),
         )
-    delimiter = options.delimiter or header_delimiter(header_line(spark, path))
-    frame = spark.read.options(
-        header=True,
-        # a quoted field may hold line breaks (CRM notes do), and a file is then read
-        # whole by one task, in order: rows can be numbered
-        multiLine=True,
-        escape='"',
-        mode="FAILFAST",
-        enforceSchema=False,
-        inferSchema=False,
-        encoding=_java_charset(options.encoding),
-        sep=delimiter,
-    ).csv(literal_path(path))
-    names = frame.columns
-    if names and names[0].startswith("\ufeff"):  # a UTF-8 byte order mark
-        frame = frame.withColumnRenamed(names[0], names[0][1:])
-    names = frame.columns
+    charset = java_charset(options.encoding)
+    header = header_line(spark, path, charset)
+    delimiter = options.delimiter or header_delimiter(header)
+    [names] = list(csv.reader([header], delimiter=delimiter)) or [[]]
     _refuse_our_names(path, names)
-    # by place through Python (pyspark passes columns to it by name), then named again
-    frame = frame.toDF(*(f"__c{place}" for place in range(len(names))))
+    # Read by place with a schema of our own: Spark's header check names a column
+    # without a name _cN and then finds it does not match (a pandas export's index
+    # column has none); every file's header is checked against the first here instead.
+    schema = T.StructType(
+        [T.StructField(f"__c{place}", T.StringType()) for place in range(len(names))]
+    )
+    frame = (
+        spark.read.options(
+            header=True,
+            # a quoted field may hold line breaks (CRM notes do), and a file is then read
+            # whole by one task, in order: rows can be numbered
+            multiLine=True,
+            escape='"',
+            mode="FAILFAST",
+            enforceSchema=True,
+            encoding=charset,
+            sep=delimiter,
+        )
+        .schema(schema)
+        .csv(literal_path(path))
+    )
     frame = frame.withColumn(FILE, F.col("_metadata.file_path"))
-    schema = T.StructType([*frame.schema.fields, T.StructField(ROW, T.LongType())])
-    return frame.mapInArrow(batches.number_rows, schema).toDF(*names, FILE, ROW)
+    with_row = T.StructType([*frame.schema.fields, T.StructField(ROW, T.LongType())])
+    # by place through Python (pyspark passes columns to it by name), then named again
+    return frame.mapInArrow(batches.number_rows, with_row).toDF(*names, FILE, ROW)
 
 
-def _java_charset(encoding: str | None) -> str:
+def java_charset(encoding: str | None) -> str:
     """The Java name of a Python encoding (``cp1252`` is ``windows-1252`` there)."""
     if encoding is None:
         return "UTF-8"
@@ -183,10 +192,35 @@ def _refuse_our_names(path: str, names: Sequence[str]) -> None:
         )
 
 
-def header_line(spark: SparkSession, path: str) -> str:
-    """A file's first line (the header: every file of a folder has the same)."""
-    first = spark_errors(path, lambda: spark.read.text(literal_path(path)).head())
-    return str(first[0]).lstrip("\ufeff") if first is not None else ""
+def header_line(spark: SparkSession, path: str, charset: str = "UTF-8") -> str:
+    """The header line of a CSV file, or of a folder's CSV files, which must all have the
+    same (each file's first line is read; nothing else is)."""
+    fs, where = hadoop(spark, path)
+    if fs.getFileStatus(where).isDirectory():
+        files = sorted(
+            (status.getPath() for status in fs.listStatus(where) if not status.isDirectory()),
+            key=lambda found: str(found.toString()),
+        )
+        files = [found for found in files if not found.getName().startswith(("_", "."))]
+    else:
+        files = [where]
+    jvm = spark.sparkContext._jvm  # py4j's door to Hadoop
+    assert jvm is not None  # a running session has one
+    first: tuple[str, str] | None = None
+    for found in files:
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(fs.open(found), charset))
+        try:
+            line = str(reader.readLine() or "").lstrip("\ufeff")
+        finally:
+            reader.close()
+        if first is None:
+            first = (found.getName(), line)
+        elif line != first[1]:
+            raise InputError(
+                f"{path}: {found.getName()}'s header differs from {first[0]}'s; the files "
+                "of a folder are read as one table: give them the same columns."
+            )
+    return first[1] if first is not None else ""
 
 
 def header_delimiter(header: str) -> str:

@@ -30,6 +30,7 @@ from reconcile.spark import (
     decided_rows,
     header_delimiter,
     header_line,
+    java_charset,
     literal_path,
     path_kind,
     public_columns,
@@ -121,7 +122,7 @@ def _clean_path(
     """One path decided; its outputs written beside their targets, then renamed."""
     kind = path_kind(spark, path)
     if kind == "csv":
-        header = header_line(spark, path)
+        header = header_line(spark, path, java_charset(options.encoding))
         # the cleaned CSV is written with the input's own delimiter
         options = replace(options, delimiter=options.delimiter or header_delimiter(header))
         _refuse_twin_names(path, header, options.delimiter or ",")
@@ -286,16 +287,11 @@ def _refuse_twin_names(path: str, header: str, delimiter: str) -> None:
     [names] = list(csv.reader([header], delimiter=delimiter)) or [[]]
     seen: dict[str, str] = {}
     for place, name in enumerate(names, start=1):
-        if not name.strip():
-            # Spark names it _cN and then finds the header does not match its own name
-            raise InputError(
-                f"{path}: column {place} of the header has no name; give it one (or remove "
-                "a trailing delimiter from the header line)."
-            )
         key = name.strip().lower()
-        if key in seen:
+        if key in seen:  # Spark tells names apart without their case
+            what = f"named {seen[key]!r} and {name!r}" if key else "without a name"
             raise InputError(
-                f"{path}: two columns are named {seen[key]!r} and {name!r}; rename one so "
-                "each column can be told apart."
+                f"{path}: two columns are {what} (the second is column {place}); rename one "
+                "so each column can be told apart."
             )
         seen[key] = name

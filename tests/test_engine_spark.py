@@ -363,7 +363,7 @@ def test_two_columns_of_one_name_are_refused(run_cli, spark, tmp_path):  # type:
         "--out-dir", tmp_path / "out",
     )  # fmt: skip
     assert result.exit_code == 1
-    assert "two columns are named 'Phone' and 'phone'; rename one" in result.stderr
+    assert "two columns are named 'Phone' and 'phone' (the second is column 3)" in result.stderr
     assert not (tmp_path / "out").exists()
     flagged = tmp_path / "flagged.csv"
     flagged.write_text("Phone,consent_date,reconcile_verdict\n4155550123,2024-03-01,ok\n")
@@ -374,14 +374,29 @@ def test_two_columns_of_one_name_are_refused(run_cli, spark, tmp_path):  # type:
     assert again.exit_code == 1
     assert "has a column named 'reconcile_verdict', which the Spark engine adds" in again.stderr
     assert "Traceback" not in again.stderr and "Exception" not in again.stderr
-    trailing = tmp_path / "trailing.csv"
-    trailing.write_text("Phone,consent_date,\n4155550123,2024-03-01,\n")
-    unnamed = run_cli(
-        "clean", trailing, "--changes", tmp_path / "changes", "--engine", "spark",
+    # a header with an unnamed column (a trailing delimiter, a pandas index) is read
+    pandas = tmp_path / "pandas.csv"
+    pandas.write_text(",Phone,consent_date\n0,4155550123,2024-03-01\n1,4155550127,\n")
+    history = load_change_files([tmp_path / "changes"])
+    options = CleanOptions(mode="flag")
+    local = _single_machine([pandas], history, options, tmp_path / "local")
+    _spark_clean(spark, pandas, history, options, tmp_path / "spark")
+    expected = _read(local / "pandas.changes.csv")
+    assert expected.height == 2
+    assert _read(tmp_path / "spark" / "pandas.changes").drop("file").equals(expected)
+    [part] = (tmp_path / "spark" / "pandas.cleaned").glob("*.csv")
+    assert part.read_text().splitlines()[0].startswith('"",Phone,consent_date,reconcile_')
+    # a folder whose files' headers differ is refused, naming them
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a.csv").write_text("Phone,consent_date\n4155550123,2024-03-01\n")
+    (folder / "b.csv").write_text("consent_date,Phone\n2024-03-01,4155550123\n")
+    mixed = run_cli(
+        "clean", folder, "--changes", tmp_path / "changes", "--engine", "spark",
         "--out-dir", tmp_path / "out",
     )  # fmt: skip
-    assert unnamed.exit_code == 1
-    assert "column 3 of the header has no name; give it one" in unnamed.stderr
+    assert mixed.exit_code == 1
+    assert "b.csv's header differs from a.csv's" in mixed.stderr
 
 
 def test_parquet_instants_are_instants_and_a_file_column_is_kept_apart(spark, tmp_path):  # type: ignore[no-untyped-def]
