@@ -16,10 +16,14 @@ import pyarrow as pa
 from reconcile import _spark_batches as batches
 from reconcile.errors import EngineError, InputError, ReconcileError
 
+# The one place pyspark is imported: the engine's modules take its names from here, so
+# a missing extra is said once, in one line.
 try:
     from pyspark.errors import PySparkException
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import functions as F
     from pyspark.sql import types as T
+    from pyspark.storagelevel import StorageLevel
 except ImportError as missing:  # the optional extra
     raise EngineError(
         "the Spark engine needs the spark extra: pip install 'reconcile[spark]' "
@@ -29,6 +33,11 @@ except ImportError as missing:  # the optional extra
 __all__ = [
     "BATCH_ROWS",
     "LOCAL_PARTITIONS",
+    "DataFrame",
+    "F",
+    "SparkSession",
+    "StorageLevel",
+    "T",
     "hadoop",
     "session",
     "spark_errors",

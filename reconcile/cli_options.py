@@ -101,9 +101,8 @@ def engine_options(function: F) -> F:
 
 
 def spark_engine() -> ModuleType:
-    """`reconcile.spark_run`, imported only when asked for (pyspark is an optional extra:
-    `reconcile.spark`, imported first, says so in one line when it is missing)."""
-    importlib.import_module("reconcile.spark")
+    """`reconcile.spark_run`, imported only when asked for (pyspark is an optional extra,
+    and the engine says so in one line when it is missing)."""
     return importlib.import_module("reconcile.spark_run")
 
 

@@ -67,13 +67,10 @@ class ConsentProblems(TypedDict):
     hint: str | None
 
 
-class CleanSummary(TypedDict):
-    """One reconciled file in numbers (``reconcile clean --json`` prints a list of these)."""
+class CountSummary(TypedDict):
+    """A file's decisions counted (`DecisionCounts.summary`)."""
 
-    input: str
-    sheet: str | None
     rows: int
-    blank_rows_skipped: int
     kept: int
     removed: int
     suppressed: int
@@ -81,6 +78,14 @@ class CleanSummary(TypedDict):
     verdicts: dict[str, int]
     actions: dict[str, int]
     numbers: NumberCounts
+
+
+class CleanSummary(CountSummary):
+    """One reconciled file in numbers (``reconcile clean --json`` prints a list of these)."""
+
+    input: str
+    sheet: str | None
+    blank_rows_skipped: int
     columns: ChosenColumnNames
     mode: str
     coverage: CoverageSpan
@@ -137,6 +142,23 @@ class DecisionCounts:
     def rows(self) -> int:
         return int(self.verdicts.sum())
 
+    def summary(self) -> CountSummary:
+        """The counts as a summary says them: rows kept (keep and review), removed,
+        suppressed, to review, per verdict and action, and the numbers checked."""
+        verdicts = dict(zip(VERDICTS, self.verdicts.tolist(), strict=True))
+        actions = dict(zip(ACTIONS, self.actions.tolist(), strict=True))
+        number_verdicts = dict(zip(VERDICTS, self.number_verdicts.tolist(), strict=True))
+        return {
+            "rows": self.rows,
+            "kept": actions["keep"] + actions["review"],
+            "removed": actions["remove"],
+            "suppressed": actions["suppress"],
+            "review": actions["review"],
+            "verdicts": verdicts,
+            "actions": actions,
+            "numbers": {"checked": sum(number_verdicts.values()), "verdicts": number_verdicts},
+        }
+
 
 @dataclass
 class CleanResult:
@@ -188,24 +210,11 @@ class CleanResult:
 
     def summary(self) -> CleanSummary:
         """Counts, coverage, outputs and warnings, as plain JSON-ready values."""
-        verdicts = dict(zip(VERDICTS, self.counts.verdicts.tolist(), strict=True))
-        actions = dict(zip(ACTIONS, self.counts.actions.tolist(), strict=True))
-        number_verdicts = self.counts.number_verdicts.tolist()
         return {
             "input": str(self.table.path),
             "sheet": self.table.sheet,
-            "rows": self.counts.rows,
+            **self.counts.summary(),
             "blank_rows_skipped": self.table.blank_rows,
-            "kept": actions["keep"] + actions["review"],
-            "removed": actions["remove"],
-            "suppressed": actions["suppress"],
-            "review": actions["review"],
-            "verdicts": {verdict: verdicts[verdict] for verdict in VERDICTS},
-            "actions": {action: actions[action] for action in ACTIONS},
-            "numbers": {
-                "checked": int(sum(number_verdicts)),
-                "verdicts": dict(zip(VERDICTS, number_verdicts, strict=True)),
-            },
             "columns": {
                 "phone": list(self.table.phone_columns),
                 "phone_by_content": list(self.table.phones_by_content),

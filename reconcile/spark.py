@@ -41,27 +41,26 @@ from reconcile._spark_batches import (
     UNREADABLE,
     Layout,
 )
-from reconcile._spark_session import hadoop, session, spark_errors, spark_schema
+from reconcile._spark_session import (
+    DataFrame,
+    F,
+    SparkSession,
+    StorageLevel,
+    T,
+    hadoop,
+    session,
+    spark_errors,
+    spark_schema,
+)
 from reconcile.changelist import CHANGE_COLUMNS
 from reconcile.column_words import CONTENT_ROWS
 from reconcile.columns import ChosenColumns
 from reconcile.contacts import CSV_SUFFIXES
-from reconcile.errors import EngineError, InputError, OptionError
+from reconcile.errors import InputError, OptionError
 from reconcile.history import History
 from reconcile.modes import FLAG_COLUMNS
 from reconcile.options import CleanOptions
 from reconcile.verdicts import DROPPED_ACTIONS, EVIDENCE_EVENT_COLUMNS
-
-try:
-    from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-    from pyspark.storagelevel import StorageLevel
-except ImportError as missing:  # the optional extra
-    raise EngineError(
-        "the Spark engine needs the spark extra: pip install 'reconcile[spark]' "
-        "(and Java 17 or later)."
-    ) from missing
 
 _PARQUET_SUFFIXES = frozenset({".parquet"})
 
@@ -110,10 +109,13 @@ def path_kind(spark: SparkSession, path: str) -> str:
     )
 
 
-def read_contacts(spark: SparkSession, path: str, options: CleanOptions) -> DataFrame:
+def read_contacts(
+    spark: SparkSession, path: str, options: CleanOptions, header: str | None = None
+) -> DataFrame:
     """Contact rows of a CSV or Parquet file (or a folder of them), every CSV field as
     text, with each row's file (``reconcile_file``) and its number in that file
-    (``reconcile_row``, 1 for the first data row)."""
+    (``reconcile_row``, 1 for the first data row). ``header``: the CSV files' header
+    line (`header_line`), when it was read already."""
     if path_kind(spark, path) == "parquet":
         return spark.read.parquet(literal_path(path)).select(
             "*",
@@ -121,10 +123,12 @@ def read_contacts(spark: SparkSession, path: str, options: CleanOptions) -> Data
             (F.col("_metadata.row_index") + 1).alias(ROW),
         )
     charset = java_charset(options.encoding)
-    header = header_line(spark, path, charset)
+    if header is None:
+        header = header_line(spark, path, charset)
     delimiter = options.delimiter or header_delimiter(header)
     [names] = list(csv.reader([header], delimiter=delimiter)) or [[]]
     _refuse_our_names(path, names)
+    _refuse_twin_names(path, names)
     # Read by place with a schema of our own: Spark's header check names a column
     # without a name _cN and then finds it does not match (a pandas export's index
     # column has none); every file's header is checked against the first here instead.
@@ -190,6 +194,20 @@ def _refuse_our_names(path: str, names: Sequence[str]) -> None:
             "to what it writes (is it a flagged output?); clean the original file, or rename "
             "that column."
         )
+
+
+def _refuse_twin_names(path: str, names: Sequence[str]) -> None:
+    """Two columns of one name (in any case: Spark tells names apart without it)."""
+    seen: dict[str, str] = {}
+    for place, name in enumerate(names, start=1):
+        key = name.strip().lower()
+        if key in seen:  # Spark tells names apart without their case
+            what = f"named {seen[key]!r} and {name!r}" if key else "without a name"
+            raise InputError(
+                f"{path}: two columns are {what} (the second is column {place}); rename one "
+                "so each column can be told apart."
+            )
+        seen[key] = name
 
 
 def header_line(spark: SparkSession, path: str, charset: str = "UTF-8") -> str:

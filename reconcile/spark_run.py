@@ -4,26 +4,31 @@ done, and a summary of counts."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession  # the spark module has checked it is there
-from pyspark.sql import functions as F
-from pyspark.storagelevel import StorageLevel
+import numpy as np
 
 from reconcile._spark_batches import NUMBER_COUNTS, UNREADABLE, file_name
-from reconcile._spark_session import hadoop, session, spark_errors
+from reconcile._spark_session import (
+    DataFrame,
+    F,
+    SparkSession,
+    StorageLevel,
+    hadoop,
+    session,
+    spark_errors,
+)
 from reconcile._text import iso_utc as iso
 from reconcile.clean import STALE_AFTER, history_warnings
 from reconcile.columns import ChosenColumns
 from reconcile.errors import InputError, OutputError
 from reconcile.history import History
 from reconcile.options import CleanOptions
-from reconcile.results import CleanSummary
+from reconcile.results import CleanSummary, DecisionCounts
 from reconcile.spark import (
     change_lines,
     cleaned_frame,
@@ -125,8 +130,9 @@ def _clean_path(
         header = header_line(spark, path, java_charset(options.encoding))
         # the cleaned CSV is written with the input's own delimiter
         options = replace(options, delimiter=options.delimiter or header_delimiter(header))
-        _refuse_twin_names(path, header, options.delimiter or ",")
-    contacts = spark_errors(path, lambda: read_contacts(spark, path, options))
+    else:
+        header = None
+    contacts = spark_errors(path, lambda: read_contacts(spark, path, options, header))
     decided, chosen = decided_rows(
         contacts,
         history,
@@ -230,10 +236,11 @@ def _summary(
     targets: Sequence[str],
     warnings: list[str],
 ) -> CleanSummary:
-    actions = {action: int(counts[f"a_{action}"]) for action in ACTIONS}
-    number_verdicts = {
-        verdict: int(counts[name]) for verdict, name in zip(VERDICTS, NUMBER_COUNTS, strict=True)
-    }
+    decisions = DecisionCounts(
+        verdicts=np.array([counts[f"v_{verdict}"] for verdict in VERDICTS], dtype=np.int64),
+        actions=np.array([counts[f"a_{action}"] for action in ACTIONS], dtype=np.int64),
+        number_verdicts=np.array([counts[name] for name in NUMBER_COUNTS], dtype=np.int64),
+    )
     unreadable = int(counts["unreadable"])
     notes = list(warnings)
     blank_lines: dict[str, int] = counts.get("blank_lines", {})
@@ -256,15 +263,8 @@ def _summary(
     return {
         "input": path,
         "sheet": None,
-        "rows": int(counts["rows"]),
+        **decisions.summary(),
         "blank_rows_skipped": sum(blank_lines.values()),
-        "kept": actions["keep"] + actions["review"],
-        "removed": actions["remove"],
-        "suppressed": actions["suppress"],
-        "review": actions["review"],
-        "verdicts": {verdict: int(counts[f"v_{verdict}"]) for verdict in VERDICTS},
-        "actions": actions,
-        "numbers": {"checked": sum(number_verdicts.values()), "verdicts": number_verdicts},
         "columns": {
             "phone": list(chosen.phones),
             "phone_by_content": list(chosen.by_content),
@@ -280,18 +280,3 @@ def _summary(
         "outputs": {"cleaned": targets[0], "changes": targets[1], "report": None},
         "warnings": notes,
     }
-
-
-def _refuse_twin_names(path: str, header: str, delimiter: str) -> None:
-    """Two columns of one name (in any case: Spark tells names apart without it)."""
-    [names] = list(csv.reader([header], delimiter=delimiter)) or [[]]
-    seen: dict[str, str] = {}
-    for place, name in enumerate(names, start=1):
-        key = name.strip().lower()
-        if key in seen:  # Spark tells names apart without their case
-            what = f"named {seen[key]!r} and {name!r}" if key else "without a name"
-            raise InputError(
-                f"{path}: two columns are {what} (the second is column {place}); rename one "
-                "so each column can be told apart."
-            )
-        seen[key] = name

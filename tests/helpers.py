@@ -74,6 +74,21 @@ def decide_one(
 
 NOW = datetime(2024, 6, 2, tzinfo=UTC)
 
+# How CRMs write a NANP number ({a} area code, {b} exchange, {c} line): the generated
+# files of the property tests and of the Spark agreement tests draw from these.
+NANP_FORMATS = (
+    "{a}{b}{c}",
+    "({a}) {b}-{c}",
+    "+1 {a} {b} {c}",
+    "1-{a}-{b}-{c}",
+    "{a}.{b}.{c} x7",
+    "tel:+1{a}{b}{c}",
+    "001{a}{b}{c}",
+    "011 1 {a} {b} {c}",
+    " {a} {b} {c} ",
+    "{a}{b}{c}.0",
+)
+
 
 # SPEC "Outputs": the columns flag mode appends, in order.
 FLAG_COLUMNS = (

@@ -25,7 +25,7 @@ from reconcile.clean import CleanOptions, clean_files
 from reconcile.columns import ColumnChoice
 from reconcile.history_files import load_change_files
 from reconcile.ledger import Ledger
-from tests.helpers import NOW
+from tests.helpers import NANP_FORMATS, NOW
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 NUMBERS = [14155550100 + offset for offset in range(12)]
@@ -33,17 +33,7 @@ NUMBERS = [14155550100 + offset for offset in range(12)]
 
 def _written(number: int, rng: random.Random) -> str:
     area, exchange, line = str(number)[1:4], str(number)[4:7], str(number)[7:]
-    form = rng.choice(
-        [
-            "{a}{b}{c}",
-            "({a}) {b}-{c}",
-            "+1 {a} {b} {c}",
-            "1-{a}-{b}-{c}",
-            "{a}.{b}.{c} x7",
-            "tel:+1{a}{b}{c}",
-            " {a} {b} {c} ",
-        ]
-    )
+    form = rng.choice(NANP_FORMATS)
     return form.format(a=area, b=exchange, c=line)
 
 
@@ -161,6 +151,11 @@ def _worked_examples(contacts: Path, changes: Path) -> None:
         "14155550127,2024-04-02T00:00:00Z,DEACTIVATION",
     ]
     (changes / "worked.csv").write_text("\n".join(lines) + "\n")
+
+
+def _spark_cli(run_cli, path, changes, *args):  # type: ignore[no-untyped-def]
+    """`reconcile clean PATH --changes CHANGES --engine spark ARGS...`, in this process."""
+    return run_cli("clean", path, "--changes", changes, "--engine", "spark", *args)
 
 
 @pytest.fixture(scope="module")
@@ -358,19 +353,25 @@ def test_two_columns_of_one_name_are_refused(run_cli, spark, tmp_path):  # type:
     _worked_examples(tmp_path / "unused.csv", tmp_path / "changes")
     twins = tmp_path / "twins.csv"
     twins.write_text("Phone,consent_date,phone\n4155550123,2024-03-01,4155550124\n")
-    result = run_cli(
-        "clean", twins, "--changes", tmp_path / "changes", "--engine", "spark",
-        "--out-dir", tmp_path / "out",
-    )  # fmt: skip
+    result = _spark_cli(
+        run_cli,
+        twins,
+        tmp_path / "changes",
+        "--out-dir",
+        tmp_path / "out",
+    )
     assert result.exit_code == 1
     assert "two columns are named 'Phone' and 'phone' (the second is column 3)" in result.stderr
     assert not (tmp_path / "out").exists()
     flagged = tmp_path / "flagged.csv"
     flagged.write_text("Phone,consent_date,reconcile_verdict\n4155550123,2024-03-01,ok\n")
-    again = run_cli(
-        "clean", flagged, "--changes", tmp_path / "changes", "--engine", "spark",
-        "--out-dir", tmp_path / "out",
-    )  # fmt: skip
+    again = _spark_cli(
+        run_cli,
+        flagged,
+        tmp_path / "changes",
+        "--out-dir",
+        tmp_path / "out",
+    )
     assert again.exit_code == 1
     assert "has a column named 'reconcile_verdict', which the Spark engine adds" in again.stderr
     assert "Traceback" not in again.stderr and "Exception" not in again.stderr
@@ -391,10 +392,13 @@ def test_two_columns_of_one_name_are_refused(run_cli, spark, tmp_path):  # type:
     folder.mkdir()
     (folder / "a.csv").write_text("Phone,consent_date\n4155550123,2024-03-01\n")
     (folder / "b.csv").write_text("consent_date,Phone\n2024-03-01,4155550123\n")
-    mixed = run_cli(
-        "clean", folder, "--changes", tmp_path / "changes", "--engine", "spark",
-        "--out-dir", tmp_path / "out",
-    )  # fmt: skip
+    mixed = _spark_cli(
+        run_cli,
+        folder,
+        tmp_path / "changes",
+        "--out-dir",
+        tmp_path / "out",
+    )
     assert mixed.exit_code == 1
     assert "b.csv's header differs from a.csv's" in mixed.stderr
 
@@ -496,13 +500,10 @@ def test_bad_inputs_get_one_line_and_leave_nothing(run_cli, spark, tmp_path):  #
         workbook: "reads CSV files or Parquet files",
     }
     for path, message in expected.items():
-        result = run_cli(
-            "clean",
+        result = _spark_cli(
+            run_cli,
             path,
-            "--changes",
             tmp_path / "changes",
-            "--engine",
-            "spark",
             "--spark-master",
             "local[2]",
             "--out-dir",
@@ -514,13 +515,10 @@ def test_bad_inputs_get_one_line_and_leave_nothing(run_cli, spark, tmp_path):  #
         assert "Traceback" not in result.stderr
         assert not out.exists() or not any(out.iterdir()), path
     # cp1252 when told
-    result = run_cli(
-        "clean",
+    result = _spark_cli(
+        run_cli,
         latin,
-        "--changes",
         tmp_path / "changes",
-        "--engine",
-        "spark",
         "--encoding",
         "windows-1252",
         "--out-dir",
@@ -532,13 +530,10 @@ def test_bad_inputs_get_one_line_and_leave_nothing(run_cli, spark, tmp_path):  #
     assert "Renée" in _read(out / "latin.cleaned").get_column("name").to_list()
     # outputs exist: refused without --force, nothing changed
     before = sorted(p.name for p in (out / "latin.cleaned").iterdir())
-    again = run_cli(
-        "clean",
+    again = _spark_cli(
+        run_cli,
         latin,
-        "--changes",
         tmp_path / "changes",
-        "--engine",
-        "spark",
         "--encoding",
         "windows-1252",
         "--out-dir",
@@ -552,13 +547,10 @@ def test_bad_inputs_get_one_line_and_leave_nothing(run_cli, spark, tmp_path):  #
 def test_the_command_line_prints_the_summary(run_cli, spark, tmp_path):  # type: ignore[no-untyped-def]
     contacts = tmp_path / "worked.csv"
     _worked_examples(contacts, tmp_path / "changes")
-    result = run_cli(
-        "clean",
+    result = _spark_cli(
+        run_cli,
         contacts,
-        "--changes",
         tmp_path / "changes",
-        "--engine",
-        "spark",
         "--spark-master",
         "local[2]",
         "--out-dir",
@@ -603,8 +595,10 @@ def test_without_the_extra_the_engine_says_how_to_get_it(run_cli, monkeypatch, t
         monkeypatch.delitem(sys.modules, name, raising=False)
     for name in ("pyspark", "pyspark.errors", "pyspark.sql", "pyspark.storagelevel"):
         monkeypatch.setitem(sys.modules, name, None)  # import fails, as without the extra
-    result = run_cli(
-        "clean", tmp_path / "worked.csv", "--changes", tmp_path / "changes", "--engine", "spark"
+    result = _spark_cli(
+        run_cli,
+        tmp_path / "worked.csv",
+        tmp_path / "changes",
     )
     assert result.exit_code == 1
     assert result.stderr == (

@@ -17,26 +17,13 @@ from reconcile.consent import reject_future
 from reconcile.history import REPORT_SCHEMA, History
 from reconcile.verdicts import decide
 from tests import oracle
-from tests.helpers import NOW, contacts_frame, events_frame
+from tests.helpers import NANP_FORMATS, NOW, contacts_frame, events_frame
 
 NUMBERS = [14155550100 + offset for offset in range(6)]
 START = datetime(2024, 3, 1, tzinfo=UTC)
 NANP_WRITTEN = st.tuples(
     st.sampled_from(NUMBERS),
-    st.sampled_from(
-        [
-            "{a}{b}{c}",
-            "({a}) {b}-{c}",
-            "+1 {a} {b} {c}",
-            "1-{a}-{b}-{c}",
-            "{a}.{b}.{c} x7",
-            "tel:+1{a}{b}{c}",
-            "001{a}{b}{c}",
-            "011 1 {a} {b} {c}",
-            " {a} {b} {c} ",
-            "{a}{b}{c}.0",
-        ]
-    ),
+    st.sampled_from(NANP_FORMATS),
 ).map(lambda pair: pair[1].format(a=str(pair[0])[1:4], b=str(pair[0])[4:7], c=str(pair[0])[7:]))
 PHONE_CELLS = NANP_WRITTEN | st.sampled_from(
     [
