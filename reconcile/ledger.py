@@ -282,10 +282,15 @@ class Ledger:
         replaced = self._snapshot().manifest.get("replaced", [])
         return [name for name in replaced if isinstance(name, str)]
 
-    def scan_events(self, snapshot: _Snapshot | None = None) -> pl.LazyFrame:
-        """Every committed event, lazily (each file sorted by number, for fast lookups)."""
+    def scan_events(
+        self,
+        snapshot: _Snapshot | None = None,
+        parts: list[tuple[Path, list[str] | None]] | None = None,
+    ) -> pl.LazyFrame:
+        """Every committed event, lazily (each file sorted by number, for fast lookups);
+        ``parts``: `event_parts` of the snapshot, when they were worked out already."""
         scans = []
-        for path, report_ids in self.event_parts(snapshot):
+        for path, report_ids in parts if parts is not None else self.event_parts(snapshot):
             scan = pl.scan_parquet(path, schema=EVENT_SCHEMA)
             if report_ids is not None:
                 scan = scan.filter(pl.col("report_id").is_in(report_ids))
@@ -323,9 +328,10 @@ class Ledger:
         """Events and report metadata of one manifest, as the verdicts consume them."""
         snapshot = self._snapshot()
         last_sync = snapshot.manifest.get("last_sync")
+        parts = self.event_parts(snapshot)  # each file checked once
         return History(
-            events=self.scan_events(snapshot),
-            event_parts=self.event_parts(snapshot),
+            events=self.scan_events(snapshot, parts),
+            event_parts=parts,
             reports=self.reports_frame(snapshot),
             sources=[str(self.root)],
             description=f"ledger {self.root}",
