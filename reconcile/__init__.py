@@ -30,7 +30,7 @@ from reconcile.errors import (
 from reconcile.history import History
 from reconcile.history_files import load_change_files
 from reconcile.ledger import Ledger
-from reconcile.ledger_import import import_change_files
+from reconcile.ledger_import import import_change_files, import_day_lists
 from reconcile.ledger_io import (
     export_events,
     ledger_status,
@@ -40,7 +40,14 @@ from reconcile.ledger_io import (
 from reconcile.lifecycle import EXPIRY_WARNING
 from reconcile.options import CleanOptions
 from reconcile.results import CleanResult
-from reconcile.settings import ApiSettings, api_settings_from_environment, resolve_data_dir
+from reconcile.settings import (
+    SOURCES,
+    ApiSettings,
+    DayListSettings,
+    api_settings_from_environment,
+    day_list_settings,
+    resolve_data_dir,
+)
 from reconcile.verdicts import (
     ACTIONS,
     DEFAULT_ACTIONS,
@@ -53,6 +60,7 @@ from reconcile.verdicts import (
 if TYPE_CHECKING:
     from reconcile.runs import run_once
     from reconcile.sync import fetch, fetch_with_settings
+    from reconcile.sync_sources import fetch_sources, sources_to_fetch
 
 # The library: the jobs, the objects they take and give, the vocabulary of verdicts and
 # actions, and the branches of the exception tree (every leaf is in reconcile.errors,
@@ -63,6 +71,7 @@ __all__ = [
     "DELIMITER_NAMES",
     "EXPIRY_WARNING",
     "MODES",
+    "SOURCES",
     "VERDICTS",
     "ApiError",
     "ApiSettings",
@@ -70,6 +79,7 @@ __all__ = [
     "CleanResult",
     "ColumnChoice",
     "ConfigError",
+    "DayListSettings",
     "History",
     "InputError",
     "Ledger",
@@ -83,13 +93,16 @@ __all__ = [
     "check_number",
     "check_since",
     "clean_files",
+    "day_list_settings",
     "decide",
     "describe_phone_columns",
     "export_events",
     "fetch",
+    "fetch_sources",
     "fetch_with_settings",
     "first_line",
     "import_change_files",
+    "import_day_lists",
     "ledger_status",
     "load_change_files",
     "load_config",
@@ -98,6 +111,7 @@ __all__ = [
     "reconcile_file",
     "resolve_data_dir",
     "run_once",
+    "sources_to_fetch",
     "split_column_names",
     "verify_ledger",
     "version",
@@ -108,6 +122,8 @@ _ON_FIRST_USE = {
     "run_once": "reconcile.runs",
     "fetch": "reconcile.sync",
     "fetch_with_settings": "reconcile.sync",
+    "fetch_sources": "reconcile.sync_sources",
+    "sources_to_fetch": "reconcile.sync_sources",
 }
 
 

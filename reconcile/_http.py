@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from reconcile._text import printable
 from reconcile.errors import OptionError
 from reconcile.settings import AUTH_SCHEMES
 
@@ -37,6 +38,7 @@ __all__ = [
     "capped_timeout",
     "caused_by_tls",
     "check_base_url",
+    "is_plain_url",
     "json_depth",
     "printable",
     "retry_after",
@@ -74,14 +76,14 @@ class ApiKey:
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, name: str = "INFOBIP_API_KEY") -> None:
         value = value.strip()
         if not value:
-            raise OptionError("INFOBIP_API_KEY is empty; set it to your Infobip API key.")
+            raise OptionError(f"{name} is empty; set it to your credential.")
         if not value.isascii() or any(not character.isprintable() for character in value):
             raise OptionError(
-                "INFOBIP_API_KEY holds a character an HTTP header cannot carry (a line break, "
-                "a control or non-ASCII character); copy the key again."
+                f"{name} holds a character an HTTP header cannot carry (a line break, "
+                "a control or non-ASCII character); copy it again."
             )
         self._value = value
 
@@ -201,14 +203,6 @@ def caused_by_tls(error: BaseException) -> bool:
     return False
 
 
-def printable(text: str) -> str:
-    """``text`` with control characters shown as U+FFFD (no forged lines, no escapes)."""
-    return _CONTROL.sub("\ufffd", text)
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
 # A page larger than this (after decompression) is refused: no real page comes near it.
 MAX_PAGE_BYTES = 64 << 20
 
@@ -241,9 +235,13 @@ def json_depth(value: object) -> int:
 _LOOPBACK = re.compile(r"^(?:localhost|127(?:\.[0-9]{1,3}){3}|\[?::1\]?)$", re.IGNORECASE)
 
 
-def check_base_url(base_url: str) -> str:
+def check_base_url(
+    base_url: str, variable: str = "INFOBIP_BASE_URL", key_hint: str = "INFOBIP_API_KEY"
+) -> str:
     """The base URL without a trailing slash; OptionError unless it is ``https://HOST``
-    (``http://`` for a loopback address only) without user, query or fragment."""
+    (``http://`` for a loopback address only) without user, query or fragment.
+    ``variable`` names the setting in messages (a signed URL a source answers with is
+    checked by the same rule)."""
     text = base_url.strip().rstrip("/")
     shown = printable(text)
     try:
@@ -251,24 +249,32 @@ def check_base_url(base_url: str) -> str:
         host = parts.hostname
         parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
     except ValueError:
-        raise OptionError(f"INFOBIP_BASE_URL {shown!r} is not a URL.") from None
+        raise OptionError(f"{variable} {shown!r} is not a URL.") from None
     if parts.scheme not in ("https", "http") or not host:
-        raise OptionError(
-            f"INFOBIP_BASE_URL {shown!r} must be https://HOST (for example "
-            "https://xxxxx.api.infobip.com)."
-        )
+        raise OptionError(f"{variable} {shown!r} must be https://HOST.")
     if parts.scheme == "http" and not _LOOPBACK.match(host):
         raise OptionError(
-            f"INFOBIP_BASE_URL {shown!r} uses plain http: the key would travel in clear text; "
+            f"{variable} {shown!r} uses plain http: the key would travel in clear text; "
             "use https://."
         )
     if parts.username is not None or parts.password is not None:
         raise OptionError(
-            "INFOBIP_BASE_URL must not hold a user or password; put the key in "
-            "INFOBIP_API_KEY (and INFOBIP_AUTH_SCHEME=Basic for user:password)."
+            f"{variable} must not hold a user or password; put the credentials in {key_hint}."
         )
     if parts.query or parts.fragment:
-        raise OptionError(
-            f"INFOBIP_BASE_URL {shown!r} must not hold a query (?) or a fragment (#)."
-        )
+        raise OptionError(f"{variable} {shown!r} must not hold a query (?) or a fragment (#).")
     return text
+
+
+def is_plain_url(url: str) -> bool:
+    """Whether a URL a server answers with may be fetched: ``https://`` (``http://`` for
+    a loopback address only), without user or password."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018
+    except ValueError:
+        return False
+    if not host or parts.username is not None or parts.password is not None:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and bool(_LOOPBACK.match(host)))

@@ -126,7 +126,7 @@ def roll_forward(ledger: Ledger) -> None:
         metadata = readable_metadata(path)
         if metadata is None:
             continue  # not whole, or not ledger-describing: left for `ledger rebuild`
-        events = pl.read_parquet(path, schema=EVENT_SCHEMA)
+        events = pl.read_parquet(path, schema=EVENT_SCHEMA, missing_columns="insert")
         for entry in entries_in(metadata.get("reports")):
             mine = events.filter(pl.col("report_id") == entry.report_id)
             reports.append((replace(entry, file=None, records=0), mine))

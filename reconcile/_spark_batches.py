@@ -88,6 +88,8 @@ EVIDENCE_SCHEMA = pa.schema(
         ("deact_new", pa.int64()),
         ("deact_report", pa.string()),
         ("deact_network", pa.string()),
+        ("deact_day_only", pa.bool_()),
+        ("deact_detail", pa.string()),
     ]
 )
 KEYS_SCHEMA = pa.schema([(FILE, pa.string()), (ROW, pa.int64()), ("number", pa.int64())])

@@ -3,6 +3,7 @@ people: one home for the instant's spelling, so that no two outputs drift apart.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import polars as pl
@@ -13,6 +14,7 @@ __all__ = [
     "iso_instant",
     "iso_utc",
     "manifest_instant",
+    "printable",
     "read_manifest_instant",
 ]
 
@@ -74,3 +76,11 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (library errors can run to pages)."""
     lines = str(error).strip().splitlines()
     return lines[0][:limit] if lines else type(error).__name__
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as U+FFFD (no forged lines, no escapes)."""
+    return _CONTROL.sub("\ufffd", text)

@@ -18,7 +18,13 @@ import numpy as np
 
 from reconcile.errors import UnsupportedFormatError
 
-__all__ = ["ArchiveFacts", "SheetExtent", "refuse_far_cells", "refuse_zip_bomb"]
+__all__ = [
+    "ArchiveFacts",
+    "SheetExtent",
+    "check_inflation",
+    "refuse_far_cells",
+    "refuse_zip_bomb",
+]
 
 _ERROR_CELL = re.compile(rb'<c\b[^>]*\bt="e"')
 
@@ -172,6 +178,20 @@ def refuse_far_cells(
             )
 
 
+def check_inflation(inflated: int, packed: int, name: str) -> None:
+    """The one bound on what a zip may inflate to (a workbook, Vonage's day list):
+    UnsupportedFormatError past _MAX_UNPACKED, or past _BOMB_FROM at more than
+    _BOMB_RATIO times its packed size."""
+    if inflated > _MAX_UNPACKED or (
+        inflated > _BOMB_FROM and inflated / max(packed, 1) > _BOMB_RATIO
+    ):
+        raise UnsupportedFormatError(
+            f"{name} unpacks to more than {inflated >> 20} MiB from "
+            f"{max(packed >> 20, 1)} MiB: that is not a file reconcile will open (a zip "
+            "bomb?)."
+        )
+
+
 def refuse_zip_bomb(path: Path) -> ArchiveFacts:
     """Refuse a workbook that unpacks to far more than any contact list: what counts is
     what inflating its entries' own bytes actually gives (inflated a megabyte at a time
@@ -195,14 +215,7 @@ def refuse_zip_bomb(path: Path) -> ArchiveFacts:
             tail = b""
             for block in _inflate(raw, info, packed):
                 inflated += len(block)
-                if inflated > _MAX_UNPACKED or (
-                    inflated > _BOMB_FROM and inflated / packed > _BOMB_RATIO
-                ):
-                    raise UnsupportedFormatError(
-                        f"{path.name} unpacks to more than {inflated >> 20} MiB from "
-                        f"{max(packed >> 20, 1)} MiB: that is not a contact list reconcile "
-                        "will open (a zip bomb?)."
-                    )
+                check_inflation(inflated, packed, path.name)
                 if extent is not None:
                     if prefix is None:  # the namespace prefix the sheet's tags carry
                         root = re.search(rb"<(\w+:)?worksheet\b", block)

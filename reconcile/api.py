@@ -15,31 +15,22 @@ import json
 import math
 import os
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
-import tenacity
 
-from reconcile._decoding import ACCEPTED_ENCODINGS, DecodingRefused, decode_bounded
+from reconcile._client import DeadlineReached, NotJson, SourceClient, Temporary
 from reconcile._http import (
-    MAX_JSON_CONTAINERS,
-    MAX_JSON_DEPTH,
-    MAX_PAGE_BYTES,
     ApiKey,
     Clock,
     RateLimiter,
     SystemClock,
     authorization_header,
-    capped_timeout,
-    caused_by_tls,
     check_base_url,
-    json_depth,
     printable,
-    retry_after,
-    secret_forms,
     service_message,
 )
 from reconcile.errors import (
@@ -85,18 +76,6 @@ class _BadRequest(ApiError):
     """HTTP 400: the request itself was refused (a page size too large, say)."""
 
 
-class _Temporary(Exception):
-    """A failure worth retrying; ``wait`` is the server's Retry-After, if any."""
-
-    def __init__(self, message: str, wait: float | None = None) -> None:
-        super().__init__(message)
-        self.wait = wait
-
-
-class _NotJson(_Temporary):
-    """A 200 whose body is not a JSON object: retried, then a malformed response."""
-
-
 class PagingError(MalformedResponseError):
     """A server whose paging does not add up: the pages read so far are kept (as an
     incomplete report), and the next fetch tries again. ``results`` holds what the
@@ -105,15 +84,6 @@ class PagingError(MalformedResponseError):
     def __init__(self, message: str, results: list[object] | None = None) -> None:
         super().__init__(message)
         self.results = results or []
-
-
-class DeadlineReached(ApiError):
-    """The fetch's deadline passed (checked before every request, between the chunks of
-    an answer, and before every retry's wait): what was received is kept."""
-
-
-class _Refused(MalformedResponseError):
-    """An answer refused outright (too large, nested too deep): not retried."""
 
 
 # the fields that make a record (or a report's metadata) what it is: extra fields a
@@ -134,17 +104,7 @@ def _page_digest(results: list[object]) -> str:
 _MAX_PAGING = 2**31 - 1
 
 
-class _StopAtDeadline(tenacity.stop.stop_base):
-    """A tenacity stop that asks the client whether the next wait passes the deadline."""
-
-    def __init__(self, check: Callable[[tenacity.RetryCallState], bool]) -> None:
-        self._check = check
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        return self._check(retry_state)
-
-
-class InfobipClient:
+class InfobipClient(SourceClient):
     """Reads network reports and their records, one rate-limited page at a time."""
 
     def __init__(
@@ -162,184 +122,32 @@ class InfobipClient:
         jitter: random.Random | None = None,
     ) -> None:
         base_url = check_base_url(base_url)
-        self._http = http
-        self._base_url = base_url
-        self._authorization = authorization_header(api_key, auth_scheme)
+        authorization = authorization_header(api_key, auth_scheme)
         # what must never be shown or stored: the key, and the header that carries it
-        secrets = {api_key.reveal(), self._authorization, self._authorization.split(" ", 1)[-1]}
-        # every form a server may echo them in (raw, percent-encoded, base64), longest first
-        self._secrets = sorted(
-            {form for secret in secrets for form in secret_forms(secret)}, key=len, reverse=True
+        super().__init__(
+            http,
+            {api_key.reveal(), authorization, authorization.split(" ", 1)[-1]},
+            url_hint="INFOBIP_BASE_URL",
+            clock=clock,
+            rate=rate,
+            attempts=attempts,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            jitter=jitter,
         )
-        self._clock = clock or SystemClock()
-        self.clock = self._clock
-        self._limiter = RateLimiter(rate, self._clock)
-        self._attempts = attempts
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
-        self._jitter = jitter or random.Random()  # noqa: S311  (jitter, not security)
-        self.requests = 0
-        self.retry_waits: list[float] = []  # what each retry waited, for logs and tests
+        self._base_url = base_url
+        self._authorization = authorization
         self._page_size_cap: int | None = None
-        self._deadline_at: float | None = None
-        self._deadline_hit = False
-
-    # -- the deadline: a wall-clock bound on the whole fetch ---------------------
-
-    def start_deadline(self, seconds: float | None) -> None:
-        """From now on, no request, chunk or retry wait runs past ``seconds``."""
-        self._deadline_at = None if seconds is None else self._clock.monotonic() + seconds
-
-    def time_left(self) -> float | None:
-        """Seconds until the deadline (None: no deadline)."""
-        if self._deadline_at is None:
-            return None
-        return self._deadline_at - self._clock.monotonic()
-
-    def _check_deadline(self, what: str) -> None:
-        left = self.time_left()
-        if left is not None and left <= 0:
-            raise DeadlineReached(f"{what}: the fetch's deadline passed")
-
-    def _stop_for_deadline(self, state: tenacity.RetryCallState) -> bool:
-        """Stop retrying when the coming wait would end past the deadline."""
-        left = self.time_left()
-        if left is None:
-            return False
-        if (state.upcoming_sleep or 0.0) >= left:
-            self._deadline_hit = True
-            return True
-        return False
-
-    # -- one request -----------------------------------------------------------
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, _Temporary) and error.wait is not None:
-            wait = float(error.wait)
-        else:
-            exponent = int(state.attempt_number) - 1
-            backoff: float = min(self._backoff_max, self._backoff_initial * 2.0**exponent)
-            wait = backoff * (0.5 + self._jitter.random() / 2)
-        self.retry_waits.append(wait)
-        return wait
-
-    def redact(self, text: str) -> str:
-        """``text`` with the key and the Authorization value replaced by ``***``, in every
-        form a server may write them: raw, percent-encoded, base64."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def _redact_decoded(self, value: object) -> object:
-        """Every string of a decoded JSON document redacted (JSON escapes such as
-        ``\\u0053`` are decoded by then), iteratively."""
-        if isinstance(value, str):
-            return self.redact(value)
-        if not isinstance(value, (dict, list)):
-            return value
-        stack: list[dict[str, object] | list[object]] = [value]
-        while stack:
-            container = stack.pop()
-            if isinstance(container, dict):
-                for name, item in container.items():
-                    if isinstance(item, str):
-                        container[name] = self.redact(item)
-                    elif isinstance(item, (dict, list)):
-                        stack.append(item)
-            else:
-                for index, item in enumerate(container):
-                    if isinstance(item, str):
-                        container[index] = self.redact(item)
-                    elif isinstance(item, (dict, list)):
-                        stack.append(item)
-        return value
-
-    def _read(self, response: httpx.Response, what: str) -> object:
-        """The answer's JSON, read with a bound on its size after decompression, with
-        secrets the server echoed replaced; None when it is not JSON."""
-
-        def raw() -> Iterator[bytes]:
-            for chunk in response.iter_raw():
-                # a body that trickles in (a byte at a time) is bounded by the deadline,
-                # which a read timeout per chunk is not
-                self._check_deadline(what)
-                yield chunk
-
-        encoding = response.headers.get("Content-Encoding", "")
-        try:
-            # decoded here, not by httpx: the bound holds across every encoding layer
-            chunks = list(decode_bounded(encoding, raw(), MAX_PAGE_BYTES))
-        except DecodingRefused as refused:
-            raise _Refused(f"{what}: {refused}; refused") from None
-        try:
-            text = self.redact(b"".join(chunks).decode("utf-8"))
-            if text.count("{") + text.count("[") > MAX_JSON_CONTAINERS:
-                raise _Refused(
-                    f"{what}: the answer holds more than {MAX_JSON_CONTAINERS:,} JSON objects "
-                    "and lists; refused"
-                )
-            body = json.loads(text)
-            if "\\" in text:
-                # only a JSON escape (\u0053, \/) makes a decoded string differ from the
-                # text redacted above: then every decoded string is redacted again
-                body = self._redact_decoded(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return None
-        except ValueError:  # an integer of thousands of digits (Python's own bound)
-            raise _Refused(f"{what}: the answer holds a number too long to read; refused") from None
-        except RecursionError:
-            raise _Refused(
-                f"{what}: the answer nests deeper than {MAX_JSON_DEPTH} levels"
-            ) from None
-        if json_depth(body) > MAX_JSON_DEPTH:
-            raise _Refused(f"{what}: the answer nests deeper than {MAX_JSON_DEPTH} levels")
-        return body
 
     def _get_once(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
-        self._check_deadline(what)
-        self._limiter.acquire()
-        self._check_deadline(what)
-        self.requests += 1
-        left = self.time_left()
-        timeout = (
-            httpx.USE_CLIENT_DEFAULT
-            if left is None
-            else capped_timeout(self._http.timeout, max(left, 0.001))
+        answer = self.send(
+            self._base_url + path,
+            params,
+            {"Authorization": self._authorization, "Accept": "application/json"},
+            what,
         )
-        try:
-            with self._http.stream(
-                "GET",
-                self._base_url + path,
-                params=params,
-                headers={
-                    "Authorization": self._authorization,
-                    "Accept": "application/json",
-                    "Accept-Encoding": ACCEPTED_ENCODINGS,
-                },
-                timeout=timeout,
-            ) as response:
-                status = response.status_code
-                wait = retry_after(response, self._clock.now())
-                body = self._read(response, what)
-        except httpx.TimeoutException:
-            self._check_deadline(what)
-            raise _Temporary(f"{what}: the API did not answer in time") from None
-        except httpx.ConnectError as error:
-            if caused_by_tls(error):
-                # a certificate or TLS failure does not get better by asking again
-                raise ApiError(
-                    f"{what}: the TLS handshake with {urlsplit(self._base_url).hostname} failed "
-                    f"({printable(self.redact(str(error)))[:160]}); check INFOBIP_BASE_URL."
-                ) from None
-            raise _Temporary(f"{what}: connection failed ({type(error).__name__})") from None
-        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
-            raise ApiError(
-                f"{what}: the request cannot be made ({type(error).__name__}); check "
-                "INFOBIP_BASE_URL and INFOBIP_API_KEY."
-            ) from None
-        except httpx.TransportError as error:
-            raise _Temporary(f"{what}: connection failed ({type(error).__name__})") from None
+        status = answer.status
+        body = self.json_of(answer.body, what)
         if status in (401, 403):
             raise AuthError(
                 f"{what}: the API refused the key (HTTP {status}{service_message(body)}); "
@@ -349,9 +157,9 @@ class InfobipClient:
         if status == 404:
             raise ReportGoneError(f"{what}: not found (HTTP 404)")
         if status == 429:
-            raise _Temporary(f"{what}: still throttled (HTTP 429)", wait)
+            raise Temporary(f"{what}: still throttled (HTTP 429)", answer.wait)
         if status >= 500:
-            raise _Temporary(f"{what}: server error (HTTP {status})")
+            raise Temporary(f"{what}: server error (HTTP {status})")
         if status == 400:
             raise _BadRequest(
                 f"{what}: the API refused the request (HTTP 400{service_message(body)})."
@@ -360,32 +168,13 @@ class InfobipClient:
             raise ApiError(f"{what}: unexpected HTTP {status}{service_message(body)}.")
         if body is None:
             # a 200 with HTML or a body cut short: often a proxy hiccup, so retried
-            raise _NotJson(f"{what}: the answer is not JSON")
+            raise NotJson(f"{what}: the answer is not JSON")
         if not isinstance(body, dict):
-            raise _NotJson(f"{what}: the answer is not a JSON object")
+            raise NotJson(f"{what}: the answer is not a JSON object")
         return body
 
     def _get(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
-        self._deadline_hit = False
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Temporary),
-            # the wait is computed before the stop (tenacity >= 9), so a Retry-After
-            # longer than the time left ends the fetch instead of sleeping past it
-            stop=tenacity.stop_after_attempt(self._attempts)
-            | _StopAtDeadline(self._stop_for_deadline),
-            wait=self._wait,
-            sleep=self._clock.sleep,
-            reraise=True,
-        )
-        try:
-            return retrying(self._get_once, path, params, what)
-        except _Temporary as error:
-            if self._deadline_hit:
-                raise DeadlineReached(
-                    f"{error}; the fetch's deadline passes before the next try"
-                ) from None
-            kind = MalformedResponseError if isinstance(error, _NotJson) else ApiError
-            raise kind(f"{error}, after {self._attempts} attempts; try again later.") from None
+        return self.retried(lambda: self._get_once(path, params, what))
 
     def _page(self, path: str, params: dict[str, Any], what: str) -> Page:
         body = self._get(path, params, what)

@@ -147,6 +147,8 @@ def events_from_text(
         report_id=pl.lit(report_id, pl.String),
         network_id=pl.lit(None, pl.Int64),
         network_name=pl.lit(None, pl.String),
+        day_only=pl.lit(None, pl.Boolean),
+        detail=pl.lit(None, pl.String),
     )
 
 

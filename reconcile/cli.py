@@ -201,6 +201,13 @@ def clean(
     "answer arrives; what came by then is kept (incomplete) and the rest waits for the "
     "next fetch.",
 )
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Choice(reconcile.SOURCES),
+    help="Fetch only this source (repeatable; default: every source whose credentials are set).",
+)
 @json_option("the result")
 @ledger_options
 def fetch(
@@ -209,15 +216,18 @@ def fetch(
     rate: float,
     timeout: float,
     deadline: float,
+    sources: tuple[str, ...],
     as_json: bool,
     data_dir: Path | None,
     wait: float,
 ) -> None:
-    """Sync new operator reports from Infobip into the ledger.
+    """Sync new operator reports from Infobip, and the Twilio and Vonage day lists, into
+    the ledger.
 
-    Reads INFOBIP_API_KEY and INFOBIP_BASE_URL (your personal base URL, default
-    https://api.infobip.com) from the environment; INFOBIP_AUTH_SCHEME picks App
-    (default), Basic, Bearer or IBSSO. Only reports not yet complete are fetched.
+    Infobip: INFOBIP_API_KEY and INFOBIP_BASE_URL (your personal base URL, default
+    https://api.infobip.com); INFOBIP_AUTH_SCHEME picks App (default), Basic, Bearer or
+    IBSSO. Twilio: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Vonage: VONAGE_API_KEY and
+    VONAGE_API_SECRET. Only reports and days not yet complete are fetched.
 
     Exit codes: 0 everything listed was fetched; 1 failed (one line on stderr; what was
     committed before stays); 3 kept some but not all (a report failed, came incomplete
@@ -226,13 +236,28 @@ def fetch(
     Example:
 
         INFOBIP_API_KEY=... reconcile fetch --since 2024-03-01
+
+        TWILIO_ACCOUNT_SID=... TWILIO_AUTH_TOKEN=... reconcile fetch --source twilio
     """
     settings = reconcile.api_settings_from_environment(
         rate=rate, page_size=page_size, timeout=timeout, since=since, deadline=deadline
     )
+    day_lists = [
+        reconcile.day_list_settings(
+            source, rate=rate, timeout=timeout, since=since, deadline=deadline
+        )
+        for source in reconcile.SOURCES
+        if source != "infobip"
+    ]
+    infobip, chosen = reconcile.sources_to_fetch(sources, settings, day_lists)
     with printed.fetch_progress(sys.stderr.isatty() and not as_json) as progress:
-        result = reconcile.fetch_with_settings(
-            open_ledger(data_dir), settings, now=datetime.now(UTC), wait=wait, progress=progress
+        result = reconcile.fetch_sources(
+            open_ledger(data_dir),
+            infobip,
+            chosen,
+            now=datetime.now(UTC),
+            wait=wait,
+            progress=progress,
         )
     if as_json:
         _print_json(result.summary())
@@ -287,21 +312,55 @@ def status(as_json: bool, data_dir: Path | None) -> None:
     "--report-id",
     help="The report id of record files no metadata names (default: from their content).",
 )
+@click.option(
+    "--deactivated-on",
+    metavar="YYYY-MM-DD",
+    help="PATHS are a day list: the numbers deactivated on this day (UTC), one a line "
+    "(needs --source).",
+)
+@click.option(
+    "--source",
+    metavar="NAME",
+    help="The provider of the day list (twilio, vonage or any name); with --deactivated-on.",
+)
 @ledger_options
 def import_(
-    paths: tuple[Path, ...], label: str, report_id: str | None, data_dir: Path | None, wait: float
+    paths: tuple[Path, ...],
+    label: str,
+    report_id: str | None,
+    deactivated_on: str | None,
+    source: str | None,
+    data_dir: Path | None,
+    wait: float,
 ) -> None:
-    """Import reports: API JSON pages, CSV (destination,date,type[,newDestination]) or Parquet.
+    """Import reports: API JSON pages, CSV (destination,date,type[,newDestination]),
+    Parquet, Infobip delivery reports (JSON or JSON Lines), or a day list.
 
-    Example:
+    Examples:
 
         reconcile ledger import samples/changes --label samples
+
+        reconcile ledger import 2024-03-10.txt --deactivated-on 2024-03-10 --source twilio
     """
+    if (deactivated_on is None) != (source is None):
+        raise click.UsageError("--deactivated-on and --source go together (a day list).")
+    if deactivated_on is not None and report_id is not None:
+        raise click.UsageError("a day list's report id is its source and day: drop --report-id.")
     store = open_ledger(data_dir)
     with store.locked(wait):
-        info = reconcile.import_change_files(
-            store, list(paths), label, datetime.now(UTC), report_id=report_id
-        )
+        if deactivated_on is not None and source is not None:
+            info = reconcile.import_day_lists(
+                store,
+                list(paths),
+                source=source,
+                deactivated_on=deactivated_on,
+                label=label,
+                now=datetime.now(UTC),
+            )
+        else:
+            info = reconcile.import_change_files(
+                store, list(paths), label, datetime.now(UTC), report_id=report_id
+            )
     _print_lines(printed.import_lines(info))
 
 

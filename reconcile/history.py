@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 
 import polars as pl
 
@@ -18,17 +18,22 @@ from reconcile.lifecycle import NOT_COVERAGE, ReportStatus
 
 __all__ = [
     "ACTIVATION",
+    "DEACTIVATING_TYPES",
     "DEACTIVATION",
+    "DELIVERY_FAILED",
     "EVENT_SCHEMA",
     "EVENT_TYPES",
+    "LEDGER_EVENT_TYPES",
     "REACTIVATION",
     "REPORT_SCHEMA",
+    "REQUIRED_EVENT_COLUMNS",
     "SUSPENSION",
     "Coverage",
     "CoverageSpan",
     "History",
     "OperatorCoverage",
     "compute_coverage",
+    "conform_events",
     "empty_events",
 ]
 
@@ -36,7 +41,14 @@ DEACTIVATION = "DEACTIVATION"
 ACTIVATION = "ACTIVATION"
 SUSPENSION = "SUSPENSION"
 REACTIVATION = "REACTIVATION"
+# the types an operator report (Infobip's records, a change file) may hold
 EVENT_TYPES = (DEACTIVATION, ACTIVATION, SUSPENSION, REACTIVATION)
+# a message failed because the number is on a deactivation list (Infobip's delivery
+# reports, error 3041 or 15017): only `ledger import` of delivery reports makes one
+DELIVERY_FAILED = "DELIVERY_FAILED"
+LEDGER_EVENT_TYPES = (*EVENT_TYPES, DELIVERY_FAILED)
+# the types that make a number `deactivated` when at or after consent
+DEACTIVATING_TYPES = (DEACTIVATION, ACTIVATION, DELIVERY_FAILED)
 
 _UTC = pl.Datetime("us", "UTC")
 EVENT_SCHEMA: dict[str, pl.DataType] = {
@@ -47,7 +59,15 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "report_id": pl.String(),
     "network_id": pl.Int64(),
     "network_name": pl.String(),
+    # known by its day only (a day list): `occurred_at` is that day's 00:00 UTC, and the
+    # verdicts compare it at the latest instant the day can end (`verdicts.compared_at`)
+    "day_only": pl.Boolean(),
+    # what the source adds ("may be a port", a delivery failure's error and message id)
+    "detail": pl.String(),
 }
+# the columns every events file has; files written before day lists lack the others,
+# which read as null
+REQUIRED_EVENT_COLUMNS = tuple(EVENT_SCHEMA)[:7]
 # status: a `lifecycle.ReportStatus` value (complete, assumed, incomplete, gone, listed)
 REPORT_SCHEMA: dict[str, pl.DataType] = {
     "report_id": pl.String(),
@@ -63,9 +83,23 @@ REPORT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+_Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
+
+
 def empty_events() -> pl.DataFrame:
     """An event frame with no rows."""
     return pl.DataFrame(schema=EVENT_SCHEMA)
+
+
+def conform_events(events: _Frame) -> _Frame:
+    """``events`` in EVENT_SCHEMA's columns and types; the columns added since the first
+    ledger (``day_only``, ``detail``) are null where missing."""
+    present = events.collect_schema().names()
+    return events.with_columns(
+        pl.lit(None, dtype).alias(name)
+        for name, dtype in EVENT_SCHEMA.items()
+        if name not in present
+    ).select(pl.col(name).cast(dtype) for name, dtype in EVENT_SCHEMA.items())
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ import polars as pl
 from reconcile._ledger_recovery import carry_metadata, publish, roll_forward
 from reconcile._text import first_line, read_manifest_instant
 from reconcile.errors import LedgerBusyError, LedgerError
-from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History, empty_events
+from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History, conform_events, empty_events
 from reconcile.ledger_files import (
     MANIFEST_FORMAT,
     check_events_file,
@@ -291,7 +291,7 @@ class Ledger:
         ``parts``: `event_parts` of the snapshot, when they were worked out already."""
         scans = []
         for path, report_ids in parts if parts is not None else self.event_parts(snapshot):
-            scan = pl.scan_parquet(path, schema=EVENT_SCHEMA)
+            scan = pl.scan_parquet(path, schema=EVENT_SCHEMA, missing_columns="insert")
             if report_ids is not None:
                 scan = scan.filter(pl.col("report_id").is_in(report_ids))
             scans.append(scan)
@@ -432,7 +432,7 @@ class Ledger:
                 checked.add(entry.file)
         try:
             return (
-                pl.scan_parquet(path, schema=EVENT_SCHEMA)
+                pl.scan_parquet(path, schema=EVENT_SCHEMA, missing_columns="insert")
                 .filter(pl.col("report_id") == entry.report_id)
                 .collect()
             )
@@ -486,7 +486,7 @@ class Ledger:
                 held = self._held_events(old, checked) if old is not None else None
                 merged = merged_events(
                     held,
-                    events.select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA),  # type: ignore[arg-type]
+                    conform_events(events),
                 )
                 if merged is None and old is not None and held is not None and not rewrite:
                     # nothing new (merged_events says so only of a held copy)

@@ -20,7 +20,7 @@ import polars as pl
 
 from reconcile._text import first_line, manifest_instant
 from reconcile.errors import LedgerError
-from reconcile.history import EVENT_SCHEMA
+from reconcile.history import REQUIRED_EVENT_COLUMNS, conform_events
 from reconcile.lifecycle import ReportEntry
 
 __all__ = [
@@ -71,7 +71,7 @@ def check_events_file(
         schema = pl.read_parquet_schema(path)
     except (OSError, pl.exceptions.PolarsError) as error:
         raise damaged_file(path, f"not a readable events file ({first_line(error)})") from None
-    missing = [name for name in EVENT_SCHEMA if name not in schema]
+    missing = [name for name in REQUIRED_EVENT_COLUMNS if name not in schema]
     if missing:
         raise damaged_file(path, f"an events file without the column(s) {', '.join(missing)}")
     problem = _checksum_problem(path, description or {}, trust_unchanged=not whole)
@@ -96,7 +96,7 @@ def file_problem(path: Path, description: Mapping[str, object] | None = None) ->
         frame = pl.read_parquet(path)
     except (OSError, pl.exceptions.PolarsError) as error:
         return f"damaged: not readable Parquet ({first_line(error)})"
-    missing = [name for name in EVENT_SCHEMA if name not in frame.columns]
+    missing = [name for name in REQUIRED_EVENT_COLUMNS if name not in frame.columns]
     if missing:
         return f"damaged: without the column(s) {', '.join(missing)}"
     return None
@@ -214,8 +214,7 @@ def stage_events(
         "without_files": [entry.to_json() for entry in without_files],
     }
     (
-        events.select(list(EVENT_SCHEMA))
-        .cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+        conform_events(events)
         .sort("number", "occurred_at")
         # LZ4: every clean reads the whole history, and LZ4 reads faster than zstd
         # (measured in docs/performance.md); files of either kind are read alike

@@ -13,8 +13,20 @@ import polars as pl
 
 from reconcile._text import first_line as _first_line
 from reconcile.api_pages import date_bounds
+from reconcile.day_lists import (
+    DELIVERY_FAILURE_ERRORS,
+    day_of,
+    delivery_failures,
+    is_delivery_report,
+    read_day_list_file,
+)
 from reconcile.errors import ChangeFileError
-from reconcile.history import EVENT_SCHEMA, EVENT_TYPES
+from reconcile.history import (
+    DELIVERY_FAILED,
+    LEDGER_EVENT_TYPES,
+    REQUIRED_EVENT_COLUMNS,
+    conform_events,
+)
 from reconcile.history_files import change_file_batches, load_change_files
 from reconcile.ledger import Ledger, ReportEntry
 from reconcile.lifecycle import ReportStatus
@@ -24,6 +36,8 @@ __all__ = [
     "MAX_IMPORT_REPORTS",
     "ImportSummary",
     "import_change_files",
+    "import_day_lists",
+    "import_delivery_reports",
     "import_parquet",
 ]
 
@@ -50,6 +64,14 @@ def import_change_files(
     and dates; a record file whose name contains a report id the ledger knows from its
     metadata joins that report; the same content imported twice changes nothing. Record
     files without metadata are one report per content (or ``report_id``)."""
+    delivery = [path for path in paths if path.is_file() and is_delivery_report(path)]
+    if delivery:
+        if len(delivery) != len(paths):
+            raise ChangeFileError(
+                "import Infobip delivery reports (.json with messageId, .jsonl) on their own, "
+                "not mixed with change files."
+            )
+        return import_delivery_reports(ledger, delivery, label, now)
     parquet = [path for path in paths if path.suffix.lower() == ".parquet"]
     if parquet:
         if len(parquet) != len(paths):
@@ -176,11 +198,11 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> Imp
         raise ChangeFileError(
             f"{path}: not a readable Parquet file ({_first_line(error)})."
         ) from None
-    missing = [name for name in EVENT_SCHEMA if name not in schema]
+    missing = [name for name in REQUIRED_EVENT_COLUMNS if name not in schema]
     if missing:
         raise ChangeFileError(
             f"{path}: the Parquet file lacks the column(s) {', '.join(missing)}; it needs "
-            f"{', '.join(EVENT_SCHEMA)} (what `reconcile ledger export` writes)."
+            f"{', '.join(REQUIRED_EVENT_COLUMNS)} (what `reconcile ledger export` writes)."
         )
     events = _ledger_columns(path, schema)
     earliest, latest = date_bounds(now)
@@ -191,7 +213,7 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> Imp
                 pl.col("number").is_null()
                 | pl.col("occurred_at").is_null()
                 | pl.col("report_id").is_null()
-                | ~pl.col("type").is_in(list(EVENT_TYPES)).fill_null(False)
+                | ~pl.col("type").is_in(list(LEDGER_EVENT_TYPES)).fill_null(False)
                 | (pl.col("occurred_at") < earliest)
                 | (pl.col("occurred_at") > latest)
             )
@@ -203,7 +225,8 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> Imp
             raise ChangeFileError(
                 f"{path}: row {row['index'] + 1}: needs a number, a date between "
                 f"{earliest:%Y-%m-%d} and {latest:%Y-%m-%d}, a report id and a type among "
-                f"{', '.join(EVENT_TYPES)} (found {row['occurred_at']}, type {row['type']!r})."
+                f"{', '.join(LEDGER_EVENT_TYPES)} (found {row['occurred_at']}, type "
+                f"{row['type']!r})."
             )
         reports = events.select(pl.col("report_id").n_unique()).collect(engine="streaming").item()
         if reports > MAX_IMPORT_REPORTS:
@@ -217,9 +240,14 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> Imp
             .agg(
                 events=pl.len(),
                 start=pl.col("occurred_at").min(),
-                end=pl.col("occurred_at").max(),
+                # a report of day-only events (a day list) spans its days whole
+                end=pl.when(pl.col("day_only").fill_null(False).all())
+                .then(pl.col("occurred_at").max() + pl.duration(days=1))
+                .otherwise(pl.col("occurred_at").max()),
                 network_id=pl.col("network_id").first(),
                 network_name=pl.col("network_name").first(),
+                # delivery failures name only the numbers messaged: never coverage
+                evidence_only=(pl.col("type") == DELIVERY_FAILED).all(),
             )
             .sort("report_id")
             .collect(engine="streaming")
@@ -237,12 +265,12 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> Imp
         except pl.exceptions.PolarsError as error:
             raise _wrong_type(path, error) from None
         reports_done: list[tuple[ReportEntry, pl.DataFrame | None]] = []
-        for report_id, start, end, network_id, network_name in batch.select(
-            "report_id", "start", "end", "network_id", "network_name"
+        for report_id, start, end, network_id, network_name, evidence_only in batch.select(
+            "report_id", "start", "end", "network_id", "network_name", "evidence_only"
         ).iter_rows():
             entry = ReportEntry(
                 report_id=report_id,
-                status=ReportStatus.ASSUMED,
+                status=ReportStatus.EVIDENCE if evidence_only else ReportStatus.ASSUMED,
                 network_id=network_id,
                 network_name=network_name,
                 date_from=start,
@@ -261,17 +289,11 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> Imp
 
 def _ledger_columns(path: Path, schema: Mapping[str, pl.DataType]) -> pl.LazyFrame:
     """The file's events in the ledger's columns and types, read lazily."""
-    events = pl.scan_parquet(path).select(list(EVENT_SCHEMA))
-    events = events.with_columns(
-        pl.col("number").cast(pl.UInt64),
-        pl.col("new_number").cast(pl.UInt64),
-        pl.col("network_id").cast(pl.Int64),
-    )
+    events = pl.scan_parquet(path)
     if schema["occurred_at"] == pl.Datetime("us"):
-        return events.with_columns(pl.col("occurred_at").dt.replace_time_zone("UTC"))
-    if schema["occurred_at"] != EVENT_SCHEMA["occurred_at"]:
-        return events.with_columns(pl.col("occurred_at").cast(EVENT_SCHEMA["occurred_at"]))
-    return events
+        events = events.with_columns(pl.col("occurred_at").dt.replace_time_zone("UTC"))
+    # the columns added since the first ledger (day_only, detail) are null where absent
+    return conform_events(events)
 
 
 def _wrong_type(path: Path, error: Exception) -> ChangeFileError:
@@ -294,3 +316,56 @@ def _batches(spans: pl.DataFrame) -> Iterator[pl.DataFrame]:
         total += count
     if begin < len(counts):
         yield spans.slice(begin, len(counts) - begin)
+
+
+def import_day_lists(
+    ledger: Ledger,
+    paths: Sequence[Path],
+    *,
+    source: str,
+    deactivated_on: str,
+    label: str,
+    now: datetime,
+) -> ImportSummary:
+    """Import day list files (one number a line; text, CSV or a zip of them) as the
+    report of ``source`` for the day ``deactivated_on``: every number a DEACTIVATION
+    known by its day only. Importing the day a fetch brought (or the same file twice)
+    joins that report, never lowering it."""
+    day = day_of(deactivated_on, "--deactivated-on", now)
+    lists = [
+        read_day_list_file(path, source, day, origin=f"import:{label}", now=now) for path in paths
+    ]
+    events = pl.concat([found.events for found in lists]).unique("number", maintain_order=True)
+    entry = replace(lists[0].entry, records=events.height)
+    warnings = [
+        line for path, found in zip(paths, lists, strict=True) for line in found.warnings(str(path))
+    ]
+    done = _commit_import(ledger, label, len(paths), [(entry, events)], [], warnings)
+    done["files"] = len(paths)
+    return done
+
+
+def import_delivery_reports(
+    ledger: Ledger, paths: Sequence[Path], label: str, now: datetime
+) -> ImportSummary:
+    """Import Infobip delivery reports: each file's results failed with error 3041 or
+    15017 as DELIVERY_FAILED events (one ``evidence`` report per file's content); other
+    errors are counted."""
+    totals: ImportSummary = {"label": label, "files": 0, "reports": 0, "events": 0, "warnings": []}
+    for path in paths:
+        found = delivery_failures(path, origin=f"import:{label}", now=now)
+        warnings = found.warnings()
+        warnings.append(
+            f"{path}: {found.results} result(s): {found.events.height} delivery failure(s) "
+            f"to a deactivated number (error {' or '.join(map(str, DELIVERY_FAILURE_ERRORS))}), "
+            f"{found.other_errors} with another error or none (not evidence)"
+        )
+        reports: list[tuple[ReportEntry, pl.DataFrame | None]] = (
+            [(found.entry, found.events)] if found.events.height else []
+        )
+        done = _commit_import(ledger, label, 1, reports, [], warnings)
+        totals["files"] += 1
+        totals["reports"] += done["reports"]
+        totals["events"] += done["events"]
+        totals["warnings"] += done["warnings"]
+    return totals

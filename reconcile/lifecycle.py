@@ -8,6 +8,7 @@ and `sync.fetch` call them, so the rules are written once::
       │                                                  │
       └──404 / no longer listed──▶ gone ◀──404───────────┘   (events held stay counted)
     records without metadata (import) ──▶ assumed ──metadata known──▶ complete
+    delivery failures (import) ──▶ evidence                (events only, never coverage)
 
 - ``complete``: metadata and every record page; its span ``[dateFrom, dateTo)`` is
   coverage.
@@ -18,6 +19,8 @@ and `sync.fetch` call them, so the rules are written once::
 - ``gone``: not complete, and the API answered 404 or stopped listing it; its events
   (if any) still count, its span is not coverage. Listed again, it is fetched again.
 - ``listed``: metadata only, nothing held yet.
+- ``evidence``: events that say nothing of the numbers they do not name (a sender's
+  delivery failures): they count, they give no coverage, and nothing is missing.
 
 The ledger never lowers what it holds (`merge_status`, `merged_events`): a report's
 events only grow, and its status only rises, whatever a later fetch or import brings.
@@ -62,6 +65,7 @@ class ReportStatus(enum.StrEnum):
     INCOMPLETE = "incomplete"
     GONE = "gone"
     ASSUMED = "assumed"
+    EVIDENCE = "evidence"
     COMPLETE = "complete"
 
 
@@ -78,6 +82,7 @@ _RANK = {
     ReportStatus.GONE: 1,
     ReportStatus.INCOMPLETE: 2,
     ReportStatus.ASSUMED: 3,
+    ReportStatus.EVIDENCE: 3,
     ReportStatus.COMPLETE: 4,
 }
 
@@ -191,8 +196,9 @@ def parse_status(text: object) -> ReportStatus:
 
 
 def counts_as_coverage(status: ReportStatus) -> bool:
-    """Whether a report's span counts as coverage (an incomplete or gone one never)."""
-    return status not in NOT_COVERAGE
+    """Whether a report's span counts as coverage (an incomplete, gone or evidence-only
+    one never)."""
+    return status not in NOT_COVERAGE and status != ReportStatus.EVIDENCE
 
 
 def needs_fetch(entry: ReportEntry, listed_now: bool) -> bool:

@@ -18,10 +18,14 @@ from reconcile.errors import OptionError
 __all__ = [
     "AUTH_SCHEMES",
     "DATA_DIR_VARIABLE",
+    "DAY_LIST_SOURCES",
     "DEFAULT_BASE_URL",
+    "SOURCES",
     "ApiSettings",
+    "DayListSettings",
     "api_settings_from_environment",
     "base_url_from_environment",
+    "day_list_settings",
     "default_data_dir",
     "resolve_data_dir",
 ]
@@ -44,6 +48,66 @@ class ApiSettings:
     since: str | None = None
     # no report is started after this many seconds of a fetch
     deadline: float = 3600.0
+
+
+# every source `fetch` knows, in the order a fetch takes them
+SOURCES = ("infobip", "twilio", "vonage")
+
+
+@dataclass(frozen=True)
+class DayListSettings:
+    """How to reach a provider's day lists (Twilio, Vonage); the credentials stay in the
+    environment, named here."""
+
+    source: str
+    base_url: str
+    user_env: str
+    secret_env: str
+    # the days a source keeps its lists for, counted back from today
+    window_days: int
+    rate: float = 1.0
+    timeout: float = 30.0
+    since: str | None = None
+    deadline: float = 3600.0
+
+    @property
+    def variable_prefix(self) -> str:
+        return self.source.upper()
+
+
+# per source: the default base URL, the variables of the user and the secret, the window
+DAY_LIST_SOURCES: dict[str, tuple[str, str, str, int]] = {
+    "twilio": ("https://messaging.twilio.com", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", 30),
+    "vonage": ("https://api.nexmo.com", "VONAGE_API_KEY", "VONAGE_API_SECRET", 31),
+}
+
+
+def day_list_settings(
+    source: str,
+    *,
+    base_url: str | None = None,
+    user_env: str | None = None,
+    secret_env: str | None = None,
+    rate: float = 1.0,
+    timeout: float = 30.0,
+    since: str | None = None,
+    deadline: float = 3600.0,
+    environment: Mapping[str, str] = os.environ,
+) -> DayListSettings:
+    """A day-list source's settings: ``{SOURCE}_BASE_URL`` (else its default) unless a
+    config names one, and the variables that hold its credentials."""
+    default_url, default_user, default_secret, window = DAY_LIST_SOURCES[source]
+    return DayListSettings(
+        source=source,
+        base_url=base_url or environment.get(f"{source.upper()}_BASE_URL") or default_url,
+        user_env=user_env or default_user,
+        secret_env=secret_env or default_secret,
+        window_days=window,
+        rate=rate,
+        timeout=timeout,
+        since=since,
+        deadline=deadline,
+    )
 
 
 def base_url_from_environment(environment: Mapping[str, str] = os.environ) -> str:

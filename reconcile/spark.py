@@ -57,7 +57,7 @@ from reconcile.column_words import CONTENT_ROWS
 from reconcile.columns import ChosenColumns
 from reconcile.contacts import CSV_SUFFIXES
 from reconcile.errors import InputError, OptionError
-from reconcile.history import History
+from reconcile.history import History, conform_events
 from reconcile.modes import FLAG_COLUMNS
 from reconcile.options import CleanOptions
 from reconcile.verdicts import DROPPED_ACTIONS, EVIDENCE_EVENT_COLUMNS
@@ -364,6 +364,8 @@ def history_events(spark: SparkSession, history: History) -> DataFrame:
     if history.event_parts is not None:
         parts = []
         for place, (path, report_ids) in enumerate(history.event_parts):
+            # files written before day lists lack their columns: null, as polars reads them
+            present = set(pl.read_parquet_schema(path))
             part = spark.read.parquet(str(path)).select(
                 F.col("number").cast("long").alias("number"),
                 F.col("type").cast("string").alias("type"),
@@ -371,6 +373,10 @@ def history_events(spark: SparkSession, history: History) -> DataFrame:
                 F.col("new_number").cast("long").alias("new_number"),
                 "report_id",
                 "network_name",
+                *(
+                    (F.col(name) if name in present else F.lit(None)).cast(kind).alias(name)
+                    for name, kind in (("day_only", "boolean"), ("detail", "string"))
+                ),
                 F.lit(place).cast("long").alias(batches.ORDER_PART),
                 F.col("_metadata.row_index").cast("long").alias(batches.ORDER_INDEX),
             )
@@ -383,10 +389,11 @@ def history_events(spark: SparkSession, history: History) -> DataFrame:
                 union = union.unionByName(part)
             return union
     events = (
-        history.events.select(EVIDENCE_EVENT_COLUMNS)
+        conform_events(history.events)
+        .select(EVIDENCE_EVENT_COLUMNS)
         .with_columns(
             pl.col("number", "new_number").cast(pl.Int64),
-            pl.col("type", "report_id", "network_name").cast(pl.String),
+            pl.col("type", "report_id", "network_name", "detail").cast(pl.String),
             pl.col("occurred_at").dt.cast_time_unit("us").dt.convert_time_zone("UTC"),
         )
         .with_columns(pl.lit(0, pl.Int64).alias(batches.ORDER_PART))
@@ -402,6 +409,8 @@ def history_events(spark: SparkSession, history: History) -> DataFrame:
             T.StructField("new_number", T.LongType()),
             T.StructField("report_id", T.StringType()),
             T.StructField("network_name", T.StringType()),
+            T.StructField("day_only", T.BooleanType()),
+            T.StructField("detail", T.StringType()),
             T.StructField(batches.ORDER_PART, T.LongType()),
             T.StructField(batches.ORDER_INDEX, T.LongType()),
         ]

@@ -40,6 +40,7 @@ __all__ = [
     "FetchSummary",
     "Progress",
     "ProgressEvent",
+    "commit_fetched",
     "fetch",
     "fetch_with_settings",
 ]
@@ -89,6 +90,8 @@ class FetchSummary(TypedDict):
     incomplete: list[FailedReport]
     late: list[str]
     list_cut_short: str | None
+    sources: list[str]
+    not_ready: list[str]
     requests: int
     complete: bool
     warnings: list[str]
@@ -112,6 +115,30 @@ class FetchResult:
     expiring_soon: list[ReportEntry] = field(default_factory=list)
     requests: int = 0
     retry_waits: list[float] = field(default_factory=list)
+    # the sources fetched (infobip, twilio, vonage)
+    sources: list[str] = field(default_factory=lambda: ["infobip"])
+    # a day-list source whose next day is not made yet (fetched again next time; not a
+    # failure)
+    not_ready: list[str] = field(default_factory=list)
+    # what the answers held that was skipped (a day list's lines that are not numbers)
+    warnings_seen: list[str] = field(default_factory=list)
+
+    def absorb(self, other: FetchResult) -> None:
+        """Add another source's fetch to this one (`reconcile fetch` over every source)."""
+        self.listed += other.listed
+        self.fetched += other.fetched
+        self.gone += other.gone
+        self.failed += other.failed
+        self.incomplete += other.incomplete
+        self.late += other.late
+        self.list_cut_short = self.list_cut_short or other.list_cut_short
+        self.expired_unfetched += other.expired_unfetched
+        self.expiring_soon += other.expiring_soon
+        self.requests += other.requests
+        self.retry_waits += other.retry_waits
+        self.sources += [source for source in other.sources if source not in self.sources]
+        self.not_ready += other.not_ready
+        self.warnings_seen += other.warnings_seen
 
     @property
     def complete(self) -> bool:
@@ -135,6 +162,7 @@ class FetchResult:
         lines += [
             f"report {report_id} was not fetched: {message}" for report_id, message in self.failed
         ]
+        lines += self.not_ready + self.warnings_seen
         lines += [
             f"report {report_id} is kept incomplete (its events count, its days are not "
             f"coverage) and fetched again next time: {message}"
@@ -168,6 +196,8 @@ class FetchResult:
             "incomplete": [{"report_id": r, "error": m} for r, m in self.incomplete],
             "late": self.late,
             "list_cut_short": self.list_cut_short,
+            "sources": self.sources,
+            "not_ready": self.not_ready,
             "requests": self.requests,
             "complete": self.complete,
             "warnings": self.warnings(),
@@ -293,7 +323,7 @@ def fetch(
             events, pages, problem = _fetch_records(client, entry, page_size, progress, now)
         except ReportGoneError:
             result.gone.append(entry.report_id)
-            _commit(ledger, result, [(after_gone(entry), None)], metadata)
+            commit_fetched(ledger, result, [(after_gone(entry), None)], metadata)
             progress(ProgressEvent("gone", entry.report_id))
             continue
         except DeadlineReached as error:
@@ -315,7 +345,7 @@ def fetch(
             result.incomplete.append((entry.report_id, problem))
         status = ReportStatus.COMPLETE if problem is None else ReportStatus.INCOMPLETE
         done = replace(entry, status=status, source="api", fetched_at=now)
-        _commit(ledger, result, [(done, events)], metadata)
+        commit_fetched(ledger, result, [(done, events)], metadata)
         held = ledger.entries()[entry.report_id]
         result.fetched.append((entry.report_id, events.height, pages))
         progress(
@@ -325,7 +355,7 @@ def fetch(
         if problem is not None and left is not None and left <= 0:
             result.late = [late.report_id for late in pending[position + 1 :]]
             break
-    _commit(ledger, result, [], metadata, last_sync=now)
+    commit_fetched(ledger, result, [], metadata, last_sync=now)
     result.expired_unfetched, result.expiring_soon = expiry_of_unfetched(
         ledger.entries().values(), now
     )
@@ -334,7 +364,7 @@ def fetch(
     return result
 
 
-def _commit(
+def commit_fetched(
     ledger: Ledger,
     result: FetchResult,
     reports: list[tuple[ReportEntry, pl.DataFrame | None]],

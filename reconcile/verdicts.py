@@ -3,7 +3,8 @@
 First rule that applies, per contact row (SPEC "Verdicts"):
 
     invalid_number  the phone cell is empty or not a valid E.164 number    review
-    deactivated     a DEACTIVATION or ACTIVATION at or after consent        remove
+    deactivated     a DEACTIVATION, ACTIVATION or DELIVERY_FAILED at or     remove
+                    after consent (a day-only event compared at D+1 12:00 UTC)
     suspended       the number's most recent event is a SUSPENSION          suppress
     unverified      consent (or a missing one) is before coverage start    review
     ok              none of the above                                      keep
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -23,12 +24,13 @@ import polars as pl
 from reconcile._text import iso_instant
 from reconcile.consent import FUTURE, MISSING, UNPARSEABLE
 from reconcile.errors import OptionError
-from reconcile.history import ACTIVATION, DEACTIVATION, SUSPENSION
+from reconcile.history import DEACTIVATING_TYPES, SUSPENSION, conform_events
 from reconcile.phones import add_e164
 
 __all__ = [
     "ACTIONS",
     "ACTION_TYPE",
+    "DAY_ONLY_COMPARED_AFTER",
     "DEFAULT_ACTIONS",
     "DELIMITER_NAMES",
     "DETAIL_COLUMNS",
@@ -40,6 +42,7 @@ __all__ = [
     "VERDICTS",
     "VERDICT_TYPE",
     "Decided",
+    "compared_at",
     "decide",
     "decide_rows",
     "deciding_entries",
@@ -93,6 +96,8 @@ EVIDENCE_EVENT_COLUMNS = (
     "new_number",
     "report_id",
     "network_name",
+    "day_only",
+    "detail",
 )
 # a contacts column `decide_rows` may be given: the row's evidence (`evidence_rows`)
 EVIDENCE_ROW = "evidence_row"
@@ -143,6 +148,22 @@ def _after_consent(event_at: pl.Expr, boundary: pl.Expr) -> pl.Expr:
     return event_at.is_not_null() & (boundary.is_null() | (event_at >= boundary))
 
 
+# A day-only event (a day list) may have happened at any time of its day in any time
+# zone: it is compared at the latest instant that day ends anywhere, D+1 12:00 UTC, so
+# a consent on that day or the next morning UTC counts as before it (the safe side).
+DAY_ONLY_COMPARED_AFTER = timedelta(hours=36)
+
+
+def compared_at(occurred_at: pl.Expr, day_only: pl.Expr) -> pl.Expr:
+    """SPEC's "day-only events": the instant an event is compared at (its own, or for an
+    event known by its day only, that day's 00:00 UTC plus DAY_ONLY_COMPARED_AFTER)."""
+    return (
+        pl.when(day_only.fill_null(False))
+        .then(occurred_at + DAY_ONLY_COMPARED_AFTER)
+        .otherwise(occurred_at)
+    )
+
+
 def _unverified(boundary: pl.Expr, coverage: pl.Expr) -> pl.Expr:
     """SPEC's unverified rule: no history, no (usable) consent, or consent before coverage
     starts, so a deactivation in between cannot be ruled out."""
@@ -173,12 +194,13 @@ def number_evidence(phone_keys: pl.Series, events: pl.DataFrame | pl.LazyFrame) 
     """Per number with events among ``phone_keys``: what the verdicts need, sorted by number.
 
     ``latest_at`` (the most recent event of any type), whether a SUSPENSION is that
-    event (``suspended``, with its report and network) and the latest DEACTIVATION or
-    ACTIVATION (``deact_*``). Only events of the given numbers are read.
+    event (``suspended``, with its report and network) and the latest DEACTIVATION,
+    ACTIVATION or DELIVERY_FAILED (``deact_*``, with whether it is known by its day only
+    and what its source adds). Only events of the given numbers are read.
     """
     numbers = phone_keys.drop_nulls()  # is_in makes its own set: no unique() first
     relevant = (
-        events.lazy()
+        conform_events(events.lazy())
         .select(EVIDENCE_EVENT_COLUMNS)
         .filter(pl.col("number").is_in(numbers.implode()))
         .collect(engine="streaming")
@@ -188,9 +210,15 @@ def number_evidence(phone_keys: pl.Series, events: pl.DataFrame | pl.LazyFrame) 
 
 def events_evidence(events: pl.DataFrame) -> pl.DataFrame:
     """`number_evidence` of every number in ``events`` (EVIDENCE_EVENT_COLUMNS, in the
-    history's order: of an event reported twice, the first is the one cited)."""
+    history's order: of an event reported twice, the first is the one cited). Every
+    instant is the one the event is compared at (`compared_at`)."""
     relevant = (
-        events.select(EVIDENCE_EVENT_COLUMNS)
+        conform_events(events)
+        .select(EVIDENCE_EVENT_COLUMNS)
+        .with_columns(
+            occurred_at=compared_at(pl.col("occurred_at"), pl.col("day_only")),
+            day_only=pl.col("day_only").fill_null(False),
+        )
         # the same event reported twice (two reports, or a re-import) counts once
         .unique(
             subset=["number", "type", "occurred_at", "new_number"],
@@ -218,9 +246,10 @@ def events_evidence(events: pl.DataFrame) -> pl.DataFrame:
         .select("number", "latest_at")
         .join(suspensions, on="number", how="left")
     )
-    # Evidence: the latest deactivation; on a tie DEACTIVATION sorts after ACTIVATION.
+    # Evidence: the latest deactivation; on a tie DEACTIVATION sorts after ACTIVATION,
+    # and DELIVERY_FAILED after both.
     deactivation = (
-        relevant.filter(pl.col("type").is_in([DEACTIVATION, ACTIVATION]))
+        relevant.filter(pl.col("type").is_in(DEACTIVATING_TYPES))
         .unique(subset="number", keep="last", maintain_order=True)
         .select(
             "number",
@@ -229,6 +258,8 @@ def events_evidence(events: pl.DataFrame) -> pl.DataFrame:
             deact_new="new_number",
             deact_report="report_id",
             deact_network="network_name",
+            deact_day_only="day_only",
+            deact_detail="detail",
         )
     )
     return latest.join(deactivation, on="number", how="left").sort("number")
@@ -409,6 +440,12 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
                     pl.col("deact_type"),
                     pl.lit(" on "),
                     pl.col("event_date"),  # the deactivation's date
+                    pl.when(pl.col("deact_day_only").fill_null(False))
+                    .then(pl.lit(", compared as ") + iso_instant(pl.col("deact_at")))
+                    .otherwise(pl.lit("")),
+                    pl.when(pl.col("deact_detail").is_not_null())
+                    .then(pl.lit(" (") + pl.col("deact_detail") + pl.lit(")"))
+                    .otherwise(pl.lit("")),
                     pl.when(no_consent).then(pl.lit(", ")).otherwise(pl.lit(", at or after ")),
                     consent_text,
                     pl.when(suggestion.is_not_null())
@@ -447,6 +484,19 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
         .when(pl.col("verdict") == "suspended")
         .then(pl.col("latest_at"))
     )
+    # a day-only deactivation is shown as its day (the day it is compared at is the
+    # rule's, not the source's)
+    day_only_evidence = (pl.col("verdict") == "deactivated") & pl.col("deact_day_only").fill_null(
+        False
+    )
+    event_date = (
+        pl.when(day_only_evidence)
+        .then(
+            (pl.col("deact_at") - DAY_ONLY_COMPARED_AFTER).dt.strftime("%Y-%m-%d")
+            + pl.lit(" (day only)")
+        )
+        .otherwise(iso_instant(evidence_date))
+    )
     detail_columns = {
         "reason": reason,
         "event_type": evidence_type,
@@ -465,7 +515,7 @@ def _detail(notable: pl.DataFrame, coverage_start: datetime | None) -> pl.DataFr
     return (
         notable.lazy()
         .with_columns(verdict=verdict)
-        .with_columns(event_date=iso_instant(evidence_date), boundary_text=iso_instant(boundary))
+        .with_columns(event_date=event_date, boundary_text=iso_instant(boundary))
         .select("verdict", **detail_columns)
         .collect()
     )

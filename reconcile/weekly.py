@@ -9,7 +9,7 @@ import datetime as dt
 
 import polars as pl
 
-from reconcile.history import ACTIVATION, DEACTIVATION, Coverage, History
+from reconcile.history import DEACTIVATING_TYPES, Coverage, History
 
 __all__ = ["TWIN_PASS_EVENTS", "weekly_counts", "weekly_deactivations"]
 
@@ -27,17 +27,11 @@ def weekly_counts(history: History) -> pl.DataFrame:
     days = pl.col("occurred_at").dt.epoch("d")
     # the Monday of each event's week (UTC), as days since 1970-01-01, a Thursday
     week = [(days - (days + 3) % 7).alias("monday"), "network_name"]
-    event = ["number", "occurred_at", "deactivation", "new_number"]
+    event = ["number", "occurred_at", "type", "new_number"]
     events = (
         history.lazy_events()
-        .filter(pl.col("type").is_in([DEACTIVATION, ACTIVATION]))
-        .select(
-            "number",
-            "occurred_at",
-            "new_number",
-            "network_name",
-            deactivation=pl.col("type") == DEACTIVATION,
-        )
+        .filter(pl.col("type").is_in(DEACTIVATING_TYPES))
+        .select("number", "occurred_at", "new_number", "network_name", "type")
     )
     # Every event is counted in one streaming pass; then the copies of an event held by
     # several reports or files are taken off. Copies share a hash of the whole event:

@@ -245,8 +245,14 @@ def _evidence(
     # the contact columns asked for (--include-columns) follow the contact id
     columns = _evidence_columns(include)
     frame = decisions.with_columns(
-        event_at=pl.col("event_date").str.strptime(
-            pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.fZ", strict=False
+        # a day-only event ("2024-03-10 (day only)") is its day; the reason says so
+        event_at=pl.coalesce(
+            pl.col("event_date").str.strptime(
+                pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.fZ", strict=False
+            ),
+            pl.col("event_date")
+            .str.extract(r"^(\d{4}-\d{2}-\d{2}) \(day only\)$")
+            .str.strptime(pl.Datetime("us"), "%Y-%m-%d", strict=False),
         )
     ).select("action", *(name for name, _title, _width in columns))
     # each sheet is one action, so the action is not repeated on every row

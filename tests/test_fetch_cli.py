@@ -201,6 +201,8 @@ def test_import_status_export_and_clean_from_the_ledger(run_cli, history_dir, tm
         "report_id",
         "network_id",
         "network_name",
+        "day_only",
+        "detail",
     ]
     assert pl.read_csv(tmp_path / "events.csv").height == 4
     assert run_cli("ledger", "export", tmp_path / "events.csv", "--data-dir", data).exit_code == 1

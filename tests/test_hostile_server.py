@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-import reconcile.api as api
+import reconcile._client as _client
 from reconcile.api import ApiKey, InfobipClient, check_base_url
 from reconcile.errors import ApiError, AuthError, MalformedResponseError, OptionError
 from reconcile.ledger import Ledger
@@ -105,7 +105,7 @@ def test_a_key_an_http_header_cannot_carry_is_refused_at_once(key):
 
 
 def test_a_gzip_bomb_is_refused_after_64_mib_of_what_is_read(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "MAX_PAGE_BYTES", 1 << 20)  # 1 MiB in the test, 64 MiB for real
+    monkeypatch.setattr(_client, "MAX_PAGE_BYTES", 1 << 20)  # 1 MiB in the test, 64 MiB for real
     bomb = gzip.compress(b" " * (8 << 20))
     server.fail(
         metadata_request, "raw", status=200, body=bomb, headers={"Content-Encoding": "gzip"}
@@ -122,7 +122,7 @@ def test_gzip_inside_gzip_is_bounded_across_every_layer(server, tmp_path, monkey
     memory near the bound (httpx alone decodes each layer whole: 64 MiB at once)."""
     monkeypatch.setenv("INFOBIP_API_KEY", KEY)
     monkeypatch.setenv("INFOBIP_BASE_URL", server.base_url)
-    monkeypatch.setattr(api, "MAX_PAGE_BYTES", 1 << 20)
+    monkeypatch.setattr(_client, "MAX_PAGE_BYTES", 1 << 20)
     bomb = gzip.compress(gzip.compress(b" " * (64 << 20), compresslevel=9), compresslevel=9)
     assert len(bomb) < 1 << 20
     server.fail(
@@ -195,7 +195,7 @@ def test_a_small_answer_of_millions_of_objects_is_refused_before_it_is_parsed(
 ):
     """64 KiB of gzip held 63 MiB of "{}," and parsed into 6 GB of Python objects (found
     by the adversarial review); the objects and lists are counted first."""
-    monkeypatch.setattr(api, "MAX_JSON_CONTAINERS", 1000)
+    monkeypatch.setattr(_client, "MAX_JSON_CONTAINERS", 1000)
     body = b'{"results": [' + b"{}," * 5000 + b'{}], "paging": {}}'
     server.fail(
         metadata_request,
