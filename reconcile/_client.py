@@ -270,7 +270,9 @@ class SourceClient:
             with self._http.stream(
                 "GET",
                 url,
-                params=dict(params),
+                # no params at all for a URL that carries its own query (a signed URL):
+                # httpx replaces a URL's query with the params given, even empty ones
+                params=dict(params) or None,
                 headers={**headers, "Accept-Encoding": ACCEPTED_ENCODINGS},
                 timeout=timeout,
             ) as response:

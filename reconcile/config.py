@@ -7,6 +7,12 @@ holds the key (``api_key_env``), never the key itself.
     [infobip]                       # optional: without it, `run` does not fetch
     base_url = "https://xxxxx.api.infobip.com"
     api_key_env = "INFOBIP_API_KEY"
+    [twilio]                        # optional: the Twilio day lists
+    account_sid_env = "TWILIO_ACCOUNT_SID"
+    auth_token_env = "TWILIO_AUTH_TOKEN"
+    [vonage]                        # optional: the Vonage day lists
+    api_key_env = "VONAGE_API_KEY"
+    api_secret_env = "VONAGE_API_SECRET"
     [ledger]
     data_dir = "/var/lib/reconcile"
     [output]
@@ -22,14 +28,20 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 from reconcile.columns import ColumnChoice
 from reconcile.errors import ConfigError, OptionError
 from reconcile.options import CleanOptions
-from reconcile.settings import AUTH_SCHEMES, ApiSettings, base_url_from_environment
+from reconcile.settings import (
+    AUTH_SCHEMES,
+    ApiSettings,
+    DayListSettings,
+    base_url_from_environment,
+    day_list_settings,
+)
 from reconcile.verdicts import ACTIONS, MODES, VERDICTS
 
 __all__ = ["InputConfig", "RunConfig", "load_config"]
@@ -57,6 +69,8 @@ class RunConfig:
     data_dir: Path | None
     output_dir: Path
     inputs: list[InputConfig]
+    # the day-list sources configured ([twilio], [vonage]), fetched before cleaning
+    day_lists: list[DayListSettings] = field(default_factory=list)
 
 
 class _Reader:
@@ -120,6 +134,49 @@ _TYPE_NAMES = {
 }
 
 
+# a day-list source's table: the keys that name the variables of its user and secret
+_DAY_LIST_KEYS = {
+    "twilio": ("account_sid_env", "auth_token_env"),
+    "vonage": ("api_key_env", "api_secret_env"),
+}
+
+
+def _day_list(path: Path, source: str, table: Any) -> DayListSettings:
+    """A ``[twilio]`` or ``[vonage]`` table: where the credentials are (variables, never
+    the values), the base URL, rate, timeout, since and deadline."""
+    user_key, secret_key = _DAY_LIST_KEYS[source]
+    section = _Reader(
+        path,
+        f"[{source}]",
+        table,
+        {
+            "base_url": str,
+            user_key: str,
+            secret_key: str,
+            "rate": (int, float),
+            "timeout": (int, float),
+            "since": str,
+            "deadline": (int, float),
+        },
+    )
+    defaults = day_list_settings(source)
+    settings = day_list_settings(
+        source,
+        base_url=section.get("base_url"),
+        user_env=section.get(user_key),
+        secret_env=section.get(secret_key),
+        rate=float(section.get("rate", defaults.rate)),
+        timeout=float(section.get("timeout", defaults.timeout)),
+        since=section.get("since"),
+        deadline=float(section.get("deadline", defaults.deadline)),
+    )
+    for name in ("rate", "timeout", "deadline"):
+        value = getattr(settings, name)
+        if not (math.isfinite(value) and value > 0):
+            section.fail(name, f"expected a positive number, got {value!r}")
+    return settings
+
+
 def load_config(path: Path) -> RunConfig:
     """Read and check ``path``; raise ConfigError naming the key at fault."""
     try:
@@ -134,7 +191,17 @@ def load_config(path: Path) -> RunConfig:
         raise ConfigError(f"{path}: not valid TOML ({error}).") from None
     base = path.parent
     top = _Reader(
-        path, "", document, {"infobip": dict, "ledger": dict, "output": dict, "inputs": list}
+        path,
+        "",
+        document,
+        {
+            "infobip": dict,
+            "twilio": dict,
+            "vonage": dict,
+            "ledger": dict,
+            "output": dict,
+            "inputs": list,
+        },
     )
 
     infobip = None
@@ -172,6 +239,9 @@ def load_config(path: Path) -> RunConfig:
         if infobip.page_size <= 0:
             section.fail("page_size", "expected a positive whole number")
 
+    day_lists = [
+        _day_list(path, source, top.get(source)) for source in _DAY_LIST_KEYS if source in document
+    ]
     ledger = _Reader(path, "[ledger]", document.get("ledger", {}), {"data_dir": str})
     data_dir = ledger.get("data_dir")
     if data_dir is not None and not data_dir.strip():
@@ -198,6 +268,7 @@ def load_config(path: Path) -> RunConfig:
         data_dir=(base / data_dir) if data_dir else None,
         output_dir=base / output.get("dir", "reconcile-runs"),
         inputs=inputs,
+        day_lists=day_lists,
     )
 
 

@@ -33,6 +33,7 @@ from reconcile.errors import (
     ChangeFileError,
     MalformedResponseError,
     OptionError,
+    UnsupportedFormatError,
 )
 from reconcile.settings import DayListSettings
 
@@ -168,7 +169,8 @@ class DayListClient(SourceClient):
         if answer.body[:4] == b"PK\x03\x04":
             try:
                 return unzipped_lines(answer.body, what)
-            except ChangeFileError as error:
+            except (ChangeFileError, UnsupportedFormatError) as error:
+                # a zip bomb, a damaged zip: this day failed, the others go on
                 raise MalformedResponseError(str(error)) from None
         if document is not None or b"\x00" in answer.body[:4096]:
             raise MalformedResponseError(f"{what}: the answer is not a zip of the day's list.")

@@ -36,7 +36,8 @@ from reconcile.errors import ApiError, ConfigError, InputError, OptionError, Out
 from reconcile.history import History
 from reconcile.ledger import Ledger
 from reconcile.run_history import InputCounts, RunHistory, RunRecord, contact_keys
-from reconcile.sync import FetchSummary, Progress, fetch_with_settings
+from reconcile.sync import FetchSummary, Progress
+from reconcile.sync_sources import fetch_sources
 
 __all__ = [
     "Attention",
@@ -329,7 +330,8 @@ def run_once(
     wait: float = 0,
     progress: Progress | None = None,
 ) -> RunReport:
-    """Check every input, fetch (unless ``dry_run`` or no ``[infobip]``), clean every
+    """Check every input, fetch (unless ``dry_run``, or no source is configured: ``[infobip]``,
+    ``[twilio]``, ``[vonage]``), clean every
     input, keep the history.
 
     A config that cannot work fails before anything is fetched (`check_inputs`). A fetch
@@ -340,14 +342,15 @@ def run_once(
     ledger = Ledger(data_dir)
     attention: list[Notice] = []
     fetched: FetchSummary | None = None
-    if config.infobip is not None and not dry_run:
+    if (config.infobip is not None or config.day_lists) and not dry_run:
         try:
-            fetched = fetch_with_settings(
+            fetched = fetch_sources(
                 ledger,
                 config.infobip,
+                config.day_lists,
                 now=now,
                 wait=wait,
-                **({"progress": progress} if progress is not None else {}),
+                progress=progress,
             ).summary()
         except (ApiError, OptionError) as error:
             attention.append(

@@ -32,7 +32,7 @@ from reconcile._sheet_xml import (
 )
 from reconcile.columns import describe_phone_columns
 from reconcile.history import Coverage, History
-from reconcile.lifecycle import NOT_COVERAGE
+from reconcile.lifecycle import NOT_COVERAGE, ReportStatus
 from reconcile.weekly import weekly_deactivations
 
 if TYPE_CHECKING:
@@ -347,6 +347,26 @@ def coverage_rows(coverage: Coverage, reports: pl.DataFrame) -> list[list[object
     for network, spans in sorted(unfetched.items()):  # operators with nothing covered
         listed = "; ".join(text for _span, text in spans)
         rows.append([network, None, None, counts.get(network, 0), listed, "none"])
+    shown = {str(row[0]) for row in rows}
+    # sources of events only (a sender's delivery failures): named, never coverage
+    evidence = (
+        reports.filter(pl.col("status") == ReportStatus.EVIDENCE)
+        .group_by(pl.col("network_name").fill_null("(operator not named)"))
+        .agg(pl.len(), pl.col("date_from").min(), pl.col("date_to").max())
+        .sort("network_name")
+    )
+    for network, count, first, last in evidence.iter_rows():
+        if network not in shown:
+            rows.append(
+                [
+                    network,
+                    first,
+                    last,
+                    count,
+                    "none",
+                    "events only (delivery failures): they count, they cover nothing",
+                ]
+            )
     return rows
 
 

@@ -86,7 +86,17 @@ def _isolated_environment(
 ) -> None:
     """No test touches the user's data directory or sees a real API key."""
     monkeypatch.setenv("RECONCILE_DATA_DIR", str(tmp_path_factory.mktemp("data")))
-    for name in ("INFOBIP_API_KEY", "INFOBIP_BASE_URL", "INFOBIP_AUTH_SCHEME"):
+    for name in (
+        "INFOBIP_API_KEY",
+        "INFOBIP_BASE_URL",
+        "INFOBIP_AUTH_SCHEME",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_BASE_URL",
+        "VONAGE_API_KEY",
+        "VONAGE_API_SECRET",
+        "VONAGE_BASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -1,0 +1,350 @@
+"""Other evidence from the command line: `fetch --source` against fake Twilio and Vonage
+servers, `ledger import` of day lists and of Infobip delivery reports, `run` configs with
+the sources, and the verdicts, change list and workbook that cite them."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import openpyxl
+import polars as pl
+import pytest
+
+from reconcile.ledger import Ledger
+from tests.fake_day_lists import FakeFiles, FakeTwilio, FakeVonage
+from tests.test_fetch_cli import every_byte_under
+
+TODAY = date.today()
+DAY = TODAY - timedelta(days=3)
+
+
+@pytest.fixture
+def twilio(monkeypatch):
+    lists = {DAY: ["+14155550123", "+12125550143"], DAY + timedelta(days=1): ["13105550100"]}
+    with FakeFiles() as files, FakeTwilio(files, lists) as server:
+        monkeypatch.setenv("TWILIO_ACCOUNT_SID", server.sid)
+        monkeypatch.setenv("TWILIO_AUTH_TOKEN", server.token)
+        monkeypatch.setenv("TWILIO_BASE_URL", server.base_url)
+        yield server
+
+
+def test_fetch_with_only_twilio_credentials_fetches_its_day_lists(run_cli, twilio, tmp_path):
+    result = run_cli("fetch", "--data-dir", tmp_path, "--rate", "1000", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["sources"] == ["twilio"] and summary["complete"]
+    # the 30-day window up to yesterday, a report per day (empty days too)
+    assert len(summary["fetched"]) == 30
+    held = Ledger(tmp_path).history().events
+    assert sorted(held.get_column("number").to_list()) == [12125550143, 13105550100, 14155550123]
+    text = run_cli("ledger", "status", "--data-dir", tmp_path).stdout
+    assert "Twilio:" in text and "30 reports (30 complete)" in text
+    # the token never reaches the list host, output or ledger
+    assert all("authorization" not in headers for _p, _q, headers in twilio.files.requests)
+    assert twilio.token.encode() not in every_byte_under(tmp_path)
+    assert twilio.token not in result.output
+
+
+def test_the_cleaned_list_change_list_and_workbook_cite_the_day_list(run_cli, twilio, tmp_path):
+    assert (
+        run_cli("fetch", "--source", "twilio", "--data-dir", tmp_path, "--rate", "1000").exit_code
+        == 0
+    )
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        "Phone,Opt-In Date\n"
+        f"(415) 555-0123,{DAY:%Y-%m-%d}\n"  # consent the same day: deactivated
+        f"(212) 555-0143,{DAY + timedelta(days=1):%Y-%m-%d}T11:59:00Z\n"  # next morning: too
+        f"(212) 555-0143,{DAY + timedelta(days=1):%Y-%m-%d}T12:00:01Z\n"  # after D+1 12:00
+        f"(646) 555-0199,{DAY:%Y-%m-%d}\n"  # no event: ok
+    )
+    result = run_cli("clean", contacts, "--data-dir", tmp_path, "--out-dir", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    changes = pl.read_csv(tmp_path / "out" / "contacts.changes.csv", infer_schema=False)
+    assert changes.get_column("row").to_list() == ["1", "2"]
+    assert set(changes.get_column("network")) == {"Twilio"}
+    assert changes.item(0, "event_date") == f"{DAY:%Y-%m-%d} (day only)"
+    assert f"DEACTIVATION on {DAY:%Y-%m-%d} (day only)" in changes.item(0, "reason")
+    cleaned = (tmp_path / "out" / "contacts.cleaned.csv").read_text().splitlines()
+    assert len(cleaned) == 3  # the header, the re-consented row and the one without events
+    workbook = openpyxl.load_workbook(tmp_path / "out" / "contacts.report.xlsx")
+    coverage = [row[0] for row in workbook["Coverage"].iter_rows(min_row=2, values_only=True)]
+    assert coverage == ["Twilio"]
+    reports = {row[1] for row in workbook["Reports"].iter_rows(min_row=2, values_only=True)}
+    assert reports == {"Twilio"}
+    assert workbook["Deactivations"].cell(1, 2).value == "Twilio"
+    removed = list(workbook["Remove"].iter_rows(min_row=2, values_only=True))
+    assert [row[10] for row in removed] == ["Twilio", "Twilio"]
+
+
+def test_a_source_asked_for_without_its_credentials_is_one_line(run_cli, tmp_path):
+    result = run_cli("fetch", "--source", "vonage", "--data-dir", tmp_path)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "reconcile: error: --source vonage: VONAGE_API_KEY and VONAGE_API_SECRET must both "
+        "be set.\n"
+    )
+
+
+def test_refused_twilio_credentials_exit_1_without_the_secret(run_cli, twilio, tmp_path):
+    twilio.token = "rotated-elsewhere"
+    result = run_cli("-v", "fetch", "--source", "twilio", "--data-dir", tmp_path, "--rate", "1000")
+    assert result.exit_code == 1
+    assert "Twilio refused the credentials (HTTP 401" in result.stderr
+    assert "tw-SeCrEt-token-77" not in result.output
+
+
+def test_vonage_fetch_from_the_command_line(run_cli, tmp_path, monkeypatch):
+    with FakeVonage({DAY: ["14155550123"]}) as server:
+        monkeypatch.setenv("VONAGE_API_KEY", server.key)
+        monkeypatch.setenv("VONAGE_API_SECRET", server.secret)
+        monkeypatch.setenv("VONAGE_BASE_URL", server.base_url)
+        result = run_cli(
+            "fetch",
+            "--source",
+            "vonage",
+            "--since",
+            f"{DAY:%Y-%m-%d}",
+            "--data-dir",
+            tmp_path,
+            "--rate",
+            "1000",
+        )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("0 reports listed,")
+    events = Ledger(tmp_path).history().events
+    assert events.get_column("detail").to_list() == ["may be a port"]
+
+
+def test_import_a_day_list_with_its_day_and_source(run_cli, tmp_path):
+    listing = tmp_path / "2024-03-10.csv"
+    listing.write_text("number,carrier\n+14155550123,X\n4155550124,Y\nnot a number,Z\n")
+    data = tmp_path / "data"
+    result = run_cli(
+        "ledger",
+        "import",
+        listing,
+        "--deactivated-on",
+        "2024-03-10",
+        "--source",
+        "Acme SMS",
+        "--data-dir",
+        data,
+    )
+    assert result.exit_code == 0, result.output
+    assert "imported 1 report(s), 2 events" in result.stdout
+    assert "1 line(s) are not a phone number" in result.stdout
+    entry = Ledger(data).entries()["acme-sms-2024-03-10"]
+    assert (entry.network_name, entry.status) == ("Acme SMS", "complete")
+    # the same file again changes nothing
+    again = run_cli(
+        "ledger",
+        "import",
+        listing,
+        "--deactivated-on",
+        "2024-03-10",
+        "--source",
+        "acme sms",
+        "--data-dir",
+        data,
+    )
+    assert "imported 0 report(s), 0 events" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--source", "twilio"], 2, "--deactivated-on and --source go together"),
+        (["--deactivated-on", "2024-03-10"], 2, "--deactivated-on and --source go together"),
+        (["--deactivated-on", "10/03/2024", "--source", "twilio"], 1, "is not a date"),
+        (["--deactivated-on", "2999-01-01", "--source", "twilio"], 1, "a day that has ended"),
+    ],
+)
+def test_day_list_import_options_are_checked(run_cli, tmp_path, args, code, message):
+    listing = tmp_path / "list.txt"
+    listing.write_text("+14155550123\n")
+    result = run_cli("ledger", "import", listing, *args, "--data-dir", tmp_path / "data")
+    assert result.exit_code == code
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+DELIVERY_REPORTS = {
+    "results": [
+        {
+            "bulkId": "b-1",
+            "messageId": "msg-3041",
+            "to": "14155550123",
+            "sentAt": "2024-03-12T10:00:00.000+0000",
+            "doneAt": "2024-03-12T10:00:04.120+0000",
+            "smsCount": 1,
+            "status": {"groupId": 5, "groupName": "REJECTED", "id": 6, "name": "REJECTED_NETWORK"},
+            "error": {"groupId": 1, "id": 3041, "name": "EC_DEACTIVATED_NUMBER", "permanent": True},
+        },
+        {
+            "messageId": "msg-ok",
+            "to": "12125550143",
+            "sentAt": "2024-03-12T10:00:00.000+0000",
+            "doneAt": "2024-03-12T10:00:03.000+0000",
+            "status": {"groupId": 3, "name": "DELIVERED_TO_HANDSET"},
+            "error": {"groupId": 0, "id": 0, "name": "NO_ERROR", "permanent": False},
+        },
+        {
+            "messageId": "msg-absent",
+            "to": "13105550100",
+            "doneAt": "2024-03-12T10:00:03.000+0000",
+            "error": {"id": 27, "name": "EC_ABSENT_SUBSCRIBER"},
+        },
+    ]
+}
+
+
+def test_delivery_failures_become_evidence_without_coverage(run_cli, tmp_path):
+    data = tmp_path / "data"
+    document = tmp_path / "dlr.json"
+    document.write_text(json.dumps(DELIVERY_REPORTS))
+    webhook = tmp_path / "webhook.jsonl"
+    webhook.write_text(
+        json.dumps(
+            {
+                "results": [
+                    {
+                        "messageId": "mms-1",
+                        "to": "+13105550177",
+                        "sentAt": "2024-03-13T08:00:00.000+0000",
+                        "error": {"id": 15017, "name": "EC_MMS_DEACTIVATED"},
+                    }
+                ]
+            }
+        )
+        + "\n\n"
+        + json.dumps({"messageId": "x", "to": "13105550188", "error": {"id": 5}})
+        + "\n"
+    )
+    result = run_cli("ledger", "import", document, webhook, "--data-dir", data, "--label", "dlr")
+    assert result.exit_code == 0, result.output
+    assert "imported 2 report(s), 2 events" in result.stdout
+    assert "3 result(s): 1 delivery failure(s)" in result.stdout
+    assert "2 with another error or none" in result.stdout
+    status = json.loads(run_cli("ledger", "status", "--json", "--data-dir", data).stdout)
+    assert status["by_status"] == {"evidence": 2}
+    assert status["coverage"]["start"] is None  # delivery failures cover nothing
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        "Phone,Opt-In Date\n4155550123,2024-03-12\n3105550177,2024-03-01\n2125550143,2024-03-01\n"
+    )
+    cleaned = run_cli("clean", contacts, "--data-dir", data, "--out-dir", tmp_path / "out")
+    assert cleaned.exit_code == 0, cleaned.output
+    changes = pl.read_csv(tmp_path / "out" / "contacts.changes.csv", infer_schema=False)
+    assert changes.get_column("verdict").to_list() == ["deactivated", "deactivated", "unverified"]
+    assert changes.item(0, "reason").startswith(
+        "DELIVERY_FAILED on 2024-03-12T10:00:04.120Z (error 3041 EC_DEACTIVATED_NUMBER, "
+        "message id msg-3041), at or after consent 2024-03-12T00:00:00Z"
+    )
+    assert "error 15017 EC_MMS_DEACTIVATED, message id mms-1" in changes.item(1, "reason")
+    assert changes.item(1, "event_date") == "2024-03-13T08:00:00Z"
+    workbook = openpyxl.load_workbook(tmp_path / "out" / "contacts.report.xlsx")
+    coverage = list(workbook["Coverage"].iter_rows(min_row=2, values_only=True))
+    assert [row[0] for row in coverage] == ["Infobip delivery reports"]
+    assert "they cover nothing" in coverage[0][5]
+
+
+def test_a_delivery_failure_before_consent_is_not_evidence_against_it(run_cli, tmp_path):
+    data = tmp_path / "data"
+    document = tmp_path / "dlr.json"
+    document.write_text(json.dumps(DELIVERY_REPORTS))
+    assert run_cli("ledger", "import", document, "--data-dir", data).exit_code == 0
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("Phone,Opt-In Date\n4155550123,2024-03-12T10:00:05Z\n")
+    result = run_cli("clean", contacts, "--data-dir", data, "--out-dir", tmp_path / "out", "--json")
+    summary = json.loads(result.stdout)[0]
+    # re-consented after the failure; no coverage, so still unverified
+    assert summary["verdicts"]["unverified"] == 1 and summary["verdicts"]["deactivated"] == 0
+
+
+def test_delivery_reports_that_are_not_json_are_one_line(run_cli, tmp_path):
+    broken = tmp_path / "dlr.jsonl"
+    broken.write_text('{"messageId": "a", "to": "1415", "error": {"id": 3041}}\n{"messageId": \n')
+    result = run_cli("ledger", "import", broken, "--data-dir", tmp_path / "data")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"reconcile: error: {broken}: line 2 is not JSON")
+    assert not (tmp_path / "data" / "ledger" / "events").exists() or not any(
+        (tmp_path / "data" / "ledger" / "events").iterdir()
+    )
+
+
+def test_run_fetches_the_configured_day_lists(run_cli, twilio, tmp_path, monkeypatch):
+    monkeypatch.delenv("RECONCILE_DATA_DIR")
+    monkeypatch.setenv("MY_SID", twilio.sid)
+    monkeypatch.setenv("MY_TOKEN", twilio.token)
+    (tmp_path / "contacts.csv").write_text(f"Phone,Opt-In Date\n4155550123,{DAY:%Y-%m-%d}\n")
+    config = tmp_path / "reconcile.toml"
+    config.write_text(
+        f"""
+[twilio]
+base_url = "{twilio.base_url}"
+account_sid_env = "MY_SID"
+auth_token_env = "MY_TOKEN"
+rate = 1000
+since = "{DAY:%Y-%m-%d}"
+[ledger]
+data_dir = "data"
+[[inputs]]
+path = "contacts.csv"
+"""
+    )
+    result = run_cli("run", "--config", config, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["fetch"]["sources"] == ["twilio"]
+    assert len(summary["fetch"]["fetched"]) == 3  # DAY up to yesterday
+    assert summary["inputs"][0]["verdicts"]["deactivated"] == 1
+
+
+def test_a_secret_written_into_a_day_list_table_is_refused(run_cli, tmp_path):
+    (tmp_path / "contacts.csv").write_text("Phone\n4155550123\n")
+    config = tmp_path / "reconcile.toml"
+    config.write_text('[twilio]\ntoken = "abc"\n[[inputs]]\npath = "contacts.csv"\n')
+    result = run_cli("run", "--config", config)
+    assert result.exit_code == 1
+    assert "[twilio].token: an API key written in the config file" in result.stderr
+
+
+def test_a_ledger_written_before_day_lists_still_reads_and_grows(tmp_path, run_cli, history_dir):
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "data"
+    assert run_cli("ledger", "import", history_dir, "--data-dir", data).exit_code == 0
+    ledger = Ledger(data)
+    before = ledger.history().events.sort("number", "occurred_at", "type")
+    # every events file as an earlier version wrote it: without day_only and detail, and
+    # a manifest without checksums
+    for path in ledger.events_dir.glob("*.parquet"):
+        table = pq.read_table(path)
+        assert "day_only" in table.column_names
+        pq.write_table(table.drop_columns(["day_only", "detail"]), path)
+    manifest = json.loads(ledger.manifest_path.read_text())
+    manifest["files"] = {
+        name: {"reports": info["reports"]} for name, info in manifest["files"].items()
+    }
+    ledger.manifest_path.write_text(json.dumps(manifest))
+    after = Ledger(data).history().events.sort("number", "occurred_at", "type")
+    assert after.equals(before)
+    assert after.get_column("day_only").null_count() == after.height
+    listing = tmp_path / "list.txt"
+    listing.write_text("+14155550999\n")
+    added = run_cli(
+        "ledger",
+        "import",
+        listing,
+        "--deactivated-on",
+        "2024-03-10",
+        "--source",
+        "twilio",
+        "--data-dir",
+        data,
+    )
+    assert added.exit_code == 0, added.output
+    assert Ledger(data).history().events.height == before.height + 1
+    assert run_cli("ledger", "verify", "--data-dir", data).exit_code == 0
