@@ -47,6 +47,14 @@ class CoverageStatus(TypedDict):
     notes: list[str]
 
 
+class EvidenceSource(TypedDict):
+    """A source of events only (delivery failures): named, never coverage."""
+
+    network: str
+    reports: int
+    events: int
+
+
 class LedgerStatus(TypedDict):
     """`ledger status` as JSON."""
 
@@ -54,6 +62,7 @@ class LedgerStatus(TypedDict):
     reports: int
     by_status: dict[str, int]
     events: int
+    evidence_only: list[EvidenceSource]
     last_sync: str | None
     coverage: CoverageStatus
     expired_unfetched: list[str]
@@ -98,8 +107,14 @@ def ledger_status(ledger: Ledger, now: datetime) -> LedgerStatus:
     history = ledger.history()
     coverage = history.coverage()
     statuses: dict[str, int] = {}
+    evidence: dict[str, EvidenceSource] = {}
     for entry in entries.values():
         statuses[entry.status] = statuses.get(entry.status, 0) + 1
+        if entry.status == ReportStatus.EVIDENCE:
+            name = entry.network_name or "(operator not named)"
+            source = evidence.setdefault(name, {"network": name, "reports": 0, "events": 0})
+            source["reports"] += 1
+            source["events"] += entry.records
     expired, expiring = expiry_of_unfetched(entries.values(), now)
     replaced = ledger.replaced_files()
     return {
@@ -107,6 +122,7 @@ def ledger_status(ledger: Ledger, now: datetime) -> LedgerStatus:
         "reports": len(entries),
         "by_status": dict(sorted(statuses.items())),
         "events": history.events.height,
+        "evidence_only": [evidence[name] for name in sorted(evidence)],
         "last_sync": _iso(ledger.last_sync()),
         "coverage": {
             "start": _iso(coverage.start),

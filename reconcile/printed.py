@@ -132,8 +132,11 @@ def run_lines(report: RunReport) -> list[str]:
 def fetch_lines(result: FetchResult) -> list[str]:
     """What one fetch did, and its warnings."""
     records = sum(count for _, count, _ in result.fetched)
+    # Infobip alone reads as it always has; other sources are named first
+    named = "" if result.sources == ["infobip"] else f"{', '.join(result.sources)}: "
     return [
-        f"{result.listed} reports listed, {len(result.fetched)} fetched ({records} records), "
+        f"{named}{result.listed} reports listed, {len(result.fetched)} fetched "
+        f"({records} records), "
         f"{len(result.gone)} gone, {len(result.failed)} failed"
         + (f", {len(result.incomplete)} incomplete" if result.incomplete else "")
         + f"; {result.requests} requests",
@@ -160,6 +163,11 @@ def status_lines(info: LedgerStatus) -> list[str]:
             f"  {operator['network']}: {operator['start']} to {operator['end']}, "
             f"{operator['reports']} report(s), gaps: {gaps}"
         )
+    lines.extend(
+        f"  {source['network']}: {source['reports']} report(s), {source['events']} event(s) "
+        "(events only: they count, they cover nothing)"
+        for source in info["evidence_only"]
+    )
     lines.extend(
         f"  warning: report {report_id} expired before it was fetched"
         for report_id in info["expired_unfetched"]
@@ -255,6 +263,8 @@ def fetch_progress(enabled: bool) -> Iterator[Progress]:
     def report(event: ProgressEvent) -> None:
         nonlocal bar
         if event.kind == "plan" and enabled and event.reports:
+            if bar is not None:  # the next source's plan: the last source's bar is done
+                bar.__exit__(None, None, None)
             bar = click.progressbar(length=event.reports, label="fetching reports", file=sys.stderr)
             bar.__enter__()
         elif event.kind == "page" and bar is not None:

@@ -84,6 +84,7 @@ def fetch_day_lists(
     result = FetchResult(sources=[settings.source])
     client.start_deadline(deadline)
     days = days_to_fetch(ledger.entries(), settings.source, settings.window_days, now, since)
+    result.listed = len(days)  # a day asked for is a report listed
     report(ProgressEvent("plan", reports=len(days)))
     for position, day in enumerate(days):
         report_id = day_list_report_id(settings.source, day)

@@ -276,6 +276,75 @@ def test_the_ledger_is_read_by_spark(run_cli, spark, cases, tmp_path):  # type: 
     assert _read(tmp_path / "spark" / f"{file.stem}.changes").drop("file").equals(expected)
 
 
+def test_day_lists_and_delivery_failures_agree(run_cli, spark, cases, tmp_path):  # type: ignore[no-untyped-def]
+    """Other evidence read by Spark from the ledger (day-only events, delivery failures,
+    and a file written before their columns existed) decides as one machine does."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    _contacts, history_folder = cases
+    data = tmp_path / "ledger"
+    assert run_cli("ledger", "import", history_folder, "--data-dir", data).exit_code == 0
+    ledger = Ledger(data)
+    for path in ledger.events_dir.glob("*.parquet"):  # as an earlier version wrote them
+        pq.write_table(pq.read_table(path).drop_columns(["day_only", "detail"]), path)
+    manifest = json.loads(ledger.manifest_path.read_text())
+    manifest["files"] = {
+        name: {"reports": info["reports"]} for name, info in manifest["files"].items()
+    }
+    ledger.manifest_path.write_text(json.dumps(manifest))
+    (tmp_path / "day.txt").write_text("+14155550123\n4155550124\n")
+    assert (
+        run_cli(
+            "ledger",
+            "import",
+            tmp_path / "day.txt",
+            "--deactivated-on",
+            "2024-03-10",
+            "--source",
+            "vonage",
+            "--data-dir",
+            data,
+        ).exit_code
+        == 0
+    )
+    failures = {
+        "results": [
+            {
+                "messageId": "m-1",
+                "to": "14155550125",
+                "doneAt": "2024-03-12T10:00:00.000+0000",
+                "error": {"id": 3041, "name": "EC_DEACTIVATED_NUMBER"},
+            },
+        ]
+    }
+    (tmp_path / "dlr.json").write_text(json.dumps(failures))
+    assert run_cli("ledger", "import", tmp_path / "dlr.json", "--data-dir", data).exit_code == 0
+    contacts = tmp_path / "other.csv"
+    contacts.write_text(
+        "Phone,Consent\n"
+        "4155550123,2024-03-10\n"
+        "4155550123,2024-03-11T12:00:01Z\n"
+        "4155550124,2024-03-11T08:00:00Z\n"
+        "4155550125,2024-03-12\n"
+        "4155550125,2024-03-12T10:00:01Z\n"
+    )
+    history = Ledger(data).history()
+    options = CleanOptions(mode="flag")
+    local = _single_machine([contacts], history, options, tmp_path / "local")
+    expected = _read(local / "other.changes.csv")
+    assert expected.get_column("event_date").to_list()[:2] == [
+        "2024-03-10 (day only)",
+        "2024-03-10 (day only)",
+    ]
+    assert "(may be a port)" in expected.item(0, "reason")
+    assert "message id m-1" in expected.item(2, "reason")
+    _spark_clean(spark, contacts, history, options, tmp_path / "spark")
+    assert _read(tmp_path / "spark" / "other.changes").drop("file").equals(expected)
+    assert _read(tmp_path / "spark" / "other.cleaned").equals(_read(local / "other.cleaned.csv"))
+
+
 def test_a_semicolon_file_with_a_bom_crlf_and_odd_names_keeps_them(spark, tmp_path):  # type: ignore[no-untyped-def]
     contacts = tmp_path / "excel.csv"
     contacts.write_bytes(

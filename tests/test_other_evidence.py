@@ -5,6 +5,7 @@ the sources, and the verdicts, change list and workbook that cite them."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 
 import openpyxl
@@ -112,7 +113,8 @@ def test_vonage_fetch_from_the_command_line(run_cli, tmp_path, monkeypatch):
             "1000",
         )
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("0 reports listed,")
+    # DAY up to the last day Vonage has ready (yesterday, after 02:00 UTC)
+    assert re.match(r"vonage: (\d) reports listed, \1 fetched \(1 records\)", result.stdout)
     events = Ledger(tmp_path).history().events
     assert events.get_column("detail").to_list() == ["may be a port"]
 
@@ -348,3 +350,43 @@ def test_a_ledger_written_before_day_lists_still_reads_and_grows(tmp_path, run_c
     assert added.exit_code == 0, added.output
     assert Ledger(data).history().events.height == before.height + 1
     assert run_cli("ledger", "verify", "--data-dir", data).exit_code == 0
+
+
+def test_a_lost_manifest_is_rebuilt_with_every_source(run_cli, tmp_path):
+    data = tmp_path / "data"
+    listing = tmp_path / "list.txt"
+    listing.write_text("+14155550123\n")
+    run_cli(
+        "ledger",
+        "import",
+        listing,
+        "--deactivated-on",
+        "2024-03-10",
+        "--source",
+        "twilio",
+        "--data-dir",
+        data,
+    )
+    document = tmp_path / "dlr.json"
+    document.write_text(json.dumps(DELIVERY_REPORTS))
+    run_cli("ledger", "import", document, "--data-dir", data)
+    before = json.loads(run_cli("ledger", "status", "--json", "--data-dir", data).stdout)
+    assert before["by_status"] == {"complete": 1, "evidence": 1}
+    assert before["evidence_only"] == [
+        {"network": "Infobip delivery reports", "reports": 1, "events": 1}
+    ]
+    text = run_cli("ledger", "status", "--data-dir", data).stdout
+    assert "Infobip delivery reports: 1 report(s), 1 event(s) (events only" in text
+    Ledger(data).manifest_path.unlink()
+    rebuilt = run_cli("ledger", "rebuild", "--data-dir", data)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    after = json.loads(run_cli("ledger", "status", "--json", "--data-dir", data).stdout)
+    for key in ("by_status", "events", "coverage", "evidence_only"):
+        assert after[key] == before[key], key
+    assert run_cli("ledger", "verify", "--data-dir", data).exit_code == 0
+    events = Ledger(data).history().events.sort("type")
+    assert events.get_column("day_only").to_list() == [True, False]
+    assert events.get_column("detail").to_list() == [
+        None,
+        "error 3041 EC_DEACTIVATED_NUMBER, message id msg-3041",
+    ]

@@ -247,3 +247,86 @@ def test_a_consent_date_in_the_future_counts_as_no_consent():
     assert rows[0]["verdict"] == "deactivated"  # 2099 would otherwise keep it as re-consented
     assert "consent date in the future '2099-01-01'" in rows[0]["reason"]
     assert rows[1]["verdict"] == "unverified"
+
+
+def _other_evidence(rows: list[tuple[str, str, bool, str | None, str]]) -> pl.DataFrame:
+    """Events of +14155550123 from (type, ISO instant or day, day_only, detail, network)."""
+    frame = events_frame(
+        [(N, kind, when, f"r-{index}") for index, (kind, when, *_r) in enumerate(rows)]
+    )
+    return frame.with_columns(
+        day_only=pl.Series([row[2] for row in rows], dtype=pl.Boolean),
+        detail=pl.Series([row[3] for row in rows], dtype=pl.String),
+        network_name=pl.Series([row[4] for row in rows], dtype=pl.String),
+    )
+
+
+# SPEC's worked examples with day-only events (a day list names 2024-03-10: compared at
+# 2024-03-11T12:00Z) and delivery failures (counted like a DEACTIVATION at their instant)
+DAY_ONLY = ("DEACTIVATION", "2024-03-10", True, None, "Twilio")
+VONAGE_DAY = ("DEACTIVATION", "2024-03-10", True, "may be a port", "Vonage")
+FAILED = (
+    "DELIVERY_FAILED",
+    "2024-03-10T11:00:00Z",
+    False,
+    "error 3041 EC_DEACTIVATED_NUMBER, message id m-1",
+    "Infobip delivery reports",
+)
+OTHER_EVIDENCE_EXAMPLES = [
+    ("2024-03-10", [DAY_ONLY], "deactivated", "DEACTIVATION on 2024-03-10 (day only)"),
+    ("2024-03-09", [DAY_ONLY], "deactivated", "compared as 2024-03-11T12:00:00Z"),
+    ("2024-03-10T23:59:59-08:00", [DAY_ONLY], "deactivated", None),  # 03-11 07:59Z
+    ("2024-03-11T11:59:59Z", [DAY_ONLY], "deactivated", None),  # the next morning UTC
+    ("2024-03-11T12:00:00Z", [DAY_ONLY], "deactivated", None),  # the tie counts
+    ("2024-03-11T12:00:01Z", [DAY_ONLY], "ok", RECONSENTED),
+    ("2024-03-12", [DAY_ONLY], "ok", RECONSENTED),
+    (None, [DAY_ONLY], "deactivated", "no consent date"),
+    (
+        "2024-03-10",
+        [VONAGE_DAY],
+        "deactivated",
+        "(day only), compared as 2024-03-11T12:00:00Z (may be a port)",
+    ),
+    ("2024-03-10", [FAILED], "deactivated", "(error 3041 EC_DEACTIVATED_NUMBER, message id m-1)"),
+    ("2024-03-10T11:00:00Z", [FAILED], "deactivated", "DELIVERY_FAILED on 2024-03-10T11:00:00Z"),
+    ("2024-03-10T11:00:01Z", [FAILED], "ok", RECONSENTED),
+    # a later suspension is still the latest event after a day-only deactivation compared
+    # earlier, but the deactivation after consent comes first in the table
+    (
+        "2024-03-10",
+        [DAY_ONLY, ("SUSPENSION", "2024-03-12T00:00:00Z", False, None, "X")],
+        "deactivated",
+        None,
+    ),
+    # a suspension at 03-11 09:00Z is not the latest event: the day-only one counts as 12:00Z
+    (
+        "2024-03-12",
+        [DAY_ONLY, ("SUSPENSION", "2024-03-11T09:00:00Z", False, None, "X")],
+        "ok",
+        RECONSENTED,
+    ),
+]
+
+
+@pytest.mark.parametrize(("consent", "events", "verdict", "reason_part"), OTHER_EVIDENCE_EXAMPLES)
+def test_worked_examples_with_day_lists_and_delivery_failures(
+    consent, events, verdict, reason_part
+):
+    result = decide(
+        contacts_frame([("(415) 555-0123", consent)]), _other_evidence(events), utc("2024-03-01")
+    )
+    row = result.row(0, named=True)
+    assert row["verdict"] == verdict, row
+    if reason_part is not None:
+        assert reason_part in row["reason"], row
+    if verdict == "deactivated" and events[0][2]:
+        assert row["event_date"] == "2024-03-10 (day only)"
+        assert row["network"] == events[0][4]
+
+
+def test_the_same_day_in_two_lists_counts_once_and_cites_the_first():
+    both = _other_evidence([DAY_ONLY, VONAGE_DAY])
+    row = decide(contacts_frame([("4155550123", "2024-03-10")]), both, utc("2024-03-01")).row(
+        0, named=True
+    )
+    assert (row["verdict"], row["network"], row["report_id"]) == ("deactivated", "Twilio", "r-0")
