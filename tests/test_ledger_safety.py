@@ -247,7 +247,7 @@ def test_readers_write_nothing_and_need_no_lock(run_cli, history_dir, tmp_path):
 
 def test_a_full_disk_during_a_fetch_commit_says_what_was_kept(tmp_path, monkeypatch):
     from reconcile.ledger import ReportEntry
-    from reconcile.sync import FetchResult, _commit
+    from reconcile.sync import FetchResult, commit_fetched
 
     ledger = Ledger(tmp_path / "data")
 
@@ -260,7 +260,7 @@ def test_a_full_disk_during_a_fetch_commit_says_what_was_kept(tmp_path, monkeypa
 
     events = empty_events()
     with ledger.locked(), pytest.raises(LedgerError) as caught:
-        _commit(ledger, result, [(ReportEntry("r3", "complete"), events)], [])
+        commit_fetched(ledger, result, [(ReportEntry("r3", "complete"), events)], [])
     assert "cannot write the ledger (No space left on device (os error 28))" in str(caught.value)
     assert "The 2 report(s) fetched before it are committed and kept (r1, r2)" in str(caught.value)
     assert list(ledger.staging_dir.iterdir()) == []
