@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from reconcile._client import DeadlineReached
+from reconcile._http import Clock, SystemClock
 from reconcile.api import open_client
 from reconcile.consent import check_since
 from reconcile.day_lists import day_list_from_lines, day_list_report_id, source_display_name
@@ -163,11 +164,15 @@ def fetch_sources(
     now: datetime,
     wait: float = 0,
     progress: Progress | None = None,
+    clock: Clock | None = None,
 ) -> FetchResult:
     """Fetch every source given, in turn, holding the ledger's lock once: Infobip's
-    reports, then each day-list source. A refused credential stops the fetch (what the
-    sources before it brought is committed)."""
+    reports, then each day-list source. The deadline is the whole fetch's: a source
+    started later has what the ones before it left. A refused credential stops the fetch
+    (what the sources before it brought is committed)."""
     result = FetchResult(sources=[])
+    clock = clock or SystemClock()
+    started = clock.monotonic()
     with ledger.locked(wait):
         if infobip is not None:
             with open_client(infobip) as client:
@@ -183,6 +188,11 @@ def fetch_sources(
             done.sources = ["infobip"]
             result.absorb(done)
         for settings in day_lists:
+            left = settings.deadline - (clock.monotonic() - started)
+            if left <= 0:
+                result.sources.append(settings.source)
+                result.late.append(f"{settings.source} (not started)")
+                continue
             with open_day_list_client(settings) as day_client:
                 try:
                     done = fetch_day_lists(
@@ -191,7 +201,7 @@ def fetch_sources(
                         now=now,
                         since=check_since(settings.since),
                         progress=progress,
-                        deadline=settings.deadline,
+                        deadline=left,
                     )
                 except AuthError as error:
                     if result.fetched:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import openpyxl
 import polars as pl
@@ -390,3 +390,40 @@ def test_a_lost_manifest_is_rebuilt_with_every_source(run_cli, tmp_path):
         None,
         "error 3041 EC_DEACTIVATED_NUMBER, message id msg-3041",
     ]
+
+
+class _Ticking:
+    """A clock whose every reading is 100 s after the last (a fetch that takes long)."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def monotonic(self) -> float:
+        self.readings += 1
+        return 100.0 * self.readings
+
+    def sleep(self, seconds: float) -> None:
+        raise AssertionError("the sources' loop never sleeps")
+
+    def now(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("not asked")
+
+
+def test_the_deadline_is_the_whole_fetchs_across_sources(twilio, tmp_path, monkeypatch):
+    from reconcile.settings import day_list_settings
+    from reconcile.sync_sources import fetch_sources
+
+    with FakeVonage({DAY: ["14155550123"]}) as vonage:
+        monkeypatch.setenv("VONAGE_API_KEY", vonage.key)
+        monkeypatch.setenv("VONAGE_API_SECRET", vonage.secret)
+        sources = [
+            day_list_settings("twilio", rate=1000.0, deadline=150.0, since=f"{DAY:%Y-%m-%d}"),
+            day_list_settings("vonage", base_url=vonage.base_url, rate=1000.0, deadline=150.0),
+        ]
+        result = fetch_sources(
+            Ledger(tmp_path), None, sources, now=datetime.now(UTC), clock=_Ticking()
+        )
+        assert not vonage.requests  # its turn came after the deadline
+    assert result.sources == ["twilio", "vonage"]
+    assert result.late == ["vonage (not started)"] and not result.complete
+    assert len(result.fetched) == 3
