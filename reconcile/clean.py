@@ -40,7 +40,7 @@ from reconcile.results import (
 from reconcile.run_history import contact_keys
 from reconcile.verdicts import MODES
 from reconcile.weekly import weekly_counts
-from reconcile.workbook import RunInfo, write_audit_workbook
+from reconcile.workbook import RunInfo, evidence_only_sources, write_audit_workbook
 from reconcile.xlsx_files import write_cleaned_workbook
 
 __all__ = [
@@ -365,6 +365,7 @@ def _add_workbook(
         ledger_last_sync=history.last_sync,
         options=result.options.described(),
         history_sources=tuple(history.sources),
+        evidence_only=evidence_only_sources(history.reports),
     )
     if result.report_path is not None:
         batch.add(

@@ -42,6 +42,7 @@ __all__ = [
     "EXCEL_MAX_ROWS",
     "RunInfo",
     "coverage_rows",
+    "evidence_only_sources",
     "file_sha256",
     "write_audit_workbook",
 ]
@@ -75,6 +76,20 @@ class RunInfo:
     ledger_last_sync: datetime | None = None
     options: dict[str, str] | None = None
     history_sources: tuple[str, ...] = ()
+    # sources of events only (delivery failures): "NAME (N reports)", never coverage
+    evidence_only: tuple[str, ...] = ()
+
+
+def evidence_only_sources(reports: pl.DataFrame) -> tuple[str, ...]:
+    """The sources whose reports are events only (status ``evidence``), as the Summary
+    names them: ``Infobip delivery reports (2 reports)``."""
+    counted = (
+        reports.filter(pl.col("status") == ReportStatus.EVIDENCE)
+        .group_by(pl.col("network_name").fill_null("(operator not named)"))
+        .len()
+        .sort("network_name")
+    )
+    return tuple(f"{name} ({count} report(s))" for name, count in counted.iter_rows())
 
 
 def file_sha256(path: Path) -> str:
@@ -103,13 +118,24 @@ def audit_statement(result: CleanResult, info: RunInfo) -> list[tuple[str, str]]
     )
     if coverage.start is None:
         evidence = f"No history ({info.history_source}): every consent is unverified."
+        if info.evidence_only:
+            evidence = (
+                f"No coverage ({info.history_source}): a contact is deactivated only by the "
+                "events below, else unverified."
+            )
     else:
         operators = ", ".join(operator.network for operator in coverage.operators)
         evidence = (
-            f"Operator reports from {info.history_source.split(':', 1)[0]} covering "
+            # operator reports and day lists alike: every source that gives coverage
+            f"Deactivation history from {info.history_source.split(':', 1)[0]} covering "
             f"{coverage.start:%Y-%m-%d %H:%M} to {coverage.end:%Y-%m-%d %H:%M} UTC"
             + (f" ({operators})" if operators else "")
             + f"; the verdicts hold as of {coverage.end:%Y-%m-%d %H:%M} UTC."
+        )
+    if info.evidence_only:
+        evidence += (
+            f" Events only, which cover nothing (a number not named is not cleared): "
+            f"{', '.join(info.evidence_only)}."
         )
     unanswered = [*summary["warnings"], *coverage.notes]
     if summary["verdicts"]["unverified"]:

@@ -75,6 +75,8 @@ def test_the_cleaned_list_change_list_and_workbook_cite_the_day_list(run_cli, tw
     reports = {row[1] for row in workbook["Reports"].iter_rows(min_row=2, values_only=True)}
     assert reports == {"Twilio"}
     assert workbook["Deactivations"].cell(1, 2).value == "Twilio"
+    assert "Deactivation history from ledger" in workbook["Summary"]["B4"].value
+    assert "(Twilio)" in workbook["Summary"]["B4"].value
     removed = list(workbook["Remove"].iter_rows(min_row=2, values_only=True))
     assert [row[10] for row in removed] == ["Twilio", "Twilio"]
 
@@ -250,6 +252,10 @@ def test_delivery_failures_become_evidence_without_coverage(run_cli, tmp_path):
     coverage = list(workbook["Coverage"].iter_rows(min_row=2, values_only=True))
     assert [row[0] for row in coverage] == ["Infobip delivery reports"]
     assert "they cover nothing" in coverage[0][5]
+    evidence = workbook["Summary"]["B4"].value
+    assert evidence.startswith("No coverage")
+    assert "Events only, which cover nothing" in evidence
+    assert "Infobip delivery reports (2 report(s))" in evidence
 
 
 def test_a_delivery_failure_before_consent_is_not_evidence_against_it(run_cli, tmp_path):
