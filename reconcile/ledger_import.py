@@ -64,9 +64,23 @@ def import_change_files(
     and dates; a record file whose name contains a report id the ledger knows from its
     metadata joins that report; the same content imported twice changes nothing. Record
     files without metadata are one report per content (or ``report_id``)."""
-    delivery = [path for path in paths if path.is_file() and is_delivery_report(path)]
+    # a folder's files count one by one (a folder of webhook logs)
+    files = [
+        found
+        for path in paths
+        for found in (
+            sorted(
+                child
+                for child in path.rglob("*")
+                if child.is_file() and not child.name.startswith(".")
+            )
+            if path.is_dir()
+            else [path]
+        )
+    ]
+    delivery = [path for path in files if path.is_file() and is_delivery_report(path)]
     if delivery:
-        if len(delivery) != len(paths):
+        if len(delivery) != len(files):
             raise ChangeFileError(
                 "import Infobip delivery reports (.json with messageId, .jsonl) on their own, "
                 "not mixed with change files."

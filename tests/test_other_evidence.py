@@ -433,3 +433,20 @@ def test_the_deadline_is_the_whole_fetchs_across_sources(twilio, tmp_path, monke
     assert result.sources == ["twilio", "vonage"]
     assert result.late == ["vonage (not started)"] and not result.complete
     assert len(result.fetched) == 3
+
+
+def test_a_folder_of_delivery_reports_is_imported_and_mixing_is_refused(run_cli, tmp_path):
+    folder = tmp_path / "webhooks"
+    folder.mkdir()
+    (folder / "monday.json").write_text(json.dumps(DELIVERY_REPORTS))
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    data = tmp_path / "data"
+    result = run_cli("ledger", "import", folder, "--data-dir", data)
+    assert result.exit_code == 0, result.output
+    assert "imported 1 report(s), 1 events from 1 file(s)" in result.stdout
+    (folder / "changes.csv").write_text(
+        "destination,date,type\n14155550123,2024-03-01,DEACTIVATION\n"
+    )
+    mixed = run_cli("ledger", "import", folder, "--data-dir", data)
+    assert mixed.exit_code == 1
+    assert "on their own, not mixed with change files" in mixed.stderr
