@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
@@ -39,14 +39,15 @@ __all__ = [
     "SOURCE_NAMES",
     "DayList",
     "DeliveryFailures",
-    "day_list_from_lines",
+    "day_list_from_texts",
     "day_list_report_id",
+    "day_list_texts",
     "day_of",
     "delivery_failures",
     "is_delivery_report",
     "read_day_list_file",
     "source_display_name",
-    "unzipped_lines",
+    "text_of",
 ]
 
 # the sources `fetch` knows, by the name a user writes, as reports show them
@@ -56,10 +57,12 @@ _SOURCE_DETAIL = {"vonage": "may be a port"}
 # Infobip's errors for a message to a number on its deactivation list: SMS, MMS
 DELIVERY_FAILURE_ERRORS = {3041: "SMS", 15017: "MMS"}
 DELIVERY_REPORTS_OPERATOR = "Infobip delivery reports"
-# one line of a list, or of JSON Lines: no real line comes near it
-_MAX_LINE_BYTES = 16 << 20
-# a day list or a delivery-report file read whole: far above any real one
-MAX_EVIDENCE_FILE_BYTES = 1 << 30
+# a day list (a few thousand numbers a day) read whole: far above any real one
+MAX_DAY_LIST_BYTES = 256 << 20
+# a delivery-report document read whole (an API page holds at most a few MB); JSON
+# Lines are read a line at a time, each at most MAX_JSON_LINE_BYTES
+MAX_DELIVERY_DOCUMENT_BYTES = 64 << 20
+MAX_JSON_LINE_BYTES = 16 << 20
 _SHOWN = 3
 
 
@@ -74,23 +77,32 @@ def source_display_name(name: str) -> str:
 
 def day_list_report_id(source: str, day: date) -> str:
     """The one report of ``source``'s list for ``day`` (``twilio-2024-03-10``): fetched or
-    imported, the same day of the same source is the same report."""
-    slug = re.sub(r"[^a-z0-9]+", "-", source_display_name(source).lower()).strip("-")
-    return f"{slug or 'source'}-{day:%Y-%m-%d}"
+    imported, the same day of the same source (its name in any case) is the same report.
+    A name that is not plain letters and digits keeps a digest of itself, so that two
+    names never share a report (``ab/cd`` and ``ab cd``)."""
+    name = source_display_name(source).lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-")
+    if slug != name:
+        slug = f"{slug[:40] or 'source'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return f"{slug}-{day:%Y-%m-%d}"
 
 
 def day_of(text: str, what: str, now: datetime) -> date:
-    """A day given as YYYY-MM-DD, between 2000-01-01 and the run's day; ChangeFileError
-    naming ``what`` otherwise."""
+    """A day given as YYYY-MM-DD, from 2000-01-01 to the day before the run's (UTC: a
+    day list names a day that has ended); ChangeFileError naming ``what`` otherwise."""
+    shown = printable(text)[:40]
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+            raise ValueError(text)
         day = date.fromisoformat(text.strip())
     except ValueError:
-        raise ChangeFileError(f"{what} {text!r} is not a date (use YYYY-MM-DD).") from None
+        raise ChangeFileError(f"{what} {shown!r} is not a date (use YYYY-MM-DD).") from None
     earliest, _latest = date_bounds(now)
-    if not earliest.date() <= day <= now.astimezone(UTC).date():
+    last = now.astimezone(UTC).date() - timedelta(days=1)
+    if not earliest.date() <= day <= last:
         raise ChangeFileError(
-            f"{what} {text!r} is outside {earliest:%Y-%m-%d} .. {now:%Y-%m-%d} (a day list "
-            "names a day that has ended)."
+            f"{what} {shown!r} is outside {earliest:%Y-%m-%d} .. {last:%Y-%m-%d} (a day list "
+            "names a day that has ended, in UTC)."
         )
     return day
 
@@ -115,39 +127,86 @@ class DayList:
         ]
 
 
-def day_list_from_lines(
-    lines: Iterable[str], source: str, day: date, *, origin: str, now: datetime
-) -> DayList:
-    """A day list's lines as the report of ``source`` for ``day``: one number a line,
-    digits with or without ``+`` (a first line that is not a number is a header; other
-    columns are ignored; any other line that is not a number is counted)."""
-    text = pl.Series("line", list(lines), dtype=pl.String)
-    # the first field of a line, without quotes or spaces
-    first = (
-        text.str.strip_chars()
-        .str.extract(r"^([^,;\t|]*)")
-        .str.strip_chars()
-        .str.strip_chars("\"'")
-        .str.strip_chars()
+def _no_redaction(text: str) -> str:
+    return text
+
+
+def _numbers_of(text: str) -> pl.DataFrame:
+    """One text's lines (split by polars: no Python object a line) with the number each
+    holds (``phone_key``, null for a line that holds none); empty lines and a header (a
+    first line that holds no number) are left out."""
+    lines = (
+        pl.Series("line", [text], dtype=pl.String)
+        .str.replace_all("\r\n?", "\n")
+        .str.split("\n")
+        .explode()
     )
-    frame = pl.DataFrame({"line": text, "field": first}).with_row_index("index")
-    frame = frame.filter(pl.col("field").str.len_chars() > 0)
-    # a list writes numbers as digits: an international one with "+" or its country code
-    # (the US one's 1), a US one also as its ten digits (which the US rules read)
-    looks = pl.col("field").str.contains(r"^\+?[0-9]{10,15}$")
-    digits = pl.col("field").str.strip_chars_start("+")
+    frame = pl.DataFrame({"line": lines}).with_row_index("index")
+    # the first field (other columns are ignored), without quotes; a number may be
+    # written with spaces, dots, dashes or parentheses; else its first word
+    field_text = (
+        pl.col("line").str.strip_chars().str.extract(r"^([^,;\t|]*)").str.strip_chars(" \"'")
+    )
+    compact = field_text.str.replace_all(r"[\s().\-]", "")
+    first_word = field_text.str.extract(r"^(\S+)").str.strip_chars("\"'")
+    number = (
+        pl.when(compact.str.contains(r"^\+?[0-9]{10,15}$"))
+        .then(compact)
+        .when(first_word.str.contains(r"^\+?[0-9]{10,15}$"))
+        .then(first_word)
+    )
+    digits = number.str.strip_chars_start("+")
+    # an international number with "+" or its country code (a US one's 1); a US one
+    # also as its ten digits, which the US rules read
     cell = (
-        pl.when(pl.col("field").str.starts_with("+") | (digits.str.len_chars() != 10))
+        pl.when(number.str.starts_with("+") | (digits.str.len_chars() != 10))
         .then(pl.lit("+") + digits)
         .otherwise(digits)
     )
-    frame = frame.with_columns(cell=pl.when(looks).then(cell))
+    frame = frame.with_columns(
+        cell=cell, empty=pl.col("line").str.strip_chars().str.len_chars() == 0
+    )
     keys = normalize_phones(frame.get_column("cell"), "US", with_e164=False)
-    frame = pl.concat([frame, keys], how="horizontal")
+    # the first non-empty line, when it holds no number, is the header
+    return (
+        pl.concat([frame, keys.select("phone_key")], how="horizontal")
+        .filter(~pl.col("empty"))
+        .filter((pl.int_range(pl.len()) > 0) | pl.col("phone_key").is_not_null())
+    )
+
+
+def day_list_from_texts(
+    texts: Iterable[str],
+    source: str,
+    day: date,
+    *,
+    origin: str,
+    now: datetime,
+    name: str,
+    redact: Callable[[str], str] = _no_redaction,
+) -> DayList:
+    """A day list's files (a text each) as the report of ``source`` for ``day``: one
+    number a line, digits with or without ``+``; a first line that is not a number is a
+    header, other columns are ignored, any other line that is not a number is counted.
+    A list that holds no number, or more lines that are not numbers than numbers, is not
+    a day list (ChangeFileError naming ``name``): its day must never pass for covered."""
+    frames = [_numbers_of(text) for text in texts]
+    frame = (
+        pl.concat(frames)
+        if frames
+        else pl.DataFrame(schema={"line": pl.String, "phone_key": pl.UInt64})
+    )
     bad = frame.filter(pl.col("phone_key").is_null())
-    if bad.height and bad.item(0, "index") == frame.item(0, "index"):
-        bad = bad.slice(1)  # the header line
-    name = source_display_name(source)
+    good = frame.height - bad.height
+    shown = [printable(redact(line))[:60] for line in bad.get_column("line").head(_SHOWN).to_list()]
+    if good == 0 or bad.height > good:
+        example = f" (for example {shown[0]!r})" if shown else ""
+        raise ChangeFileError(
+            f"{name}: {good} line(s) hold a phone number and {bad.height} do not{example}: "
+            "that is not a day list (one number a line, digits with or without +); nothing "
+            "was kept for that day."
+        )
+    display = source_display_name(source)
     report_id = day_list_report_id(source, day)
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     events = conform_events(
@@ -159,47 +218,50 @@ def day_list_from_lines(
             new_number=pl.lit(None, pl.UInt64),
             report_id=pl.lit(report_id),
             network_id=pl.lit(None, pl.Int64),
-            network_name=pl.lit(name),
+            network_name=pl.lit(display),
             day_only=pl.lit(True),
-            detail=pl.lit(_SOURCE_DETAIL.get(name.lower()), pl.String),
+            detail=pl.lit(_SOURCE_DETAIL.get(display.lower()), pl.String),
         )
         .unique("number", maintain_order=True)
     )
     entry = ReportEntry(
         report_id=report_id,
         status=ReportStatus.COMPLETE,
-        network_name=name,
+        network_name=display,
         date_from=start,
         date_to=start + timedelta(days=1),
         records=events.height,
         source=origin,
         fetched_at=now,
     )
-    shown = [printable(line)[:60] for line in bad.get_column("line").head(_SHOWN).to_list()]
     return DayList(entry, events, bad.height, shown)
 
 
-def _lines_of(data: bytes, name: str) -> list[str]:
-    """A list file's bytes as lines (UTF-8 with or without a BOM, else Windows-1252)."""
+def text_of(data: bytes, name: str) -> str:
+    """A list file's bytes as text: UTF-8 (with or without a BOM), UTF-16 with its BOM,
+    else Windows-1252; bytes that are not text (NUL) are refused."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ChangeFileError(f"{name}: damaged UTF-16 text: not a day list.") from None
+    if b"\x00" in data:
+        raise ChangeFileError(f"{name}: binary data, not a text list of numbers.")
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = data.decode("cp1252", errors="replace")
-    lines = text.splitlines()
-    if any(len(line) > _MAX_LINE_BYTES for line in lines):
-        raise ChangeFileError(f"{name}: a line is longer than 16 MiB: not a day list.")
-    return lines
+        return data.decode("cp1252", errors="replace")
 
 
-def unzipped_lines(data: bytes, name: str) -> list[str]:
-    """The lines of every file in a zip (Vonage's day list), inflated a megabyte at a
+def unzipped_texts(data: bytes, name: str) -> list[str]:
+    """The text of every file in a zip (Vonage's day list), inflated a megabyte at a
     time under the bound XLSX files have (`_xlsx_checks.check_inflation`)."""
     try:
         archive = zipfile.ZipFile(BytesIO(data))
         members = [info for info in archive.infolist() if not info.is_dir()]
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise ChangeFileError(f"{name}: not a readable zip ({error}).") from None
-    lines: list[str] = []
+    texts: list[str] = []
     inflated = 0
     with archive:
         for info in members:
@@ -209,18 +271,28 @@ def unzipped_lines(data: bytes, name: str) -> list[str]:
                     while block := member.read(1 << 20):
                         inflated += len(block)
                         check_inflation(inflated, len(data), name)
-                        if inflated > MAX_EVIDENCE_FILE_BYTES:
+                        if inflated > MAX_DAY_LIST_BYTES:
                             raise ChangeFileError(
                                 f"{name}: unpacks to more than "
-                                f"{MAX_EVIDENCE_FILE_BYTES >> 20} MiB: not a day list."
+                                f"{MAX_DAY_LIST_BYTES >> 20} MiB: not a day list."
                             )
                         chunks.append(block)
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as error:
                 raise ChangeFileError(f"{name}: a damaged zip entry ({error}).") from None
             except RuntimeError as error:  # an encrypted entry
                 raise ChangeFileError(f"{name}: {error}.") from None
-            lines.extend(_lines_of(b"".join(chunks), name))
-    return lines
+            member_data = b"".join(chunks)
+            if member_data[:4] == b"PK\x03\x04":
+                raise ChangeFileError(f"{name}: a zip inside the zip: not a day list.")
+            texts.append(text_of(member_data, f"{name} ({printable(info.filename)[:60]})"))
+    return texts
+
+
+def day_list_texts(data: bytes, name: str) -> list[str]:
+    """A day list's bytes (text, CSV, or a zip of them) as the text of each file."""
+    if data[:4] == b"PK\x03\x04":
+        return unzipped_texts(data, name)
+    return [text_of(data, name)]
 
 
 def read_day_list_file(
@@ -228,20 +300,19 @@ def read_day_list_file(
 ) -> DayList:
     """A day list file (text, CSV, or a zip of them) as the report of ``source`` for
     ``day``."""
-    data = _read_bounded(path)
-    lines = (
-        unzipped_lines(data, str(path)) if data[:4] == b"PK\x03\x04" else _lines_of(data, str(path))
-    )
-    return day_list_from_lines(lines, source, day, origin=origin, now=now)
+    data = _read_bounded(path, MAX_DAY_LIST_BYTES)
+    texts = day_list_texts(data, str(path))
+    return day_list_from_texts(texts, source, day, origin=origin, now=now, name=str(path))
 
 
-def _read_bounded(path: Path) -> bytes:
+def _read_bounded(path: Path, limit: int) -> bytes:
+    """A file's bytes, refused past ``limit`` (one line naming the file)."""
     try:
         size = path.stat().st_size
-        if size > MAX_EVIDENCE_FILE_BYTES:
+        if size > limit:
             raise ChangeFileError(
-                f"{path}: {size >> 20:,} MiB is more than a day list or a delivery-report "
-                f"file holds (at most {MAX_EVIDENCE_FILE_BYTES >> 20} MiB); split it."
+                f"{path}: {size >> 20:,} MiB is more than such a file holds (at most "
+                f"{limit >> 20} MiB); split it."
             )
         return path.read_bytes()
     except FileNotFoundError:
@@ -285,39 +356,71 @@ class DeliveryFailures:
         return list(self.skipped)
 
 
-def _documents(data: bytes, name: str) -> Iterator[tuple[str, object]]:
-    """Each JSON value of a file: one document, or JSON Lines (a document or a result a
-    line), with where it is (for messages)."""
+def _parsed(text: str | bytes, where: str) -> object:
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ChangeFileError(f"{name}: not UTF-8 text, so not a delivery report.") from None
-    try:
-        yield name, json.loads(text)
-        return
-    except json.JSONDecodeError:
-        pass
+        return json.loads(text)
     except RecursionError:
-        raise ChangeFileError(f"{name}: JSON nested too deeply; refused.") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield f"{name}: line {number}", json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as error:
-            raise ChangeFileError(
-                f"{name}: line {number} is not JSON ({getattr(error, 'msg', 'too deep')}); a "
-                "delivery report is one JSON document or JSON Lines."
-            ) from None
+        raise ChangeFileError(f"{where}: JSON nested too deeply; refused.") from None
+
+
+def _documents(path: Path) -> Iterator[tuple[str, object]]:
+    """Each JSON value of a delivery-report file, with where it is (for messages): one
+    document (at most MAX_DELIVERY_DOCUMENT_BYTES), or JSON Lines read a line at a time
+    (a document or a result a line)."""
+    name = str(path)
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(MAX_DELIVERY_DOCUMENT_BYTES + 1)
+            if len(head) <= MAX_DELIVERY_DOCUMENT_BYTES:
+                try:
+                    text = head.decode("utf-8-sig")
+                except UnicodeDecodeError:
+                    raise ChangeFileError(
+                        f"{name}: not UTF-8 text, so not a delivery report."
+                    ) from None
+                try:
+                    document = json.loads(text)
+                except json.JSONDecodeError:
+                    document = None  # JSON Lines, read below
+                except RecursionError:
+                    raise ChangeFileError(f"{name}: JSON nested too deeply; refused.") from None
+                if document is not None:
+                    yield name, document
+                    return
+            stream.seek(0)
+            for number, line in enumerate(stream, start=1):
+                if len(line) > MAX_JSON_LINE_BYTES:
+                    raise ChangeFileError(
+                        f"{name}: line {number} is longer than {MAX_JSON_LINE_BYTES >> 20} "
+                        "MiB: not a delivery report."
+                    )
+                if not line.strip():
+                    continue
+                where = f"{name}: line {number}"
+                try:
+                    yield where, _parsed(line.decode("utf-8-sig"), where)
+                except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                    raise ChangeFileError(
+                        f"{where} is not JSON ({getattr(error, 'msg', 'not UTF-8')}); a "
+                        "delivery report is one JSON document or JSON Lines."
+                    ) from None
+    except FileNotFoundError:
+        raise ChangeFileError(f"{name}: no such file.") from None
+    except IsADirectoryError:
+        raise ChangeFileError(f"{name}: a folder; name the file.") from None
+    except OSError as error:
+        raise ChangeFileError(f"{name}: cannot read the file ({error.strerror}).") from None
 
 
 def _results(where: str, value: object) -> list[object]:
+    """The results of one JSON value: a document (``{"results": [...]}``), one result,
+    or a list of either."""
     if isinstance(value, dict) and isinstance(value.get("results"), list):
         return list(value["results"])
     if isinstance(value, dict) and "messageId" in value:
         return [value]
     if isinstance(value, list):
-        return [item for item in value if isinstance(item, dict)]
+        return [result for item in value for result in _results(where, item)]
     raise ChangeFileError(
         f'{where}: not a delivery report: expected {{"results": [...]}} or one result with '
         '"messageId".'
@@ -338,61 +441,65 @@ def _error_id(result: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return None
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def delivery_failures(path: Path, *, origin: str, now: datetime) -> DeliveryFailures:
     """Infobip delivery reports (one document or JSON Lines of documents or results) as
     DELIVERY_FAILED events: a result whose ``error.id`` is 3041 or 15017, for ``to`` at
-    ``doneAt`` (else ``sentAt``). The report's id comes from the file's content."""
-    data = _read_bounded(path)
-    name = str(path)
+    ``doneAt`` (else ``sentAt``). The report's id comes from its failures (the same ones
+    imported again are the same report). Only the failures are held, so memory follows
+    them, not the file."""
     rows: list[dict[str, str | None]] = []
     results = other = 0
-    for where, document in _documents(data, name):
+    digest = hashlib.sha256()
+    for where, document in _documents(path):
         for index, result in enumerate(_results(where, document)):
             results += 1
             error_id = _error_id(result)
             if error_id not in DELIVERY_FAILURE_ERRORS:
                 other += 1
                 continue
-            to, done, sent = (_field(result, key) for key in ("to", "doneAt", "sentAt"))
+            to = _field(result, "to")
             error_name = _field(result, "error", "name")
             message_id = _field(result, "messageId")
-            rows.append(
-                {
-                    "where": f"{where}: results[{index}]",
-                    "to": str(to)
-                    if isinstance(to, str | int) and not isinstance(to, bool)
-                    else None,
-                    "at": done
-                    if isinstance(done, str)
-                    else sent
-                    if isinstance(sent, str)
-                    else None,
-                    "error": f"error {error_id}"
-                    + (f" {printable(error_name)[:80]}" if isinstance(error_name, str) else ""),
-                    "message": printable(str(message_id))[:100]
-                    if isinstance(message_id, str | int)
-                    else None,
-                }
+            row: dict[str, str | None] = {
+                "where": f"{where}: results[{index}]",
+                "to": str(to) if isinstance(to, str | int) and not isinstance(to, bool) else None,
+                "done": _text(_field(result, "doneAt")),
+                "sent": _text(_field(result, "sentAt")),
+                "error": f"error {error_id}"
+                + (f" {printable(error_name)[:80]}" if isinstance(error_name, str) else ""),
+                "message": printable(str(message_id))[:100]
+                if isinstance(message_id, str | int) and not isinstance(message_id, bool)
+                else None,
+            }
+            # the report is its failures: the same ones imported again are the same report
+            digest.update(
+                json.dumps({k: v for k, v in row.items() if k != "where"}, sort_keys=True).encode()
             )
+            rows.append(row)
     frame = pl.DataFrame(
-        rows, schema=dict.fromkeys(("where", "to", "at", "error", "message"), pl.String)
+        rows,
+        schema=dict.fromkeys(("where", "to", "done", "sent", "error", "message"), pl.String),
     )
     digits = frame.get_column("to").str.strip_chars().str.strip_chars_start("+")
-    keys = normalize_phones(
-        pl.Series(
-            [None if value is None else f"+{value}" for value in digits.to_list()], dtype=pl.String
-        ),
-        "US",
-        with_e164=False,
-    )
+    keys = normalize_phones("+" + digits, "US", with_e164=False)
     earliest, latest = date_bounds(now)
+    # doneAt, else sentAt: a doneAt that cannot be read does not hide a good sentAt
     frame = pl.concat([frame, keys], how="horizontal").with_columns(
-        occurred_at=parse_utc_instants(frame.get_column("at"))
+        occurred_at=pl.coalesce(
+            parse_utc_instants(frame.get_column("done")),
+            parse_utc_instants(frame.get_column("sent")),
+        )
     )
     usable = (
         pl.col("phone_key").is_not_null()
@@ -407,10 +514,10 @@ def delivery_failures(path: Path, *, origin: str, now: datetime) -> DeliveryFail
         warnings.append(
             f'{skipped.height} delivery failure(s) have no usable number in "to" or time in '
             f'"doneAt"/"sentAt" (between {earliest:%Y-%m-%d} and {latest:%Y-%m-%d}) and were '
-            f"skipped (first: {first['where']}, to {first['to']!r}, at {first['at']!r})"
+            f"skipped (first: {first['where']}, to {first['to']!r}, doneAt {first['done']!r}, "
+            f"sentAt {first['sent']!r})"
         )
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    report_id = f"delivery-{digest}"
+    report_id = f"delivery-{digest.hexdigest()[:16]}"
     events = conform_events(
         frame.filter(usable).select(
             number=pl.col("phone_key"),

@@ -26,7 +26,7 @@ import httpx
 
 from reconcile._client import NotJson, SourceClient, Temporary
 from reconcile._http import ApiKey, Clock, check_base_url, is_plain_url, printable
-from reconcile.day_lists import unzipped_lines
+from reconcile.day_lists import day_list_texts
 from reconcile.errors import (
     ApiError,
     AuthError,
@@ -103,7 +103,7 @@ class DayListClient(SourceClient):
         return self.settings.source
 
     def day_list(self, day: date) -> list[str]:
-        """The lines of ``day``'s list; DayNotReady when the source has not made it yet,
+        """The text of each file of ``day``'s list; DayNotReady when the source has not made it yet,
         AuthError when the credentials are refused, ApiError (or MalformedResponseError)
         when the day cannot be read after the retries."""
         if self.source == "twilio":
@@ -150,11 +150,12 @@ class DayListClient(SourceClient):
         host = urlsplit(target).hostname
         # the signed URL is fetched without the credentials: they never leave Twilio's host
         listing = self.send(target, {}, {"Accept": "text/plain, text/csv, */*"}, what)
-        if listing.status in (403, 404, 410) or 300 <= listing.status < 400:
-            # an expired or refused signature: ask Twilio for a fresh URL
+        if listing.status in (401, 403, 404, 410) or 300 <= listing.status < 400:
+            # an expired or refused signature (never the credentials, which are not sent
+            # there): ask Twilio for a fresh URL
             raise Temporary(f"{what}: the list's URL on {host} answered HTTP {listing.status}")
         self._refusals(listing.status, None, f"{what} (from {host})", listing.wait)
-        return _lines(listing.body, what)
+        return _texts(listing.body, what)
 
     def _vonage_day(self, day: date) -> list[str]:
         what = f"Vonage deactivations of {day:%Y-%m-%d}"
@@ -166,23 +167,18 @@ class DayListClient(SourceClient):
         )
         document = None if answer.body[:2] == b"PK" else self.json_of(answer.body, what)
         self._refusals(answer.status, document, what, answer.wait)
-        if answer.body[:4] == b"PK\x03\x04":
-            try:
-                return unzipped_lines(answer.body, what)
-            except (ChangeFileError, UnsupportedFormatError) as error:
-                # a zip bomb, a damaged zip: this day failed, the others go on
-                raise MalformedResponseError(str(error)) from None
-        if document is not None or b"\x00" in answer.body[:4096]:
+        if document is not None:
             raise MalformedResponseError(f"{what}: the answer is not a zip of the day's list.")
-        return _lines(answer.body, what)
+        return _texts(answer.body, what)
 
 
-def _lines(body: bytes, what: str) -> list[str]:
+def _texts(body: bytes, what: str) -> list[str]:
+    """A day list's answer (text, or a zip of texts) as the text of each file; a zip
+    bomb, a damaged zip or bytes that are not text fail the day (the others go on)."""
     try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise MalformedResponseError(f"{what}: the list is not UTF-8 text.") from None
-    return text.splitlines()
+        return day_list_texts(body, what)
+    except (ChangeFileError, UnsupportedFormatError) as error:
+        raise MalformedResponseError(str(error)) from None
 
 
 def has_credentials(settings: DayListSettings, environment: Mapping[str, str]) -> bool:

@@ -366,8 +366,9 @@ def import_delivery_reports(
     15017 as DELIVERY_FAILED events (one ``evidence`` report per file's content); other
     errors are counted."""
     totals: ImportSummary = {"label": label, "files": 0, "reports": 0, "events": 0, "warnings": []}
-    for path in paths:
-        found = delivery_failures(path, origin=f"import:{label}", now=now)
+    # every file is read before any is committed: a bad one leaves the ledger as it was
+    read = [(path, delivery_failures(path, origin=f"import:{label}", now=now)) for path in paths]
+    for path, found in read:
         warnings = found.warnings()
         warnings.append(
             f"{path}: {found.results} result(s): {found.events.height} delivery failure(s) "

@@ -19,9 +19,9 @@ from reconcile._client import DeadlineReached
 from reconcile._http import Clock, SystemClock
 from reconcile.api import open_client
 from reconcile.consent import check_since
-from reconcile.day_lists import day_list_from_lines, day_list_report_id, source_display_name
+from reconcile.day_lists import day_list_from_texts, day_list_report_id, source_display_name
 from reconcile.day_sources import DayListClient, DayNotReady, has_credentials, open_day_list_client
-from reconcile.errors import ApiError, AuthError, OptionError
+from reconcile.errors import ApiError, AuthError, ChangeFileError, OptionError
 from reconcile.ledger import Ledger, ReportEntry
 from reconcile.lifecycle import ReportStatus
 from reconcile.settings import ApiSettings, DayListSettings
@@ -60,7 +60,7 @@ def days_to_fetch(
     if held:
         start = max(held) + timedelta(days=1)
     elif since is not None:
-        start = date.fromisoformat(since[:10])
+        start = date.fromisoformat(since.strip()[:10])
     else:
         start = first_kept
     start = max(start, first_kept)
@@ -94,7 +94,16 @@ def fetch_day_lists(
             result.late = [day_list_report_id(settings.source, d) for d in days[position:]]
             break
         try:
-            lines = client.day_list(day)
+            texts = client.day_list(day)
+            found = day_list_from_texts(
+                texts,
+                settings.source,
+                day,
+                origin=settings.source,
+                now=now,
+                name=report_id,
+                redact=client.redact,
+            )
         except DayNotReady as error:
             result.not_ready.append(f"{name}: {error}; fetched up to the day before")
             break
@@ -103,7 +112,9 @@ def fetch_day_lists(
             break
         except AuthError:
             raise
-        except ApiError as error:
+        except (ApiError, ChangeFileError) as error:
+            # after the retries, or an answer that is no day list (junk, empty): the day
+            # is a gap, asked for again next time; never complete coverage
             message = client.redact(str(error))
             result.failed.append((report_id, message))
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -118,7 +129,6 @@ def fetch_day_lists(
             commit_fetched(ledger, result, [], [listed])
             report(ProgressEvent("failed", report_id, error=message))
             continue
-        found = day_list_from_lines(lines, settings.source, day, origin=settings.source, now=now)
         result.warnings_seen += [client.redact(line) for line in found.warnings(report_id)]
         commit_fetched(ledger, result, [(found.entry, found.events)], [])
         result.fetched.append((report_id, found.events.height, 1))

@@ -173,7 +173,8 @@ class FakeTwilio(_Server):
             }
             return 400, _json(body), "application/json", {}
         if day not in self.files.lists:
-            self.files.lists[day] = ""  # a day without deactivations: an empty list
+            # every real day has deactivations: one in Alaska, numbered by the day
+            self.files.lists[day] = f"+1907555{int(day[-2:]):04d}\n"
         target = (
             self.redirect_for(day)
             if self.redirect_for is not None
@@ -217,9 +218,9 @@ class FakeVonage(_Server):
         found = self.override(day)
         if found is not None:
             return found.status, found.body, found.content_type, found.headers or {}
-        text = "msisdn,deactivation_date\n" + "".join(
-            f"{number},{day}\n" for number in self.lists.get(day, [])
-        )
+        # every real day has deactivations: one in Alaska, numbered by the day
+        numbers = self.lists.get(day) or [f"1907555{int(day[-2:]):04d}"]
+        text = "msisdn,deactivation_date\n" + "".join(f"{number},{day}\n" for number in numbers)
         return 200, zipped(f"deactivations-{day}.csv", text), "application/zip", {}
 
 
