@@ -16,13 +16,13 @@ from collections import deque
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
 from reconcile._text import printable
 from reconcile.errors import OptionError
-from reconcile.settings import AUTH_SCHEMES
+from reconcile.settings import AUTH_SCHEMES, check_base_url, is_plain_url
 
 _MAX_RETRY_AFTER = 300.0
 
@@ -156,16 +156,26 @@ def retry_after(response: httpx.Response, now: datetime) -> float | None:
 def secret_forms(secret: str) -> set[str]:
     """The forms a server may echo a secret in: raw, percent-encoded, base64."""
     raw = secret.encode()
-    forms = {
+    encoded = {
         secret,
+        # a secret that is itself base64 (a Basic token) without its padding
+        secret.rstrip("="),
         quote(secret, safe=""),
-        quote(secret, safe="").lower(),
         quote(secret),
         base64.b64encode(raw).decode(),
         base64.b64encode(raw).decode().rstrip("="),
         base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        # every byte percent-encoded
+        "".join(f"%{byte:02X}" for byte in raw),
+    }
+    # percent-encoding with lowercase hex digits (the text around them as it was)
+    forms = encoded | {
+        _LOWER_HEX.sub(lambda found: found.group(0).lower(), form) for form in encoded
     }
     return {form for form in forms if form}
+
+
+_LOWER_HEX = re.compile(r"%[0-9A-F]{2}")
 
 
 def capped_timeout(timeout: httpx.Timeout, seconds: float) -> httpx.Timeout:
@@ -230,51 +240,3 @@ def json_depth(value: object) -> int:
         elif isinstance(item, list):
             stack.extend((child, level + 1) for child in item)
     return deepest
-
-
-_LOOPBACK = re.compile(r"^(?:localhost|127(?:\.[0-9]{1,3}){3}|\[?::1\]?)$", re.IGNORECASE)
-
-
-def check_base_url(
-    base_url: str, variable: str = "INFOBIP_BASE_URL", key_hint: str = "INFOBIP_API_KEY"
-) -> str:
-    """The base URL without a trailing slash; OptionError unless it is ``https://HOST``
-    (``http://`` for a loopback address only) without user, query or fragment.
-    ``variable`` names the setting in messages (a signed URL a source answers with is
-    checked by the same rule)."""
-    text = base_url.strip().rstrip("/")
-    shown = printable(text)
-    try:
-        parts = urlsplit(text)
-        host = parts.hostname
-        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
-    except ValueError:
-        raise OptionError(f"{variable} {shown!r} is not a URL.") from None
-    if parts.scheme not in ("https", "http") or not host:
-        raise OptionError(f"{variable} {shown!r} must be https://HOST.")
-    if parts.scheme == "http" and not _LOOPBACK.match(host):
-        raise OptionError(
-            f"{variable} {shown!r} uses plain http: the key would travel in clear text; "
-            "use https://."
-        )
-    if parts.username is not None or parts.password is not None:
-        raise OptionError(
-            f"{variable} must not hold a user or password; put the credentials in {key_hint}."
-        )
-    if parts.query or parts.fragment:
-        raise OptionError(f"{variable} {shown!r} must not hold a query (?) or a fragment (#).")
-    return text
-
-
-def is_plain_url(url: str) -> bool:
-    """Whether a URL a server answers with may be fetched: ``https://`` (``http://`` for
-    a loopback address only), without user or password."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018
-    except ValueError:
-        return False
-    if not host or parts.username is not None or parts.password is not None:
-        return False
-    return parts.scheme == "https" or (parts.scheme == "http" and bool(_LOOPBACK.match(host)))

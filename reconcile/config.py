@@ -27,12 +27,16 @@ holds the key (``api_key_env``), never the key itself.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+import polars as pl
+
 from reconcile.columns import ColumnChoice
+from reconcile.consent import parse_utc_instants
 from reconcile.errors import ConfigError, OptionError
 from reconcile.options import CleanOptions
 from reconcile.settings import (
@@ -40,6 +44,7 @@ from reconcile.settings import (
     ApiSettings,
     DayListSettings,
     base_url_from_environment,
+    check_base_url,
     day_list_settings,
 )
 from reconcile.verdicts import ACTIONS, MODES, VERDICTS
@@ -134,6 +139,42 @@ _TYPE_NAMES = {
 }
 
 
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def _variable(section: _Reader, key: str) -> str | None:
+    """A ``*_env`` key's value: the NAME of an environment variable. Anything else (a
+    key or token pasted in by mistake) is refused without being repeated."""
+    value = section.get(key)
+    if value is not None and not _VARIABLE_NAME.fullmatch(value):
+        section.fail(
+            key,
+            "not the name of an environment variable (letters, digits and _, not starting "
+            "with a digit): write the variable's NAME here and keep its value in the "
+            "environment",
+        )
+    return None if value is None else str(value)
+
+
+def _since(section: _Reader) -> str | None:
+    """A ``since`` key: a date (YYYY-MM-DD), checked before anything is fetched."""
+    value = section.get("since")
+    if value is not None and parse_utc_instants(pl.Series([value])).item() is None:
+        section.fail("since", f"{value!r} is not a date (use YYYY-MM-DD)")
+    return None if value is None else str(value).strip()
+
+
+def _base_url(section: _Reader, variable: str) -> str | None:
+    """A ``base_url`` key, held to the https rule before anything is fetched."""
+    value = section.get("base_url")
+    if value is None:
+        return None
+    try:
+        return check_base_url(str(value), "base_url")
+    except OptionError as error:
+        section.fail("base_url", str(error).removeprefix("base_url ").rstrip("."))
+
+
 # a day-list source's table: the keys that name the variables of its user and secret
 _DAY_LIST_KEYS = {
     "twilio": ("account_sid_env", "auth_token_env"),
@@ -162,12 +203,12 @@ def _day_list(path: Path, source: str, table: Any) -> DayListSettings:
     defaults = day_list_settings(source)
     settings = day_list_settings(
         source,
-        base_url=section.get("base_url"),
-        user_env=section.get(user_key),
-        secret_env=section.get(secret_key),
+        base_url=_base_url(section, f"{source.upper()}_BASE_URL"),
+        user_env=_variable(section, user_key),
+        secret_env=_variable(section, secret_key),
         rate=float(section.get("rate", defaults.rate)),
         timeout=float(section.get("timeout", defaults.timeout)),
-        since=section.get("since"),
+        since=_since(section),
         deadline=float(section.get("deadline", defaults.deadline)),
     )
     for name in ("rate", "timeout", "deadline"):
@@ -223,13 +264,13 @@ def load_config(path: Path) -> RunConfig:
         )
         defaults = ApiSettings()
         infobip = ApiSettings(
-            base_url=section.get("base_url") or base_url_from_environment(),
-            api_key_env=section.get("api_key_env", defaults.api_key_env),
+            base_url=_base_url(section, "INFOBIP_BASE_URL") or base_url_from_environment(),
+            api_key_env=_variable(section, "api_key_env") or defaults.api_key_env,
             auth_scheme=section.choice("auth_scheme", AUTH_SCHEMES, defaults.auth_scheme),
             rate=float(section.get("rate", defaults.rate)),
             page_size=int(section.get("page_size", defaults.page_size)),
             timeout=float(section.get("timeout", defaults.timeout)),
-            since=section.get("since"),
+            since=_since(section),
             deadline=float(section.get("deadline", defaults.deadline)),
         )
         for name in ("rate", "timeout", "deadline"):

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from reconcile._text import printable
 from reconcile.errors import OptionError
 
 __all__ = [
@@ -25,8 +28,10 @@ __all__ = [
     "DayListSettings",
     "api_settings_from_environment",
     "base_url_from_environment",
+    "check_base_url",
     "day_list_settings",
     "default_data_dir",
+    "is_plain_url",
     "resolve_data_dir",
 ]
 
@@ -166,3 +171,52 @@ def resolve_data_dir(
     if chosen.exists() and not chosen.is_dir():
         raise OptionError(f"{source} {chosen} is a file, not a folder; name a folder.")
     return chosen
+
+
+# the hosts a plain http:// URL may name (tests' servers on this machine)
+_LOOPBACK = re.compile(r"^(?:localhost|127(?:\.[0-9]{1,3}){3}|\[?::1\]?)$", re.IGNORECASE)
+
+
+def check_base_url(
+    base_url: str, variable: str = "INFOBIP_BASE_URL", key_hint: str = "INFOBIP_API_KEY"
+) -> str:
+    """The base URL without a trailing slash; OptionError unless it is ``https://HOST``
+    (``http://`` for a loopback address only) without user, query or fragment.
+    ``variable`` names the setting in messages (a signed URL a source answers with is
+    checked by the same rule)."""
+    text = base_url.strip().rstrip("/")
+    shown = printable(text)
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise OptionError(f"{variable} {shown!r} is not a URL.") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise OptionError(f"{variable} {shown!r} must be https://HOST.")
+    if parts.scheme == "http" and not _LOOPBACK.match(host):
+        raise OptionError(
+            f"{variable} {shown!r} uses plain http: the key would travel in clear text; "
+            "use https://."
+        )
+    if parts.username is not None or parts.password is not None:
+        raise OptionError(
+            f"{variable} must not hold a user or password; put the credentials in {key_hint}."
+        )
+    if parts.query or parts.fragment:
+        raise OptionError(f"{variable} {shown!r} must not hold a query (?) or a fragment (#).")
+    return text
+
+
+def is_plain_url(url: str) -> bool:
+    """Whether a URL a server answers with may be fetched: ``https://`` (``http://`` for
+    a loopback address only), without user or password."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018
+    except ValueError:
+        return False
+    if not host or parts.username is not None or parts.password is not None:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and bool(_LOOPBACK.match(host)))

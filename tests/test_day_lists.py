@@ -288,3 +288,29 @@ def test_day_list_events_reach_the_verdicts(tmp_path, twilio):
         "twilio-2024-03-30",
         "twilio-2024-03-30",
     ]
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["token", "token_unpadded", "token_percent_lower", "every_byte_percent", "secret_b64"],
+)
+def test_every_echoed_form_of_the_credentials_is_redacted(tmp_path, twilio, form):
+    import base64
+    from urllib.parse import quote
+
+    client = _client(twilio, "twilio")
+    token = client._authorization.split(" ", 1)[1]
+    echoed = {
+        "token": token,
+        "token_unpadded": token.rstrip("="),
+        "token_percent_lower": quote(token, safe="").replace("%3D", "%3d"),
+        "every_byte_percent": "".join(f"%{byte:02X}" for byte in twilio.token.encode()),
+        "secret_b64": base64.b64encode(twilio.token.encode()).decode(),
+    }[form]
+    assert token.endswith("=")  # the unpadded form differs from the padded one
+    body = f'{{"code": 20500, "message": "bad auth {echoed}"}}'.encode()
+    twilio.overrides["2024-03-30"] = Override(400, body)
+    _ledger, result = _fetch(tmp_path, client)
+    text = " ".join(result.warnings())
+    assert "HTTP 400" in text and "bad auth ***" in text
+    assert echoed not in text

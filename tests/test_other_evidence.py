@@ -518,3 +518,33 @@ def test_a_twilio_answer_that_is_no_list_is_a_gap_fetched_again(run_cli, twilio,
     again = run_cli("fetch", "--source", "twilio", "--data-dir", tmp_path, "--rate", "1000")
     assert again.exit_code == 0, again.output
     assert Ledger(tmp_path).entries()[f"twilio-{yesterday:%Y-%m-%d}"].status == "complete"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            '[twilio]\nauth_token_env = "0123456789abcdef0123456789abcdef"\n',
+            "[twilio].auth_token_env: not the name of an environment variable",
+        ),
+        (
+            '[vonage]\napi_secret_env = "s3cr3t-value!"\n',
+            "[vonage].api_secret_env: not the name of an environment variable",
+        ),
+        ('[twilio]\nsince = " garbage"\n', "[twilio].since: ' garbage' is not a date"),
+        (
+            '[vonage]\nbase_url = "http://api.example.com"\n',
+            "[vonage].base_url: 'http://api.example.com' uses plain http",
+        ),
+        ('[infobip]\nsince = "2024-13-45"\n', "[infobip].since: '2024-13-45' is not a date"),
+    ],
+)
+def test_day_list_tables_are_checked_before_anything_is_fetched(run_cli, tmp_path, table, message):
+    (tmp_path / "contacts.csv").write_text("Phone\n4155550123\n")
+    config = tmp_path / "reconcile.toml"
+    config.write_text(table + '[[inputs]]\npath = "contacts.csv"\n')
+    result = run_cli("run", "--config", config)
+    assert result.exit_code == 1
+    assert message in result.stderr, result.stderr
+    assert "0123456789abcdef0123456789abcdef" not in result.output
+    assert "s3cr3t-value!" not in result.output
