@@ -320,6 +320,11 @@ def history_warnings(history: History, coverage: Coverage, now: datetime, stale:
                 f"gap in {operator.network}'s history from {gap_start:%Y-%m-%d} to "
                 f"{gap_end:%Y-%m-%d}: a deactivation then would be missed"
             )
+    for hole_start, hole_end in coverage.holes:
+        warnings.append(
+            f"no source covers {hole_start:%Y-%m-%d} to {hole_end:%Y-%m-%d}: a deactivation "
+            "then would be missed"
+        )
     warnings.extend(coverage.incomplete_report_notes)
     return warnings
 

@@ -132,6 +132,9 @@ class Coverage:
     # a sentence for each report listed in metadata but never complete, outside every
     # operator gap (warnings, not reports)
     incomplete_report_notes: list[str] = field(default_factory=list)
+    # spans inside [start, end) that no source covers and that are no one operator's gap
+    # (a day list long before the reports): warnings, as gaps are
+    holes: list[tuple[datetime, datetime]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -272,10 +275,23 @@ def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame | pl.LazyFrame)
         notes.append(text)
         if not inside_gap:
             missing.append(text + ": its days are not covered")
+    every_gap = {gap for operator in operators for gap in operator.gaps}
     return Coverage(
         start=spans.get_column("start").min(),  # type: ignore[arg-type]
         end=spans.get_column("end").max(),  # type: ignore[arg-type]
         operators=operators,
         notes=notes,
         incomplete_report_notes=missing,
+        holes=[hole for hole in _holes(spans) if hole not in every_gap],
     )
+
+
+def _holes(spans: pl.DataFrame) -> list[tuple[datetime, datetime]]:
+    """The spans between the first start and the last end that no report covers."""
+    holes: list[tuple[datetime, datetime]] = []
+    reach: datetime | None = None
+    for start, end in spans.sort("start").select("start", "end").iter_rows():
+        if reach is not None and start > reach:
+            holes.append((reach, start))
+        reach = end if reach is None else max(reach, end)
+    return holes

@@ -91,6 +91,8 @@ def _load_json(path: Path) -> dict[str, Any]:
         raise ChangeFileError(
             f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})."
         ) from None
+    except RecursionError:
+        raise ChangeFileError(f"{path}: JSON nested too deeply to be an API page.") from None
     if not isinstance(document, dict) or not isinstance(document.get("results"), list):
         raise ChangeFileError(f'{path}: not an API page: expected an object with a "results" list.')
     return document

@@ -44,6 +44,8 @@ class CoverageStatus(TypedDict):
     start: str | None
     end: str | None
     operators: list[OperatorStatus]
+    # spans no source covers that are no one operator's gap
+    holes: list[list[str | None]]
     notes: list[str]
 
 
@@ -138,6 +140,7 @@ def ledger_status(ledger: Ledger, now: datetime) -> LedgerStatus:
                 }
                 for operator in coverage.operators
             ],
+            "holes": [[_iso(start), _iso(end)] for start, end in coverage.holes],
             "notes": coverage.notes,
         },
         "expired_unfetched": sorted(entry.report_id for entry in expired),

@@ -164,6 +164,10 @@ def status_lines(info: LedgerStatus) -> list[str]:
             f"{operator['reports']} report(s), gaps: {gaps}"
         )
     lines.extend(
+        f"  warning: no source covers {start} to {end}: a deactivation then would be missed"
+        for start, end in coverage["holes"]
+    )
+    lines.extend(
         f"  {source['network']}: {source['reports']} report(s), {source['events']} event(s) "
         "(events only: they count, they cover nothing)"
         for source in info["evidence_only"]

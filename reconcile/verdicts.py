@@ -31,6 +31,7 @@ __all__ = [
     "ACTIONS",
     "ACTION_TYPE",
     "DAY_ONLY_COMPARED_AFTER",
+    "DAY_ONLY_STARTS_BEFORE",
     "DEFAULT_ACTIONS",
     "DELIMITER_NAMES",
     "DETAIL_COLUMNS",
@@ -49,6 +50,7 @@ __all__ = [
     "events_evidence",
     "evidence_rows",
     "number_evidence",
+    "ordered_at",
     "resolve_actions",
     "verdict_ladder",
     "with_details",
@@ -164,6 +166,22 @@ def compared_at(occurred_at: pl.Expr, day_only: pl.Expr) -> pl.Expr:
     )
 
 
+# For "the most recent event", the other side is the safe one: a day-only event may have
+# happened as early as its day starts anywhere, D 00:00 at UTC+14 (D-1 10:00 UTC), so a
+# SUSPENSION reported after that may be the latest event (suppress, not keep).
+DAY_ONLY_STARTS_BEFORE = timedelta(hours=14)
+
+
+def ordered_at(occurred_at: pl.Expr, day_only: pl.Expr) -> pl.Expr:
+    """SPEC's "most recent event" for an event known by its day only: the earliest
+    instant its day starts anywhere (that day's 00:00 UTC minus DAY_ONLY_STARTS_BEFORE)."""
+    return (
+        pl.when(day_only.fill_null(False))
+        .then(occurred_at - DAY_ONLY_STARTS_BEFORE)
+        .otherwise(occurred_at)
+    )
+
+
 def _unverified(boundary: pl.Expr, coverage: pl.Expr) -> pl.Expr:
     """SPEC's unverified rule: no history, no (usable) consent, or consent before coverage
     starts, so a deactivation in between cannot be ruled out."""
@@ -217,6 +235,7 @@ def events_evidence(events: pl.DataFrame) -> pl.DataFrame:
         .select(EVIDENCE_EVENT_COLUMNS)
         .with_columns(
             occurred_at=compared_at(pl.col("occurred_at"), pl.col("day_only")),
+            ordered_at=ordered_at(pl.col("occurred_at"), pl.col("day_only")),
             day_only=pl.col("day_only").fill_null(False),
         )
         # the same event reported twice (two reports, or a re-import) counts once
@@ -227,11 +246,12 @@ def events_evidence(events: pl.DataFrame) -> pl.DataFrame:
         )
         .sort("number", "occurred_at", "type", "report_id", nulls_last=False)
     )
-    # "Most recent event" over all types; a SUSPENSION sharing that instant wins.
-    relevant = relevant.with_columns(latest_at=pl.col("occurred_at").max().over("number"))
+    # "Most recent event" over all types (a day-only one at the earliest its day starts);
+    # a SUSPENSION sharing that instant wins.
+    relevant = relevant.with_columns(latest_at=pl.col("ordered_at").max().over("number"))
     suspensions = (
         relevant.filter(
-            (pl.col("type") == SUSPENSION) & (pl.col("occurred_at") == pl.col("latest_at"))
+            (pl.col("type") == SUSPENSION) & (pl.col("ordered_at") == pl.col("latest_at"))
         )
         .unique(subset="number", keep="first", maintain_order=True)
         .select(

@@ -270,7 +270,12 @@ def _evidence(
 ) -> list[BulkRows]:
     # the contact columns asked for (--include-columns) follow the contact id
     columns = _evidence_columns(include)
+    day_only = pl.col("event_date").str.ends_with(" (day only)").fill_null(False)
     frame = decisions.with_columns(
+        # the Event column says what the date cell (the day, at 00:00) cannot
+        event_type=pl.when(day_only)
+        .then(pl.col("event_type") + pl.lit(" (day only)"))
+        .otherwise(pl.col("event_type")),
         # a day-only event ("2024-03-10 (day only)") is its day; the reason says so
         event_at=pl.coalesce(
             pl.col("event_date").str.strptime(
@@ -279,7 +284,7 @@ def _evidence(
             pl.col("event_date")
             .str.extract(r"^(\d{4}-\d{2}-\d{2}) \(day only\)$")
             .str.strptime(pl.Datetime("us"), "%Y-%m-%d", strict=False),
-        )
+        ),
     ).select("action", *(name for name, _title, _width in columns))
     # each sheet is one action, so the action is not repeated on every row
     bulk: list[BulkRows] = []

@@ -80,6 +80,8 @@ def test_the_cleaned_list_change_list_and_workbook_cite_the_day_list(run_cli, tw
     assert "(Twilio)" in workbook["Summary"]["B4"].value
     removed = list(workbook["Remove"].iter_rows(min_row=2, values_only=True))
     assert [row[10] for row in removed] == ["Twilio", "Twilio"]
+    assert [row[8] for row in removed] == ["DEACTIVATION (day only)"] * 2
+    assert removed[0][9].date() == DAY
 
 
 def test_a_source_asked_for_without_its_credentials_is_one_line(run_cli, tmp_path):
@@ -548,3 +550,37 @@ def test_day_list_tables_are_checked_before_anything_is_fetched(run_cli, tmp_pat
     assert message in result.stderr, result.stderr
     assert "0123456789abcdef0123456789abcdef" not in result.output
     assert "s3cr3t-value!" not in result.output
+
+
+def test_json_nested_too_deeply_is_one_line(run_cli, tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"results": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    result = run_cli("ledger", "import", deep, "--data-dir", tmp_path / "data")
+    assert result.exit_code == 1
+    assert "nested too deeply" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_day_long_before_the_reports_leaves_a_hole_that_is_said(run_cli, tmp_path, history_dir):
+    data = tmp_path / "data"
+    assert run_cli("ledger", "import", history_dir, "--data-dir", data).exit_code == 0
+    listing = tmp_path / "old.txt"
+    listing.write_text("+13105550100\n")
+    run_cli(
+        "ledger",
+        "import",
+        listing,
+        "--deactivated-on",
+        "2023-01-05",
+        "--source",
+        "twilio",
+        "--data-dir",
+        data,
+    )
+    status = run_cli("ledger", "status", "--data-dir", data).stdout
+    assert "warning: no source covers 2023-01-06T00:00:00Z to 2024-03-01T00:00:00Z" in status
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("Phone,Opt-In Date\n4155550199,2023-06-01\n")
+    result = run_cli("clean", contacts, "--data-dir", data, "--out-dir", tmp_path / "out")
+    assert "no source covers 2023-01-06 to 2024-03-01: a deactivation then would be missed" in (
+        result.stdout
+    )

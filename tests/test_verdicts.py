@@ -298,10 +298,25 @@ OTHER_EVIDENCE_EXAMPLES = [
         "deactivated",
         None,
     ),
-    # a suspension at 03-11 09:00Z is not the latest event: the day-only one counts as 12:00Z
+    # a suspension on 03-11 may be after the deactivation (any time on 03-10): for "the
+    # most recent event" the day-only one counts from its earliest start, 03-09 10:00Z, so
+    # the suspension is the latest (suppress, not keep)
     (
         "2024-03-12",
         [DAY_ONLY, ("SUSPENSION", "2024-03-11T09:00:00Z", False, None, "X")],
+        "suspended",
+        "SUSPENSION on 2024-03-11T09:00:00Z is the latest event",
+    ),
+    (
+        "2024-03-11T13:00:00Z",
+        [DAY_ONLY, ("SUSPENSION", "2024-03-10T06:00:00Z", False, None, "X")],
+        "suspended",
+        None,
+    ),
+    # a suspension before the day can have started anywhere is not the latest
+    (
+        "2024-03-12",
+        [DAY_ONLY, ("SUSPENSION", "2024-03-09T09:59:59Z", False, None, "X")],
         "ok",
         RECONSENTED,
     ),
