@@ -57,8 +57,9 @@ _SOURCE_DETAIL = {"vonage": "may be a port"}
 # Infobip's errors for a message to a number on its deactivation list: SMS, MMS
 DELIVERY_FAILURE_ERRORS = {3041: "SMS", 15017: "MMS"}
 DELIVERY_REPORTS_OPERATOR = "Infobip delivery reports"
-# a day list (a few thousand numbers a day) read whole: far above any real one
-MAX_DAY_LIST_BYTES = 256 << 20
+# a day list read whole (a US day holds some tens of thousands of numbers, about a
+# megabyte): 64 MiB is far above any real one, and its import peaks near 1 GiB
+MAX_DAY_LIST_BYTES = 64 << 20
 # a delivery-report document read whole (an API page holds at most a few MB); JSON
 # Lines are read a line at a time, each at most MAX_JSON_LINE_BYTES
 MAX_DELIVERY_DOCUMENT_BYTES = 64 << 20
