@@ -139,18 +139,22 @@ _TYPE_NAMES = {
 }
 
 
-_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# an environment variable's name as people write them: capitals, digits and _ (a key or
+# token pasted in by mistake is lowercase or mixed, or long without a _)
+_VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 
 
 def _variable(section: _Reader, key: str) -> str | None:
     """A ``*_env`` key's value: the NAME of an environment variable. Anything else (a
     key or token pasted in by mistake) is refused without being repeated."""
     value = section.get(key)
-    if value is not None and not _VARIABLE_NAME.fullmatch(value):
+    if value is not None and (
+        not _VARIABLE_NAME.fullmatch(value) or (len(value) >= 16 and "_" not in value)
+    ):
         section.fail(
             key,
-            "not the name of an environment variable (letters, digits and _, not starting "
-            "with a digit): write the variable's NAME here and keep its value in the "
+            "not the name of an environment variable (capitals, digits and _, such as "
+            "TWILIO_AUTH_TOKEN): write the variable's NAME here and keep its value in the "
             "environment",
         )
     return None if value is None else str(value)

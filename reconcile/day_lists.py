@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -60,6 +62,8 @@ DELIVERY_REPORTS_OPERATOR = "Infobip delivery reports"
 # a day list read whole (a US day holds some tens of thousands of numbers, about a
 # megabyte): 64 MiB is far above any real one, and its import peaks near 1 GiB
 MAX_DAY_LIST_BYTES = 64 << 20
+# a day list zip holds one file; each is read on its own, so many files cost time
+MAX_ZIP_MEMBERS = 100
 # a delivery-report document read whole (an API page holds at most a few MB); JSON
 # Lines are read a line at a time, each at most MAX_JSON_LINE_BYTES
 MAX_DELIVERY_DOCUMENT_BYTES = 64 << 20
@@ -132,6 +136,29 @@ def _no_redaction(text: str) -> str:
     return text
 
 
+def number_cell(text: pl.Expr) -> pl.Expr:
+    """A list's (or a delivery report's) number as a cell the phone rules read, null when
+    it holds none: digits with or without ``+``, written with spaces, dots, dashes or
+    parentheses, or a ``tel:`` URI, else the first word; an international number with
+    ``+`` or its country code (a US one's 1), a US one also as its ten digits. An Excel
+    float's ``.0`` is not a digit."""
+    plain = text.str.strip_chars().str.replace(r"(?i)^tel:", "").str.replace(r"\.0+$", "")
+    compact = plain.str.replace_all(r"[\s().\-]", "")
+    first_word = plain.str.extract(r"^(\S+)").str.strip_chars("\"'")
+    number = (
+        pl.when(compact.str.contains(r"^\+?[0-9]{10,15}$"))
+        .then(compact)
+        .when(first_word.str.contains(r"^\+?[0-9]{10,15}$"))
+        .then(first_word)
+    )
+    digits = number.str.strip_chars_start("+")
+    return (
+        pl.when(number.str.starts_with("+") | (digits.str.len_chars() != 10))
+        .then(pl.lit("+") + digits)
+        .otherwise(digits)
+    )
+
+
 def _numbers_of(text: str) -> pl.DataFrame:
     """One text's lines (split by polars: no Python object a line) with the number each
     holds (``phone_key``, null for a line that holds none); empty lines and a header (a
@@ -143,27 +170,11 @@ def _numbers_of(text: str) -> pl.DataFrame:
         .explode()
     )
     frame = pl.DataFrame({"line": lines}).with_row_index("index")
-    # the first field (other columns are ignored), without quotes; a number may be
-    # written with spaces, dots, dashes or parentheses; else its first word
+    # the first field (other columns are ignored), without quotes
     field_text = (
         pl.col("line").str.strip_chars().str.extract(r"^([^,;\t|]*)").str.strip_chars(" \"'")
     )
-    compact = field_text.str.replace_all(r"[\s().\-]", "")
-    first_word = field_text.str.extract(r"^(\S+)").str.strip_chars("\"'")
-    number = (
-        pl.when(compact.str.contains(r"^\+?[0-9]{10,15}$"))
-        .then(compact)
-        .when(first_word.str.contains(r"^\+?[0-9]{10,15}$"))
-        .then(first_word)
-    )
-    digits = number.str.strip_chars_start("+")
-    # an international number with "+" or its country code (a US one's 1); a US one
-    # also as its ten digits, which the US rules read
-    cell = (
-        pl.when(number.str.starts_with("+") | (digits.str.len_chars() != 10))
-        .then(pl.lit("+") + digits)
-        .otherwise(digits)
-    )
+    cell = number_cell(field_text)
     frame = frame.with_columns(
         cell=cell, empty=pl.col("line").str.strip_chars().str.len_chars() == 0
     )
@@ -262,6 +273,10 @@ def unzipped_texts(data: bytes, name: str) -> list[str]:
         members = [info for info in archive.infolist() if not info.is_dir()]
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise ChangeFileError(f"{name}: not a readable zip ({error}).") from None
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise ChangeFileError(
+            f"{name}: a zip of {len(members):,} files: a day list is one file (or a few)."
+        )
     texts: list[str] = []
     inflated = 0
     with archive:
@@ -278,8 +293,18 @@ def unzipped_texts(data: bytes, name: str) -> list[str]:
                                 f"{MAX_DAY_LIST_BYTES >> 20} MiB: not a day list."
                             )
                         chunks.append(block)
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as error:
-                raise ChangeFileError(f"{name}: a damaged zip entry ({error}).") from None
+            except (
+                zipfile.BadZipFile,
+                OSError,
+                EOFError,
+                NotImplementedError,
+                zlib.error,
+                lzma.LZMAError,
+                ValueError,
+            ) as error:
+                raise ChangeFileError(
+                    f"{name}: a damaged zip entry ({printable(str(error))[:120]})."
+                ) from None
             except RuntimeError as error:  # an encrypted entry
                 raise ChangeFileError(f"{name}: {error}.") from None
             member_data = b"".join(chunks)
@@ -362,6 +387,10 @@ def _parsed(text: str | bytes, where: str) -> object:
         return json.loads(text)
     except RecursionError:
         raise ChangeFileError(f"{where}: JSON nested too deeply; refused.") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # an integer of thousands of digits (Python's own bound)
+        raise ChangeFileError(f"{where}: a number too long to read; refused.") from None
 
 
 def _documents(path: Path) -> Iterator[tuple[str, object]]:
@@ -380,11 +409,9 @@ def _documents(path: Path) -> Iterator[tuple[str, object]]:
                         f"{name}: not UTF-8 text, so not a delivery report."
                     ) from None
                 try:
-                    document = json.loads(text)
+                    document = _parsed(text, name)
                 except json.JSONDecodeError:
                     document = None  # JSON Lines, read below
-                except RecursionError:
-                    raise ChangeFileError(f"{name}: JSON nested too deeply; refused.") from None
                 if document is not None:
                     yield name, document
                     return
@@ -492,15 +519,21 @@ def delivery_failures(path: Path, *, origin: str, now: datetime) -> DeliveryFail
         rows,
         schema=dict.fromkeys(("where", "to", "done", "sent", "error", "message"), pl.String),
     )
-    digits = frame.get_column("to").str.strip_chars().str.strip_chars_start("+")
-    keys = normalize_phones("+" + digits, "US", with_e164=False)
+    # "to" as Infobip writes it (country code and number, digits), or as a person would
+    keys = normalize_phones(
+        frame.select(number_cell(pl.col("to"))).to_series(), "US", with_e164=False
+    )
     earliest, latest = date_bounds(now)
     # doneAt, else sentAt: a doneAt that cannot be read does not hide a good sentAt
+    done = parse_utc_instants(frame.get_column("done"))
     frame = pl.concat([frame, keys], how="horizontal").with_columns(
-        occurred_at=pl.coalesce(
-            parse_utc_instants(frame.get_column("done")),
-            parse_utc_instants(frame.get_column("sent")),
-        )
+        occurred_at=pl.coalesce(done, parse_utc_instants(frame.get_column("sent"))),
+        # a time given as a date only is known by its day: compared as day lists are
+        day_only=pl.when(done.is_not_null())
+        .then(pl.col("done"))
+        .otherwise(pl.col("sent"))
+        .str.contains(r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*$")
+        .fill_null(False),
     )
     usable = (
         pl.col("phone_key").is_not_null()
@@ -528,7 +561,7 @@ def delivery_failures(path: Path, *, origin: str, now: datetime) -> DeliveryFail
             report_id=pl.lit(report_id),
             network_id=pl.lit(None, pl.Int64),
             network_name=pl.lit(DELIVERY_REPORTS_OPERATOR),
-            day_only=pl.lit(False),
+            day_only=pl.col("day_only"),
             detail=pl.concat_str(
                 [
                     pl.col("error"),

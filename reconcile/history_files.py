@@ -93,6 +93,8 @@ def _load_json(path: Path) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise ChangeFileError(f"{path}: JSON nested too deeply to be an API page.") from None
+    except ValueError:  # an integer of thousands of digits (Python's own bound)
+        raise ChangeFileError(f"{path}: a number too long to read; refused.") from None
     if not isinstance(document, dict) or not isinstance(document.get("results"), list):
         raise ChangeFileError(f'{path}: not an API page: expected an object with a "results" list.')
     return document

@@ -192,6 +192,8 @@ def check_base_url(
         parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
     except ValueError:
         raise OptionError(f"{variable} {shown!r} is not a URL.") from None
+    if host and not _encodable(host):
+        raise OptionError(f"{variable} {shown!r}: the host is not a valid name.")
     if parts.scheme not in ("https", "http") or not host:
         raise OptionError(f"{variable} {shown!r} must be https://HOST.")
     if parts.scheme == "http" and not _LOOPBACK.match(host):
@@ -217,6 +219,20 @@ def is_plain_url(url: str) -> bool:
         parts.port  # noqa: B018
     except ValueError:
         return False
-    if not host or parts.username is not None or parts.password is not None:
+    if not host or not _encodable(host) or parts.username is not None or parts.password is not None:
         return False
     return parts.scheme == "https" or (parts.scheme == "http" and bool(_LOOPBACK.match(host)))
+
+
+def _encodable(host: str) -> bool:
+    """Whether a host name can be sent (IDNA, labels of at most 63 characters): httpx
+    raises otherwise, deep inside a request."""
+    import idna  # httpx's own IDNA rules (stricter than Python's codec)
+
+    if ":" in host or host.startswith("[") or re.fullmatch(r"[0-9.]+", host):
+        return True  # an address, not a name
+    try:
+        idna.encode(host, uts46=True)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return False
+    return True

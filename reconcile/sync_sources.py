@@ -15,10 +15,12 @@ import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 
+import polars as pl
+
 from reconcile._client import DeadlineReached
 from reconcile._http import Clock, SystemClock
 from reconcile.api import open_client
-from reconcile.consent import check_since
+from reconcile.consent import check_since, parse_utc_instants
 from reconcile.day_lists import day_list_from_texts, day_list_report_id, source_display_name
 from reconcile.day_sources import DayListClient, DayNotReady, has_credentials, open_day_list_client
 from reconcile.errors import ApiError, AuthError, ChangeFileError, OptionError
@@ -60,7 +62,9 @@ def days_to_fetch(
     if held:
         start = max(held) + timedelta(days=1)
     elif since is not None:
-        start = date.fromisoformat(since.strip()[:10])
+        # the day of the instant --since names, in UTC (check_since read it already)
+        given = parse_utc_instants(pl.Series([since])).item()
+        start = given.date() if isinstance(given, datetime) else first_kept
     else:
         start = first_kept
     start = max(start, first_kept)

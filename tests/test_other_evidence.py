@@ -584,3 +584,162 @@ def test_a_day_long_before_the_reports_leaves_a_hole_that_is_said(run_cli, tmp_p
     assert "no source covers 2023-01-06 to 2024-03-01: a deactivation then would be missed" in (
         result.stdout
     )
+
+
+def _damaged_zip() -> bytes:
+    from tests.fake_day_lists import zipped
+
+    data = bytearray(zipped("list.csv", "".join(f"+1415555{i:04d}\n" for i in range(2000))))
+    middle = len(data) // 2
+    data[middle : middle + 40] = bytes(40)  # the deflate stream broken
+    return bytes(data)
+
+
+def test_a_damaged_zip_is_one_line_on_import_and_a_gap_on_fetch(run_cli, tmp_path, monkeypatch):
+    from tests.fake_day_lists import Override
+
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(_damaged_zip())
+    result = run_cli(
+        "ledger",
+        "import",
+        damaged,
+        "--deactivated-on",
+        "2024-03-10",
+        "--source",
+        "acme",
+        "--data-dir",
+        tmp_path / "data",
+    )
+    assert result.exit_code == 1 and "internal error" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    with FakeVonage({DAY: ["14155550123"]}) as server:
+        monkeypatch.setenv("VONAGE_API_KEY", server.key)
+        monkeypatch.setenv("VONAGE_API_SECRET", server.secret)
+        monkeypatch.setenv("VONAGE_BASE_URL", server.base_url)
+        server.overrides[f"{DAY:%Y-%m-%d}"] = Override(
+            200, damaged.read_bytes(), content_type="application/zip"
+        )
+        fetched = run_cli(
+            "fetch",
+            "--source",
+            "vonage",
+            "--since",
+            f"{DAY:%Y-%m-%d}",
+            "--data-dir",
+            tmp_path / "fetched",
+            "--rate",
+            "1000",
+        )
+    assert fetched.exit_code == 3, fetched.output
+    assert "damaged zip entry" in fetched.stdout
+    entries = Ledger(tmp_path / "fetched").entries()
+    assert entries[f"vonage-{DAY:%Y-%m-%d}"].status == "listed"
+    assert any(entry.status == "complete" for entry in entries.values())
+
+
+def test_a_zip_of_many_files_is_not_a_day_list(run_cli, tmp_path):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for index in range(150):
+            archive.writestr(f"part-{index}.txt", f"+1415555{index:04d}\n")
+    many = tmp_path / "many.zip"
+    many.write_bytes(buffer.getvalue())
+    result = run_cli(
+        "ledger",
+        "import",
+        many,
+        "--deactivated-on",
+        "2024-03-10",
+        "--source",
+        "acme",
+        "--data-dir",
+        tmp_path / "data",
+    )
+    assert result.exit_code == 1 and "a zip of 150 files" in result.stderr
+
+
+def test_an_excel_float_is_not_a_digit(run_cli, tmp_path):
+    listing = tmp_path / "floats.txt"
+    listing.write_text("4155550100.0\n4155550101.0\n2125550143.0\n")
+    data = tmp_path / "data"
+    run_cli(
+        "ledger",
+        "import",
+        listing,
+        "--deactivated-on",
+        "2024-03-10",
+        "--source",
+        "acme",
+        "--data-dir",
+        data,
+    )
+    numbers = sorted(Ledger(data).history().events.get_column("number").to_list())
+    assert numbers == [12125550143, 14155550100, 14155550101]
+
+
+def test_delivery_report_numbers_and_day_only_times(run_cli, tmp_path):
+    results = [
+        {"messageId": "a", "to": "(415) 555-0121", "doneAt": "2026-11-15T10:00:00Z"},
+        {"messageId": "b", "to": "4155550122", "doneAt": "2026-11-15T10:00:00Z"},
+        {"messageId": "c", "to": "tel:+14155550123", "doneAt": "2026-11-15T10:00:00Z"},
+        {"messageId": "d", "to": "41793026727", "doneAt": "2026-11-15T10:00:00Z"},
+        {"messageId": "e", "to": "14155550127", "doneAt": "2026-11-15"},
+    ]
+    document = tmp_path / "dlr.json"
+    document.write_text(json.dumps({"results": [{**r, "error": {"id": 3041}} for r in results]}))
+    data = tmp_path / "data"
+    assert run_cli("ledger", "import", document, "--data-dir", data).exit_code == 0
+    events = Ledger(data).history().events.sort("number")
+    assert events.get_column("number").to_list() == [
+        14155550121,
+        14155550122,
+        14155550123,
+        14155550127,
+        41793026727,
+    ]
+    assert events.get_column("day_only").to_list() == [False, False, False, True, False]
+    # a failure known by its day is compared as day lists are: D+1 12:00 UTC
+    check = run_cli("check", "4155550127", "--since", "2026-11-15T10:00:00Z", "--data-dir", data)
+    assert check.stdout.startswith("yes:"), check.output
+
+
+def test_numbers_too_long_to_read_are_one_line(run_cli, tmp_path):
+    big = tmp_path / "big.json"
+    big.write_text('{"results": [{"messageId": "a", "to": ' + "9" * 5000 + "}]}")
+    result = run_cli("ledger", "import", big, "--data-dir", tmp_path / "data")
+    assert result.exit_code == 1 and "too long to read" in result.stderr
+
+
+def test_a_pasted_token_in_an_env_key_and_a_bad_host_are_refused(run_cli, tmp_path):
+    (tmp_path / "contacts.csv").write_text("Phone\n4155550123\n")
+    config = tmp_path / "reconcile.toml"
+    for table, message in (
+        ('[twilio]\nauth_token_env = "a8f3c2e1d4b5a6978877665544332211"\n', "auth_token_env"),
+        ('[vonage]\napi_secret_env = "Zx8kQ2mN4pR7tV1w"\n', "api_secret_env"),
+        ('[vonage]\nbase_url = "https://xn--"\n', "the host is not a valid name"),
+    ):
+        config.write_text(table + '[[inputs]]\npath = "contacts.csv"\n')
+        result = run_cli("run", "--config", config)
+        assert result.exit_code == 1 and message in result.stderr, result.stderr
+        assert "a8f3c2e1" not in result.output and "Zx8kQ2mN" not in result.output
+
+
+def test_a_since_written_loosely_is_its_day(twilio, run_cli, tmp_path):
+    result = run_cli(
+        "fetch",
+        "--source",
+        "twilio",
+        "--since",
+        f"{DAY:%Y-%m}-{DAY.day}",
+        "--data-dir",
+        tmp_path,
+        "--rate",
+        "1000",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["fetched"][0]["report_id"] == f"twilio-{DAY:%Y-%m-%d}"
