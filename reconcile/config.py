@@ -215,11 +215,16 @@ def _day_list(path: Path, source: str, table: Any) -> DayListSettings:
         since=_since(section),
         deadline=float(section.get("deadline", defaults.deadline)),
     )
+    _positive(section, settings)
+    return settings
+
+
+def _positive(section: _Reader, settings: ApiSettings | DayListSettings) -> None:
+    """A source's rate, timeout and deadline: positive numbers, or the key is named."""
     for name in ("rate", "timeout", "deadline"):
         value = getattr(settings, name)
         if not (math.isfinite(value) and value > 0):
             section.fail(name, f"expected a positive number, got {value!r}")
-    return settings
 
 
 def load_config(path: Path) -> RunConfig:
@@ -277,10 +282,7 @@ def load_config(path: Path) -> RunConfig:
             since=_since(section),
             deadline=float(section.get("deadline", defaults.deadline)),
         )
-        for name in ("rate", "timeout", "deadline"):
-            value = getattr(infobip, name)
-            if not (math.isfinite(value) and value > 0):
-                section.fail(name, f"expected a positive number, got {value!r}")
+        _positive(section, infobip)
         if infobip.page_size <= 0:
             section.fail("page_size", "expected a positive whole number")
 

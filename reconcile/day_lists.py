@@ -19,7 +19,7 @@ import re
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
@@ -41,6 +41,7 @@ __all__ = [
     "SOURCE_NAMES",
     "DayList",
     "DeliveryFailures",
+    "day_list_entry",
     "day_list_from_texts",
     "day_list_report_id",
     "day_list_texts",
@@ -218,17 +219,16 @@ def day_list_from_texts(
             "that is not a day list (one number a line, digits with or without +); nothing "
             "was kept for that day."
         )
-    display = source_display_name(source)
-    report_id = day_list_report_id(source, day)
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    entry = day_list_entry(source, day, ReportStatus.COMPLETE, origin=origin, now=now)
+    display = entry.network_name or ""
     events = conform_events(
         frame.filter(pl.col("phone_key").is_not_null())
         .select(
             number=pl.col("phone_key"),
             type=pl.lit(DEACTIVATION),
-            occurred_at=pl.lit(start, pl.Datetime("us", "UTC")),
+            occurred_at=pl.lit(entry.date_from, pl.Datetime("us", "UTC")),
             new_number=pl.lit(None, pl.UInt64),
-            report_id=pl.lit(report_id),
+            report_id=pl.lit(entry.report_id),
             network_id=pl.lit(None, pl.Int64),
             network_name=pl.lit(display),
             day_only=pl.lit(True),
@@ -236,17 +236,24 @@ def day_list_from_texts(
         )
         .unique("number", maintain_order=True)
     )
-    entry = ReportEntry(
-        report_id=report_id,
-        status=ReportStatus.COMPLETE,
-        network_name=display,
+    return DayList(replace(entry, records=events.height), events, bad.height, shown)
+
+
+def day_list_entry(
+    source: str, day: date, status: ReportStatus, *, origin: str, now: datetime | None = None
+) -> ReportEntry:
+    """The report of ``source``'s list for ``day``: its id, its operator name, and its
+    span, that day in UTC (``listed`` for a day that failed: a gap until it is read)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return ReportEntry(
+        report_id=day_list_report_id(source, day),
+        status=status,
+        network_name=source_display_name(source),
         date_from=start,
         date_to=start + timedelta(days=1),
-        records=events.height,
         source=origin,
         fetched_at=now,
     )
-    return DayList(entry, events, bad.height, shown)
 
 
 def text_of(data: bytes, name: str) -> str:

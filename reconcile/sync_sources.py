@@ -21,7 +21,12 @@ from reconcile._client import DeadlineReached
 from reconcile._http import Clock, SystemClock
 from reconcile.api import open_client
 from reconcile.consent import check_since, parse_utc_instants
-from reconcile.day_lists import day_list_from_texts, day_list_report_id, source_display_name
+from reconcile.day_lists import (
+    day_list_entry,
+    day_list_from_texts,
+    day_list_report_id,
+    source_display_name,
+)
 from reconcile.day_sources import DayListClient, DayNotReady, has_credentials, open_day_list_client
 from reconcile.errors import ApiError, AuthError, ChangeFileError, OptionError
 from reconcile.ledger import Ledger, ReportEntry
@@ -121,14 +126,8 @@ def fetch_day_lists(
             # is a gap, asked for again next time; never complete coverage
             message = client.redact(str(error))
             result.failed.append((report_id, message))
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            listed = ReportEntry(
-                report_id=report_id,
-                status=ReportStatus.LISTED,
-                network_name=name,
-                date_from=start,
-                date_to=start + timedelta(days=1),
-                source=settings.source,
+            listed = day_list_entry(
+                settings.source, day, ReportStatus.LISTED, origin=settings.source
             )
             commit_fetched(ledger, result, [], [listed])
             report(ProgressEvent("failed", report_id, error=message))
