@@ -18,6 +18,15 @@ from tests.fake_day_lists import FakeFiles, FakeTwilio, FakeVonage
 from tests.test_fetch_cli import every_byte_under
 
 TODAY = date.today()
+
+
+def _import_list(run_cli, listing, data, *, day="2024-03-10", source="twilio"):  # type: ignore[no-untyped-def]
+    """`ledger import LISTING --deactivated-on DAY --source SOURCE --data-dir DATA`."""
+    return run_cli(
+        "ledger", "import", listing, "--deactivated-on", day, "--source", source, "--data-dir", data
+    )
+
+
 DAY = TODAY - timedelta(days=3)
 
 
@@ -129,17 +138,7 @@ def test_import_a_day_list_with_its_day_and_source(run_cli, tmp_path):
     listing = tmp_path / "2024-03-10.csv"
     listing.write_text("number,carrier\n+14155550123,X\n4155550124,Y\nnot a number,Z\n")
     data = tmp_path / "data"
-    result = run_cli(
-        "ledger",
-        "import",
-        listing,
-        "--deactivated-on",
-        "2024-03-10",
-        "--source",
-        "Acme SMS",
-        "--data-dir",
-        data,
-    )
+    result = _import_list(run_cli, listing, data, day="2024-03-10", source="Acme SMS")
     assert result.exit_code == 0, result.output
     assert "imported 1 report(s), 2 events" in result.stdout
     assert "1 line(s) are not a phone number" in result.stdout
@@ -148,17 +147,7 @@ def test_import_a_day_list_with_its_day_and_source(run_cli, tmp_path):
     entry = Ledger(data).entries()[report_id]
     assert (entry.network_name, entry.status) == ("Acme SMS", "complete")
     # the same file again changes nothing
-    again = run_cli(
-        "ledger",
-        "import",
-        listing,
-        "--deactivated-on",
-        "2024-03-10",
-        "--source",
-        "acme sms",
-        "--data-dir",
-        data,
-    )
+    again = _import_list(run_cli, listing, data, day="2024-03-10", source="acme sms")
     assert "imported 0 report(s), 0 events" in again.stdout
 
 
@@ -348,17 +337,7 @@ def test_a_ledger_written_before_day_lists_still_reads_and_grows(tmp_path, run_c
     assert after.get_column("day_only").null_count() == after.height
     listing = tmp_path / "list.txt"
     listing.write_text("+14155550999\n")
-    added = run_cli(
-        "ledger",
-        "import",
-        listing,
-        "--deactivated-on",
-        "2024-03-10",
-        "--source",
-        "twilio",
-        "--data-dir",
-        data,
-    )
+    added = _import_list(run_cli, listing, data, day="2024-03-10", source="twilio")
     assert added.exit_code == 0, added.output
     assert Ledger(data).history().events.height == before.height + 1
     assert run_cli("ledger", "verify", "--data-dir", data).exit_code == 0
@@ -368,17 +347,7 @@ def test_a_lost_manifest_is_rebuilt_with_every_source(run_cli, tmp_path):
     data = tmp_path / "data"
     listing = tmp_path / "list.txt"
     listing.write_text("+14155550123\n")
-    run_cli(
-        "ledger",
-        "import",
-        listing,
-        "--deactivated-on",
-        "2024-03-10",
-        "--source",
-        "twilio",
-        "--data-dir",
-        data,
-    )
+    _import_list(run_cli, listing, data, day="2024-03-10", source="twilio")
     document = tmp_path / "dlr.json"
     document.write_text(json.dumps(DELIVERY_REPORTS))
     run_cli("ledger", "import", document, "--data-dir", data)
@@ -476,17 +445,7 @@ def test_a_list_without_numbers_is_never_coverage(run_cli, tmp_path, content, ou
     listing = tmp_path / "list.txt"
     listing.write_bytes(content)
     data = tmp_path / "data"
-    result = run_cli(
-        "ledger",
-        "import",
-        listing,
-        "--deactivated-on",
-        "2024-03-10",
-        "--source",
-        "twilio",
-        "--data-dir",
-        data,
-    )
+    result = _import_list(run_cli, listing, data, day="2024-03-10", source="twilio")
     if isinstance(outcome, int):
         assert result.exit_code == 0, result.output
         assert Ledger(data).history().events.height == outcome
@@ -565,17 +524,7 @@ def test_a_day_long_before_the_reports_leaves_a_hole_that_is_said(run_cli, tmp_p
     assert run_cli("ledger", "import", history_dir, "--data-dir", data).exit_code == 0
     listing = tmp_path / "old.txt"
     listing.write_text("+13105550100\n")
-    run_cli(
-        "ledger",
-        "import",
-        listing,
-        "--deactivated-on",
-        "2023-01-05",
-        "--source",
-        "twilio",
-        "--data-dir",
-        data,
-    )
+    _import_list(run_cli, listing, data, day="2023-01-05", source="twilio")
     status = run_cli("ledger", "status", "--data-dir", data).stdout
     assert "warning: no source covers 2023-01-06T00:00:00Z to 2024-03-01T00:00:00Z" in status
     contacts = tmp_path / "contacts.csv"
@@ -600,17 +549,7 @@ def test_a_damaged_zip_is_one_line_on_import_and_a_gap_on_fetch(run_cli, tmp_pat
 
     damaged = tmp_path / "damaged.zip"
     damaged.write_bytes(_damaged_zip())
-    result = run_cli(
-        "ledger",
-        "import",
-        damaged,
-        "--deactivated-on",
-        "2024-03-10",
-        "--source",
-        "acme",
-        "--data-dir",
-        tmp_path / "data",
-    )
+    result = _import_list(run_cli, damaged, tmp_path / "data", day="2024-03-10", source="acme")
     assert result.exit_code == 1 and "internal error" not in result.stderr
     assert result.stderr.count("\n") == 1
     with FakeVonage({DAY: ["14155550123"]}) as server:
@@ -648,17 +587,7 @@ def test_a_zip_of_many_files_is_not_a_day_list(run_cli, tmp_path):
             archive.writestr(f"part-{index}.txt", f"+1415555{index:04d}\n")
     many = tmp_path / "many.zip"
     many.write_bytes(buffer.getvalue())
-    result = run_cli(
-        "ledger",
-        "import",
-        many,
-        "--deactivated-on",
-        "2024-03-10",
-        "--source",
-        "acme",
-        "--data-dir",
-        tmp_path / "data",
-    )
+    result = _import_list(run_cli, many, tmp_path / "data", day="2024-03-10", source="acme")
     assert result.exit_code == 1 and "a zip of 150 files" in result.stderr
 
 
@@ -666,17 +595,7 @@ def test_an_excel_float_is_not_a_digit(run_cli, tmp_path):
     listing = tmp_path / "floats.txt"
     listing.write_text("4155550100.0\n4155550101.0\n2125550143.0\n")
     data = tmp_path / "data"
-    run_cli(
-        "ledger",
-        "import",
-        listing,
-        "--deactivated-on",
-        "2024-03-10",
-        "--source",
-        "acme",
-        "--data-dir",
-        data,
-    )
+    _import_list(run_cli, listing, data, day="2024-03-10", source="acme")
     numbers = sorted(Ledger(data).history().events.get_column("number").to_list())
     assert numbers == [12125550143, 14155550100, 14155550101]
 
