@@ -29,8 +29,8 @@ from reconcile._csvscan import (
     block_end,
     check_line_lengths,
     footer_delimiter,
+    holds_records,
     newline_byte,
-    records_in,
     scan_csv,
 )
 from reconcile._encodings import (
@@ -221,7 +221,7 @@ def _read_first_block(
         if cut == 0:
             raise _too_long_record(path.name, window)
         body, rest = window[:cut], window[cut:]
-        if records_in(body, line_end) > FIRST_BLOCK_ROWS or len(window) >= _FIRST_BLOCK_MOST:
+        if holds_records(body, line_end, FIRST_BLOCK_ROWS) or len(window) >= _FIRST_BLOCK_MOST:
             break
         more = _read(path, handle, BLOCK_BYTES)
         ends = len(more) < BLOCK_BYTES

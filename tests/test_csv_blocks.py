@@ -8,8 +8,11 @@ the cleaned file, the change list and the counts exactly as they are with one bl
 
 from __future__ import annotations
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 
+import reconcile._csvscan as _csvscan
 import reconcile.csv_files as csv_files
 from reconcile import ColumnChoice
 from reconcile.contacts import read_contacts
@@ -238,3 +241,52 @@ def test_a_cr_only_file_names_an_undecodable_byte_by_its_line(tmp_path, monkeypa
     monkeypatch.setattr(csv_files, "BLOCK_BYTES", 100)
     with pytest.raises(EncodingError, match="line 31 "):
         list(read_contacts(source, ColumnChoice()).pieces(1000))
+
+
+def _block_end_by_every_break(window: bytes, line_end: int, delimiter: str | None) -> int:
+    """The rule of `block_end` by its definition: every line break outside quotes (an
+    even number of quotes before it), the footer-like records at the end left out."""
+    breaks = [
+        place
+        for place, byte in enumerate(window)
+        if byte == line_end and window.count(b'"', 0, place) % 2 == 0
+    ]
+    if not breaks:
+        return 0
+
+    def footer_like(record: bytes) -> bool:
+        if record in (b"", b"\r"):
+            return True
+        if delimiter is None:
+            return False
+        outside = [
+            place
+            for place, byte in enumerate(record)
+            if byte == ord(delimiter) and record.count(b'"', 0, place) % 2 == 0
+        ]
+        return not outside
+
+    for index in range(len(breaks) - 1, 0, -1):
+        if not footer_like(window[breaks[index - 1] + 1 : breaks[index]]):
+            return breaks[index] + 1
+    return breaks[-1] + 1
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(
+    pieces=st.lists(
+        st.sampled_from([b"a", b",", b'"', b"\n", b"\r", b'""', b"x,y\n"]), max_size=60
+    ),
+    quoted_lines=st.integers(min_value=0, max_value=100),
+    delimiter=st.sampled_from([",", None]),
+    line_end=st.sampled_from([ord("\n"), ord("\r")]),
+)
+def test_a_block_ends_after_its_last_whole_record(pieces, quoted_lines, delimiter, line_end):
+    # a quoted field of many lines makes `block_end` walk back past _WALK_BACK breaks
+    window = b"".join(pieces) + b'"' + b"\n\r" * quoted_lines + b'"\n' + b"".join(pieces)
+    assert _csvscan.block_end(window, line_end, delimiter) == _block_end_by_every_break(
+        window, line_end, delimiter
+    )
+    assert _csvscan.holds_records(window, line_end, 3) == (
+        _csvscan.records_in(window, line_end) > 3
+    )
