@@ -231,6 +231,10 @@ def looks_like_phones(values: pl.Series, default_region: str = "US") -> bool:
     filled = text.filter(text.str.strip_chars().str.len_bytes() > 0)
     if filled.len() < _CONTENT_LEAST:
         return False
+    # a cell without a digit holds no number: a column of names or notes is settled
+    # here, without the number finder
+    if int(filled.str.contains("[0-9]").sum()) < _CONTENT_SHARE * filled.len():
+        return False
     # a date or a timestamp holds digit runs a number finder would take for a phone:
     # the consent rules say which cells are dates
     dates = parse_consent(filled, "UTC").get_column("consent_status") == PARSED
