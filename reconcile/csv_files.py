@@ -8,6 +8,7 @@ field of a kept row stay byte-identical.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -144,16 +145,30 @@ class CsvContacts:
 
 class _LaterBlocks(Iterator[CsvSource]):
     """The blocks after the first, and the open file they are read from: `close` lets
-    it go whether or not they were all read."""
+    it go whether or not they were all read.
+
+    Each block is read and scanned one ahead, on a thread of its own, while the block
+    before it is prepared and decided (numpy's scan leaves the GIL to polars' work); a
+    block's error is raised when that block is asked for, in the file's order.
+    """
 
     def __init__(self, handle: BinaryIO, blocks: Iterator[CsvSource]) -> None:
         self._handle = handle
         self._blocks = blocks
+        self._reader = ThreadPoolExecutor(max_workers=1)
+        self._ahead: Future[CsvSource | None] = self._reader.submit(next, blocks, None)
 
     def __next__(self) -> CsvSource:
-        return next(self._blocks)
+        block = self._ahead.result()
+        if block is None:
+            raise StopIteration
+        self._ahead = self._reader.submit(next, self._blocks, None)
+        return block
 
     def close(self) -> None:
+        with contextlib.suppress(BaseException):  # the block never asked for
+            self._ahead.result()
+        self._reader.shutdown(wait=True)
         close = getattr(self._blocks, "close", None)
         if close is not None:
             close()
