@@ -124,6 +124,7 @@ class CsvScan:
             ord(self.delimiter),
             True,
             self.newline[-1],
+            self.body,
         ).delimiters
 
     @property
@@ -335,10 +336,9 @@ def _scan(
     def line(position: int) -> int:
         return _line_of(body, position, line_shift, line_end)
 
-    structure = find_structure(data, delimiter_byte, line_end=line_end)
-    quotes = structure.quotes
-    if quotes.size & 1:
-        opening = int(quotes[-1])
+    structure = find_structure(data, delimiter_byte, line_end=line_end, body=body)
+    if structure.quote_count & 1:
+        opening = structure.last_quote
         raise MalformedCSVError(
             f"{name}: line {line(opening)}: a quoted field is never closed "
             '(a missing " ); fix that field or export the file again.'
