@@ -28,12 +28,12 @@ from reconcile.changelist import write_changes
 from reconcile.consent import parse_consent, reject_future
 from reconcile.contacts import ContactTable, Piece
 from reconcile.csv_writing import write_csv_rows
+from reconcile.evidence import EVIDENCE_ROW, evidence_rows, number_evidence
 from reconcile.modes import FLAG_COLUMNS, blank_cells, flag_columns
 from reconcile.options import CleanOptions
 from reconcile.phones import find_numbers
 from reconcile.results import kept_mask
 from reconcile.rows import DecidedPiece, decide_piece, piece_entries
-from reconcile.verdicts import EVIDENCE_ROW, evidence_rows, number_evidence
 
 __all__ = [
     "DECIDE_ROWS",

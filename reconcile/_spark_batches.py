@@ -4,7 +4,7 @@ Nothing here imports pyspark: each function takes Arrow record batches and yield
 record batches, and `spark` hands them to ``mapInArrow``. The rules are not written
 again: numbers are found by `phones.find_numbers`, consent is parsed and rows decided by
 `_pipeline.numbers_and_consent` and `rows.decide_piece`, the evidence is
-`verdicts.events_evidence`, the change list is `changelist.changes_frame` and the modes
+`evidence.events_evidence`, the change list is `changelist.changes_frame` and the modes
 are `modes.flag_columns` / `modes.blank_cells`, exactly as a CSV piece on one machine.
 """
 
@@ -33,17 +33,17 @@ from reconcile.errors import (
     MalformedCSVError,
     ReconcileError,
 )
+from reconcile.evidence import (
+    EVIDENCE_EVENT_COLUMNS,
+    EVIDENCE_ROW,
+    events_evidence,
+    evidence_rows,
+)
 from reconcile.modes import FLAG_COLUMNS, blank_cells, flag_columns
 from reconcile.options import CleanOptions
 from reconcile.phones import find_numbers
 from reconcile.rows import DecidedPiece, decide_piece
-from reconcile.verdicts import (
-    EVIDENCE_EVENT_COLUMNS,
-    EVIDENCE_ROW,
-    VERDICTS,
-    events_evidence,
-    evidence_rows,
-)
+from reconcile.verdicts import VERDICTS
 
 __all__ = [
     "CHANGES",
@@ -74,7 +74,7 @@ ORDER_PART, ORDER_INDEX = "__part", "__index"
 UNREADABLE = "__consent_unreadable"
 NUMBER_COUNTS = tuple(f"__numbers_{verdict}" for verdict in VERDICTS)
 _UTC = pa.timestamp("us", tz="UTC")
-# `verdicts.number_evidence`'s columns, as Spark holds them (numbers as signed longs: an
+# `evidence.number_evidence`'s columns, as Spark holds them (numbers as signed longs: an
 # E.164 number has at most 15 digits)
 EVIDENCE_SCHEMA = pa.schema(
     [
@@ -300,7 +300,7 @@ def _refuse_replacement_characters(batch: pa.RecordBatch, layout: Layout) -> Non
 
 
 def partition_evidence(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """`verdicts.events_evidence` of one partition's events (every event of a number is
+    """`evidence.events_evidence` of one partition's events (every event of a number is
     in the same partition), read in the history's own order so the same event reported
     twice cites the same report as on one machine."""
     frame = _frame(list(batches))

@@ -60,7 +60,7 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "network_id": pl.Int64(),
     "network_name": pl.String(),
     # known by its day only (a day list): `occurred_at` is that day's 00:00 UTC, and the
-    # verdicts compare it at the latest instant the day can end (`verdicts.compared_at`)
+    # verdicts compare it at the latest instant the day can end (`evidence.compared_at`)
     "day_only": pl.Boolean(),
     # what the source adds ("may be a port", a delivery failure's error and message id)
     "detail": pl.String(),

@@ -48,12 +48,13 @@ from reconcile.ledger_files import (
     MANIFEST_FORMAT,
     check_events_file,
     damaged_file,
+    empty_manifest,
     fsync_directory,
     next_manifest,
+    read_manifest,
     stage_events,
 )
 from reconcile.lifecycle import (
-    EVENTS_FILE_NAME,
     ReportEntry,
     after_listed,
     merge_entry,
@@ -63,9 +64,6 @@ from reconcile.lifecycle import (
 )
 
 __all__ = ["MANIFEST_FORMAT", "Ledger", "ReportEntry"]
-
-# manifests this version reads (format 1: before event files carried their metadata)
-_READABLE_FORMATS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -152,40 +150,21 @@ class Ledger:
         if stat is None:
             self._cached = None
             if not self.event_files_on_disk():
-                return _Snapshot(_empty_manifest(), {})  # a new ledger
+                return _Snapshot(empty_manifest(), {})  # a new ledger
             # files without a manifest are never read as an empty ledger: a reader says
             # so; a writer first rolls a first commit forward (`_recover`)
             return self._missing_manifest()
         identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if self._cached is not None and self._cached[0] == identity:
             return self._cached[1]
-        manifest = self._parse_manifest()
-        reports = manifest.get("reports", {})
-        try:
-            entries = {str(key): ReportEntry.from_json(value) for key, value in reports.items()}
-        except (AttributeError, KeyError, TypeError, ValueError):
-            raise self._damaged("a report entry is not what the ledger writes") from None
-        files = manifest.get("files", {})
-        if not isinstance(files, dict) or not all(
-            isinstance(name, str)
-            and EVENTS_FILE_NAME.fullmatch(name)
-            and isinstance(info, dict)
-            and isinstance(info.get("reports", 1), int)
-            and not isinstance(info.get("reports", 1), bool)
-            and isinstance(info.get("bytes", 0), int)
-            and isinstance(info.get("sha256", ""), str)
-            and isinstance(info.get("mtime_ns", 0), int)
-            and isinstance(info.get("metadata", False), bool)
-            for name, info in files.items()
-        ):
-            raise self._damaged("its list of files is not what the ledger writes")
+        manifest, entries = read_manifest(self.manifest_path)
         snapshot = _Snapshot(manifest, entries)
         self._cached = (identity, snapshot)
         return snapshot
 
     def nothing_committed(self) -> _Snapshot:
         """The snapshot of a ledger nothing was ever committed to."""
-        return _Snapshot(_empty_manifest(), {})
+        return _Snapshot(empty_manifest(), {})
 
     def _missing_manifest(self) -> _Snapshot:
         count = len(self.event_files_on_disk())
@@ -194,33 +173,6 @@ class Ledger:
             "nothing was changed. Run `reconcile ledger rebuild` to restore the manifest "
             'from them (see the README, "Recovering the ledger").'
         )
-
-    def _damaged(self, what: str) -> LedgerError:
-        return LedgerError(
-            f"{self.manifest_path} is damaged ({what}); nothing was changed. Run "
-            "`reconcile ledger rebuild` to restore it from the events files (see the "
-            'README, "Recovering the ledger").'
-        )
-
-    def _parse_manifest(self) -> dict[str, Any]:
-        try:
-            text = self.manifest_path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise LedgerError(f"{self.manifest_path}: cannot read ({error.strerror}).") from None
-        except UnicodeDecodeError:
-            raise self._damaged("not UTF-8 text") from None
-        try:
-            manifest = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            raise self._damaged("not JSON") from None
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("reports", {}), dict):
-            raise self._damaged("not a manifest")
-        if manifest.get("format") not in _READABLE_FORMATS:
-            raise LedgerError(
-                f"{self.manifest_path}: unknown manifest format {manifest.get('format')!r}; "
-                f"this reconcile reads formats {', '.join(map(str, _READABLE_FORMATS))}."
-            )
-        return manifest
 
     def event_files_on_disk(self) -> list[Path]:
         """Every ``*.parquet`` file in ``events/``, named by the manifest or not."""
@@ -561,7 +513,3 @@ class Ledger:
             raise self._fail(error, []) from None
         self._cached = None
         self._finish()  # a rebuild read every file, those of a commit cut short too
-
-
-def _empty_manifest() -> dict[str, Any]:
-    return {"format": MANIFEST_FORMAT, "last_sync": None, "reports": {}}

@@ -21,7 +21,7 @@ import polars as pl
 from reconcile._text import first_line, manifest_instant
 from reconcile.errors import LedgerError
 from reconcile.history import REQUIRED_EVENT_COLUMNS, conform_events
-from reconcile.lifecycle import ReportEntry
+from reconcile.lifecycle import EVENTS_FILE_NAME, ReportEntry
 
 __all__ = [
     "FILE_METADATA_KEY",
@@ -275,3 +275,62 @@ def next_manifest(
         "files": dict(sorted(files.items())),
         "replaced": replaced,
     }
+
+
+# manifests this version reads (format 1: before event files carried their metadata)
+_READABLE_FORMATS = (1, 2)
+
+
+def empty_manifest() -> dict[str, Any]:
+    """The manifest of a ledger nothing was ever committed to."""
+    return {"format": MANIFEST_FORMAT, "last_sync": None, "reports": {}}
+
+
+def _damaged(path: Path, what: str) -> LedgerError:
+    return LedgerError(
+        f"{path} is damaged ({what}); nothing was changed. Run "
+        "`reconcile ledger rebuild` to restore it from the events files (see the "
+        'README, "Recovering the ledger").'
+    )
+
+
+def read_manifest(path: Path) -> tuple[dict[str, Any], dict[str, ReportEntry]]:
+    """The manifest at ``path`` and its report entries, checked to be what the ledger
+    writes (a damaged or unknown one is one line saying how to rebuild it)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise LedgerError(f"{path}: cannot read ({error.strerror}).") from None
+    except UnicodeDecodeError:
+        raise _damaged(path, "not UTF-8 text") from None
+    try:
+        manifest = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise _damaged(path, "not JSON") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("reports", {}), dict):
+        raise _damaged(path, "not a manifest")
+    if manifest.get("format") not in _READABLE_FORMATS:
+        raise LedgerError(
+            f"{path}: unknown manifest format {manifest.get('format')!r}; "
+            f"this reconcile reads formats {', '.join(map(str, _READABLE_FORMATS))}."
+        )
+    reports = manifest.get("reports", {})
+    try:
+        entries = {str(key): ReportEntry.from_json(value) for key, value in reports.items()}
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise _damaged(path, "a report entry is not what the ledger writes") from None
+    files = manifest.get("files", {})
+    if not isinstance(files, dict) or not all(
+        isinstance(name, str)
+        and EVENTS_FILE_NAME.fullmatch(name)
+        and isinstance(info, dict)
+        and isinstance(info.get("reports", 1), int)
+        and not isinstance(info.get("reports", 1), bool)
+        and isinstance(info.get("bytes", 0), int)
+        and isinstance(info.get("sha256", ""), str)
+        and isinstance(info.get("mtime_ns", 0), int)
+        and isinstance(info.get("metadata", False), bool)
+        for name, info in files.items()
+    ):
+        raise _damaged(path, "its list of files is not what the ledger writes")
+    return manifest, entries

@@ -13,12 +13,11 @@ import polars as pl
 
 from reconcile._text import first_line as _first_line
 from reconcile.api_pages import date_bounds
-from reconcile.day_lists import (
+from reconcile.day_lists import day_of, read_day_list_file
+from reconcile.delivery_reports import (
     DELIVERY_FAILURE_ERRORS,
-    day_of,
     delivery_failures,
     is_delivery_report,
-    read_day_list_file,
 )
 from reconcile.errors import ChangeFileError
 from reconcile.history import (

@@ -69,7 +69,7 @@ def decide_piece(
 ) -> DecidedPiece:
     """Decide ``rows`` (``row``, ``consent``, ``id``) from their numbers (``entries``, from
     `piece_entries`, indexed into ``row_text``) and the numbers' ``evidence``
-    (`verdicts.number_evidence`, or with each entry's ``evidence_row`` found already)."""
+    (`evidence.number_evidence`, or with each entry's ``evidence_row`` found already)."""
     decided = decide_rows(entries, evidence, coverage_start, actions, row_text)
     index = entries.get_column("index")
     deciding = deciding_entries(index, decided.verdict, decided.action)

@@ -57,10 +57,11 @@ from reconcile.column_words import CONTENT_ROWS
 from reconcile.columns import ChosenColumns
 from reconcile.contacts import CSV_SUFFIXES
 from reconcile.errors import InputError, OptionError
+from reconcile.evidence import EVIDENCE_EVENT_COLUMNS
 from reconcile.history import History, conform_events
 from reconcile.modes import FLAG_COLUMNS
 from reconcile.options import CleanOptions
-from reconcile.verdicts import DROPPED_ACTIONS, EVIDENCE_EVENT_COLUMNS
+from reconcile.verdicts import DROPPED_ACTIONS
 
 _PARQUET_SUFFIXES = frozenset({".parquet"})
 
