@@ -192,37 +192,42 @@ def first_record(body: bytes) -> bytes:
 _WALK_BACK = 64
 
 
-def _breaks_from_end(window: bytes, line_end: int) -> Iterator[int]:
-    """The line breaks outside quotes of ``window`` (which begins at a record), last
-    first: each found by `rfind` and the quotes before it counted by `bytes.count`, a
-    pass of C over the bytes instead of numpy's several over every quote and newline."""
+def _breaks_from_end(window: bytes | bytearray, line_end: int, start: int) -> Iterator[int]:
+    """The line breaks outside quotes of ``window`` (which begins at a record) from
+    ``start`` on, last first: each found by `rfind` and the quotes before it counted by
+    `bytes.count`, a pass of C over the bytes instead of numpy's several over every quote
+    and newline."""
     newline = bytes([line_end])
-    position = window.rfind(newline)
+    position = window.rfind(newline, start)
     if position < 0:
         return
     quotes = window.count(b'"', 0, position)
     for _step in range(_WALK_BACK):
         if not quotes & 1:
             yield position
-        previous = window.rfind(newline, 0, position)
+        previous = window.rfind(newline, start, position)
         if previous < 0:
             return
         quotes -= window.count(b'"', previous + 1, position)
         position = previous
     data = np.frombuffer(window, dtype=np.uint8)[: position + 1]
     rest = _outside_quotes(_positions(data, line_end), _positions(data, _QUOTE))
-    yield from (int(place) for place in rest[::-1])
+    yield from (int(place) for place in rest[::-1] if place >= start)
 
 
-def block_end(window: bytes, line_end: int, delimiter: str | None = None) -> int:
+def block_end(
+    window: bytes | bytearray, line_end: int, delimiter: str | None = None, start: int = 0
+) -> int:
     """Where the last whole record of ``window`` (which begins at a record) ends, its
-    line break included; 0 when no record ends in it.
+    line break included; 0 when no record ends in it. The records before ``start`` (a
+    header put in front of the block's own) are not the block's: no break is sought
+    among them.
 
     Blank lines at the end, and with a ``delimiter`` lines of one field, are left to the
     next block, so that a report footer (a blank line, then lines of one field) is never
     cut apart: only the file's last block looks for one.
     """
-    breaks = _breaks_from_end(window, line_end)
+    breaks = _breaks_from_end(window, line_end, start)
     last = next(breaks, None)
     if last is None:
         return 0
@@ -265,7 +270,7 @@ def footer_delimiter(window: bytes, delimiter: str | None) -> str | None:
     return None if _one_field(header, ord(chosen)) else chosen
 
 
-def _one_field(record: bytes, delimiter_byte: int) -> bool:
+def _one_field(record: bytes | bytearray, delimiter_byte: int) -> bool:
     data = np.frombuffer(record, dtype=np.uint8)
     delimiters = _outside_quotes(_positions(data, delimiter_byte), _positions(data, _QUOTE))
     return delimiters.size == 0

@@ -9,11 +9,11 @@ field of a kept row stay byte-identical.
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import polars as pl
 
@@ -152,7 +152,7 @@ class _LaterBlocks(Iterator[CsvSource]):
     block's error is raised when that block is asked for, in the file's order.
     """
 
-    def __init__(self, handle: BinaryIO, blocks: Iterator[CsvSource]) -> None:
+    def __init__(self, handle: io.BufferedReader, blocks: Iterator[CsvSource]) -> None:
         self._handle = handle
         self._blocks = blocks
         self._reader = ThreadPoolExecutor(max_workers=1)
@@ -203,7 +203,7 @@ def read_csv_contacts(
         raise
 
 
-def _read(path: Path, handle: BinaryIO, size: int) -> bytes:
+def _read(path: Path, handle: io.BufferedReader, size: int) -> bytes:
     try:
         return handle.read(size)
     except OSError as error:
@@ -212,7 +212,7 @@ def _read(path: Path, handle: BinaryIO, size: int) -> bytes:
 
 def _read_first_block(
     path: Path,
-    handle: BinaryIO,
+    handle: io.BufferedReader,
     choice: ColumnChoice,
     encoding: str | None,
     delimiter: str | None,
@@ -317,7 +317,7 @@ def _warm_then_read(
 
 def _later_blocks(
     path: Path,
-    handle: BinaryIO,
+    handle: io.BufferedReader,
     first: CsvSource,
     header: bytes,
     rest: bytes,
@@ -335,7 +335,6 @@ def _later_blocks(
     delimiter = first.scan.delimiter
     newline = first.scan.newline[-1:]  # the file's line break (LF, or CR alone)
     lines_before = first.scan.body.count(newline)
-    header_lines = header.count(newline)
     records_before = first.scan.record_start.size
     rows_before = first.scan.row_count
     several_fields = first.scan.header_fields > 1
@@ -344,25 +343,37 @@ def _later_blocks(
     bom, wanted, fields = first.bom, first.wanted, first.fields
     phone_count, has_id = first.phone_count, first.has_id
     del first
+    start = len(header)  # each block is scanned with the header in front of it
+    shift = -header.count(newline)  # ... whose lines are not the block's
     while True:
-        window = rest + _read(path, handle, BLOCK_BYTES - len(rest))
-        ends = len(window) < BLOCK_BYTES
-        body, rest = window, b""
+        # read into a buffer that already holds the header and the rest of the block
+        # before, so that the block's bytes are copied once, not once per step
+        buffer = bytearray(start + len(rest) + BLOCK_BYTES - len(rest))
+        buffer[:start] = header
+        buffer[start : start + len(rest)] = rest
+        filled = start + len(rest) + _read_into(path, handle, buffer, start + len(rest))
+        ends = filled - start < BLOCK_BYTES
+        cut = filled
         if not ends:
-            cut = block_end(window, newline[0], delimiter if several_fields else None)
+            cut = block_end(buffer, newline[0], delimiter if several_fields else None, start=start)
             if cut == 0:
-                raise _too_long_record(path.name, window, lines_before)
-            body, rest = window[:cut], window[cut:]
-        del window
-        check_line_lengths(path.name, body, lines_before)
-        if not settled and not body.isascii():
-            codec = detect_encoding(path.name, body, False, lines_before, newline)
+                raise _too_long_record(path.name, buffer[start:], lines_before)
+        view = memoryview(buffer)
+        block, rest = bytes(view[:cut]), bytes(view[cut:filled])
+        view.release()
+        del buffer
+        check_line_lengths(path.name, block, lines_before + shift)
+        if not settled and not block.isascii():  # the header is ASCII then
+            codec = detect_encoding(path.name, block, False, lines_before + shift, newline)
             settled = True
         elif settled:
-            check_decodes(path.name, body, codec, asked, lines_before, newline)
+            check_decodes(path.name, block, codec, asked, lines_before + shift, newline)
             if asked is None and codec == "cp1252":
-                refuse_utf8_after_cp1252(path.name, body, lines_before, newline)
-        block = header + body
+                # a header in Windows-1252 is no UTF-8: the block's own lines are judged
+                body = block if header.isascii() else block[start:]
+                refuse_utf8_after_cp1252(
+                    path.name, body, lines_before + (shift if body is block else 0), newline
+                )
         reading = None
         if newline == b"\n":
             reading = _read_ahead(block, list(wanted), delimiter, codec)
@@ -371,12 +382,11 @@ def _later_blocks(
             block,
             delimiter,
             footer=ends,
-            line_shift=lines_before - header_lines,
+            line_shift=lines_before + shift,
             line_end=newline[0],
         )
+        lines_before += block.count(newline) + shift
         del block
-        lines_before += body.count(newline)
-        del body
         yield CsvSource(
             scan=scan,
             encoding=codec,
@@ -398,7 +408,27 @@ def _later_blocks(
             return
 
 
-def _too_long_record(name: str, window: bytes, lines_before: int = 0) -> MalformedCSVError:
+def _read_into(path: Path, handle: io.BufferedReader, buffer: bytearray, start: int) -> int:
+    """Fill ``buffer`` from ``start`` with the file's next bytes; how many were read (fewer
+    only at the file's end). The buffer is cut to what it holds."""
+    view = memoryview(buffer)
+    filled = start
+    try:
+        while filled < len(buffer):
+            count = handle.readinto(view[filled:])
+            if not count:
+                break
+            filled += count
+    except OSError as error:
+        raise InputError(f"{path}: cannot read the file ({error.strerror}).") from None
+    finally:
+        view.release()
+    return filled - start
+
+
+def _too_long_record(
+    name: str, window: bytes | bytearray, lines_before: int = 0
+) -> MalformedCSVError:
     """No record ends in a whole block: a quote opened there is never closed (a stray
     ``"`` turns the rest of the file into one field), or a record is far longer than
     any contact's."""
