@@ -118,16 +118,15 @@ def normalize_phones(
         general = _normalize_general(text, region)
         return general if with_e164 else general.drop("phone_e164")
     # Fast path: one DFA match for the common North American shapes; the digits are
-    # then the last ten before any extension marker. Every other cell (and any cell whose
+    # then the last ten once the extension is gone. Every other cell (and any cell whose
     # fast digits do not come out clean) is answered by the general rules.
-    cut = pl.col("raw").str.find(rf"(?i){_EXTENSION_MARKER}").fill_null(1 << 30)
     fast = (
         pl.DataFrame({"raw": text})
         .select(
             digit_text=pl.when(pl.col("raw").str.contains(_NANP_SHAPE)).then(
                 pl.lit("1")
                 + pl.col("raw")
-                .str.head(cut)
+                .str.replace(rf"(?i){_EXTENSION}", "")
                 .str.replace_many(_SEPARATORS, [""] * len(_SEPARATORS))
                 .str.slice(-10)
             )

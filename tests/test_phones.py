@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconcile.errors import OptionError
 from reconcile.phones import normalize_phones
@@ -170,3 +172,35 @@ def test_011_is_an_international_prefix_only_in_north_america():
     assert gb["phone_e164"].to_list() == ["+441134960000", None, "+447911123456"]
     us = normalize_phones(pl.Series(["011 44 20 7946 0958"]), "US")
     assert us["phone_e164"].to_list() == ["+442079460958"]
+
+
+_SEPARATOR = st.sampled_from(["", " ", "-", ".", "/", "  ", "\t", "\n", "\u00a0"])
+
+
+@st.composite
+def _nanp_like(draw: st.DrawFn) -> str:
+    """A cell in or near the fast path's shapes: prefixes, separators of every kind,
+    extensions with whitespace (line breaks too) around their marker."""
+    prefix = draw(st.sampled_from(["", "1", "+1", "+1 ", "001 ", "011 1 ", "tel:", "TEL: +1"]))
+    area = draw(st.sampled_from(["415", "212", "(415)", "(212) ", "115", "999"]))
+    exchange = draw(st.sampled_from(["555", "200", "155"]))
+    line = draw(st.sampled_from(["0123", "9999", "01234"]))
+    extension = draw(
+        st.sampled_from(
+            ["", " x12", "x1", " ext. 45", "\next 7", " #99", ";ext=12", " EXT 1234567"]
+        )
+    )
+    tail = draw(st.sampled_from(["", " ", "\n", "\t"]))
+    parts = [prefix, area, draw(_SEPARATOR), exchange, draw(_SEPARATOR), line, extension, tail]
+    return draw(_SEPARATOR).join(parts[:2]) + "".join(parts[2:])
+
+
+@settings(max_examples=300, deadline=None)
+@given(cells=st.lists(_nanp_like(), min_size=1, max_size=20))
+def test_the_fast_path_answers_as_the_general_rules_do(cells):
+    from reconcile.phones import _normalize_general
+
+    raw = pl.Series(cells, dtype=pl.String)
+    fast = normalize_phones(raw, "US", with_e164=False)
+    general = _normalize_general(raw, "US").select("phone_key", "phone_error")
+    assert fast.get_column("phone_key").to_list() == general.get_column("phone_key").to_list()
