@@ -345,11 +345,12 @@ def _later_blocks(
     del first
     start = len(header)  # each block is scanned with the header in front of it
     shift = -header.count(newline)  # ... whose lines are not the block's
+    # every block is read into one buffer that already holds the header and the rest of
+    # the block before, so that a block's bytes are copied once, into memory that is
+    # not fresh (a fresh block's pages fault in one by one)
+    buffer = bytearray(start + BLOCK_BYTES)
+    buffer[:start] = header
     while True:
-        # read into a buffer that already holds the header and the rest of the block
-        # before, so that the block's bytes are copied once, not once per step
-        buffer = bytearray(start + len(rest) + BLOCK_BYTES - len(rest))
-        buffer[:start] = header
         buffer[start : start + len(rest)] = rest
         filled = start + len(rest) + _read_into(path, handle, buffer, start + len(rest))
         ends = filled - start < BLOCK_BYTES
@@ -361,7 +362,8 @@ def _later_blocks(
         view = memoryview(buffer)
         block, rest = bytes(view[:cut]), bytes(view[cut:filled])
         view.release()
-        del buffer
+        if ends:
+            del buffer
         check_line_lengths(path.name, block, lines_before + shift)
         if not settled and not block.isascii():  # the header is ASCII then
             codec = detect_encoding(path.name, block, False, lines_before + shift, newline)
@@ -410,7 +412,7 @@ def _later_blocks(
 
 def _read_into(path: Path, handle: io.BufferedReader, buffer: bytearray, start: int) -> int:
     """Fill ``buffer`` from ``start`` with the file's next bytes; how many were read (fewer
-    only at the file's end). The buffer is cut to what it holds."""
+    only at the file's end)."""
     view = memoryview(buffer)
     filled = start
     try:
