@@ -147,28 +147,33 @@ class _LaterBlocks(Iterator[CsvSource]):
     """The blocks after the first, and the open file they are read from: `close` lets
     it go whether or not they were all read.
 
-    Each block is read and scanned one ahead, on a thread of its own, while the block
-    before it is prepared and decided (numpy's scan leaves the GIL to polars' work); a
-    block's error is raised when that block is asked for, in the file's order.
+    The second block is read and scanned ahead, on a thread of its own, while the first
+    is prepared (numpy's scan leaves the GIL to polars' work): at the start nothing else
+    would keep the other core busy. Later blocks are read when asked for, so that memory
+    holds no extra block in a large file. A block's error is raised when that block is
+    asked for, in the file's order.
     """
 
     def __init__(self, handle: io.BufferedReader, blocks: Iterator[CsvSource]) -> None:
         self._handle = handle
         self._blocks = blocks
-        self._reader = ThreadPoolExecutor(max_workers=1)
-        self._ahead: Future[CsvSource | None] = self._reader.submit(next, blocks, None)
+        reader = ThreadPoolExecutor(max_workers=1)
+        self._ahead: Future[CsvSource | None] | None = reader.submit(next, blocks, None)
+        reader.shutdown(wait=False)
 
     def __next__(self) -> CsvSource:
-        block = self._ahead.result()
+        if self._ahead is not None:
+            block, self._ahead = self._ahead.result(), None
+        else:
+            block = next(self._blocks, None)
         if block is None:
             raise StopIteration
-        self._ahead = self._reader.submit(next, self._blocks, None)
         return block
 
     def close(self) -> None:
-        with contextlib.suppress(BaseException):  # the block never asked for
-            self._ahead.result()
-        self._reader.shutdown(wait=True)
+        if self._ahead is not None:
+            with contextlib.suppress(BaseException):  # the block never asked for
+                self._ahead.result()
         close = getattr(self._blocks, "close", None)
         if close is not None:
             close()
