@@ -20,7 +20,6 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import numpy as np
 import numpy.typing as npt
@@ -52,6 +51,12 @@ class Appended:
 
 _LAST_COLUMN = 16_384  # XFD
 
+
+
+def _xml_text(text: str) -> str:
+    """``text`` as XML character data (what `xml.sax.saxutils.escape` does; importing it
+    brings urllib and ssl into every run)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 def _column_number(letters: bytes) -> int:
     """``A`` -> ``1``, ``AA`` -> ``27``."""
@@ -419,7 +424,7 @@ def _with_cells(
         + b"is><"
         + prefix
         + b't xml:space="preserve">'
-        + escape(excel_escaped_text(value) if re.search(NEEDS_ESCAPE, value) else value).encode()
+        + _xml_text(excel_escaped_text(value) if re.search(NEEDS_ESCAPE, value) else value).encode()
         + b"</"
         + prefix
         + b"t></"
