@@ -226,16 +226,7 @@ def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame | pl.LazyFrame)
         return Coverage(None, None, [], ["no history: every consent is unverified"])
     operators: list[OperatorCoverage] = []
     for (network,), group in spans.sort("start").group_by("network_name", maintain_order=True):
-        gaps: list[tuple[datetime, datetime]] = []
-        reach: datetime | None = None
-        previous_assumed = False
-        for start, end, assumed in group.select("start", "end", "assumed").iter_rows():
-            # Between spans assumed from events alone nothing is known of the days in
-            # between, so only holes next to reports with metadata are called gaps.
-            if reach is not None and start > reach and not (assumed or previous_assumed):
-                gaps.append((reach, start))
-            reach = end if reach is None else max(reach, end)
-            previous_assumed = assumed
+        gaps = _holes(group)
         operators.append(
             OperatorCoverage(
                 network=str(network),
@@ -287,11 +278,19 @@ def compute_coverage(reports: pl.DataFrame, events: pl.DataFrame | pl.LazyFrame)
 
 
 def _holes(spans: pl.DataFrame) -> list[tuple[datetime, datetime]]:
-    """The spans between the first start and the last end that no report covers."""
+    """The spans between the first start and the last end that no report covers: one
+    operator's gaps, or every source's holes.
+
+    A span assumed from events alone says nothing of the time around it (it runs from
+    its report's first event to its last, which a report's real span goes beyond), so
+    only a hole between two reports with metadata counts.
+    """
     holes: list[tuple[datetime, datetime]] = []
     reach: datetime | None = None
-    for start, end in spans.sort("start").select("start", "end").iter_rows():
-        if reach is not None and start > reach:
+    previous_assumed = False
+    for start, end, assumed in spans.sort("start").select("start", "end", "assumed").iter_rows():
+        if reach is not None and start > reach and not (assumed or previous_assumed):
             holes.append((reach, start))
         reach = end if reach is None else max(reach, end)
+        previous_assumed = assumed
     return holes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
 import pytest
 
 from reconcile.errors import ChangeFileError
@@ -199,3 +200,25 @@ def test_gap_between_reports_of_one_operator(tmp_path):
     [operator] = coverage.operators
     assert [(start.day, end.day) for start, end in operator.gaps] == [(2, 3)]
     assert coverage.incomplete_report_notes == []  # d2 is the gap itself: reported once
+
+
+def test_holes_follow_the_gaps_rule_for_spans_known_from_events_alone():
+    from datetime import UTC, datetime
+
+    from reconcile.history import _holes
+
+    def day(number: int, hour: int = 0) -> datetime:
+        return datetime(2024, 3, number, hour, tzinfo=UTC)
+
+    spans = pl.DataFrame(
+        {
+            # two days known only from their events (first to last), two reports with
+            # metadata with a day between them, one more day known from events
+            "start": [day(1, 1), day(2, 1), day(4), day(6), day(8, 1)],
+            "end": [day(1, 23), day(2, 23), day(5), day(7), day(8, 23)],
+            "assumed": [True, True, False, False, True],
+        }
+    )
+    # next to a span known from events nothing is known: only the day between the two
+    # reports with metadata is a hole, as it would be one of an operator's gaps
+    assert _holes(spans) == [(day(5), day(6))]
