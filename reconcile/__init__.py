@@ -15,7 +15,6 @@ from reconcile._version import version
 from reconcile.check import check_number
 from reconcile.clean import clean_files, reconcile_file
 from reconcile.columns import ColumnChoice, describe_phone_columns, split_column_names
-from reconcile.config import RunConfig, load_config
 from reconcile.consent import check_since
 from reconcile.contacts import read_contacts
 from reconcile.errors import (
@@ -28,15 +27,7 @@ from reconcile.errors import (
     ReconcileError,
 )
 from reconcile.history import History
-from reconcile.history_files import load_change_files
 from reconcile.ledger import Ledger
-from reconcile.ledger_import import import_change_files, import_day_lists
-from reconcile.ledger_io import (
-    export_events,
-    ledger_status,
-    rebuild_ledger,
-    verify_ledger,
-)
 from reconcile.lifecycle import EXPIRY_WARNING
 from reconcile.options import CleanOptions
 from reconcile.results import CleanResult
@@ -58,6 +49,10 @@ from reconcile.verdicts import (
 )
 
 if TYPE_CHECKING:
+    from reconcile.config import RunConfig, load_config
+    from reconcile.history_files import load_change_files
+    from reconcile.ledger_import import import_change_files, import_day_lists
+    from reconcile.ledger_io import export_events, ledger_status, rebuild_ledger, verify_ledger
     from reconcile.runs import run_once
     from reconcile.sync import fetch, fetch_with_settings
     from reconcile.sync_sources import fetch_sources, sources_to_fetch
@@ -117,8 +112,18 @@ __all__ = [
     "version",
 ]
 
-# Imported on first use: these bring httpx and tenacity with them.
+# Imported on first use: the network's modules bring httpx and tenacity with them; the
+# config's, the ledger's import and export are not what a clean needs to start.
 _ON_FIRST_USE = {
+    "RunConfig": "reconcile.config",
+    "load_config": "reconcile.config",
+    "load_change_files": "reconcile.history_files",
+    "import_change_files": "reconcile.ledger_import",
+    "import_day_lists": "reconcile.ledger_import",
+    "export_events": "reconcile.ledger_io",
+    "ledger_status": "reconcile.ledger_io",
+    "rebuild_ledger": "reconcile.ledger_io",
+    "verify_ledger": "reconcile.ledger_io",
     "run_once": "reconcile.runs",
     "fetch": "reconcile.sync",
     "fetch_with_settings": "reconcile.sync",

@@ -52,11 +52,11 @@ class Appended:
 _LAST_COLUMN = 16_384  # XFD
 
 
-
 def _xml_text(text: str) -> str:
     """``text`` as XML character data (what `xml.sax.saxutils.escape` does; importing it
     brings urllib and ssl into every run)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
 
 def _column_number(letters: bytes) -> int:
     """``A`` -> ``1``, ``AA`` -> ``27``."""
