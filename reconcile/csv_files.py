@@ -353,12 +353,22 @@ def _later_blocks(
     # every block is read into one buffer that already holds the header and the rest of
     # the block before, so that a block's bytes are copied once, into memory that is
     # not fresh (a fresh block's pages fault in one by one)
-    buffer = bytearray(start + BLOCK_BYTES)
-    buffer[:start] = header
+    buffer = bytearray()
     while True:
+        # the rest of the block before, and the file's next bytes up to BLOCK_BYTES in
+        # all (none when the rest is that long already: a first block cut short of its
+        # reading, see _FIRST_BLOCK_MOST)
+        to_read = max(BLOCK_BYTES - len(rest), 0)
+        size = start + len(rest) + to_read
+        if len(buffer) != size:  # the first block after the first, or an odd rest
+            buffer = bytearray(size)
+            buffer[:start] = header
         buffer[start : start + len(rest)] = rest
-        filled = start + len(rest) + _read_into(path, handle, buffer, start + len(rest))
-        ends = filled - start < BLOCK_BYTES
+        got = _read_into(path, handle, buffer, start + len(rest))
+        filled = start + len(rest) + got
+        # a short read is the file's end; the buffer then holds nothing past it
+        ends = got < to_read
+        del buffer[filled:]
         cut = filled
         if not ends:
             cut = block_end(buffer, newline[0], delimiter if several_fields else None, start=start)

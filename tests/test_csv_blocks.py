@@ -290,3 +290,26 @@ def test_a_block_ends_after_its_last_whole_record(pieces, quoted_lines, delimite
     assert _csvscan.holds_records(window, line_end, 3) == (
         _csvscan.records_in(window, line_end) > 3
     )
+
+
+@pytest.mark.parametrize("blank_lines", [520, 600, 700])
+def test_a_first_block_cut_short_with_a_long_rest_reads_on_without_repeating_rows(
+    tmp_path, history_dir, monkeypatch, blank_lines
+):
+    # the first block stops at _FIRST_BLOCK_MOST holding few records, and what is left of
+    # its window (blank lines, then rows) is longer than a block: read on, never twice
+    content = (
+        b"Id,Mobile Phone,Opt-In Date\n"
+        + b"A,4155550100,2024-03-01\n"
+        + b"\n" * blank_lines
+        + b"".join(b"R%d,41555501%02d,2024-03-01\n" % (index, index) for index in range(16))
+    )
+    source = tmp_path / "contacts.csv"
+    source.write_bytes(content)
+    [whole] = run_clean(source, history_dir, out_dir=tmp_path / "whole", report=False)
+    monkeypatch.setattr(csv_files, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(csv_files, "_FIRST_BLOCK_MOST", 8 * 64)
+    [blocks] = run_clean(source, history_dir, out_dir=tmp_path / "blocks", report=False)
+    assert blocks.cleaned_path.read_bytes() == whole.cleaned_path.read_bytes()
+    assert blocks.changes_path.read_bytes() == whole.changes_path.read_bytes()
+    assert blocks.counts.rows == 17
