@@ -114,6 +114,8 @@ class CsvScan:
     # where a trailing report footer (a blank line, then lines of one field, as
     # Salesforce report exports end) begins; None when the file has none
     footer_start: int | None = None
+    # the body's line break bytes, inside quotes too (its lines, as errors count them)
+    line_breaks: int = 0
 
     @functools.cached_property
     def delimiters(self) -> Offsets:
@@ -358,6 +360,7 @@ def _scan(
     delimiters_before_newline = structure.delimiters_before_newline
     delimiter_count = structure.delimiter_count
     carriage_returns = structure.carriage_returns
+    line_breaks = structure.line_breaks
     del structure
     if carriage_returns.size:
         following = carriage_returns + 1
@@ -444,6 +447,7 @@ def _scan(
         header_fields=header_fields,
         first_delimiter=first_delimiter,
         footer_start=int(record_start[found_footer]) if found_footer is not None else None,
+        line_breaks=line_breaks,
     )
 
 

@@ -47,6 +47,8 @@ class Structure:
     delimiters: Offsets
     carriage_returns: Offsets
     quote_count: int
+    # every line break byte (LF, or CR in a CR-only file), inside quotes too: the lines
+    line_breaks: int
     # the last quote's position, or -1
     last_quote: int
     # the first quote that cannot open or close a field where it stands, or -1
@@ -135,6 +137,7 @@ def structure(
         carriage_returns: list[Offsets] = []
         quote_counts: list[Offsets] = []
         last_quotes: list[Offsets] = []
+        line_breaks: list[Offsets] = []
         bad: list[Offsets] = []
         delimiters_so_far = 0
         parity = start_parity
@@ -164,6 +167,7 @@ def structure(
             outside = ~inside
             # line breaks outside quotes, and the delimiters before each
             lines = np.flatnonzero(line_mask[:width])
+            line_breaks.append(np.array([lines.size], dtype=np.int64))
             lines = lines[_bit_at(outside, lines)]
             delim_out = delim_bits & outside
             delim_counts = np.bitwise_count(delim_out).astype(np.int64)
@@ -226,6 +230,7 @@ def structure(
             before_newline,
             [np.array([delimiters_so_far], dtype=np.int64)],
             last_quotes,
+            line_breaks,
         )
 
     if workers == 1:
@@ -261,6 +266,7 @@ def structure(
         delimiters=joined(1),
         carriage_returns=joined(2),
         quote_count=int(joined(3).sum()),
+        line_breaks=int(joined(8).sum()),
         last_quote=int(last_quotes.max()) if last_quotes.size else -1,
         first_bad_quote=int(bad_quotes.min()) if bad_quotes.size else -1,
     )

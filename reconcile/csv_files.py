@@ -339,7 +339,7 @@ def _later_blocks(
     codec = first.encoding
     delimiter = first.scan.delimiter
     newline = first.scan.newline[-1:]  # the file's line break (LF, or CR alone)
-    lines_before = first.scan.body.count(newline)
+    lines_before = first.scan.line_breaks  # the scan counted them (no pass holding the GIL)
     records_before = first.scan.record_start.size
     rows_before = first.scan.row_count
     several_fields = first.scan.header_fields > 1
@@ -402,7 +402,7 @@ def _later_blocks(
             line_shift=lines_before + shift,
             line_end=newline[0],
         )
-        lines_before += block.count(newline) + shift
+        lines_before += scan.line_breaks + shift
         del block
         yield CsvSource(
             scan=scan,

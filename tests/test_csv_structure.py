@@ -45,6 +45,7 @@ def _by_the_byte(body: bytes, delimiter: int, line_end: int) -> dict[str, object
         "delimiters": delimiters,
         "carriage_returns": crs,
         "quote_count": len(quotes),
+        "line_breaks": body.count(bytes([line_end])),
         "last_quote": quotes[-1] if quotes else -1,
         "first_bad_quote": min(bad) if bad else -1,
     }
