@@ -1,8 +1,10 @@
 """Spark itself, for the engine: the session, types between Arrow and Spark, Hadoop's
-file system, and Spark's failures said in one line (`spark_errors`)."""
+file system (a path as itself, a header line, an encoding's Java name), and Spark's
+failures said in one line (`spark_errors`)."""
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import sys
@@ -14,7 +16,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from reconcile import _spark_batches as batches
-from reconcile.errors import EngineError, InputError, ReconcileError
+from reconcile.errors import EngineError, InputError, OptionError, ReconcileError
 
 # The one place pyspark is imported: the engine's modules take its names from here, so
 # a missing extra is said once, in one line.
@@ -39,6 +41,9 @@ __all__ = [
     "StorageLevel",
     "T",
     "hadoop",
+    "header_line",
+    "java_charset",
+    "literal_path",
     "session",
     "spark_errors",
     "spark_schema",
@@ -176,3 +181,62 @@ def hadoop(spark: SparkSession, path: str) -> tuple[Any, Any]:
     where = jvm.org.apache.hadoop.fs.Path(path)
     conf = java_context.hadoopConfiguration()
     return where.getFileSystem(conf), where
+
+
+def java_charset(encoding: str | None) -> str:
+    """The Java name of a Python encoding (``cp1252`` is ``windows-1252`` there)."""
+    if encoding is None:
+        return "UTF-8"
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise OptionError.of("encoding", encoding, "is not an encoding Python knows.") from None
+    return _JAVA_CHARSETS.get(name, name)
+
+
+_JAVA_CHARSETS = {
+    "utf-8": "UTF-8",
+    "cp1252": "windows-1252",
+    "iso8859-1": "ISO-8859-1",
+    "ascii": "US-ASCII",
+    "utf-16": "UTF-16",
+    "utf-16-le": "UTF-16LE",
+    "utf-16-be": "UTF-16BE",
+}
+
+
+def literal_path(path: str) -> str:
+    """A path Spark reads as itself: ``[``, ``{``, ``*`` and ``?`` are glob patterns to
+    Hadoop, and a file name may hold them."""
+    return re.sub(r"([\[\]{}*?\\])", r"\\\1", path)
+
+
+def header_line(spark: SparkSession, path: str, charset: str = "UTF-8") -> str:
+    """The header line of a CSV file, or of a folder's CSV files, which must all have the
+    same (each file's first line is read; nothing else is)."""
+    fs, where = hadoop(spark, path)
+    if fs.getFileStatus(where).isDirectory():
+        files = sorted(
+            (status.getPath() for status in fs.listStatus(where) if not status.isDirectory()),
+            key=lambda found: str(found.toString()),
+        )
+        files = [found for found in files if not found.getName().startswith(("_", "."))]
+    else:
+        files = [where]
+    jvm = spark.sparkContext._jvm  # py4j's door to Hadoop
+    assert jvm is not None  # a running session has one
+    first: tuple[str, str] | None = None
+    for found in files:
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(fs.open(found), charset))
+        try:
+            line = str(reader.readLine() or "").lstrip("\ufeff")
+        finally:
+            reader.close()
+        if first is None:
+            first = (found.getName(), line)
+        elif line != first[1]:
+            raise InputError(
+                f"{path}: {found.getName()}'s header differs from {first[0]}'s; the files "
+                "of a folder are read as one table: give them the same columns."
+            )
+    return first[1] if first is not None else ""

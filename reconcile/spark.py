@@ -19,9 +19,7 @@ Nothing but counts and the column choice comes back to the driver.
 
 from __future__ import annotations
 
-import codecs
 import csv
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -48,6 +46,9 @@ from reconcile._spark_session import (
     StorageLevel,
     T,
     hadoop,
+    header_line,
+    java_charset,
+    literal_path,
     session,
     spark_errors,
     spark_schema,
@@ -56,7 +57,7 @@ from reconcile.changelist import CHANGE_COLUMNS
 from reconcile.column_words import CONTENT_ROWS
 from reconcile.columns import ChosenColumns
 from reconcile.contacts import CSV_SUFFIXES
-from reconcile.errors import InputError, OptionError
+from reconcile.errors import InputError
 from reconcile.evidence import EVIDENCE_EVENT_COLUMNS
 from reconcile.history import History, conform_events
 from reconcile.modes import FLAG_COLUMNS
@@ -72,10 +73,7 @@ __all__ = [
     "cleaned_frame",
     "decided_rows",
     "header_delimiter",
-    "header_line",
     "history_events",
-    "java_charset",
-    "literal_path",
     "path_kind",
     "public_columns",
     "read_contacts",
@@ -157,34 +155,6 @@ def read_contacts(
     return frame.mapInArrow(batches.number_rows, with_row).toDF(*names, FILE, ROW)
 
 
-def java_charset(encoding: str | None) -> str:
-    """The Java name of a Python encoding (``cp1252`` is ``windows-1252`` there)."""
-    if encoding is None:
-        return "UTF-8"
-    try:
-        name = codecs.lookup(encoding).name
-    except LookupError:
-        raise OptionError.of("encoding", encoding, "is not an encoding Python knows.") from None
-    return _JAVA_CHARSETS.get(name, name)
-
-
-_JAVA_CHARSETS = {
-    "utf-8": "UTF-8",
-    "cp1252": "windows-1252",
-    "iso8859-1": "ISO-8859-1",
-    "ascii": "US-ASCII",
-    "utf-16": "UTF-16",
-    "utf-16-le": "UTF-16LE",
-    "utf-16-be": "UTF-16BE",
-}
-
-
-def literal_path(path: str) -> str:
-    """A path Spark reads as itself: ``[``, ``{``, ``*`` and ``?`` are glob patterns to
-    Hadoop, and a file name may hold them."""
-    return re.sub(r"([\[\]{}*?\\])", r"\\\1", path)
-
-
 def _refuse_our_names(path: str, names: Sequence[str]) -> None:
     """A contact column named as one the engine adds (a flagged output cleaned again)."""
     ours = {name.lower() for name in (FILE, ROW, *FLAG_COLUMNS)}
@@ -209,37 +179,6 @@ def _refuse_twin_names(path: str, names: Sequence[str]) -> None:
                 "so each column can be told apart."
             )
         seen[key] = name
-
-
-def header_line(spark: SparkSession, path: str, charset: str = "UTF-8") -> str:
-    """The header line of a CSV file, or of a folder's CSV files, which must all have the
-    same (each file's first line is read; nothing else is)."""
-    fs, where = hadoop(spark, path)
-    if fs.getFileStatus(where).isDirectory():
-        files = sorted(
-            (status.getPath() for status in fs.listStatus(where) if not status.isDirectory()),
-            key=lambda found: str(found.toString()),
-        )
-        files = [found for found in files if not found.getName().startswith(("_", "."))]
-    else:
-        files = [where]
-    jvm = spark.sparkContext._jvm  # py4j's door to Hadoop
-    assert jvm is not None  # a running session has one
-    first: tuple[str, str] | None = None
-    for found in files:
-        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(fs.open(found), charset))
-        try:
-            line = str(reader.readLine() or "").lstrip("\ufeff")
-        finally:
-            reader.close()
-        if first is None:
-            first = (found.getName(), line)
-        elif line != first[1]:
-            raise InputError(
-                f"{path}: {found.getName()}'s header differs from {first[0]}'s; the files "
-                "of a folder are read as one table: give them the same columns."
-            )
-    return first[1] if first is not None else ""
 
 
 def header_delimiter(header: str) -> str:
