@@ -38,9 +38,10 @@ from reconcile.results import (
     Decisions,
 )
 from reconcile.run_history import contact_keys
+from reconcile.statement import RunInfo, evidence_only_sources
 from reconcile.verdicts import MODES
 from reconcile.weekly import weekly_counts
-from reconcile.workbook import RunInfo, evidence_only_sources, write_audit_workbook
+from reconcile.workbook import write_audit_workbook
 from reconcile.xlsx_files import write_cleaned_workbook
 
 __all__ = [
