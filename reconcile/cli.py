@@ -25,6 +25,7 @@ from reconcile.cli_options import (
     clean_options,
     data_dir_option,
     engine_options,
+    import_options,
     json_option,
     ledger_options,
     open_ledger,
@@ -302,27 +303,7 @@ def status(as_json: bool, data_dir: Path | None) -> None:
 @ledger.command(name="import")
 @verbose_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--label",
-    default="manual",
-    show_default=True,
-    help="Where the reports came from (kept as import:LABEL).",
-)
-@click.option(
-    "--report-id",
-    help="The report id of record files no metadata names (default: from their content).",
-)
-@click.option(
-    "--deactivated-on",
-    metavar="YYYY-MM-DD",
-    help="PATHS are a day list: the numbers deactivated on this day (UTC), one a line "
-    "(needs --source).",
-)
-@click.option(
-    "--source",
-    metavar="NAME",
-    help="The provider of the day list (twilio, vonage or any name); with --deactivated-on.",
-)
+@import_options
 @ledger_options
 def import_(
     paths: tuple[Path, ...],

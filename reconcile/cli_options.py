@@ -23,6 +23,7 @@ __all__ = [
     "clean_options",
     "data_dir_option",
     "engine_options",
+    "import_options",
     "json_option",
     "ledger_options",
     "open_ledger",
@@ -109,6 +110,38 @@ def spark_engine() -> ModuleType:
 def ledger_options(function: F) -> F:
     """--data-dir and --wait."""
     return data_dir_option(wait_option(function))
+
+
+def import_options(function: F) -> F:
+    """`ledger import`'s --label, --report-id, and a day list's --deactivated-on and
+    --source."""
+    options = [
+        click.option(
+            "--label",
+            default="manual",
+            show_default=True,
+            help="Where the reports came from (kept as import:LABEL).",
+        ),
+        click.option(
+            "--report-id",
+            help="The report id of record files no metadata names (default: from their content).",
+        ),
+        click.option(
+            "--deactivated-on",
+            metavar="YYYY-MM-DD",
+            help="PATHS are a day list: the numbers deactivated on this day (UTC), one a "
+            "line (needs --source).",
+        ),
+        click.option(
+            "--source",
+            metavar="NAME",
+            help="The provider of the day list (twilio, vonage or any name); with "
+            "--deactivated-on.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
 
 
 def open_ledger(data_dir: Path | None) -> reconcile.Ledger:
