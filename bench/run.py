@@ -225,7 +225,6 @@ def main() -> None:
             env,
             args.runs,
         )
-    if not large:
         # the same contacts with a second phone column (half filled, 1 % with a label or two
         # numbers), timed in the same run: the budget is 1.5x the one-column time
         results["reconcile, 2 phone columns"] = timed(

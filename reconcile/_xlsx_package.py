@@ -13,6 +13,7 @@ caller writes the workbook from its cells instead: `write_package` says so.
 
 from __future__ import annotations
 
+import html  # its escape: xml.sax.saxutils' would bring urllib and ssl to every run
 import posixpath
 import re
 import zipfile
@@ -50,12 +51,6 @@ class Appended:
 
 
 _LAST_COLUMN = 16_384  # XFD
-
-
-def _xml_text(text: str) -> str:
-    """``text`` as XML character data (what `xml.sax.saxutils.escape` does; importing it
-    brings urllib and ssl into every run)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _column_number(letters: bytes) -> int:
@@ -424,7 +419,9 @@ def _with_cells(
         + b"is><"
         + prefix
         + b't xml:space="preserve">'
-        + _xml_text(excel_escaped_text(value) if re.search(NEEDS_ESCAPE, value) else value).encode()
+        + html.escape(
+            excel_escaped_text(value) if re.search(NEEDS_ESCAPE, value) else value, quote=False
+        ).encode()
         + b"</"
         + prefix
         + b"t></"
