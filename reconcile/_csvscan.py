@@ -121,13 +121,7 @@ class CsvScan:
     def delimiters(self) -> Offsets:
         """Every structural delimiter's position: found again only when fields are cut
         out by the scan itself (the header, and the rare fallback from polars' reader)."""
-        return find_structure(
-            np.frombuffer(self.body, dtype=np.uint8),
-            ord(self.delimiter),
-            True,
-            self.newline[-1],
-            self.body,
-        ).delimiters
+        return find_structure(self.body, ord(self.delimiter), True, self.newline[-1]).delimiters
 
     @property
     def row_count(self) -> int:
@@ -343,7 +337,7 @@ def _scan(
     def line(position: int) -> int:
         return _line_of(body, position, line_shift, line_end)
 
-    structure = find_structure(data, delimiter_byte, line_end=line_end, body=body)
+    structure = find_structure(body, delimiter_byte, line_end=line_end)
     if structure.quote_count & 1:
         opening = structure.last_quote
         raise MalformedCSVError(

@@ -90,21 +90,20 @@ def _highest_bit(words: Words) -> int:
 
 
 def structure(
-    data: npt.NDArray[np.uint8],
+    body: bytes,
     delimiter_byte: int,
     keep_delimiters: bool = False,
     line_end: int = _LF,
-    body: bytes | None = None,
 ) -> Structure:
     """Find newlines, delimiters and CRs outside quotes, and count the quotes, on every
     core.
 
     The body is cut into one piece per core. A first quick pass counts each piece's
-    quotes (``body.count`` when the bytes are given), which settles the quote parity at
-    every piece's start; each piece is then scanned in small blocks, carrying the parity
-    from block to block. numpy releases the GIL in these loops, so the threads really
-    run at once.
+    quotes (``bytes.count``), which settles the quote parity at every piece's start;
+    each piece is then scanned in small blocks, carrying the parity from block to block.
+    numpy releases the GIL in these loops, so the threads really run at once.
     """
+    data = np.frombuffer(body, dtype=np.uint8)
     size = data.size
     workers = min(os.cpu_count() or 1, 8)
     if size < _PARALLEL_FROM or workers < 2:
@@ -112,15 +111,10 @@ def structure(
     bounds = np.linspace(0, size, workers + 1).astype(np.int64).tolist()
     # the separators a quote may stand beside (RFC 4180: at a field's edges)
     separators = (_QUOTE, delimiter_byte, _LF, _CR)
-    has_cr = bool(np.any(data == _CR)) if body is None else b"\r" in body
+    has_cr = b"\r" in body
 
     def count_quotes(start: int, stop: int) -> int:
-        if body is not None:
-            return body.count(b'"', start, stop)
-        total = 0
-        for begin in range(start, stop, _BLOCK):
-            total += int(np.count_nonzero(data[begin : min(begin + _BLOCK, stop)] == _QUOTE))
-        return total
+        return body.count(b'"', start, stop)
 
     def separator_at(position: int) -> bool:
         # outside the body counts as a line break: a quote may open or close a field there

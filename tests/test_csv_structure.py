@@ -51,14 +51,8 @@ def _by_the_byte(body: bytes, delimiter: int, line_end: int) -> dict[str, object
     }
 
 
-def _found(body: bytes, delimiter: int, line_end: int, with_bytes: bool) -> dict[str, object]:
-    found = shape.structure(
-        np.frombuffer(body, dtype=np.uint8),
-        delimiter,
-        keep_delimiters=True,
-        line_end=line_end,
-        body=body if with_bytes else None,
-    )
+def _found(body: bytes, delimiter: int, line_end: int) -> dict[str, object]:
+    found = shape.structure(body, delimiter, keep_delimiters=True, line_end=line_end)
     return {
         name: value.tolist() if isinstance(value, np.ndarray) else value
         for name, value in vars(found).items()
@@ -75,17 +69,16 @@ def _found(body: bytes, delimiter: int, line_end: int, with_bytes: bool) -> dict
     threads=st.sampled_from([1, 3]),
     delimiter=st.sampled_from([ord(","), ord(";")]),
     line_end=st.sampled_from([LF, CR]),
-    with_bytes=st.booleans(),
 )
 def test_the_bit_scan_finds_what_a_byte_by_byte_parser_finds(
-    pieces, block, threads, delimiter, line_end, with_bytes
+    pieces, block, threads, delimiter, line_end
 ):
     body = b"".join(pieces)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(shape, "_BLOCK", block)
         patch.setattr(shape, "_PARALLEL_FROM", 0 if threads > 1 else 1 << 40)
         patch.setattr(shape.os, "cpu_count", lambda: threads)
-        found = _found(body, delimiter, line_end, with_bytes)
+        found = _found(body, delimiter, line_end)
     assert found == _by_the_byte(body, delimiter, line_end)
 
 
@@ -102,5 +95,5 @@ def test_a_quote_at_the_edges_of_a_word_and_a_block_is_judged_by_its_neighbours(
         for block in (64, 128, 1 << 20):
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(shape, "_BLOCK", block)
-                found = _found(body, ord(","), LF, True)
+                found = _found(body, ord(","), LF)
             assert found == _by_the_byte(body, ord(","), LF), (body, block)
