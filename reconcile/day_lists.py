@@ -8,12 +8,13 @@ is one report: span that day in UTC, every number a DEACTIVATION known by its da
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import lzma
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
@@ -39,8 +40,8 @@ __all__ = [
     "day_list_texts",
     "day_of",
     "number_cell",
-    "read_bounded",
     "read_day_list_file",
+    "read_errors",
     "source_display_name",
     "text_of",
 ]
@@ -318,14 +319,27 @@ def read_day_list_file(
 ) -> DayList:
     """A day list file (text, CSV, or a zip of them) as the report of ``source`` for
     ``day``."""
-    data = read_bounded(path, MAX_DAY_LIST_BYTES)
+    data = _read_bounded(path, MAX_DAY_LIST_BYTES)
     texts = day_list_texts(data, str(path))
     return day_list_from_texts(texts, source, day, origin=origin, now=now, name=str(path))
 
 
-def read_bounded(path: Path, limit: int) -> bytes:
-    """A file's bytes, refused past ``limit`` (one line naming the file)."""
+@contextlib.contextmanager
+def read_errors(name: str | Path) -> Iterator[None]:
+    """A file that cannot be read, said in one line naming it."""
     try:
+        yield
+    except FileNotFoundError:
+        raise ChangeFileError(f"{name}: no such file.") from None
+    except IsADirectoryError:
+        raise ChangeFileError(f"{name}: a folder; name the file.") from None
+    except OSError as error:
+        raise ChangeFileError(f"{name}: cannot read the file ({error.strerror}).") from None
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    """A file's bytes, refused past ``limit`` (one line naming the file)."""
+    with read_errors(path):
         size = path.stat().st_size
         if size > limit:
             raise ChangeFileError(
@@ -333,9 +347,3 @@ def read_bounded(path: Path, limit: int) -> bytes:
                 f"{limit >> 20} MiB); split it."
             )
         return path.read_bytes()
-    except FileNotFoundError:
-        raise ChangeFileError(f"{path}: no such file.") from None
-    except IsADirectoryError:
-        raise ChangeFileError(f"{path}: a folder; name the file.") from None
-    except OSError as error:
-        raise ChangeFileError(f"{path}: cannot read the file ({error.strerror}).") from None

@@ -20,7 +20,7 @@ import polars as pl
 from reconcile._text import printable
 from reconcile.api_pages import date_bounds
 from reconcile.consent import parse_utc_instants
-from reconcile.day_lists import number_cell
+from reconcile.day_lists import number_cell, read_errors
 from reconcile.errors import ChangeFileError
 from reconcile.history import DELIVERY_FAILED, conform_events
 from reconcile.lifecycle import ReportEntry, ReportStatus
@@ -89,46 +89,39 @@ def _documents(path: Path) -> Iterator[tuple[str, object]]:
     document (at most MAX_DELIVERY_DOCUMENT_BYTES), or JSON Lines read a line at a time
     (a document or a result a line)."""
     name = str(path)
-    try:
-        with path.open("rb") as stream:
-            head = stream.read(MAX_DELIVERY_DOCUMENT_BYTES + 1)
-            if len(head) <= MAX_DELIVERY_DOCUMENT_BYTES:
-                try:
-                    text = head.decode("utf-8-sig")
-                except UnicodeDecodeError:
-                    raise ChangeFileError(
-                        f"{name}: not UTF-8 text, so not a delivery report."
-                    ) from None
-                try:
-                    document = _parsed(text, name)
-                except json.JSONDecodeError:
-                    document = None  # JSON Lines, read below
-                if document is not None:
-                    yield name, document
-                    return
-            stream.seek(0)
-            for number, line in enumerate(stream, start=1):
-                if len(line) > MAX_JSON_LINE_BYTES:
-                    raise ChangeFileError(
-                        f"{name}: line {number} is longer than {MAX_JSON_LINE_BYTES >> 20} "
-                        "MiB: not a delivery report."
-                    )
-                if not line.strip():
-                    continue
-                where = f"{name}: line {number}"
-                try:
-                    yield where, _parsed(line.decode("utf-8-sig"), where)
-                except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                    raise ChangeFileError(
-                        f"{where} is not JSON ({getattr(error, 'msg', 'not UTF-8')}); a "
-                        "delivery report is one JSON document or JSON Lines."
-                    ) from None
-    except FileNotFoundError:
-        raise ChangeFileError(f"{name}: no such file.") from None
-    except IsADirectoryError:
-        raise ChangeFileError(f"{name}: a folder; name the file.") from None
-    except OSError as error:
-        raise ChangeFileError(f"{name}: cannot read the file ({error.strerror}).") from None
+    with read_errors(name), path.open("rb") as stream:
+        head = stream.read(MAX_DELIVERY_DOCUMENT_BYTES + 1)
+        if len(head) <= MAX_DELIVERY_DOCUMENT_BYTES:
+            try:
+                text = head.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise ChangeFileError(
+                    f"{name}: not UTF-8 text, so not a delivery report."
+                ) from None
+            try:
+                document = _parsed(text, name)
+            except json.JSONDecodeError:
+                document = None  # JSON Lines, read below
+            if document is not None:
+                yield name, document
+                return
+        stream.seek(0)
+        for number, line in enumerate(stream, start=1):
+            if len(line) > MAX_JSON_LINE_BYTES:
+                raise ChangeFileError(
+                    f"{name}: line {number} is longer than {MAX_JSON_LINE_BYTES >> 20} "
+                    "MiB: not a delivery report."
+                )
+            if not line.strip():
+                continue
+            where = f"{name}: line {number}"
+            try:
+                yield where, _parsed(line.decode("utf-8-sig"), where)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise ChangeFileError(
+                    f"{where} is not JSON ({getattr(error, 'msg', 'not UTF-8')}); a "
+                    "delivery report is one JSON document or JSON Lines."
+                ) from None
 
 
 def _results(where: str, value: object) -> list[object]:

@@ -314,3 +314,20 @@ def test_every_echoed_form_of_the_credentials_is_redacted(tmp_path, twilio, form
     text = " ".join(result.warnings())
     assert "HTTP 400" in text and "bad auth ***" in text
     assert echoed not in text
+
+
+def test_a_file_that_cannot_be_read_is_one_line_naming_it(tmp_path):
+    import errno
+
+    from reconcile.day_lists import read_errors
+    from reconcile.errors import ChangeFileError
+
+    cases = [
+        (FileNotFoundError(errno.ENOENT, "gone"), "no such file."),
+        (IsADirectoryError(errno.EISDIR, "dir"), "a folder; name the file."),
+        (PermissionError(errno.EACCES, "Permission denied"), "cannot read the file"),
+    ]
+    for error, said in cases:
+        expected = pytest.raises(ChangeFileError, match=f"^{tmp_path / 'x.json'}: {said}")
+        with expected, read_errors(tmp_path / "x.json"):
+            raise error
