@@ -377,7 +377,7 @@ def _later_blocks(
         view = memoryview(buffer)
         block, rest = bytes(view[:cut]), bytes(view[cut:filled])
         view.release()
-        if ends:
+        if ends:  # the last block: its buffer is not held while it is decided
             del buffer
         check_line_lengths(path.name, block, lines_before + shift)
         if not settled and not block.isascii():  # the header is ASCII then
