@@ -239,14 +239,25 @@ def block_end(
 
 
 def records_in(body: bytes | memoryview, line_end: int) -> int:
-    """How many line breaks outside quotes ``body`` holds (its records, blank ones too)."""
+    """How many records ending in a line break ``body`` holds, blank lines left out (the
+    scan does not count them as rows either)."""
     data = np.frombuffer(body, dtype=np.uint8)
-    return int(_outside_quotes(_positions(data, line_end), _positions(data, _QUOTE)).size)
+    breaks = _outside_quotes(_positions(data, line_end), _positions(data, _QUOTE))
+    if breaks.size == 0:
+        return 0
+    starts = np.empty_like(breaks)  # each line's first byte
+    starts[0] = 0
+    np.add(breaks[:-1], 1, out=starts[1:])
+    length = breaks - starts
+    # a blank line is empty, or a lone CR before the LF of a CRLF file
+    blank = (length == 0) | ((length == 1) & (data[np.maximum(breaks - 1, 0)] == _CR))
+    return int(breaks.size - np.count_nonzero(blank))
 
 
 def holds_records(body: bytes, line_end: int, count: int) -> bool:
-    """Whether ``body`` holds more than ``count`` records: counted in a growing prefix
-    (the line breaks of a prefix are records of the whole), not over the whole body."""
+    """Whether ``body`` holds more than ``count`` records that are not blank lines:
+    counted in a growing prefix (the records of a prefix are records of the whole), not
+    over the whole body."""
     view = memoryview(body)
     size = 1 << 20
     while True:

@@ -113,6 +113,9 @@ class ContactTable:
                     )
                 self.row_count += count
                 self.blank_rows += block.scan.blank_lines
+                # a first block of plain ASCII leaves the encoding to the first block
+                # that is not: the file's is the one its last block was read in
+                self.encoding = block.encoding
                 if block.closing:
                     self.footer_lines = _footer_lines(block.scan.footer)
                 del block

@@ -185,9 +185,10 @@ class _LaterBlocks(Iterator[CsvSource]):
 # (48 MiB: at 10M rows the peak is 1.35x the 1M peak; 64 MiB made it 1.69x, 32 MiB cost
 # a quarter more time in evidence lookups; docs/performance.md.)
 BLOCK_BYTES = 48 << 20
-# The first block is read on until it holds this many records (header included): the
-# phone columns found by what they hold are judged on the first CONTENT_ROWS rows, as if
-# the file were read whole. It grows to _FIRST_BLOCK_MOST bytes at most.
+# The first block is read on until it holds this many records (header included, blank
+# lines not): the phone columns found by what they hold are judged on the first
+# CONTENT_ROWS data rows, as if the file were read whole. It grows to _FIRST_BLOCK_MOST
+# bytes at most (rows of 400 KiB on average before then are judged on fewer rows).
 FIRST_BLOCK_ROWS = CONTENT_ROWS + 1
 _FIRST_BLOCK_MOST = 8 * (48 << 20)
 

@@ -89,6 +89,8 @@ def test_a_file_read_in_blocks_writes_what_it_writes_whole(
     for part in (summary, expected):
         part.pop("outputs")  # type: ignore[misc]
     assert summary == expected
+    # what the workbook's Summary states of the input
+    assert blocks.table.encoding == whole.table.encoding
     assert source.read_bytes() == content
 
 
@@ -180,18 +182,25 @@ def test_a_larger_history_gets_larger_groups_up_to_a_bound():
     ]
 
 
+@pytest.mark.parametrize(
+    ("numbers_from", "blank_lines", "newline"),
+    [(3, 0, b"\n"), (990, 600, b"\n"), (990, 600, b"\r\n"), (990, 600, b"\r")],
+)
 def test_phone_columns_by_content_are_chosen_as_from_the_whole_file(
-    tmp_path, history_dir, monkeypatch
+    tmp_path, history_dir, monkeypatch, numbers_from, blank_lines, newline
 ):
     """The first block is read on until it holds the rows columns are judged by: a
-    column whose numbers begin after a few empty cells is a phone column either way."""
+    column whose numbers begin after empty cells is a phone column either way, blank
+    lines among the first rows (not rows) or not."""
     monkeypatch.setattr(csv_files, "FIRST_BLOCK_ROWS", csv_files.CONTENT_ROWS + 1)
     lines = [HEADER + b",Other"]
     for index in range(1_100):
-        other = b"" if index < 3 else b"(415) 555-%04d" % (index % 10_000)
+        other = b"" if index < numbers_from else b"(415) 555-%04d" % (index % 10_000)
         lines.append(b"C%d,4155550103,2024-03-%02d,n,%s" % (index, 1 + index % 28, other))
+        if index < blank_lines:
+            lines.append(b"")
     source = tmp_path / "contacts.csv"
-    source.write_bytes(b"\n".join(lines) + b"\n")
+    source.write_bytes(newline.join(lines) + newline)
     options = {"report": False}
     [whole] = run_clean(source, history_dir, out_dir=tmp_path / "whole", **options)
     monkeypatch.setattr(csv_files, "BLOCK_BYTES", 200)
@@ -290,6 +299,21 @@ def test_a_block_ends_after_its_last_whole_record(pieces, quoted_lines, delimite
     assert _csvscan.holds_records(window, line_end, 3) == (
         _csvscan.records_in(window, line_end) > 3
     )
+    assert _csvscan.records_in(window, line_end) == _records_by_every_break(window, line_end)
+
+
+def _records_by_every_break(window: bytes, line_end: int) -> int:
+    """Records ended by a line break outside quotes, blank lines (empty, or a lone CR
+    before an LF) left out, byte by byte."""
+    count, start, quotes = 0, 0, 0
+    for place, byte in enumerate(window):
+        if byte == ord('"'):
+            quotes += 1
+        elif byte == line_end and quotes % 2 == 0:
+            if window[start:place] not in (b"", b"\r"):
+                count += 1
+            start = place + 1
+    return count
 
 
 @pytest.mark.parametrize("blank_lines", [520, 600, 700])
