@@ -33,6 +33,7 @@ from reconcile.lifecycle import ReportStatus
 __all__ = [
     "IMPORT_BATCH_EVENTS",
     "MAX_IMPORT_REPORTS",
+    "MAX_REPORT_EVENTS",
     "ImportSummary",
     "import_change_files",
     "import_day_lists",
@@ -189,9 +190,12 @@ def _commit_import(
 
 # An import commits its reports in batches of about this many events (each report whole),
 # so that its memory does not grow with the file; a file naming more reports than
-# MAX_IMPORT_REPORTS is refused (Infobip publishes a few reports per operator a day).
+# MAX_IMPORT_REPORTS is refused (Infobip publishes a few reports per operator a day), and
+# so is a report of more than MAX_REPORT_EVENTS events (one report is held whole, with
+# the events the ledger holds for it: about 250 bytes an event, 10M took 2.5 GB).
 IMPORT_BATCH_EVENTS = 4_000_000
 MAX_IMPORT_REPORTS = 100_000
+MAX_REPORT_EVENTS = 4_000_000
 
 
 def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> ImportSummary:
@@ -267,6 +271,15 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> Imp
         )
     except pl.exceptions.PolarsError as error:
         raise _wrong_type(path, error) from None
+    largest = spans.sort("events", descending=True, maintain_order=True).head(1)
+    if largest.height and largest.item(0, "events") > MAX_REPORT_EVENTS:
+        raise ChangeFileError(
+            f"{path}: report {largest.item(0, 'report_id')!r} holds "
+            f"{largest.item(0, 'events'):,} events; a ledger import takes at most "
+            f"{MAX_REPORT_EVENTS:,} in one report (a report is one operator's changes of a "
+            "day or so): check the report_id column, or give the events of each day a "
+            "report id of its own."
+        )
     totals: ImportSummary = {"label": label, "files": 1, "reports": 0, "events": 0, "warnings": []}
     for batch in _batches(spans):
         try:

@@ -162,3 +162,31 @@ def test_a_file_naming_too_many_reports_is_refused_in_one_line(run_cli, tmp_path
     assert "reports; a ledger import takes at most 10 (Infobip publishes" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not list(data.glob("**/*.parquet"))
+
+
+def test_a_report_of_too_many_events_is_refused_before_anything_is_committed(
+    run_cli, tmp_path, monkeypatch
+):
+    """Issue 21: a report is held whole while it is committed; one of more events than
+    MAX_REPORT_EVENTS (50M events under one report id took 12 GB) is refused in one
+    line, the ledger unchanged."""
+    import reconcile.ledger_import as ledger_io
+
+    _contacts, events = write_dataset(tmp_path / "data", 200, 2_000)
+    frame = pl.read_parquet(events)
+    largest = frame.group_by("report_id").len().get_column("len").max()
+    data = tmp_path / "ledger"
+    monkeypatch.setattr(ledger_io, "MAX_REPORT_EVENTS", largest)
+    assert run_cli("ledger", "import", events, "--data-dir", data).exit_code == 0
+    single = tmp_path / "single.parquet"
+    frame.with_columns(report_id=pl.lit("one-report")).write_parquet(single)
+    before = sorted(path.name for path in data.glob("**/*") if path.is_file())
+    result = run_cli("ledger", "import", single, "--data-dir", data)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"reconcile: error: {single}: report 'one-report' holds {frame.height:,} events; a "
+        f"ledger import takes at most {largest:,} in one report (a report is one operator's "
+        "changes of a day or so): check the report_id column, or give the events of each "
+        "day a report id of its own.\n"
+    )
+    assert sorted(path.name for path in data.glob("**/*") if path.is_file()) == before
