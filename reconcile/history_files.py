@@ -131,7 +131,9 @@ def _read_csv_changes(path: Path) -> pl.DataFrame:
         raise ChangeFileError(f"{path}: not UTF-8 text.") from None
     except OSError as error:
         raise ChangeFileError(f"{path}: cannot read the file ({error.strerror}).") from None
-    header_line = raw.split(b"\n", 1)[0].decode().strip().lower()
+    # the first line only: a split would copy the rest of the file
+    first_break = raw.find(b"\n")
+    header_line = raw[: first_break if first_break >= 0 else len(raw)].decode().strip().lower()
     has_header = "destination" in header_line
     try:
         frame = pl.read_csv(

@@ -271,11 +271,11 @@ def import_parquet(ledger: Ledger, path: Path, label: str, now: datetime) -> Imp
         )
     except pl.exceptions.PolarsError as error:
         raise _wrong_type(path, error) from None
-    largest = spans.sort("events", descending=True, maintain_order=True).head(1)
-    if largest.height and largest.item(0, "events") > MAX_REPORT_EVENTS:
+    largest = spans.get_column("events").arg_max()
+    if largest is not None and spans.item(largest, "events") > MAX_REPORT_EVENTS:
         raise ChangeFileError(
-            f"{path}: report {largest.item(0, 'report_id')!r} holds "
-            f"{largest.item(0, 'events'):,} events; a ledger import takes at most "
+            f"{path}: report {spans.item(largest, 'report_id')!r} holds "
+            f"{spans.item(largest, 'events'):,} events; a ledger import takes at most "
             f"{MAX_REPORT_EVENTS:,} in one report (a report is one operator's changes of a "
             "day or so): check the report_id column, or give the events of each day a "
             "report id of its own."
