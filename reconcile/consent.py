@@ -9,7 +9,6 @@ time zone. Impossible dates, times and offsets are unparseable, never guessed.
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from datetime import datetime
 
@@ -302,9 +301,44 @@ def check_since(since: str | None) -> str | None:
     return since
 
 
-_DAY_FIRST = re.compile(
-    r"^\s*(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})(?:[ T]+\d{1,2}:\d{2}(:\d{2})?)?\s*$"
+# A value with a day and a month: D/M/YYYY with one separator, and a clock perhaps.
+# Polars' regular expressions have no back-references: the two separators are compared
+# after extraction.
+_DAY_MONTH = (
+    r"^\s*([0-9]{1,2})([/.\-])([0-9]{1,2})([/.\-])([0-9]{4})"
+    r"(?:([ T])[ T]*[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?)?\s*$"
 )
+# The first rows of a file are held (as they are, a reference per piece) until the hint
+# is decided: the day-first format is judged on every row of the file when the first
+# day-first value lies within them, so the hint never depends on where pieces are cut.
+_HELD_ROWS = 1_000_000
+
+
+def _day_first_format(values: pl.Series) -> pl.Series:
+    """The day-first format reading each value, or null (also for an ambiguous 1/2/2024)."""
+    parts = values.to_frame("v").select(pl.col("v").str.extract_groups(_DAY_MONTH)).to_series()
+    day, separator, month, separator_2, _year, clock_mark, seconds = (
+        parts.struct.field(str(index)) for index in range(1, 8)
+    )
+    date = pl.concat_str([pl.lit("%d"), separator, pl.lit("%m"), separator, pl.lit("%Y")])
+    clock = (
+        pl.when(seconds.is_not_null())
+        .then(pl.concat_str([clock_mark, pl.lit("%H:%M:%S")]))
+        .when(clock_mark.is_not_null())
+        .then(pl.concat_str([clock_mark, pl.lit("%H:%M")]))
+        .otherwise(pl.lit(""))
+    )
+    day_first = (
+        (separator == separator_2)
+        & (day.cast(pl.Int32, strict=False) > 12)
+        & (month.cast(pl.Int32, strict=False) <= 12)
+    )
+    return pl.select(pl.when(day_first).then(pl.concat_str([date, clock]))).to_series()
+
+
+def _has_day_and_month(values: pl.Series) -> pl.Series:
+    parts = values.to_frame("v").select(pl.col("v").str.extract_groups(_DAY_MONTH)).to_series()
+    return (parts.struct.field("2") == parts.struct.field("4")).fill_null(False)
 
 
 class ConsentTally:
@@ -312,10 +346,12 @@ class ConsentTally:
     how many, the first three (distinct), and a ``--consent-format`` hint when they
     look day-first.
 
-    The hint is given only when the day-first format reads more of the values than the
-    default rules did (11/1 read as January 11th where it was read as November 1st
-    counts against it), over the pieces from the one where the first day-first value
-    (a day past 12) was seen.
+    The format is the one reading the first day-first value (a day past 12) of the file.
+    It is named only when most of the values with a day and a month read with it and it
+    reads more values than the default rules did (11/1 read as January 11th where it was
+    read as November 1st counts against it). Both are counted over every row of the
+    file when that first value lies in its first million rows (else over those and the
+    rows from it on), whatever the pieces.
     """
 
     def __init__(self, timezone: str, consent_format: str | None) -> None:
@@ -327,38 +363,69 @@ class ConsentTally:
         self.day_first_example = ""
         self.read_now = 0
         self.read_then = 0
+        self.day_and_month = 0
+        self.read_day_first = 0
+        self._rows_seen = 0
+        self._held: list[tuple[pl.Series, pl.Series]] = []
 
     def add(self, consent: pl.Series, status: pl.Series) -> None:
         """Count one piece's raw ``consent`` cells and their `parse_consent` ``status``."""
-        unreadable = consent.filter(status == UNPARSEABLE)
+        first_row = self._rows_seen
+        self._rows_seen += consent.len()
+        unreadable_rows = status == UNPARSEABLE
+        unreadable = consent.filter(unreadable_rows)
         self.unreadable += unreadable.len()
-        if unreadable.len() == 0 and self.day_first is None:
+        self._add_examples(unreadable)
+        if self.consent_format is not None:
             return
-        distinct = unreadable.str.strip_chars().unique(maintain_order=True)
-        for value in distinct.head(3).to_list():
+        if self.day_first is not None:
+            self._count(consent, status)
+            return
+        if first_row < _HELD_ROWS:
+            kept = min(consent.len(), _HELD_ROWS - first_row)
+            self._held.append((consent.head(kept), status.head(kept)))
+        if unreadable.len() == 0:
+            return
+        stripped = unreadable.str.strip_chars()
+        formats = _day_first_format(stripped)
+        found = formats.is_not_null().arg_true()
+        if found.len() == 0:
+            return
+        first = int(found[0])
+        self.day_first = formats[first]
+        self.day_first_example = stripped[first]
+        for held_consent, held_status in self._held:
+            self._count(held_consent, held_status)
+        self._held = []
+        row_in_piece = int(unreadable_rows.arg_true()[first])
+        start = max(row_in_piece, _HELD_ROWS - first_row)
+        if start < consent.len():
+            self._count(consent.slice(start), status.slice(start))
+
+    def _add_examples(self, unreadable: pl.Series) -> None:
+        if len(self.examples) >= 3 or unreadable.len() == 0:
+            return
+        for value in unreadable.str.strip_chars().unique(maintain_order=True).head(6).to_list():
             if value is not None and value not in self.examples and len(self.examples) < 3:
                 self.examples.append(value)
-        if self.consent_format is None and self.day_first is None:
-            for value in distinct.head(1000).to_list():
-                match = _DAY_FIRST.match(value or "")
-                if match and int(match.group(1)) > 12 and int(match.group(3)) <= 12:
-                    separator = match.group(2)
-                    clock = ""
-                    if ":" in value:
-                        clock = " %H:%M:%S" if match.group(5) else " %H:%M"
-                        clock = ("T" if "T" in value else " ") + clock.strip()
-                    self.day_first = f"%d{separator}%m{separator}%Y{clock}"
-                    self.day_first_example = value
-                    break
-        if self.day_first is not None:
-            self.read_now += int((status == PARSED).sum())
-            read = parse_consent(consent, self.timezone, self.day_first)
-            self.read_then += int(read.get_column("consent_boundary").is_not_null().sum())
+
+    def _count(self, consent: pl.Series, status: pl.Series) -> None:
+        """Count what the default rules and the day-first format read in these rows."""
+        assert self.day_first is not None
+        read = parse_consent(consent, self.timezone, self.day_first)
+        read_then = read.get_column("consent_boundary").is_not_null()
+        dated = _has_day_and_month(consent.cast(pl.String))
+        self.read_now += int((status == PARSED).sum())
+        self.read_then += int(read_then.sum())
+        self.day_and_month += int(dated.sum())
+        self.read_day_first += int((dated & read_then).sum())
 
     @property
     def hint(self) -> str | None:
         """``--consent-format '...'`` when the day-first format reads more values."""
         if self.day_first is None or self.read_then <= self.read_now:
+            return None
+        if self.read_day_first * 2 <= self.day_and_month:
             return None
         return f"--consent-format '{self.day_first}'"
 

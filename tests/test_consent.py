@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from reconcile.consent import parse_consent, parse_utc_instants
+from reconcile import consent
+from reconcile.consent import ConsentTally, parse_consent, parse_utc_instants
 from reconcile.errors import OptionError
 
 PARSED = [
@@ -130,3 +135,69 @@ def test_a_date_whose_midnight_never_existed_starts_when_the_clocks_jump(timezon
     assert oracle.consent_boundary(value, timezone).isoformat() == expected
     # a time written in the skipped hour stays unparseable
     assert parse_consent(pl.Series([value + " 00:30"]), timezone).row(0)[1] == "unparseable"
+
+
+def _tally_over(values: list[str], cuts: list[int]) -> ConsentTally:
+    """A tally fed ``values`` in pieces cut at ``cuts``, as a clean would feed it."""
+    tally = ConsentTally("UTC", None)
+    bounds = [0, *sorted(set(cuts)), len(values)]
+    for start, end in itertools.pairwise(bounds):
+        piece = pl.Series(values[start:end], dtype=pl.String)
+        tally.add(piece, parse_consent(piece).get_column("consent_status"))
+    return tally
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    month_first=st.integers(0, 40),
+    ambiguous=st.integers(0, 40),
+    day_first=st.integers(1, 40),
+    other=st.integers(0, 5),
+    seed=st.randoms(use_true_random=False),
+    cuts=st.lists(st.integers(0, 130), max_size=4),
+)
+def test_the_day_first_hint_does_not_depend_on_where_pieces_are_cut(
+    month_first, ambiguous, day_first, other, seed, cuts
+):
+    """The hint, the count and the examples are the same for every cut of the file, and
+    the hint is given exactly when most dated values read day-first and the format reads
+    more values than the default rules (SPEC: the summary names the format)."""
+    values = (
+        ["12/25/2023"] * month_first
+        + ["01/02/2023"] * ambiguous
+        + ["13/10/2023"] * day_first
+        + ["n/a"] * other
+    )
+    seed.shuffle(values)
+    whole = _tally_over(values, [])
+    cut = _tally_over(values, [c for c in cuts if c < len(values)])
+    assert (cut.hint, cut.unreadable, cut.shown_examples()) == (
+        whole.hint,
+        whole.unreadable,
+        whole.shown_examples(),
+    )
+    read_then = ambiguous + day_first
+    read_now = month_first + ambiguous
+    expected = read_then > read_now and read_then * 2 > month_first + read_then
+    assert whole.hint == ("--consent-format '%d/%m/%Y'" if expected else None)
+
+
+def test_the_hint_is_not_misled_by_month_first_values_in_earlier_pieces():
+    """250 month-first values past the 12th, then 100 day-first ones: the format would
+    leave 250 unreadable in place of 100, so no hint, whichever comes first."""
+    values = ["12/25/2023"] * 250 + ["13/10/2023"] * 100
+    assert _tally_over(values, [250]).hint is None
+    assert _tally_over(values[::-1], [100]).hint is None
+    assert _tally_over(["13/10/2023"] * 3 + ["01/02/2023"] * 2, [3]).hint == (
+        "--consent-format '%d/%m/%Y'"
+    )
+
+
+def test_rows_past_the_held_ones_count_from_the_first_day_first_value(monkeypatch):
+    """Beyond the rows held, the format is judged on the held rows and on the rows from
+    the first day-first value on, for any cut."""
+    monkeypatch.setattr(consent, "_HELD_ROWS", 4)
+    values = ["01/02/2023"] * 4 + ["12/25/2023"] * 6 + ["13/10/2023"] * 3 + ["12/25/2023"]
+    hints = {_tally_over(values, cuts).hint for cuts in ([], [2], [5], [11], [3, 12])}
+    # held: 4 read both ways; from row 10: 3 day-first only, 1 month-first only
+    assert hints == {"--consent-format '%d/%m/%Y'"}
