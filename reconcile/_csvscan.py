@@ -221,7 +221,8 @@ def block_end(
 
     Blank lines at the end, and with a ``delimiter`` lines of one field, are left to the
     next block, so that a report footer (a blank line, then lines of one field) is never
-    cut apart: only the file's last block looks for one.
+    cut apart: only the file's last block looks for one. When every record from a
+    ``start`` past 0 is such a line, ``start`` is returned: the block needs more bytes.
     """
     breaks = _breaks_from_end(window, line_end, start)
     last = next(breaks, None)
@@ -229,13 +230,27 @@ def block_end(
         return 0
     end = last
     for previous in breaks:
-        record = window[previous + 1 : end]
-        if record not in (b"", b"\r") and not (
-            delimiter is not None and _one_field(record, ord(delimiter))
-        ):
+        if not _footer_like(window[previous + 1 : end], delimiter):
             return end + 1
         end = previous
+    # the block's first record, the one left before its first break
+    if not _footer_like(window[start:end], delimiter):
+        return end + 1
+    if start:
+        return start  # all of the block looks like a footer: the caller reads on
     return last + 1  # all of it looks like a footer: it is not one (a footer is short)
+
+
+def last_break_end(window: bytes | bytearray, line_end: int, start: int = 0) -> int:
+    """Where the last record of ``window`` ending in a line break (outside quotes) from
+    ``start`` on ends, its line break included; 0 when none does."""
+    last = next(_breaks_from_end(window, line_end, start), None)
+    return 0 if last is None else last + 1
+
+
+def _footer_like(record: bytes | bytearray, delimiter: str | None) -> bool:
+    """A blank line, or with a ``delimiter`` a line of one field."""
+    return record in (b"", b"\r") or (delimiter is not None and _one_field(record, ord(delimiter)))
 
 
 def records_in(body: bytes | memoryview, line_end: int) -> int:

@@ -31,6 +31,7 @@ from reconcile._csvscan import (
     check_line_lengths,
     footer_delimiter,
     holds_records,
+    last_break_end,
     newline_byte,
     scan_csv,
 )
@@ -191,6 +192,9 @@ BLOCK_BYTES = 48 << 20
 # bytes at most (rows of 400 KiB on average before then are judged on fewer rows).
 FIRST_BLOCK_ROWS = CONTENT_ROWS + 1
 _FIRST_BLOCK_MOST = 8 * (48 << 20)
+# A later block that holds only blank lines and lines of one field (a report footer, or
+# what looks like one) reads on up to this many bytes before it is cut anyway.
+_FOOTER_MOST = 4 * (48 << 20)
 
 
 def read_csv_contacts(
@@ -375,6 +379,22 @@ def _later_blocks(
             cut = block_end(buffer, newline[0], delimiter if several_fields else None, start=start)
             if cut == 0:
                 raise _too_long_record(path.name, buffer[start:], lines_before)
+        # a block holding only what looks like a report footer reads on, so that a footer
+        # longer than a block is never cut apart (up to _FOOTER_MOST: past it, such lines
+        # are no footer and are cut at the last break)
+        while cut == start and not ends:
+            if filled - start >= _FOOTER_MOST:
+                cut = last_break_end(buffer, newline[0], start)
+                break
+            more = _read(path, handle, BLOCK_BYTES)
+            ends = len(more) < BLOCK_BYTES
+            buffer += more
+            filled += len(more)
+            cut = filled
+            if not ends:
+                cut = block_end(
+                    buffer, newline[0], delimiter if several_fields else None, start=start
+                )
         view = memoryview(buffer)
         block, rest = bytes(view[:cut]), bytes(view[cut:filled])
         view.release()
