@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from reconcile._csvscan import check_line_lengths
+from reconcile._csvscan import check_line_lengths, scan_csv
 from reconcile._text import first_line
 from reconcile.api_pages import events_from_text, parse_metadata_page, parse_records_page
 from reconcile.errors import ChangeFileError, MalformedCSVError
@@ -144,6 +144,7 @@ def _read_csv_changes(path: Path) -> pl.DataFrame:
             schema=dict.fromkeys(("destination", "date", "type", "newDestination"), pl.String)
         )
     except pl.exceptions.PolarsError as error:
+        _name_the_bad_line(path, raw)
         raise ChangeFileError(f"{path}: not a readable CSV ({first_line(error)}).") from None
     if has_header:
         names = {name.strip().lower(): name for name in frame.columns}
@@ -171,6 +172,15 @@ def _read_csv_changes(path: Path) -> pl.DataFrame:
         if frame.width == 3:
             frame = frame.with_columns(newDestination=pl.lit(None, pl.String))
     return frame
+
+
+def _name_the_bad_line(path: Path, raw: bytes) -> None:
+    """Raise ChangeFileError naming the line where ``raw`` breaks its CSV structure (a
+    ragged row, an unclosed quote), when the scan finds one."""
+    try:
+        scan_csv(str(path), raw, ",", footer=False)
+    except MalformedCSVError as error:
+        raise ChangeFileError(str(error)) from None
 
 
 def _check_utf8(raw: bytes) -> None:
