@@ -112,22 +112,17 @@ def import_change_files(
     ]
     batches = change_file_batches(paths, report_id=report_id, now=now, known_report_ids=known_ids)
     summary: ImportSummary = {"label": label, "files": 0, "reports": 0, "events": 0, "warnings": []}
+    if len(batches) > 1:
+        # every batch is read once before the first is committed: a bad row in the last
+        # file leaves the ledger as it was, as it does for an import of one batch
+        for batch in batches:
+            load_change_files(batch, report_id=report_id, now=now, known_report_ids=known_ids)
     seen: set[str] = set()
     changed: set[str] = set()
     for batch in batches:
         # a batch at a time (every metadata page, whole reports' record files), so that
         # an import of many files holds one batch in memory
-        try:
-            history = load_change_files(
-                batch, report_id=report_id, now=now, known_report_ids=known_ids
-            )
-        except ChangeFileError as error:
-            if not seen:
-                raise
-            raise ChangeFileError(
-                f"{error} (the {len(seen)} file(s) read before it were imported; importing "
-                "again once it is fixed adds only what is missing)"
-            ) from None
+        history = load_change_files(batch, report_id=report_id, now=now, known_report_ids=known_ids)
         source = f"import:{label}"
         reports: list[tuple[ReportEntry, pl.DataFrame | None]] = []
         metadata: list[ReportEntry] = []
