@@ -308,10 +308,12 @@ _DAY_MONTH = (
     r"^\s*([0-9]{1,2})([/.\-])([0-9]{1,2})([/.\-])([0-9]{4})"
     r"(?:([ T])[ T]*[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?)?\s*$"
 )
-# The first rows of a file are held (as they are, a reference per piece) until the hint
-# is decided: the day-first format is judged on every row of the file when the first
-# day-first value lies within them, so the hint never depends on where pieces are cut.
-_HELD_ROWS = 1_000_000
+# Of a file's first rows, those a day-first format could read otherwise than the
+# default rules (unreadable, or holding a "/") are held, copied, until the hint is
+# decided: the format is judged on every row of the file when its first day-first value
+# lies within them, so the hint never depends on where pieces are cut. (Other rows count
+# alike both ways: an ISO date is read by both, an empty cell by neither.)
+_HELD_ROWS = 250_000
 
 
 def _day_first_format(values: pl.Series) -> pl.Series:
@@ -350,8 +352,8 @@ class ConsentTally:
     It is named only when most of the values with a day and a month read with it and it
     reads more values than the default rules did (11/1 read as January 11th where it was
     read as November 1st counts against it). Both are counted over every row of the
-    file when that first value lies in its first million rows (else over those and the
-    rows from it on), whatever the pieces.
+    file when that first value lies in its first _HELD_ROWS rows (else over those and
+    the rows from it on), whatever the pieces.
     """
 
     def __init__(self, timezone: str, consent_format: str | None) -> None:
@@ -383,7 +385,11 @@ class ConsentTally:
             return
         if first_row < _HELD_ROWS:
             kept = min(consent.len(), _HELD_ROWS - first_row)
-            self._held.append((consent.head(kept), status.head(kept)))
+            held = consent.head(kept).cast(pl.String)
+            either = unreadable_rows.head(kept) | held.str.contains("/", literal=True)
+            # a copy: a slice would hold the whole piece's text
+            copied = pl.select(pl.concat_str(pl.lit(held.filter(either)), pl.lit(""))).to_series()
+            self._held.append((copied, status.head(kept).filter(either)))
         if unreadable.len() == 0:
             return
         stripped = unreadable.str.strip_chars()

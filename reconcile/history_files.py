@@ -202,15 +202,42 @@ class _RecordPages:
     sources: list[str] = field(default_factory=list)
 
 
-def _report_id_for(path: Path, known_ids: Sequence[str], explicit: str | None) -> str:
-    """The metadata ``reportId`` the file name contains; else ``explicit``; else the
-    file's stem and a digest of its content, so that two files that are different
-    reports stay two reports even when their names are the same."""
-    matches = [report_id for report_id in known_ids if report_id and report_id in path.name]
-    if matches:
-        return max(matches, key=len)
-    if explicit is not None:
-        return explicit
+class _ReportIds:
+    """The report each record file belongs to: the metadata ``reportId`` its name
+    contains; else ``explicit``; else its content's. A file whose content is held already
+    (by the ledger, or by an earlier file of the same import) belongs to that report,
+    whatever its name; two files that are different reports stay two reports even when
+    their names are the same."""
+
+    def __init__(
+        self, known_ids: Sequence[str], explicit: str | None, held_ids: Sequence[str]
+    ) -> None:
+        self.known_ids = known_ids
+        self.explicit = explicit
+        # ids made by content end in "-" and ten hex digits of its digest
+        self.by_digest: dict[str, str] = {}
+        for held in sorted(held_ids, reverse=True):
+            _stem, _dash, tail = held.rpartition("-")
+            if _dash and len(tail) == 10 and all(c in "0123456789abcdef" for c in tail):
+                self.by_digest[tail] = held
+        self.files_by_digest: dict[str, str] = {}
+
+    def for_file(self, path: Path) -> tuple[str, bool]:
+        """The file's report id, and whether the import read the same content before."""
+        matches = [known for known in self.known_ids if known and known in path.name]
+        if matches:
+            return max(matches, key=len), False
+        if self.explicit is not None:
+            return self.explicit, False
+        digest = _content_digest(path)
+        if digest in self.files_by_digest:
+            return self.files_by_digest[digest], True
+        found = self.by_digest.get(digest, f"{path.stem}-{digest}")
+        self.files_by_digest[digest] = found
+        return found, False
+
+
+def _content_digest(path: Path) -> str:
     digest = hashlib.sha256()
     try:
         with path.open("rb") as stream:
@@ -218,7 +245,7 @@ def _report_id_for(path: Path, known_ids: Sequence[str], explicit: str | None) -
                 digest.update(block)
     except OSError as error:
         raise ChangeFileError(f"{path}: cannot read the file ({error.strerror}).") from None
-    return f"{path.stem}-{digest.hexdigest()[:10]}"
+    return digest.hexdigest()[:10]
 
 
 def change_file_batches(
@@ -227,6 +254,7 @@ def change_file_batches(
     report_id: str | None = None,
     now: datetime | None = None,
     known_report_ids: Sequence[str] = (),
+    held_ids: Sequence[str] = (),
 ) -> list[list[Path]]:
     """``paths`` as batches for `load_change_files`, so that an import of many files
     holds one batch in memory at a time: each batch has every metadata page and the
@@ -248,8 +276,9 @@ def change_file_batches(
                 continue
         records.append((path, size))
     by_report: dict[str, list[tuple[Path, int]]] = {}
+    ids = _ReportIds(known, report_id, held_ids)
     for path, size in records:
-        by_report.setdefault(_report_id_for(path, known, report_id), []).append((path, size))
+        by_report.setdefault(ids.for_file(path)[0], []).append((path, size))
     batches: list[list[Path]] = []
     batch: list[Path] = []
     held = 0
@@ -271,6 +300,7 @@ def load_change_files(
     report_id: str | None = None,
     now: datetime | None = None,
     known_report_ids: Sequence[str] = (),
+    held_ids: Sequence[str] = (),
 ) -> History:
     """Read change files into a History; raise ChangeFileError naming the file at fault.
 
@@ -300,10 +330,13 @@ def load_change_files(
     )
     known_ids = reports.get_column("report_id").to_list() + list(known_report_ids)
     by_report: dict[str, _RecordPages] = {}
+    ids = _ReportIds(known_ids, report_id, held_ids)
     for path, page_document in record_files:
-        found_id = _report_id_for(path, known_ids, report_id)
+        found_id, read_before = ids.for_file(path)
         pages = by_report.setdefault(found_id, _RecordPages())
         pages.sources.append(str(path))
+        if read_before:
+            continue
         if page_document is None:
             raw = _read_csv_changes(path)
             pages.frames.append(

@@ -3,6 +3,7 @@ at a time, so that an import's memory does not grow with what it imports."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -110,19 +111,30 @@ def import_change_files(
         for entry in known.values()
         if entry.status != ReportStatus.ASSUMED and entry.date_from is not None
     ]
-    batches = change_file_batches(paths, report_id=report_id, now=now, known_report_ids=known_ids)
+    # a file of content the ledger holds joins that report, whatever its name
+    held_ids = list(known)
+    batches = change_file_batches(
+        paths, report_id=report_id, now=now, known_report_ids=known_ids, held_ids=held_ids
+    )
+    load = functools.partial(
+        load_change_files,
+        report_id=report_id,
+        now=now,
+        known_report_ids=known_ids,
+        held_ids=held_ids,
+    )
     summary: ImportSummary = {"label": label, "files": 0, "reports": 0, "events": 0, "warnings": []}
     if len(batches) > 1:
         # every batch is read once before the first is committed: a bad row in the last
         # file leaves the ledger as it was, as it does for an import of one batch
         for batch in batches:
-            load_change_files(batch, report_id=report_id, now=now, known_report_ids=known_ids)
+            load(batch)
     seen: set[str] = set()
     changed: set[str] = set()
     for batch in batches:
         # a batch at a time (every metadata page, whole reports' record files), so that
         # an import of many files holds one batch in memory
-        history = load_change_files(batch, report_id=report_id, now=now, known_report_ids=known_ids)
+        history = load(batch)
         source = f"import:{label}"
         reports: list[tuple[ReportEntry, pl.DataFrame | None]] = []
         metadata: list[ReportEntry] = []

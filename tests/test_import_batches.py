@@ -87,3 +87,30 @@ def test_a_change_file_larger_than_a_report_is_refused_before_reading(
     assert "big.csv: 0 MiB is more than one report's change file holds (at most 0 MiB)" in line
     assert line.endswith("(the columns `reconcile ledger export` writes).")
     assert not Ledger(data).entries()
+
+
+def test_the_same_content_under_another_name_is_the_same_report(run_cli, tmp_path):
+    """SPEC: an import is identified by its content; importing it twice changes nothing,
+    whatever the file is called, in one import or in two."""
+    content = (
+        "destination,date,type\n"
+        "14155550101,2024-03-10T00:00:00Z,DEACTIVATION\n"
+        "14155550102,2024-03-11T00:00:00Z,DEACTIVATION\n"
+    )
+    first, renamed = tmp_path / "march.csv", tmp_path / "march (1).csv"
+    first.write_text(content)
+    renamed.write_text(content)
+    other = tmp_path / "other" / "march.csv"  # the same name, another report
+    other.parent.mkdir()
+    other.write_text(content.replace("0102", "0103"))
+    one_by_one = tmp_path / "one-by-one"
+    for path in (first, renamed):
+        assert run_cli("ledger", "import", path, "--data-dir", one_by_one).exit_code == 0
+    second = run_cli("ledger", "import", renamed, "--data-dir", one_by_one)
+    assert second.stdout.startswith("imported 0 report(s), 0 events from 1 file(s)")
+    together = tmp_path / "together"
+    result = run_cli("ledger", "import", first, renamed, other, "--data-dir", together)
+    assert result.stdout.startswith("imported 2 report(s), 4 events from 3 file(s)")
+    assert {entry.records for entry in Ledger(together).entries().values()} == {2}
+    events, entries = _held(one_by_one)
+    assert events.height == 2 and list(entries.values()) == [("assumed", 2)]
