@@ -306,7 +306,7 @@ def check_since(since: str | None) -> str | None:
 # after extraction.
 _DAY_MONTH = (
     r"^\s*([0-9]{1,2})([/.\-])([0-9]{1,2})([/.\-])([0-9]{4})"
-    r"(?:([ T])[ T]*[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?)?\s*$"
+    r"(?:([ T])[ T]*[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?(?:\s*([AaPp])\.?[Mm]\.?)?)?\s*$"
 )
 # Of a file's first rows, those a day-first format could read otherwise than the
 # default rules (unreadable, or holding a "/") are held, copied, until the hint is
@@ -319,15 +319,17 @@ _HELD_ROWS = 250_000
 def _day_first_format(values: pl.Series) -> pl.Series:
     """The day-first format reading each value, or null (also for an ambiguous 1/2/2024)."""
     parts = values.to_frame("v").select(pl.col("v").str.extract_groups(_DAY_MONTH)).to_series()
-    day, separator, month, separator_2, _year, clock_mark, seconds = (
-        parts.struct.field(str(index)) for index in range(1, 8)
+    day, separator, month, separator_2, _year, clock_mark, seconds, meridiem = (
+        parts.struct.field(str(index)) for index in range(1, 9)
     )
     date = pl.concat_str([pl.lit("%d"), separator, pl.lit("%m"), separator, pl.lit("%Y")])
+    hour = pl.when(meridiem.is_null()).then(pl.lit("%H")).otherwise(pl.lit("%I"))
+    suffix = pl.when(meridiem.is_null()).then(pl.lit("")).otherwise(pl.lit(" %p"))
     clock = (
         pl.when(seconds.is_not_null())
-        .then(pl.concat_str([clock_mark, pl.lit("%H:%M:%S")]))
+        .then(pl.concat_str([clock_mark, hour, pl.lit(":%M:%S"), suffix]))
         .when(clock_mark.is_not_null())
-        .then(pl.concat_str([clock_mark, pl.lit("%H:%M")]))
+        .then(pl.concat_str([clock_mark, hour, pl.lit(":%M"), suffix]))
         .otherwise(pl.lit(""))
     )
     day_first = (
@@ -352,8 +354,9 @@ class ConsentTally:
     It is named only when most of the values with a day and a month read with it and it
     reads more values than the default rules did (11/1 read as January 11th where it was
     read as November 1st counts against it). Both are counted over every row of the
-    file when that first value lies in its first _HELD_ROWS rows (else over those and
-    the rows from it on), whatever the pieces.
+    file, whatever the pieces, when that first value lies in its first _HELD_ROWS rows;
+    when it lies further on, no format is named (the safe side: a hint judged on part of
+    the column could leave more values unreadable).
     """
 
     def __init__(self, timezone: str, consent_format: str | None) -> None:
@@ -369,6 +372,7 @@ class ConsentTally:
         self.read_day_first = 0
         self._rows_seen = 0
         self._held: list[tuple[pl.Series, pl.Series]] = []
+        self._too_late = False
 
     def add(self, consent: pl.Series, status: pl.Series) -> None:
         """Count one piece's raw ``consent`` cells and their `parse_consent` ``status``."""
@@ -378,7 +382,7 @@ class ConsentTally:
         unreadable = consent.filter(unreadable_rows)
         self.unreadable += unreadable.len()
         self._add_examples(unreadable)
-        if self.consent_format is not None:
+        if self.consent_format is not None or self._too_late:
             return
         if self.day_first is not None:
             self._count(consent, status)
@@ -398,13 +402,19 @@ class ConsentTally:
         if found.len() == 0:
             return
         first = int(found[0])
+        row_in_piece = int(unreadable_rows.arg_true()[first])
+        if first_row + row_in_piece >= _HELD_ROWS:
+            # the rows between the held ones and this value are gone: the format cannot be
+            # judged on the column, so it is not named (the values are still counted)
+            self._too_late = True
+            self._held = []
+            return
         self.day_first = formats[first]
         self.day_first_example = stripped[first]
         for held_consent, held_status in self._held:
             self._count(held_consent, held_status)
         self._held = []
-        row_in_piece = int(unreadable_rows.arg_true()[first])
-        start = max(row_in_piece, _HELD_ROWS - first_row)
+        start = _HELD_ROWS - first_row
         if start < consent.len():
             self._count(consent.slice(start), status.slice(start))
 
@@ -421,7 +431,8 @@ class ConsentTally:
         read = parse_consent(consent, self.timezone, self.day_first)
         read_then = read.get_column("consent_boundary").is_not_null()
         dated = _has_day_and_month(consent.cast(pl.String))
-        self.read_now += int((status == PARSED).sum())
+        # a date in the future was read (and set aside): the default rules read it
+        self.read_now += int(status.is_in([PARSED, FUTURE]).sum())
         self.read_then += int(read_then.sum())
         self.day_and_month += int(dated.sum())
         self.read_day_first += int((dated & read_then).sum())

@@ -167,6 +167,7 @@ def test_the_day_first_hint_does_not_depend_on_where_pieces_are_cut(
         + ["01/02/2023"] * ambiguous
         + ["13/10/2023"] * day_first
         + ["n/a"] * other
+        + ["2099-01-01", "1/2/2099"] * other
     )
     seed.shuffle(values)
     whole = _tally_over(values, [])
@@ -176,9 +177,11 @@ def test_the_day_first_hint_does_not_depend_on_where_pieces_are_cut(
         whole.unreadable,
         whole.shown_examples(),
     )
-    read_then = ambiguous + day_first
-    read_now = month_first + ambiguous
-    expected = read_then > read_now and read_then * 2 > month_first + read_then
+    # the future values: the ISO one read both ways, 1/2/2099 too (as February 1st)
+    read_then = ambiguous + day_first + 2 * other
+    read_now = month_first + ambiguous + 2 * other
+    dated_read = ambiguous + day_first + other
+    expected = read_then > read_now and dated_read * 2 > month_first + dated_read
     assert whole.hint == ("--consent-format '%d/%m/%Y'" if expected else None)
 
 
@@ -193,11 +196,32 @@ def test_the_hint_is_not_misled_by_month_first_values_in_earlier_pieces():
     )
 
 
-def test_rows_past_the_held_ones_count_from_the_first_day_first_value(monkeypatch):
-    """Beyond the rows held, the format is judged on the held rows and on the rows from
-    the first day-first value on, for any cut."""
+def test_no_format_is_named_when_the_first_day_first_value_lies_past_the_held_rows(
+    monkeypatch,
+):
+    """The rows between those held and the first day-first value are not kept: the
+    format is not judged on part of the column (100 month-first values there would be
+    left unreadable by it), whatever the cuts."""
     monkeypatch.setattr(consent, "_HELD_ROWS", 4)
-    values = ["01/02/2023"] * 4 + ["12/25/2023"] * 6 + ["13/10/2023"] * 3 + ["12/25/2023"]
-    hints = {_tally_over(values, cuts).hint for cuts in ([], [2], [5], [11], [3, 12])}
-    # held: 4 read both ways; from row 10: 3 day-first only, 1 month-first only
-    assert hints == {"--consent-format '%d/%m/%Y'"}
+    values = ["2024-01-01"] * 4 + ["12/25/2023"] * 6 + ["13/10/2023"] * 3
+    for cuts in ([], [2], [5], [11], [3, 12]):
+        tally = _tally_over(values, cuts)
+        assert (tally.hint, tally.unreadable) == (None, 3)
+    early = ["13/10/2023"] + ["2024-01-01"] * 3 + ["01/02/2023"] * 6 + ["14/10/2023"]
+    assert {_tally_over(early, cuts).hint for cuts in ([], [2], [5])} == {
+        "--consent-format '%d/%m/%Y'"
+    }
+
+
+def test_future_and_twelve_hour_values_count_as_read_by_the_default_rules():
+    """A date in the future was read (and set aside), and a US time with AM/PM is a
+    value with a day and a month: neither turns the hint on."""
+    future = ["13/10/2023", "10/25/2023", "10/25/2023", "1/2/2099", "1/2/2099"]
+    assert _tally_over(future, []).hint is None
+    twelve_hour = ["13/10/2023"] * 3 + ["25.10.2023"] * 2 + ["10/25/2023 2:30 PM"] * 2
+    assert _tally_over(twelve_hour, []).hint is None
+    day_first_pm = ["13/10/2023 2:30 PM", "14/10/2023 11:05 AM", "n/a"]
+    tally = _tally_over(day_first_pm, [])
+    assert tally.hint == "--consent-format '%d/%m/%Y %I:%M %p'"
+    read = parse_consent(pl.Series(day_first_pm), "UTC", "%d/%m/%Y %I:%M %p")
+    assert read.get_column("consent_boundary").null_count() == 1
