@@ -222,23 +222,30 @@ def block_end(
     Blank lines at the end, and with a ``delimiter`` lines of one field, are left to the
     next block, so that a report footer (a blank line, then lines of one field) is never
     cut apart: only the file's last block looks for one. When every record from a
-    ``start`` past 0 is such a line, ``start`` is returned: the block needs more bytes.
+    ``start`` past 0 is such a line, and not all are blank, ``start`` is returned: the
+    block needs more bytes.
     """
     breaks = _breaks_from_end(window, line_end, start)
     last = next(breaks, None)
     if last is None:
         return 0
     end = last
+    text = False  # a line of one field among them, not only blank lines
     for previous in breaks:
-        if not _footer_like(window[previous + 1 : end], delimiter):
+        record = window[previous + 1 : end]
+        if not _footer_like(record, delimiter):
             return end + 1
+        text = text or record not in (b"", b"\r")
         end = previous
     # the block's first record, the one left before its first break
-    if not _footer_like(window[start:end], delimiter):
+    record = window[start:end]
+    if not _footer_like(record, delimiter):
         return end + 1
-    if start:
-        return start  # all of the block looks like a footer: the caller reads on
-    return last + 1  # all of it looks like a footer: it is not one (a footer is short)
+    # all of the block looks like a footer: the caller reads on, unless it is blank lines
+    # only and ends with one (no row is cut: the next block starts after them)
+    if start and (text or record not in (b"", b"\r") or len(window) > last + 1):
+        return start
+    return last + 1
 
 
 def last_break_end(window: bytes | bytearray, line_end: int, start: int = 0) -> int:

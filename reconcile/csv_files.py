@@ -193,8 +193,9 @@ BLOCK_BYTES = 48 << 20
 FIRST_BLOCK_ROWS = CONTENT_ROWS + 1
 _FIRST_BLOCK_MOST = 8 * (48 << 20)
 # A later block that holds only blank lines and lines of one field (a report footer, or
-# what looks like one) reads on up to this many bytes before it is cut anyway.
-_FOOTER_MOST = 4 * (48 << 20)
+# what looks like one) reads on, BLOCK_BYTES at a time, up to this many blocks before it
+# is cut anyway (a footer is a few hundred bytes: more is not one).
+_FOOTER_BLOCKS = 4
 
 
 def read_csv_contacts(
@@ -380,10 +381,10 @@ def _later_blocks(
             if cut == 0:
                 raise _too_long_record(path.name, buffer[start:], lines_before)
         # a block holding only what looks like a report footer reads on, so that a footer
-        # longer than a block is never cut apart (up to _FOOTER_MOST: past it, such lines
+        # longer than a block is never cut apart (up to _FOOTER_BLOCKS: past them, such lines
         # are no footer and are cut at the last break)
         while cut == start and not ends:
-            if filled - start >= _FOOTER_MOST:
+            if filled - start >= _FOOTER_BLOCKS * BLOCK_BYTES:
                 cut = last_break_end(buffer, newline[0], start)
                 break
             more = _read(path, handle, BLOCK_BYTES)

@@ -342,3 +342,20 @@ def test_a_first_block_cut_short_with_a_long_rest_reads_on_without_repeating_row
     assert blocks.cleaned_path.read_bytes() == whole.cleaned_path.read_bytes()
     assert blocks.changes_path.read_bytes() == whole.changes_path.read_bytes()
     assert blocks.counts.rows == 17
+
+
+@pytest.mark.parametrize(
+    ("block", "cut"),
+    [
+        (b"\n\n\n", 7),  # blank lines only: cut anywhere, nothing more is read
+        (b'\n"Confidential"\n', 4),  # a footer's start: the block reads on
+        (b'\n\n"Confid', 4),  # blank lines, then a record not ended yet: reads on
+        (b'C1,4155550101\n\n"Confidential"\n', 18),  # after the block's one data record
+    ],
+)
+def test_a_block_of_footer_like_lines_reads_on_only_for_a_footer(block, cut):
+    """`block_end` with a header in front (``start``): a later block of blank lines only
+    is cut at once (a long run of them is not held in memory), one that may hold a
+    report footer asks for more bytes (``start``)."""
+    window = b"h,a\n" + block
+    assert _csvscan.block_end(window, ord("\n"), ",", start=4) == cut
