@@ -220,21 +220,33 @@ class _ReportIds:
             _stem, _dash, tail = held.rpartition("-")
             if _dash and len(tail) == 10 and all(c in "0123456789abcdef" for c in tail):
                 self.by_digest[tail] = held
-        self.files_by_digest: dict[str, str] = {}
 
-    def for_file(self, path: Path) -> tuple[str, bool]:
-        """The file's report id, and whether the import read the same content before."""
+    def assign(self, paths: Sequence[Path]) -> list[tuple[str, bool]]:
+        """Each file's report id, and whether the same content was read before it in
+        this import (then it adds nothing). Files named by a report id, or given one,
+        are taken first: a copy of one under another name joins that report."""
+        digests = [_content_digest(path) for path in paths]
+        named = [self._named(path) for path in paths]
+        first: dict[str, str] = {}
+        for digest, found in zip(digests, named, strict=True):
+            if found is not None:
+                first.setdefault(digest, found)
+        assigned: list[tuple[str, bool]] = []
+        read: set[tuple[str, str]] = set()
+        for digest, found, path in zip(digests, named, paths, strict=True):
+            if found is None:
+                found = first.setdefault(
+                    digest, self.by_digest.get(digest, f"{path.stem}-{digest}")
+                )
+            assigned.append((found, (digest, found) in read))
+            read.add((digest, found))
+        return assigned
+
+    def _named(self, path: Path) -> str | None:
         matches = [known for known in self.known_ids if known and known in path.name]
         if matches:
-            return max(matches, key=len), False
-        if self.explicit is not None:
-            return self.explicit, False
-        digest = _content_digest(path)
-        if digest in self.files_by_digest:
-            return self.files_by_digest[digest], True
-        found = self.by_digest.get(digest, f"{path.stem}-{digest}")
-        self.files_by_digest[digest] = found
-        return found, False
+            return max(matches, key=len)
+        return self.explicit
 
 
 def _content_digest(path: Path) -> str:
@@ -276,9 +288,9 @@ def change_file_batches(
                 continue
         records.append((path, size))
     by_report: dict[str, list[tuple[Path, int]]] = {}
-    ids = _ReportIds(known, report_id, held_ids)
-    for path, size in records:
-        by_report.setdefault(ids.for_file(path)[0], []).append((path, size))
+    assigned = _ReportIds(known, report_id, held_ids).assign([path for path, _size in records])
+    for (path, size), (found_id, _read_before) in zip(records, assigned, strict=True):
+        by_report.setdefault(found_id, []).append((path, size))
     batches: list[list[Path]] = []
     batch: list[Path] = []
     held = 0
@@ -330,9 +342,8 @@ def load_change_files(
     )
     known_ids = reports.get_column("report_id").to_list() + list(known_report_ids)
     by_report: dict[str, _RecordPages] = {}
-    ids = _ReportIds(known_ids, report_id, held_ids)
-    for path, page_document in record_files:
-        found_id, read_before = ids.for_file(path)
+    assigned = _ReportIds(known_ids, report_id, held_ids).assign([path for path, _ in record_files])
+    for (path, page_document), (found_id, read_before) in zip(record_files, assigned, strict=True):
         pages = by_report.setdefault(found_id, _RecordPages())
         pages.sources.append(str(path))
         if read_before:

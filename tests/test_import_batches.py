@@ -4,6 +4,7 @@ memory at a time, and refuses a file larger than a report's change file, in one 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import reconcile.history_files as history_files
 from reconcile.ledger import Ledger
@@ -114,3 +115,29 @@ def test_the_same_content_under_another_name_is_the_same_report(run_cli, tmp_pat
     assert {entry.records for entry in Ledger(together).entries().values()} == {2}
     events, entries = _held(one_by_one)
     assert events.height == 2 and list(entries.values()) == [("assumed", 2)]
+
+
+def test_a_copy_of_a_named_page_or_of_a_file_given_a_report_id_adds_nothing(run_cli, tmp_path):
+    """In one import, a renamed copy of a page named by its report id joins that report,
+    whichever comes first in the folder, and two identical files given one --report-id
+    are read once."""
+    samples = Path(__file__).resolve().parent.parent / "samples" / "changes"
+    folder = tmp_path / "changes"
+    shutil.copytree(samples, folder)
+    [page] = sorted(folder.glob("*vz-1001*page0*.json"))
+    shutil.copy(page, folder / "0-copy-of-page.json")  # sorted before the named page
+    whole, copied = tmp_path / "whole", tmp_path / "copied"
+    assert run_cli("ledger", "import", samples, "--data-dir", whole).exit_code == 0
+    assert run_cli("ledger", "import", folder, "--data-dir", copied).exit_code == 0
+    assert _held(copied)[0].equals(_held(whole)[0])
+    assert _held(copied)[1] == _held(whole)[1]
+    twins = tmp_path / "twins"
+    twins.mkdir()
+    for name in ("a.csv", "b.csv"):
+        (twins / name).write_text(
+            "destination,date,type\n14155550101,2024-03-10T00:00:00Z,DEACTIVATION\n"
+        )
+    given = tmp_path / "given"
+    result = run_cli("ledger", "import", twins, "--report-id", "R", "--data-dir", given)
+    assert result.exit_code == 0, result.output
+    assert {key: entry.records for key, entry in Ledger(given).entries().items()} == {"R": 1}
