@@ -171,6 +171,9 @@ def _read_csv_changes(path: Path) -> pl.DataFrame:
         frame.columns = list(("destination", "date", "type", "newDestination")[: frame.width])
         if frame.width == 3:
             frame = frame.with_columns(newDestination=pl.lit(None, pl.String))
+    if frame.get_column("type").null_count():
+        # a row without its type is refused anyway: a short row is named by its line
+        _name_the_bad_line(path, raw)
     return frame
 
 

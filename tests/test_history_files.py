@@ -162,6 +162,13 @@ def test_missing_record_pages_make_a_report_incomplete(tmp_path):
             + '"14155550102,2024-03-10,DEACTIVATION\n',
             "c.csv: line 5: a quoted field is never closed",
         ),
+        (
+            "c.csv",
+            "destination,date,type\n"
+            + "14155550101,2024-03-10,DEACTIVATION\n" * 2
+            + "14155550102,2024-03-10\n",
+            "c.csv: line 4 has 2 fields but the header has 3",
+        ),
     ],
 )
 def test_bad_change_files_name_the_file_and_the_record(tmp_path, name, content, message):
