@@ -164,6 +164,8 @@ class History:
         self.event_parts = event_parts
         self.reports = reports
         self.sources = sources or []
+        # change files: each report's content digests (`history_files.content_digest`)
+        self.contents: dict[str, tuple[str, ...]] = {}
         self.warnings = warnings or []
         self.description = description
         self.last_sync = last_sync

@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from reconcile._text import first_line
 from reconcile.api_pages import events_from_text, parse_metadata_page, parse_records_page
 from reconcile.errors import ChangeFileError, MalformedCSVError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History
-from reconcile.lifecycle import ReportStatus
+from reconcile.lifecycle import ReportEntry, ReportStatus
 
 __all__ = ["change_file_batches", "expand_paths", "load_change_files"]
 
@@ -213,22 +213,18 @@ class _ReportIds:
     their names are the same."""
 
     def __init__(
-        self, known_ids: Sequence[str], explicit: str | None, held_ids: Sequence[str]
+        self, known_ids: Sequence[str], explicit: str | None, held: Mapping[str, str]
     ) -> None:
         self.known_ids = known_ids
         self.explicit = explicit
-        # ids made by content end in "-" and ten hex digits of its digest
-        self.by_digest: dict[str, str] = {}
-        for held in sorted(held_ids, reverse=True):
-            _stem, _dash, tail = held.rpartition("-")
-            if _dash and len(tail) == 10 and all(c in "0123456789abcdef" for c in tail):
-                self.by_digest[tail] = held
+        self.by_digest = held
 
     def assign(self, paths: Sequence[Path]) -> list[tuple[str, bool]]:
         """Each file's report id, and whether the same content was read before it in
         this import (then it adds nothing). Files named by a report id, or given one,
         are taken first: a copy of one under another name joins that report."""
-        digests = [_content_digest(path) for path in paths]
+        digests = [content_digest(path) for path in paths]
+        self.digests = dict(zip(paths, digests, strict=True))
         named = [self._named(path) for path in paths]
         first: dict[str, str] = {}
         for digest, found in zip(digests, named, strict=True):
@@ -252,7 +248,22 @@ class _ReportIds:
         return self.explicit
 
 
-def _content_digest(path: Path) -> str:
+def held_contents(entries: Collection[ReportEntry]) -> dict[str, str]:
+    """The ledger's reports by the digests of their content: those its entries list, and
+    the ids made of a file's stem and digest (ledgers written before entries listed
+    them)."""
+    held: dict[str, str] = {}
+    for entry in sorted(entries, key=lambda entry: entry.report_id, reverse=True):
+        _stem, dash, tail = entry.report_id.rpartition("-")
+        if dash and len(tail) == 10 and all(c in "0123456789abcdef" for c in tail):
+            held[tail] = entry.report_id
+    for entry in entries:
+        held.update(dict.fromkeys(entry.contents, entry.report_id))
+    return held
+
+
+def content_digest(path: Path) -> str:
+    """Ten hex digits of a file's SHA-256: what identifies an import's content."""
     digest = hashlib.sha256()
     try:
         with path.open("rb") as stream:
@@ -269,7 +280,7 @@ def change_file_batches(
     report_id: str | None = None,
     now: datetime | None = None,
     known_report_ids: Sequence[str] = (),
-    held_ids: Sequence[str] = (),
+    held: Mapping[str, str] | None = None,
 ) -> list[list[Path]]:
     """``paths`` as batches for `load_change_files`, so that an import of many files
     holds one batch in memory at a time: each batch has every metadata page and the
@@ -291,19 +302,19 @@ def change_file_batches(
                 continue
         records.append((path, size))
     by_report: dict[str, list[tuple[Path, int]]] = {}
-    assigned = _ReportIds(known, report_id, held_ids).assign([path for path, _size in records])
+    assigned = _ReportIds(known, report_id, held or {}).assign([path for path, _size in records])
     for (path, size), (found_id, _read_before) in zip(records, assigned, strict=True):
         by_report.setdefault(found_id, []).append((path, size))
     batches: list[list[Path]] = []
     batch: list[Path] = []
-    held = 0
+    batch_bytes = 0
     for group in by_report.values():
         group_bytes = sum(size for _path, size in group)
-        if batch and held + group_bytes > BATCH_BYTES:
+        if batch and batch_bytes + group_bytes > BATCH_BYTES:
             batches.append(metadata + batch)
-            batch, held = [], 0
+            batch, batch_bytes = [], 0
         batch.extend(path for path, _size in group)
-        held += group_bytes
+        batch_bytes += group_bytes
     if batch or not batches:
         batches.append(metadata + batch)
     return batches
@@ -315,7 +326,7 @@ def load_change_files(
     report_id: str | None = None,
     now: datetime | None = None,
     known_report_ids: Sequence[str] = (),
-    held_ids: Sequence[str] = (),
+    held: Mapping[str, str] | None = None,
 ) -> History:
     """Read change files into a History; raise ChangeFileError naming the file at fault.
 
@@ -345,7 +356,8 @@ def load_change_files(
     )
     known_ids = reports.get_column("report_id").to_list() + list(known_report_ids)
     by_report: dict[str, _RecordPages] = {}
-    assigned = _ReportIds(known_ids, report_id, held_ids).assign([path for path, _ in record_files])
+    ids = _ReportIds(known_ids, report_id, held or {})
+    assigned = ids.assign([path for path, _ in record_files])
     for (path, page_document), (found_id, read_before) in zip(record_files, assigned, strict=True):
         pages = by_report.setdefault(found_id, _RecordPages())
         pages.sources.append(str(path))
@@ -371,7 +383,10 @@ def load_change_files(
             pages.total_pages = (
                 total if pages.total_pages is None else max(pages.total_pages, total)
             )
-    return _assemble(reports, by_report, [str(path) for path in files])
+    history = _assemble(reports, by_report, [str(path) for path in files])
+    for (path, _document), (found_id, _read_before) in zip(record_files, assigned, strict=True):
+        history.contents[found_id] = (*history.contents.get(found_id, ()), ids.digests[path])
+    return history
 
 
 def _assemble(

@@ -27,7 +27,7 @@ from reconcile.history import (
     REQUIRED_EVENT_COLUMNS,
     conform_events,
 )
-from reconcile.history_files import change_file_batches, load_change_files
+from reconcile.history_files import change_file_batches, held_contents, load_change_files
 from reconcile.ledger import Ledger, ReportEntry
 from reconcile.lifecycle import ReportStatus
 
@@ -112,16 +112,12 @@ def import_change_files(
         if entry.status != ReportStatus.ASSUMED and entry.date_from is not None
     ]
     # a file of content the ledger holds joins that report, whatever its name
-    held_ids = list(known)
+    held = held_contents(list(known.values()))
     batches = change_file_batches(
-        paths, report_id=report_id, now=now, known_report_ids=known_ids, held_ids=held_ids
+        paths, report_id=report_id, now=now, known_report_ids=known_ids, held=held
     )
     load = functools.partial(
-        load_change_files,
-        report_id=report_id,
-        now=now,
-        known_report_ids=known_ids,
-        held_ids=held_ids,
+        load_change_files, report_id=report_id, now=now, known_report_ids=known_ids, held=held
     )
     summary: ImportSummary = {"label": label, "files": 0, "reports": 0, "events": 0, "warnings": []}
     if len(batches) > 1:
@@ -144,7 +140,10 @@ def import_change_files(
                 metadata.append(entry)
                 continue
             events = history.events.filter(pl.col("report_id") == entry.report_id)
-            reports.append((replace(entry, source=source, fetched_at=now), events))
+            contents = tuple(sorted(set(history.contents.get(entry.report_id, ()))))
+            reports.append(
+                (replace(entry, source=source, fetched_at=now, contents=contents), events)
+            )
         done = _commit_import(ledger, label, 0, reports, metadata, history.warnings, changed)
         seen.update(history.sources)
         summary["reports"] += done["reports"]

@@ -110,10 +110,13 @@ class ReportEntry:
     file: str | None = None
     source: str = "api"
     fetched_at: datetime | None = None
+    # digests of the change files imported into it (`history_files.content_digest`): the
+    # same content under another name joins this report
+    contents: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """The manifest's line for this report."""
-        return {
+        line: dict[str, object] = {
             "report_id": self.report_id,
             "status": str(self.status),
             "network_id": self.network_id,
@@ -124,6 +127,9 @@ class ReportEntry:
             "fetched_at": manifest_instant(self.fetched_at),
             **{name: manifest_instant(getattr(self, name)) for name in _DATE_FIELDS},
         }
+        if self.contents:
+            line["contents"] = list(self.contents)
+        return line
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> ReportEntry:
@@ -137,6 +143,7 @@ class ReportEntry:
             file=_events_name(data.get("file")),
             source=text_or_none(data.get("source")) or "api",
             fetched_at=read_manifest_instant(text_or_none(data.get("fetched_at"))),
+            contents=_contents(data.get("contents")),
             generated_date=read_manifest_instant(text_or_none(data.get("generated_date"))),
             date_from=read_manifest_instant(text_or_none(data.get("date_from"))),
             date_to=read_manifest_instant(text_or_none(data.get("date_to"))),
@@ -175,6 +182,20 @@ def _events_name(value: object) -> str | None:
     if not isinstance(value, str) or not EVENTS_FILE_NAME.fullmatch(value) or ".." in value:
         raise ValueError(f"an events file name that is not the ledger's: {value!r}")
     return value
+
+
+_DIGEST = re.compile(r"[0-9a-f]{10}")
+
+
+def _contents(value: object) -> tuple[str, ...]:
+    """An entry's content digests: none, or a list of ten hex digits each."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(item, str) and _DIGEST.fullmatch(item) for item in value
+    ):
+        raise ValueError("contents that are not the ledger's digests")
+    return tuple(value)
 
 
 def _whole(value: object) -> int | None:
@@ -272,6 +293,7 @@ def merge_entry(old: ReportEntry | None, new: ReportEntry) -> ReportEntry:
         network_name=kept.network_name or old.network_name,
         generated_date=kept.generated_date or old.generated_date,
         expiry_date=kept.expiry_date or old.expiry_date,
+        contents=tuple(sorted({*old.contents, *new.contents})),
     )
 
 

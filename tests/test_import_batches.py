@@ -141,3 +141,21 @@ def test_a_copy_of_a_named_page_or_of_a_file_given_a_report_id_adds_nothing(run_
     result = run_cli("ledger", "import", twins, "--report-id", "R", "--data-dir", given)
     assert result.exit_code == 0, result.output
     assert {key: entry.records for key, entry in Ledger(given).entries().items()} == {"R": 1}
+
+
+def test_a_renamed_copy_of_a_page_imported_before_changes_nothing(run_cli, tmp_path):
+    """The ledger keeps the digests of what each report was imported from: a page named
+    by its report id, imported again under another name later, adds no report."""
+    samples = Path(__file__).resolve().parent.parent / "samples" / "changes"
+    data = tmp_path / "ledger"
+    assert run_cli("ledger", "import", samples, "--data-dir", data).exit_code == 0
+    before = _held(data)
+    [page] = sorted(samples.glob("*vz-1001*page0*.json"))
+    copy = tmp_path / "vz.json"
+    shutil.copy(page, copy)
+    again = run_cli("ledger", "import", copy, "--data-dir", data)
+    assert again.stdout.startswith("imported 0 report(s), 0 events from 1 file(s)")
+    events, entries = _held(data)
+    assert events.equals(before[0]) and entries == before[1]
+    entry = Ledger(data).entries()["5d7c1a2e-vz-1001"]
+    assert len(entry.contents) == 1
