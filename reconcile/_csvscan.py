@@ -231,21 +231,26 @@ def block_end(
         return 0
     end = last
     text = False  # a line of one field among them, not only blank lines
+    before_last: int | None = None  # the break before the last
     for previous in breaks:
         record = window[previous + 1 : end]
         if not _footer_like(record, delimiter):
             return end + 1
         text = text or record not in (b"", b"\r")
+        before_last = previous if before_last is None else before_last
         end = previous
     # the block's first record, the one left before its first break
     record = window[start:end]
     if not _footer_like(record, delimiter):
         return end + 1
-    # all of the block looks like a footer: the caller reads on, unless it is blank lines
-    # only and ends with one (no row is cut: the next block starts after them)
-    if start and (text or record not in (b"", b"\r") or len(window) > last + 1):
-        return start
-    return last + 1
+    text = text or record not in (b"", b"\r")
+    if not start:
+        return last + 1  # all of it looks like a footer: it is not one (a footer is short)
+    if text or len(window) > last + 1 or before_last is None:
+        return start  # all of the block may be a footer's start: the caller reads on
+    # blank lines only: cut before the last of them, which goes with the next block (a
+    # footer after them keeps its blank line), so a long run of them is not held
+    return before_last + 1
 
 
 def last_break_end(window: bytes | bytearray, line_end: int, start: int = 0) -> int:

@@ -347,7 +347,7 @@ def test_a_first_block_cut_short_with_a_long_rest_reads_on_without_repeating_row
 @pytest.mark.parametrize(
     ("block", "cut"),
     [
-        (b"\n\n\n", 7),  # blank lines only: cut anywhere, nothing more is read
+        (b"\n\n\n", 6),  # blank lines only: cut before the last, nothing more is read
         (b'\n"Confidential"\n', 4),  # a footer's start: the block reads on
         (b'\n\n"Confid', 4),  # blank lines, then a record not ended yet: reads on
         (b'C1,4155550101\n\n"Confidential"\n', 18),  # after the block's one data record
