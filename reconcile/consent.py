@@ -316,9 +316,14 @@ _DAY_MONTH = (
 _HELD_ROWS = 250_000
 
 
+def _day_month_parts(values: pl.Series) -> pl.Series:
+    """The `_DAY_MONTH` groups of each value, a struct of fields "1" to "8"."""
+    return values.to_frame("v").select(pl.col("v").str.extract_groups(_DAY_MONTH)).to_series()
+
+
 def _day_first_format(values: pl.Series) -> pl.Series:
     """The day-first format reading each value, or null (also for an ambiguous 1/2/2024)."""
-    parts = values.to_frame("v").select(pl.col("v").str.extract_groups(_DAY_MONTH)).to_series()
+    parts = _day_month_parts(values)
     day, separator, month, separator_2, _year, clock_mark, seconds, meridiem = (
         parts.struct.field(str(index)) for index in range(1, 9)
     )
@@ -341,7 +346,7 @@ def _day_first_format(values: pl.Series) -> pl.Series:
 
 
 def _has_day_and_month(values: pl.Series) -> pl.Series:
-    parts = values.to_frame("v").select(pl.col("v").str.extract_groups(_DAY_MONTH)).to_series()
+    parts = _day_month_parts(values)
     return (parts.struct.field("2") == parts.struct.field("4")).fill_null(False)
 
 

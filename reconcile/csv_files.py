@@ -349,6 +349,7 @@ def _later_blocks(
     records_before = first.scan.record_start.size
     rows_before = first.scan.row_count
     several_fields = first.scan.header_fields > 1
+    footer_fields = delimiter if several_fields else None  # how a footer's lines are told
     # what every block shares; the first block itself is not held here (its bytes
     # go once it is decided)
     bom, wanted, fields = first.bom, first.wanted, first.fields
@@ -377,7 +378,7 @@ def _later_blocks(
         del buffer[filled:]
         cut = filled
         if not ends:
-            cut = block_end(buffer, newline[0], delimiter if several_fields else None, start=start)
+            cut = block_end(buffer, newline[0], footer_fields, start=start)
             if cut == 0:
                 raise _too_long_record(path.name, buffer[start:], lines_before)
         # a block holding only what looks like a report footer reads on, so that a footer
@@ -393,9 +394,7 @@ def _later_blocks(
             filled += len(more)
             cut = filled
             if not ends:
-                cut = block_end(
-                    buffer, newline[0], delimiter if several_fields else None, start=start
-                )
+                cut = block_end(buffer, newline[0], footer_fields, start=start)
         view = memoryview(buffer)
         block, rest = bytes(view[:cut]), bytes(view[cut:filled])
         view.release()

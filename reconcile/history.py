@@ -164,7 +164,7 @@ class History:
         self.event_parts = event_parts
         self.reports = reports
         self.sources = sources or []
-        # change files: each report's content digests (`history_files.content_digest`)
+        # change files: each report's content digests, sorted (`history_files.content_digest`)
         self.contents: dict[str, tuple[str, ...]] = {}
         self.warnings = warnings or []
         self.description = description

@@ -27,7 +27,7 @@ from reconcile._text import first_line
 from reconcile.api_pages import events_from_text, parse_metadata_page, parse_records_page
 from reconcile.errors import ChangeFileError, MalformedCSVError
 from reconcile.history import EVENT_SCHEMA, REPORT_SCHEMA, History
-from reconcile.lifecycle import ReportEntry, ReportStatus
+from reconcile.lifecycle import ReportEntry, ReportStatus, is_content_digest
 
 __all__ = ["change_file_batches", "expand_paths", "load_change_files"]
 
@@ -219,25 +219,25 @@ class _ReportIds:
         self.explicit = explicit
         self.by_digest = held
 
-    def assign(self, paths: Sequence[Path]) -> list[tuple[str, bool]]:
-        """Each file's report id, and whether the same content was read before it in
-        this import (then it adds nothing). Files named by a report id, or given one,
-        are taken first: a copy of one under another name joins that report."""
+    def assign(self, paths: Sequence[Path]) -> list[tuple[str, bool, str]]:
+        """Each file's report id, whether the same content was read before it in this
+        import (then it adds nothing), and its content digest. Files named by a report
+        id, or given one, are taken first: a copy of one under another name joins that
+        report."""
         digests = [content_digest(path) for path in paths]
-        self.digests = dict(zip(paths, digests, strict=True))
         named = [self._named(path) for path in paths]
         first: dict[str, str] = {}
         for digest, found in zip(digests, named, strict=True):
             if found is not None:
                 first.setdefault(digest, found)
-        assigned: list[tuple[str, bool]] = []
+        assigned: list[tuple[str, bool, str]] = []
         read: set[tuple[str, str]] = set()
         for digest, found, path in zip(digests, named, paths, strict=True):
             if found is None:
                 found = first.setdefault(
                     digest, self.by_digest.get(digest, f"{path.stem}-{digest}")
                 )
-            assigned.append((found, (digest, found) in read))
+            assigned.append((found, (digest, found) in read, digest))
             read.add((digest, found))
         return assigned
 
@@ -255,7 +255,7 @@ def held_contents(entries: Collection[ReportEntry]) -> dict[str, str]:
     held: dict[str, str] = {}
     for entry in sorted(entries, key=lambda entry: entry.report_id, reverse=True):
         _stem, dash, tail = entry.report_id.rpartition("-")
-        if dash and len(tail) == 10 and all(c in "0123456789abcdef" for c in tail):
+        if dash and is_content_digest(tail):
             held[tail] = entry.report_id
     for entry in entries:
         held.update(dict.fromkeys(entry.contents, entry.report_id))
@@ -303,7 +303,7 @@ def change_file_batches(
         records.append((path, size))
     by_report: dict[str, list[tuple[Path, int]]] = {}
     assigned = _ReportIds(known, report_id, held or {}).assign([path for path, _size in records])
-    for (path, size), (found_id, _read_before) in zip(records, assigned, strict=True):
+    for (path, size), (found_id, _read_before, _digest) in zip(records, assigned, strict=True):
         by_report.setdefault(found_id, []).append((path, size))
     batches: list[list[Path]] = []
     batch: list[Path] = []
@@ -356,11 +356,16 @@ def load_change_files(
     )
     known_ids = reports.get_column("report_id").to_list() + list(known_report_ids)
     by_report: dict[str, _RecordPages] = {}
-    ids = _ReportIds(known_ids, report_id, held or {})
-    assigned = ids.assign([path for path, _ in record_files])
-    for (path, page_document), (found_id, read_before) in zip(record_files, assigned, strict=True):
+    assigned = _ReportIds(known_ids, report_id, held or {}).assign(
+        [path for path, _ in record_files]
+    )
+    contents: dict[str, set[str]] = {}
+    for (path, page_document), (found_id, read_before, digest) in zip(
+        record_files, assigned, strict=True
+    ):
         pages = by_report.setdefault(found_id, _RecordPages())
         pages.sources.append(str(path))
+        contents.setdefault(found_id, set()).add(digest)
         if read_before:
             continue
         if page_document is None:
@@ -384,8 +389,7 @@ def load_change_files(
                 total if pages.total_pages is None else max(pages.total_pages, total)
             )
     history = _assemble(reports, by_report, [str(path) for path in files])
-    for (path, _document), (found_id, _read_before) in zip(record_files, assigned, strict=True):
-        history.contents[found_id] = (*history.contents.get(found_id, ()), ids.digests[path])
+    history.contents = {found_id: tuple(sorted(found)) for found_id, found in contents.items()}
     return history
 
 

@@ -140,7 +140,7 @@ def import_change_files(
                 metadata.append(entry)
                 continue
             events = history.events.filter(pl.col("report_id") == entry.report_id)
-            contents = tuple(sorted(set(history.contents.get(entry.report_id, ()))))
+            contents = history.contents.get(entry.report_id, ())
             reports.append(
                 (replace(entry, source=source, fetched_at=now, contents=contents), events)
             )

@@ -187,12 +187,17 @@ def _events_name(value: object) -> str | None:
 _DIGEST = re.compile(r"[0-9a-f]{10}")
 
 
+def is_content_digest(text: str) -> bool:
+    """Whether ``text`` is a change file's content digest (ten hex digits)."""
+    return _DIGEST.fullmatch(text) is not None
+
+
 def _contents(value: object) -> tuple[str, ...]:
     """An entry's content digests: none, or a list of ten hex digits each."""
     if value is None:
         return ()
     if not isinstance(value, list) or not all(
-        isinstance(item, str) and _DIGEST.fullmatch(item) for item in value
+        isinstance(item, str) and is_content_digest(item) for item in value
     ):
         raise ValueError("contents that are not the ledger's digests")
     return tuple(value)
